@@ -1,0 +1,33 @@
+// A broker in its own process, for tests that kill -9 it:
+//   node --import tsx test/helpers/broker-process.ts <dataDir> <port> [optionsJson]
+// Prints one line `{"port":N}` on stdout once it listens. SIGTERM closes it gracefully.
+import { Broker } from '../../src/broker/broker.js';
+import { silentLogger } from '../../src/log.js';
+
+type BrokerOptions = ConstructorParameters<typeof Broker>[0];
+
+async function main(): Promise<void> {
+  const [dataDir, portArg, optionsJson] = process.argv.slice(2);
+  if (!dataDir || portArg === undefined) {
+    process.stderr.write('usage: broker-process.ts <dataDir> <port> [optionsJson]\n');
+    process.exit(2);
+  }
+  const extra = optionsJson ? (JSON.parse(optionsJson) as Partial<BrokerOptions>) : {};
+  const broker = new Broker({ dataDir, logger: silentLogger, ...extra } as BrokerOptions);
+  await broker.start();
+  const { port } = await broker.listen({ port: Number(portArg), host: '127.0.0.1' });
+  process.stdout.write(`${JSON.stringify({ port })}\n`);
+  const stop = () => {
+    broker.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`broker-process failed: ${String((err as Error)?.stack ?? err)}\n`);
+  process.exit(1);
+});
