@@ -1,0 +1,109 @@
+// MQTT.js client options for a bridge, and readable causes for refused or failed connections.
+import { readFileSync } from 'node:fs';
+import type { IClientOptions } from 'mqtt';
+import type { BridgeConfig } from './config.js';
+
+/** Builds the options of one connection attempt. Reads TLS files each time so a fixed certificate is picked up without a restart. */
+export function connectOptions(config: BridgeConfig): IClientOptions {
+  const v5 = config.protocolVersion === 5;
+  const options: IClientOptions = {
+    clientId: config.clientId,
+    keepalive: config.keepaliveSeconds,
+    protocolVersion: config.protocolVersion,
+    clean: config.cleanSession,
+    // Reconnects, resubscriptions and the outgoing queue are the bridge's own business: one MQTT.js client per connection.
+    reconnectPeriod: 0,
+    resubscribe: false,
+    queueQoSZero: false,
+    connectTimeout: config.connectTimeoutMs,
+  };
+  if (config.username !== undefined) options.username = config.username;
+  if (config.password !== undefined) options.password = config.password;
+  if (v5) {
+    options.properties = {
+      sessionExpiryInterval: config.sessionExpirySeconds ?? (config.cleanSession ? 0 : 7 * 24 * 3600),
+    };
+  }
+  if (config.statusTopic !== undefined) {
+    options.will = { topic: config.statusTopic, payload: Buffer.from('offline'), qos: 1, retain: true };
+  }
+  if (config.tls !== undefined) {
+    const { ca, cert, key, rejectUnauthorized, servername } = config.tls;
+    if (ca !== undefined) options.ca = readTlsFile(ca, 'tls.ca');
+    if (cert !== undefined) options.cert = readTlsFile(cert, 'tls.cert');
+    if (key !== undefined) options.key = readTlsFile(key, 'tls.key');
+    options.rejectUnauthorized = rejectUnauthorized;
+    if (servername !== undefined) options.servername = servername;
+  }
+  return options;
+}
+
+function readTlsFile(path: string, field: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    const code = (err as { code?: string }).code ?? 'error';
+    throw new Error(`cannot read ${field} file "${path}" (${code})`);
+  }
+}
+
+const connackCauses: Record<number, string> = {
+  1: 'unacceptable protocol version (the remote does not speak this MQTT version; try protocolVersion 4)',
+  2: 'client identifier rejected',
+  3: 'server unavailable',
+  4: 'bad user name or password',
+  5: 'not authorized',
+  0x80: 'unspecified error',
+  0x81: 'malformed packet',
+  0x82: 'protocol error',
+  0x83: 'implementation specific error',
+  0x84: 'unsupported protocol version (try protocolVersion 4)',
+  0x85: 'client identifier not valid',
+  0x86: 'bad user name or password',
+  0x87: 'not authorized',
+  0x88: 'server unavailable',
+  0x89: 'server busy',
+  0x8a: 'banned',
+  0x8c: 'bad authentication method',
+  0x95: 'packet too large',
+  0x97: 'quota exceeded',
+  0x9c: 'use another server',
+  0x9d: 'server moved',
+  0x9f: 'connection rate exceeded',
+};
+
+const tlsHints: Record<string, string> = {
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'the remote certificate is self-signed: set tls.ca to the CA that signed it',
+  SELF_SIGNED_CERT_IN_CHAIN: 'the remote certificate chain ends in an unknown CA: set tls.ca',
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'the remote certificate is signed by an unknown CA: set tls.ca',
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'the remote certificate is signed by an unknown CA: set tls.ca',
+  CERT_HAS_EXPIRED: 'the remote certificate has expired',
+  ERR_TLS_CERT_ALTNAME_INVALID: 'the remote certificate does not name this host: check the URL host or tls.servername',
+  ECONNREFUSED: 'nothing listens at the remote address (connection refused)',
+  ECONNRESET: 'the remote closed the connection (with mutual TLS: the remote may have rejected the client certificate)',
+  ENOTFOUND: 'the remote host name does not resolve',
+  ETIMEDOUT: 'the remote did not answer in time',
+  EHOSTUNREACH: 'the remote host is unreachable',
+};
+
+/** A one-line cause for a failed connection attempt, naming the CONNACK code when there is one. */
+export function describeConnectError(err: unknown, protocolVersion: 4 | 5): string {
+  if (!(err instanceof Error)) return String(err);
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'number') {
+    const cause = connackCauses[code] ?? 'refused';
+    const hex = `0x${code.toString(16).padStart(2, '0')}`;
+    return `remote refused the connection: ${cause} (CONNACK ${protocolVersion === 5 ? 'reason code' : 'return code'} ${code}, ${hex})`;
+  }
+  if (typeof code === 'string') {
+    const hint = tlsHints[code];
+    return hint !== undefined ? `${hint} [${code}: ${err.message}]` : `${err.message} [${code}]`;
+  }
+  if (/certificate required|alert/i.test(err.message)) {
+    return `TLS handshake failed: ${err.message} (the remote may require or reject the client certificate: check tls.cert/tls.key)`;
+  }
+  return err.message;
+}
+
+/** PUBACK reason codes for which resending the same message cannot succeed. */
+export const permanentPubackCodes = new Set([0x87, 0x90, 0x95, 0x99, 0x9a]);

@@ -1,0 +1,309 @@
+// One upstream bridge: local `out` messages → SQLite outbox → remote (QoS 1), remote `in` messages → local broker.
+import mqtt, { type MqttClient, type IConnackPacket } from 'mqtt';
+import type { Database } from 'better-sqlite3';
+import type { LocalClient, Message } from '../broker/types.js';
+import type { Logger } from '../log.js';
+import { bridgeConfigSchema, formatConfigIssues, type BridgeConfig, type BridgeConfigInput, type BridgeRule } from './config.js';
+import { Outbox, describe } from './outbox.js';
+import { Sender } from './sender.js';
+import { Inbound } from './inbound.js';
+import { StatusPublisher, type BridgeState } from './status.js';
+import { Backoff } from './backoff.js';
+import { connectOptions, describeConnectError } from './connection.js';
+import { localFilter, toRemoteTopic, topicMatches } from './topics.js';
+
+export { bridgeConfigSchema, parseBridgeConfig, formatConfigIssues } from './config.js';
+export type { BridgeConfig, BridgeConfigInput, BridgeRule } from './config.js';
+export type { BridgeState } from './status.js';
+
+/** What the bridge needs from the broker (the Broker class provides it). */
+export interface BridgeHost {
+  readonly db: Database;
+  createLocalClient(id: string): LocalClient;
+}
+
+export interface BridgeHandle {
+  stop(): Promise<void>;
+  state(): BridgeState;
+}
+
+/** A connection that lasted this long resets the reconnect backoff; shorter ones keep growing it (no storms). */
+const STABLE_CONNECTION_MS = 10_000;
+const OUTBOX_RETRY_MS = 5_000;
+const ERROR_LOG_INTERVAL_MS = 5_000;
+
+/**
+ * Starts a bridge. Throws only for an invalid configuration; a refusing remote or an unusable outbox
+ * is logged and retried while the broker keeps running.
+ */
+export async function startBridge(broker: BridgeHost, config: BridgeConfig | BridgeConfigInput, logger: Logger): Promise<BridgeHandle> {
+  const parsed = bridgeConfigSchema.safeParse(config);
+  if (!parsed.success) throw new Error(formatConfigIssues(parsed.error));
+  const bridge = new Bridge(broker, parsed.data, logger.child({ bridge: parsed.data.name }));
+  bridge.start();
+  return { stop: () => bridge.stop(), state: () => bridge.state() };
+}
+
+class Bridge {
+  private readonly outbox: Outbox;
+  private readonly sender: Sender;
+  private readonly inbound: Inbound;
+  private readonly status: StatusPublisher;
+  private readonly local: LocalClient;
+  private readonly backoff: Backoff;
+  private readonly outRules: BridgeRule[];
+  private client: MqttClient | undefined;
+  private connected = false;
+  private connectedAt = 0;
+  private connects = 0;
+  private stopped = false;
+  private outboxOpen = false;
+  private lastError: string | null = null;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private statsTimer: NodeJS.Timeout | undefined;
+  private outboxRetryTimer: NodeJS.Timeout | undefined;
+  private enqueueErrors = 0;
+  private lastEnqueueErrorLog = 0;
+  private qos0Skipped = 0;
+
+  constructor(
+    private readonly host: BridgeHost,
+    private readonly config: BridgeConfig,
+    private readonly logger: Logger,
+  ) {
+    this.outbox = new Outbox(host.db, config.name, config.outbox, logger);
+    this.local = host.createLocalClient(`$bridge/${config.name}`);
+    this.sender = new Sender(
+      this.outbox,
+      { window: config.inflightWindow, messagesPerSecond: config.rateLimit?.messagesPerSecond, protocolVersion: config.protocolVersion },
+      logger,
+      (reason) => this.dropConnection(reason),
+    );
+    this.inbound = new Inbound(config, this.local, logger);
+    this.status = new StatusPublisher(config.name, this.local, logger);
+    this.backoff = new Backoff(config.reconnect.minMs, config.reconnect.maxMs);
+    this.outRules = config.rules.filter((r) => r.direction === 'out' || r.direction === 'both');
+  }
+
+  start(): void {
+    this.status.publishConnected(false);
+    this.openOutbox();
+    this.connect();
+    this.statsTimer = setInterval(() => this.tick(), this.config.statsIntervalSeconds * 1000);
+    this.statsTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearTimeout(this.reconnectTimer);
+    clearTimeout(this.outboxRetryTimer);
+    clearInterval(this.statsTimer);
+    const client = this.client;
+    this.client = undefined;
+    if (client !== undefined) {
+      if (this.connected && this.config.statusTopic !== undefined) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 2000);
+          client.publish(this.config.statusTopic!, 'offline', { qos: 1, retain: true }, () => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+      }
+      this.sender.detach();
+      await new Promise<void>((resolve) => client.end(false, {}, () => resolve()));
+      client.removeAllListeners();
+    }
+    this.sender.flush();
+    this.connected = false;
+    this.status.publishConnected(false);
+    this.local.close();
+    this.outbox.close();
+    this.logger.info('bridge stopped');
+  }
+
+  state(): BridgeState {
+    let depth = 0;
+    let bytes = 0;
+    let oldest: number | null = null;
+    let dropped = 0;
+    let dead = 0;
+    if (this.outboxOpen) {
+      try {
+        const s = this.outbox.stats();
+        depth = s.rows;
+        bytes = s.bytes;
+        oldest = s.oldestCreatedAt;
+        dropped = s.dropped;
+        dead = s.dead;
+      } catch (err) {
+        this.lastError = `outbox unreadable: ${describe(err)}`;
+      }
+    }
+    return {
+      name: this.config.name,
+      remote: this.config.url,
+      connected: this.connected,
+      outboxDepth: depth,
+      outboxBytes: bytes,
+      oldestAgeSeconds: oldest === null ? null : Math.max(0, Math.round((Date.now() - oldest) / 1000)),
+      inflight: this.sender.inflightCount,
+      sent: this.sender.counters.sent,
+      acked: this.sender.counters.acked,
+      resent: this.sender.counters.resent,
+      dropped: dropped + this.qos0Skipped,
+      dead,
+      received: this.inbound.received,
+      connects: this.connects,
+      lastError: this.lastError,
+    };
+  }
+
+  // --- outbox and local subscriptions ---
+
+  private openOutbox(): void {
+    try {
+      this.outbox.open();
+    } catch (err) {
+      this.lastError = describe(err);
+      this.logger.error({ err: this.lastError, retryInMs: OUTBOX_RETRY_MS }, 'bridge: outbox unusable; outbound messages are not taken until it opens');
+      this.outboxRetryTimer = setTimeout(() => this.openOutbox(), OUTBOX_RETRY_MS);
+      this.outboxRetryTimer.unref();
+      return;
+    }
+    this.outboxOpen = true;
+    const s = this.outbox.stats();
+    if (s.rows > 0) this.logger.info({ rows: s.rows, bytes: s.bytes }, 'bridge: outbox backlog found, will drain it');
+    for (const rule of this.outRules) {
+      this.local.subscribe(localFilter(rule), (m) => this.onLocalMessage(rule, m), { durable: true, noLocal: true, qos: 1 });
+    }
+    this.sender.notify();
+  }
+
+  /** Runs inside the broker's durable transaction: must stay synchronous. */
+  private onLocalMessage(rule: BridgeRule, message: Message): void {
+    // Overlapping out rules would queue a message twice: the first matching rule owns it.
+    const owner = this.outRules.find((r) => topicMatches(localFilter(r), message.topic));
+    if (owner !== rule) return;
+    const remoteTopic = toRemoteTopic(rule, message.topic);
+    if (remoteTopic === undefined) return;
+    if (message.qos === 0 && !rule.queueQos0) {
+      if (this.connected && this.client !== undefined) this.client.publish(remoteTopic, message.payload, { qos: 0, retain: message.retain });
+      else this.qos0Skipped += 1;
+      return;
+    }
+    try {
+      this.outbox.enqueue(remoteTopic, message.payload, message.retain, message.properties, message.expiresAt);
+    } catch (err) {
+      this.outbox.markSuspect();
+      this.enqueueErrors += 1;
+      this.lastError = `outbox write failed: ${describe(err)}`;
+      const now = Date.now();
+      if (now - this.lastEnqueueErrorLog >= ERROR_LOG_INTERVAL_MS) {
+        this.lastEnqueueErrorLog = now;
+        this.logger.error(
+          { err: describe(err), failures: this.enqueueErrors },
+          'bridge: cannot append to the outbox (disk full or database unwritable?); the publisher is not acknowledged',
+        );
+      }
+      // Rethrown so the broker's transaction fails and the local publisher is not acknowledged: nothing is lost silently.
+      throw err;
+    }
+    this.sender.notify();
+  }
+
+  private tick(): void {
+    if (this.outboxOpen) {
+      try {
+        this.outbox.expireOld();
+        if (this.outbox.suspect) this.outbox.resync();
+      } catch (err) {
+        this.logger.error({ err: describe(err) }, 'bridge: outbox maintenance failed');
+      }
+    }
+    this.status.publishCounters(this.state());
+  }
+
+  // --- remote connection ---
+
+  private connect(): void {
+    if (this.stopped) return;
+    let options;
+    try {
+      options = connectOptions(this.config);
+    } catch (err) {
+      this.noteFailure(describe(err));
+      this.scheduleReconnect();
+      return;
+    }
+    const client = mqtt.connect(this.config.url, options);
+    this.client = client;
+    this.inbound.install(client);
+    client.on('connect', (connack) => this.onConnect(client, connack));
+    client.on('error', (err) => {
+      if (this.client !== client) return;
+      this.noteFailure(describeConnectError(err, this.config.protocolVersion));
+    });
+    client.on('close', () => this.onClose(client));
+  }
+
+  private onConnect(client: MqttClient, connack: IConnackPacket): void {
+    if (this.client !== client || this.stopped) return;
+    this.connected = true;
+    this.connectedAt = Date.now();
+    this.connects += 1;
+    this.lastError = null;
+    const props = connack.properties;
+    this.logger.info(
+      { remote: this.config.url, receiveMaximum: props?.receiveMaximum, maximumPacketSize: props?.maximumPacketSize, sessionPresent: connack.sessionPresent },
+      'bridge connected',
+    );
+    this.status.publishConnected(true);
+    if (this.config.statusTopic !== undefined) {
+      this.sender.reserve();
+      client.publish(this.config.statusTopic, 'online', { qos: 1, retain: true }, () => {
+        if (this.client === client) this.sender.release();
+      });
+    }
+    this.sender.attach(client, { receiveMaximum: props?.receiveMaximum, maximumPacketSize: props?.maximumPacketSize });
+    void this.inbound.subscribe(client);
+  }
+
+  private onClose(client: MqttClient): void {
+    if (this.client !== client) return;
+    this.client = undefined;
+    client.removeAllListeners('connect');
+    client.end(true);
+    const wasConnected = this.connected;
+    if (wasConnected) {
+      this.connected = false;
+      this.sender.detach();
+      this.status.publishConnected(false);
+      this.logger.warn({ remote: this.config.url, cause: this.lastError ?? 'connection closed' }, 'bridge disconnected');
+      if (Date.now() - this.connectedAt >= STABLE_CONNECTION_MS) this.backoff.reset();
+    }
+    this.scheduleReconnect();
+  }
+
+  private dropConnection(reason: string): void {
+    this.noteFailure(reason);
+    this.client?.stream?.destroy();
+  }
+
+  private noteFailure(cause: string): void {
+    const repeated = cause === this.lastError;
+    this.lastError = cause;
+    const fields = { remote: this.config.url, cause, attempt: this.backoff.attempts + 1 };
+    // The first failure of a kind is a warning; identical repeats go to debug so a long outage does not flood the log.
+    if (repeated) this.logger.debug(fields, 'bridge: cannot connect to the remote');
+    else this.logger.warn(fields, this.connected ? 'bridge: connection error' : 'bridge: cannot connect to the remote');
+  }
+
+  private scheduleReconnect(): void {
+    if (this.stopped) return;
+    const delay = this.backoff.next();
+    this.logger.debug({ delayMs: delay }, 'bridge: reconnecting later');
+    this.reconnectTimer = setTimeout(() => this.connect(), delay);
+  }
+}

@@ -1,0 +1,332 @@
+// The durable FIFO of one bridge: a SQLite table on the broker's database.
+// Rows are appended inside the broker's group-commit transaction and deleted only once the remote acknowledged them.
+import type { Database, Statement } from 'better-sqlite3';
+import type { Logger } from '../log.js';
+import type { MessageProperties } from '../broker/types.js';
+import type { OutboxLimits } from './config.js';
+
+export interface OutboxRow {
+  id: number;
+  topic: string;
+  payload: Buffer;
+  retain: boolean;
+  properties: MessageProperties | undefined;
+  /** Epoch ms after which the message must not be sent (MQTT 5 message expiry), or null. */
+  expiresAt: number | null;
+  createdAt: number;
+  size: number;
+}
+
+export interface OutboxStats {
+  rows: number;
+  bytes: number;
+  /** Epoch ms of the oldest queued row, null when empty. */
+  oldestCreatedAt: number | null;
+  dropped: number;
+  dead: number;
+}
+
+export type DropReason = 'max-rows' | 'max-bytes' | 'max-age' | 'expired';
+
+interface RawRow {
+  id: number;
+  topic: string;
+  payload: Buffer;
+  retain: number;
+  props: string | null;
+  expires_at: number | null;
+  created_at: number;
+  size: number;
+}
+
+const DEAD_ROWS_KEPT = 10_000;
+const DROP_LOG_INTERVAL_MS = 10_000;
+
+export function outboxTableName(bridgeName: string): string {
+  return `bridge_outbox_${bridgeName}`;
+}
+
+export class Outbox {
+  private readonly table: string;
+  private rows = 0;
+  private bytes = 0;
+  private droppedTotal = 0;
+  private deadTotal = 0;
+  private readonly dropsSinceLog = new Map<DropReason, number>();
+  private lastDropLog = 0;
+  private dropLogTimer: NodeJS.Timeout | undefined;
+  private countersSuspect = false;
+
+  private insertStmt!: Statement;
+  private dropHeadStmt!: Statement;
+  private pageStmt!: Statement;
+  private deleteStmt!: Statement;
+  private headStmt!: Statement;
+  private headPageStmt!: Statement;
+  private deleteUpToStmt!: Statement;
+  private deadInsertStmt!: Statement;
+  private deadTrimStmt!: Statement;
+  private countStmt!: Statement;
+
+  constructor(
+    readonly db: Database,
+    readonly bridgeName: string,
+    private readonly limits: OutboxLimits,
+    private readonly logger: Logger,
+  ) {
+    this.table = `"${outboxTableName(bridgeName)}"`;
+  }
+
+  /** Creates the tables if needed, prepares statements and loads the counters. Throws with a clear message if the database is unusable. */
+  open(): void {
+    try {
+      this.db.exec(`
+        CREATE TABLE IF NOT EXISTS ${this.table} (
+          id INTEGER PRIMARY KEY AUTOINCREMENT,
+          topic TEXT NOT NULL,
+          payload BLOB NOT NULL,
+          retain INTEGER NOT NULL,
+          props TEXT,
+          expires_at INTEGER,
+          created_at INTEGER NOT NULL,
+          size INTEGER NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS bridge_dead (
+          id INTEGER PRIMARY KEY AUTOINCREMENT,
+          bridge TEXT NOT NULL,
+          topic TEXT NOT NULL,
+          payload BLOB NOT NULL,
+          retain INTEGER NOT NULL,
+          props TEXT,
+          reason TEXT NOT NULL,
+          created_at INTEGER NOT NULL,
+          dead_at INTEGER NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS bridge_dead_by_bridge ON bridge_dead (bridge, id);
+      `);
+      const t = this.table;
+      this.insertStmt = this.db.prepare(
+        `INSERT INTO ${t} (topic, payload, retain, props, expires_at, created_at, size) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      );
+      this.dropHeadStmt = this.db.prepare(`DELETE FROM ${t} WHERE id = (SELECT min(id) FROM ${t}) RETURNING size`);
+      this.pageStmt = this.db.prepare(
+        `SELECT id, topic, payload, retain, props, expires_at, created_at, size FROM ${t} WHERE id > ? ORDER BY id LIMIT ?`,
+      );
+      this.deleteStmt = this.db.prepare(`DELETE FROM ${t} WHERE id = ? RETURNING size`);
+      this.headStmt = this.db.prepare(`SELECT id, created_at FROM ${t} ORDER BY id LIMIT 1`);
+      this.headPageStmt = this.db.prepare(`SELECT id, created_at FROM ${t} ORDER BY id LIMIT ?`);
+      this.deleteUpToStmt = this.db.prepare(`DELETE FROM ${t} WHERE id <= ? RETURNING size`);
+      this.deadInsertStmt = this.db.prepare(
+        `INSERT INTO bridge_dead (bridge, topic, payload, retain, props, reason, created_at, dead_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      );
+      this.deadTrimStmt = this.db.prepare(
+        `DELETE FROM bridge_dead WHERE bridge = ? AND id <= (SELECT id FROM bridge_dead WHERE bridge = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`,
+      );
+      this.countStmt = this.db.prepare(`SELECT count(*) AS n, coalesce(sum(size), 0) AS b FROM ${t}`);
+      this.resync();
+    } catch (err) {
+      throw new Error(`bridge "${this.bridgeName}": cannot open the outbox table ${this.table} in the gateway database: ${describe(err)}`);
+    }
+  }
+
+  /** Recounts rows and bytes from the table (after an error may have left the in-memory counters wrong). */
+  resync(): void {
+    const { n, b } = this.countStmt.get() as { n: number; b: number };
+    this.rows = n;
+    this.bytes = b;
+    this.countersSuspect = false;
+  }
+
+  /** Marks the in-memory counters as possibly wrong (a transaction they took part in may have rolled back). */
+  markSuspect(): void {
+    this.countersSuspect = true;
+  }
+
+  get suspect(): boolean {
+    return this.countersSuspect;
+  }
+
+  /**
+   * Appends a message. Synchronous; meant to run inside the broker's durable transaction.
+   * Applies maxRows/maxBytes with the configured policy. Returns false when the message itself was dropped.
+   */
+  enqueue(topic: string, payload: Buffer, retain: boolean, properties?: MessageProperties, expiresAt?: number, now = Date.now()): boolean {
+    const props = properties !== undefined && Object.keys(properties).length > 0 ? encodeProperties(properties) : null;
+    const size = payload.length + Buffer.byteLength(topic) + (props?.length ?? 0);
+    if (!this.makeRoomFor(size)) return false;
+    this.insertStmt.run(topic, payload, retain ? 1 : 0, props, expiresAt ?? null, now, size);
+    this.rows += 1;
+    this.bytes += size;
+    return true;
+  }
+
+  private makeRoomFor(size: number): boolean {
+    const { maxRows, maxBytes, policy } = this.limits;
+    const fits = (): boolean => this.rows + 1 <= maxRows && this.bytes + size <= maxBytes;
+    if (fits()) return true;
+    if (policy === 'drop-newest' || size > maxBytes) {
+      this.countDrop(this.rows + 1 > maxRows ? 'max-rows' : 'max-bytes', 1);
+      return false;
+    }
+    while (!fits() && this.rows > 0) {
+      const reason: DropReason = this.rows + 1 > maxRows ? 'max-rows' : 'max-bytes';
+      const dropped = this.dropHeadStmt.get() as { size: number } | undefined;
+      if (dropped === undefined) {
+        this.rows = 0;
+        this.bytes = 0;
+        break;
+      }
+      this.rows -= 1;
+      this.bytes -= dropped.size;
+      this.countDrop(reason, 1);
+    }
+    return true;
+  }
+
+  /** Up to `limit` rows with id greater than `afterId`, in FIFO order. */
+  readAfter(afterId: number, limit: number): OutboxRow[] {
+    return (this.pageStmt.all(afterId, limit) as RawRow[]).map(toRow);
+  }
+
+  /** Deletes acknowledged rows in one transaction; ids already gone (dropped meanwhile) are ignored. */
+  remove(ids: readonly number[]): void {
+    if (ids.length === 0) return;
+    const run = (): void => {
+      for (const id of ids) {
+        const r = this.deleteStmt.get(id) as { size: number } | undefined;
+        if (r !== undefined) {
+          this.rows -= 1;
+          this.bytes -= r.size;
+        }
+      }
+    };
+    if (this.db.inTransaction) run();
+    else this.db.transaction(run)();
+  }
+
+  /** Removes a row that can never be delivered and keeps it aside in bridge_dead. */
+  moveToDead(row: OutboxRow, reason: string, now = Date.now()): void {
+    this.db.transaction(() => {
+      this.deadInsertStmt.run(
+        this.bridgeName,
+        row.topic,
+        row.payload,
+        row.retain ? 1 : 0,
+        row.properties === undefined ? null : encodeProperties(row.properties),
+        reason,
+        row.createdAt,
+        now,
+      );
+      this.deadTrimStmt.run(this.bridgeName, this.bridgeName, DEAD_ROWS_KEPT);
+      const r = this.deleteStmt.get(row.id) as { size: number } | undefined;
+      if (r !== undefined) {
+        this.rows -= 1;
+        this.bytes -= r.size;
+      }
+    })();
+    this.deadTotal += 1;
+    this.logger.error(
+      { bridge: this.bridgeName, topic: row.topic, bytes: row.payload.length, reason, deadTotal: this.deadTotal },
+      'bridge: message cannot be delivered to the remote; moved to bridge_dead',
+    );
+  }
+
+  /** Drops rows older than maxAgeSeconds from the head of the queue. Returns how many were dropped. */
+  expireOld(now = Date.now()): number {
+    const cutoff = now - this.limits.maxAgeSeconds * 1000;
+    let total = 0;
+    for (let round = 0; round < 100; round++) {
+      const head = this.headPageStmt.all(1000) as { id: number; created_at: number }[];
+      let boundary = -1;
+      for (const r of head) {
+        if (r.created_at >= cutoff) break;
+        boundary = r.id;
+      }
+      if (boundary < 0) break;
+      const deleted = this.db.transaction(() => this.deleteUpToStmt.all(boundary) as { size: number }[])();
+      for (const d of deleted) this.bytes -= d.size;
+      this.rows -= deleted.length;
+      total += deleted.length;
+      if (deleted.length < 1000) break;
+    }
+    if (total > 0) this.countDrop('max-age', total);
+    return total;
+  }
+
+  /** Counts rows the sender found expired (MQTT 5 message expiry) and removed. */
+  countExpired(n: number): void {
+    this.countDrop('expired', n);
+  }
+
+  stats(): OutboxStats {
+    const head = this.headStmt.get() as { id: number; created_at: number } | undefined;
+    return { rows: this.rows, bytes: this.bytes, oldestCreatedAt: head?.created_at ?? null, dropped: this.droppedTotal, dead: this.deadTotal };
+  }
+
+  close(): void {
+    if (this.dropLogTimer !== undefined) clearTimeout(this.dropLogTimer);
+    this.dropLogTimer = undefined;
+    this.flushDropLog();
+  }
+
+  // Drops are counted one by one and logged in summaries, so a flood of drops cannot flood the log.
+  private countDrop(reason: DropReason, n: number): void {
+    this.droppedTotal += n;
+    this.dropsSinceLog.set(reason, (this.dropsSinceLog.get(reason) ?? 0) + n);
+    const now = Date.now();
+    if (now - this.lastDropLog >= DROP_LOG_INTERVAL_MS) this.flushDropLog();
+    else if (this.dropLogTimer === undefined) {
+      this.dropLogTimer = setTimeout(() => {
+        this.dropLogTimer = undefined;
+        this.flushDropLog();
+      }, DROP_LOG_INTERVAL_MS - (now - this.lastDropLog));
+      this.dropLogTimer.unref();
+    }
+  }
+
+  private flushDropLog(): void {
+    if (this.dropsSinceLog.size === 0) return;
+    const byReason = Object.fromEntries(this.dropsSinceLog);
+    this.dropsSinceLog.clear();
+    this.lastDropLog = Date.now();
+    this.logger.warn(
+      { bridge: this.bridgeName, dropped: byReason, droppedTotal: this.droppedTotal, limits: this.limits },
+      'bridge: outbox limit reached, messages dropped',
+    );
+  }
+}
+
+function toRow(r: RawRow): OutboxRow {
+  return {
+    id: r.id,
+    topic: r.topic,
+    payload: r.payload,
+    retain: r.retain === 1,
+    properties: r.props === null ? undefined : decodeProperties(r.props),
+    expiresAt: r.expires_at,
+    createdAt: r.created_at,
+    size: r.size,
+  };
+}
+
+function encodeProperties(p: MessageProperties): string {
+  const { correlationData, ...rest } = p;
+  return JSON.stringify(correlationData === undefined ? rest : { ...rest, correlationData: correlationData.toString('base64') });
+}
+
+function decodeProperties(json: string): MessageProperties | undefined {
+  try {
+    const { correlationData, ...rest } = JSON.parse(json) as MessageProperties & { correlationData?: string };
+    return correlationData === undefined ? rest : { ...rest, correlationData: Buffer.from(correlationData, 'base64') };
+  } catch {
+    return undefined;
+  }
+}
+
+export function describe(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    return code !== undefined ? `${err.message} (${String(code)})` : err.message;
+  }
+  return String(err);
+}

@@ -1,0 +1,291 @@
+// Drains the outbox to the remote: QoS 1, FIFO, bounded in-flight window, rows deleted only after PUBACK.
+import mqttPacket from 'mqtt-packet';
+import type { IClientPublishOptions, MqttClient } from 'mqtt';
+import type { Logger } from '../log.js';
+import type { Outbox, OutboxRow } from './outbox.js';
+import { describe } from './outbox.js';
+import { permanentPubackCodes } from './connection.js';
+
+export interface SenderOptions {
+  /** Configured maximum of unacknowledged messages. */
+  window: number;
+  /** Rows read from SQLite at a time. */
+  pageSize?: number;
+  messagesPerSecond?: number;
+  protocolVersion: 4 | 5;
+}
+
+/** What the sender learned about the remote from its CONNACK. */
+export interface RemoteLimits {
+  receiveMaximum?: number;
+  maximumPacketSize?: number;
+}
+
+export interface SenderCounters {
+  sent: number;
+  acked: number;
+  resent: number;
+}
+
+/**
+ * One Sender per bridge; it is attached to a fresh MQTT.js client after each CONNACK and detached on close.
+ * Acknowledged-but-not-yet-deleted rows still count against the window, so after a crash at most `window`
+ * messages are sent twice.
+ */
+export class Sender {
+  private client: MqttClient | undefined;
+  private generation = 0;
+  private windowNow = 1;
+  private maxPacket: number | undefined;
+  private readonly inflight = new Map<number, OutboxRow>();
+  private acked: number[] = [];
+  private page: OutboxRow[] = [];
+  private pageIndex = 0;
+  private cursor = 0;
+  private exhausted = false;
+  /** Ids that were in flight when the last connection dropped: resent with DUP. */
+  private sentBefore = new Set<number>();
+  private pumpScheduled = false;
+  private ackFlushScheduled = false;
+  private rateTimer: NodeJS.Timeout | undefined;
+  private tokens = 0;
+  private lastRefill = Date.now();
+  private reserved = 0;
+  private readonly pageSize: number;
+  readonly counters: SenderCounters = { sent: 0, acked: 0, resent: 0 };
+
+  constructor(
+    private readonly outbox: Outbox,
+    private readonly options: SenderOptions,
+    private readonly logger: Logger,
+    /** Called when the remote's answers say the connection should be dropped and retried. */
+    private readonly onFatal: (reason: string) => void,
+  ) {
+    this.pageSize = options.pageSize ?? 512;
+  }
+
+  attach(client: MqttClient, limits: RemoteLimits): void {
+    this.generation += 1;
+    this.client = client;
+    this.windowNow = Math.max(1, Math.min(this.options.window, limits.receiveMaximum ?? 65535));
+    this.maxPacket = limits.maximumPacketSize;
+    this.rewind();
+    this.schedulePump();
+  }
+
+  detach(): void {
+    this.generation += 1;
+    this.client = undefined;
+    for (const id of this.inflight.keys()) this.sentBefore.add(id);
+    this.inflight.clear();
+    this.flushAcks();
+    this.reserved = 0;
+    if (this.rateTimer !== undefined) clearTimeout(this.rateTimer);
+    this.rateTimer = undefined;
+  }
+
+  /** Takes a window slot for a message sent outside the outbox (the birth message); give it back with `release`. */
+  reserve(): void {
+    this.reserved += 1;
+  }
+
+  release(): void {
+    if (this.reserved > 0) this.reserved -= 1;
+    this.schedulePump();
+  }
+
+  get inflightCount(): number {
+    return this.inflight.size + this.acked.length;
+  }
+
+  get window(): number {
+    return this.windowNow;
+  }
+
+  /** New rows were appended: send them when the current turn (and the broker's transaction) is over. */
+  notify(): void {
+    this.exhausted = false;
+    this.schedulePump();
+  }
+
+  /** Deletes acknowledged rows now (on stop). */
+  flush(): void {
+    this.flushAcks();
+  }
+
+  private rewind(): void {
+    this.flushAcks();
+    this.page = [];
+    this.pageIndex = 0;
+    this.cursor = 0;
+    this.exhausted = false;
+  }
+
+  private schedulePump(): void {
+    if (this.pumpScheduled || this.client === undefined) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    const client = this.client;
+    if (client === undefined || !client.connected) return;
+    // Rows appended inside a transaction still open are not read: a rollback could reuse their ids.
+    if (this.outbox.db.inTransaction) {
+      this.schedulePump();
+      return;
+    }
+    const generation = this.generation;
+    try {
+      while (this.inflight.size + this.acked.length + this.reserved < this.windowNow) {
+        if (!this.takeToken()) return;
+        const row = this.nextRow();
+        if (row === undefined) return;
+        if (row.expiresAt !== null && row.expiresAt <= Date.now()) {
+          this.outbox.remove([row.id]);
+          this.outbox.countExpired(1);
+          continue;
+        }
+        if (this.maxPacket !== undefined && this.packetSize(row) > this.maxPacket) {
+          this.outbox.moveToDead(row, `larger than the remote's maximum packet size ${this.maxPacket}`);
+          continue;
+        }
+        this.send(client, generation, row);
+      }
+    } catch (err) {
+      this.outbox.markSuspect();
+      this.logger.error({ bridge: this.outbox.bridgeName, err: describe(err) }, 'bridge: cannot read the outbox; retrying in 1 s');
+      setTimeout(() => this.schedulePump(), 1000).unref();
+    }
+  }
+
+  private nextRow(): OutboxRow | undefined {
+    if (this.pageIndex >= this.page.length) {
+      if (this.exhausted) return undefined;
+      this.page = this.outbox.readAfter(this.cursor, this.pageSize);
+      this.pageIndex = 0;
+      if (this.page.length === 0) {
+        this.exhausted = true;
+        return undefined;
+      }
+    }
+    const row = this.page[this.pageIndex++]!;
+    this.cursor = row.id;
+    return row;
+  }
+
+  private send(client: MqttClient, generation: number, row: OutboxRow): void {
+    const dup = this.sentBefore.delete(row.id);
+    if (dup) this.counters.resent += 1;
+    const opts: IClientPublishOptions = { qos: 1, retain: row.retain, dup };
+    const props = this.publishProperties(row);
+    if (props !== undefined) opts.properties = props;
+    this.inflight.set(row.id, row);
+    this.counters.sent += 1;
+    client.publish(row.topic, row.payload, opts, (err) => {
+      if (generation !== this.generation) return;
+      this.inflight.delete(row.id);
+      if (err === undefined || err === null) {
+        this.counters.acked += 1;
+        this.acked.push(row.id);
+        this.scheduleAckFlush();
+        this.schedulePump();
+        return;
+      }
+      const code = (err as { code?: unknown }).code;
+      if (typeof code === 'number' && permanentPubackCodes.has(code)) {
+        this.outbox.moveToDead(row, `remote refused it: ${err.message} (PUBACK reason code 0x${code.toString(16)})`);
+        this.schedulePump();
+        return;
+      }
+      this.onFatal(`remote did not accept a message: ${describe(err)}`);
+    });
+  }
+
+  private publishProperties(row: OutboxRow): IClientPublishOptions['properties'] {
+    if (this.options.protocolVersion !== 5) return undefined;
+    const p = row.properties;
+    const remaining = row.expiresAt === null ? undefined : Math.max(1, Math.ceil((row.expiresAt - Date.now()) / 1000));
+    if (p === undefined && remaining === undefined) return undefined;
+    const out: NonNullable<IClientPublishOptions['properties']> = {};
+    if (p?.payloadFormatIndicator !== undefined) out.payloadFormatIndicator = p.payloadFormatIndicator;
+    if (p?.contentType !== undefined) out.contentType = p.contentType;
+    if (p?.responseTopic !== undefined) out.responseTopic = p.responseTopic;
+    if (p?.correlationData !== undefined) out.correlationData = p.correlationData;
+    if (p?.userProperties !== undefined) out.userProperties = p.userProperties;
+    if (remaining !== undefined) out.messageExpiryInterval = remaining;
+    return out;
+  }
+
+  private packetSize(row: OutboxRow): number {
+    const topicBytes = Buffer.byteLength(row.topic);
+    const remaining = 2 + topicBytes + 2 + row.payload.length + (this.options.protocolVersion === 5 ? 1 : 0);
+    const estimate = 1 + varintLength(remaining) + remaining;
+    const props = this.publishProperties(row);
+    if (props === undefined) return estimate;
+    return mqttPacket.generate(
+      { cmd: 'publish', topic: row.topic, payload: row.payload, qos: 1, messageId: 1, dup: false, retain: row.retain, properties: props },
+      { protocolVersion: 5 },
+    ).length;
+  }
+
+  private takeToken(): boolean {
+    const rate = this.options.messagesPerSecond;
+    if (rate === undefined) return true;
+    const now = Date.now();
+    this.tokens = Math.min(Math.max(1, rate), this.tokens + ((now - this.lastRefill) * rate) / 1000);
+    this.lastRefill = now;
+    if (this.tokens >= 1) {
+      this.tokens -= 1;
+      return true;
+    }
+    if (this.rateTimer === undefined) {
+      this.rateTimer = setTimeout(() => {
+        this.rateTimer = undefined;
+        this.schedulePump();
+      }, Math.ceil(((1 - this.tokens) * 1000) / rate));
+    }
+    return false;
+  }
+
+  private scheduleAckFlush(): void {
+    if (this.acked.length >= Math.max(1, this.windowNow >> 2)) {
+      this.flushAcks();
+      return;
+    }
+    if (this.ackFlushScheduled) return;
+    this.ackFlushScheduled = true;
+    setImmediate(() => {
+      this.ackFlushScheduled = false;
+      this.flushAcks();
+    });
+  }
+
+  private flushAcks(): void {
+    if (this.acked.length === 0) return;
+    const ids = this.acked;
+    try {
+      this.outbox.remove(ids);
+      this.acked = [];
+    } catch (err) {
+      // Keep them: they will be deleted on the next flush, or resent (a duplicate) after a restart.
+      this.outbox.markSuspect();
+      this.logger.error({ bridge: this.outbox.bridgeName, err: describe(err), rows: ids.length }, 'bridge: cannot delete acknowledged rows from the outbox');
+      if (!this.ackFlushScheduled) {
+        this.ackFlushScheduled = true;
+        setTimeout(() => {
+          this.ackFlushScheduled = false;
+          this.flushAcks();
+          this.schedulePump();
+        }, 1000).unref();
+      }
+    }
+  }
+}
+
+function varintLength(n: number): number {
+  return n < 128 ? 1 : n < 16384 ? 2 : n < 2097152 ? 3 : 4;
+}

@@ -1,0 +1,112 @@
+import Database from 'better-sqlite3';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Outbox } from '../../src/bridge/outbox.js';
+import { outboxLimitsSchema } from '../../src/bridge/config.js';
+import { captureLogger } from './helpers.js';
+
+const dbs: Database.Database[] = [];
+const dirs: string[] = [];
+afterEach(() => {
+  for (const db of dbs.splice(0)) db.close();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function openOutbox(limits: Partial<ReturnType<typeof outboxLimitsSchema.parse>> = {}, file = ':memory:') {
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  dbs.push(db);
+  const { logger, entries } = captureLogger();
+  const outbox = new Outbox(db, 'cloud', outboxLimitsSchema.parse(limits), logger);
+  outbox.open();
+  return { db, outbox, entries };
+}
+
+describe('Outbox', () => {
+  it('keeps FIFO order across pages and deletes only acknowledged rows', () => {
+    const { outbox } = openOutbox();
+    for (let i = 0; i < 25; i++) outbox.enqueue(`t/${i}`, Buffer.from(`m${i}`), false);
+    const first = outbox.readAfter(0, 10);
+    const second = outbox.readAfter(first.at(-1)!.id, 10);
+    expect([...first, ...second].map((r) => r.topic)).toEqual(Array.from({ length: 20 }, (_, i) => `t/${i}`));
+    outbox.remove(first.map((r) => r.id));
+    expect(outbox.stats().rows).toBe(15);
+    expect(outbox.readAfter(0, 1)[0]!.topic).toBe('t/10');
+    // deleting ids that are already gone changes nothing
+    outbox.remove(first.map((r) => r.id));
+    expect(outbox.stats().rows).toBe(15);
+  });
+
+  it('drops the oldest rows past maxRows, counts and logs the drops', () => {
+    const { outbox, entries } = openOutbox({ maxRows: 5 });
+    for (let i = 0; i < 12; i++) expect(outbox.enqueue(`t/${i}`, Buffer.from('x'), false)).toBe(true);
+    expect(outbox.readAfter(0, 100).map((r) => r.topic)).toEqual(['t/7', 't/8', 't/9', 't/10', 't/11']);
+    expect(outbox.stats()).toMatchObject({ rows: 5, dropped: 7 });
+    outbox.close();
+    const logged = entries.filter((e) => e.msg === 'bridge: outbox limit reached, messages dropped');
+    expect(logged.length).toBeGreaterThan(0);
+    const total = logged.reduce((n, e) => n + ((e.dropped as Record<string, number>)['max-rows'] ?? 0), 0);
+    expect(total).toBe(7);
+  });
+
+  it('refuses new rows past maxRows with drop-newest', () => {
+    const { outbox } = openOutbox({ maxRows: 3, policy: 'drop-newest' });
+    const accepted = Array.from({ length: 5 }, (_, i) => outbox.enqueue(`t/${i}`, Buffer.from('x'), false));
+    expect(accepted).toEqual([true, true, true, false, false]);
+    expect(outbox.readAfter(0, 10).map((r) => r.topic)).toEqual(['t/0', 't/1', 't/2']);
+    expect(outbox.stats().dropped).toBe(2);
+  });
+
+  it('keeps the byte total under maxBytes by dropping the oldest', () => {
+    const { outbox } = openOutbox({ maxBytes: 1000 });
+    for (let i = 0; i < 20; i++) outbox.enqueue('t', Buffer.alloc(99), false); // 100 bytes each with the topic
+    const s = outbox.stats();
+    expect(s.bytes).toBeLessThanOrEqual(1000);
+    expect(s.rows).toBe(10);
+    expect(s.dropped).toBe(10);
+  });
+
+  it('expires rows older than maxAgeSeconds from the head', () => {
+    const { outbox } = openOutbox({ maxAgeSeconds: 60 });
+    const now = Date.now();
+    for (let i = 0; i < 2500; i++) outbox.enqueue('old', Buffer.from('x'), false, undefined, undefined, now - 120_000);
+    for (let i = 0; i < 3; i++) outbox.enqueue('new', Buffer.from('x'), false, undefined, undefined, now);
+    expect(outbox.expireOld(now)).toBe(2500);
+    expect(outbox.readAfter(0, 10).map((r) => r.topic)).toEqual(['new', 'new', 'new']);
+    expect(outbox.stats()).toMatchObject({ rows: 3, dropped: 2500 });
+  });
+
+  it('moves an undeliverable row to bridge_dead', () => {
+    const { db, outbox } = openOutbox();
+    outbox.enqueue('big', Buffer.alloc(5000), true);
+    const [row] = outbox.readAfter(0, 1);
+    outbox.moveToDead(row!, 'too large');
+    expect(outbox.stats()).toMatchObject({ rows: 0, dead: 1 });
+    const dead = db.prepare('SELECT bridge, topic, length(payload) AS n, retain, reason FROM bridge_dead').all();
+    expect(dead).toEqual([{ bridge: 'cloud', topic: 'big', n: 5000, retain: 1, reason: 'too large' }]);
+  });
+
+  it('round-trips MQTT 5 properties and survives reopening the database file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fieldgate-outbox-'));
+    dirs.push(dir);
+    const file = join(dir, 'gw.db');
+    const { db, outbox } = openOutbox({}, file);
+    outbox.enqueue('p', Buffer.from('x'), false, { contentType: 'text/plain', correlationData: Buffer.from([1, 2, 3]), userProperties: { a: 'b' } });
+    outbox.enqueue('q', Buffer.from('yy'), false);
+    db.close();
+    dbs.splice(dbs.indexOf(db), 1);
+    const again = openOutbox({}, file);
+    expect(again.outbox.stats().rows).toBe(2);
+    const [p] = again.outbox.readAfter(0, 1);
+    expect(p!.properties).toEqual({ contentType: 'text/plain', correlationData: Buffer.from([1, 2, 3]), userProperties: { a: 'b' } });
+  });
+
+  it('reports an unusable database clearly', () => {
+    const db = new Database(':memory:');
+    db.close();
+    const outbox = new Outbox(db, 'cloud', outboxLimitsSchema.parse({}), captureLogger().logger);
+    expect(() => outbox.open()).toThrow(/bridge "cloud": cannot open the outbox table/);
+  });
+});
