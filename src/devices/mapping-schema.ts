@@ -1,0 +1,433 @@
+// Device-mapping files (devices/*.json): the schema, its JSON Schema for editors, and a loader that
+// reports every problem at once as `file: json.path: what was expected (got what)`.
+import { readFileSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { lineBusSchema, lineDeviceSchema, lineDeviceTopicPrefix, lineMappingIssues } from './line/schema.js';
+import { registerCount } from './modbus/codec.js';
+import { isBitTable, type ModbusDevice, type ModbusPoint } from './modbus/model.js';
+import {
+  modbusBusSchemas,
+  modbusBusTypes,
+  modbusDeviceSchema,
+  modbusPointSchema,
+  publishSchema,
+  type ModbusBus,
+  type ModbusDeviceInput,
+  type ModbusPointInput,
+  type Table,
+} from './modbus/schema.js';
+import { formatMappingError, issuesToErrors, joinPath, type MappingError } from './mapping-errors.js';
+
+export { formatMappingError, type MappingError };
+
+export type LineBus = z.infer<typeof lineBusSchema>;
+export type LineDevice = z.infer<typeof lineDeviceSchema>;
+export type Bus = ModbusBus | LineBus;
+
+export const busSchema = z.discriminatedUnion('type', [...modbusBusSchemas, lineBusSchema]);
+
+/** A profile reference: `{ "profile": "eastron-sdm120", "id": "meter1", "bus": "rs485", "unitId": 2 }` plus overrides. */
+export const includeSchema = z.looseObject({
+  profile: z.string().min(1).describe('Profile name: <name>.json next to this file or among the shipped profiles'),
+  device: z.string().optional().describe('Which device of the profile (default: its only one)'),
+});
+
+const profileTemplateSchema = z.union([modbusDeviceSchema.partial({ id: true, bus: true, unitId: true }), lineDeviceSchema]);
+
+export const deviceMappingSchema = z.strictObject({
+  $schema: z.string().optional(),
+  description: z.string().optional(),
+  _comment: z.string().optional(),
+  include: z.array(includeSchema).optional(),
+  buses: z.array(busSchema).default([]),
+  devices: z.array(z.union([modbusDeviceSchema, lineDeviceSchema])).default([]),
+  profile: profileTemplateSchema.optional().describe('Makes this file a profile: a device template other mappings include'),
+});
+
+export type DeviceMappingFile = z.infer<typeof deviceMappingSchema>;
+
+/** JSON Schema (draft 2020-12) of a device-mapping file, for `fieldgate schema` and editors. */
+export function deviceMappingJsonSchema(): Record<string, unknown> {
+  return z.toJSONSchema(deviceMappingSchema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+}
+
+export interface DeviceMapping {
+  files: string[];
+  buses: Bus[];
+  modbusDevices: ModbusDevice[];
+  lineDevices: LineDevice[];
+}
+
+export type LoadResult = { ok: true; mapping: DeviceMapping } | { ok: false; errors: string[]; details: MappingError[] };
+
+export interface LoadOptions {
+  /** Where `include` looks for profiles after the including file's own directory. Default: the shipped devices/. */
+  profileDirs?: string[];
+}
+
+export const shippedProfileDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../devices');
+
+let knownKeysCache: Set<string> | undefined;
+function knownKeys(): Set<string> {
+  if (knownKeysCache) return knownKeysCache;
+  const keys = new Set<string>();
+  for (const s of [deviceMappingSchema, modbusDeviceSchema, modbusPointSchema, publishSchema, ...modbusBusSchemas]) {
+    for (const k of Object.keys(s.shape)) keys.add(k);
+  }
+  for (const s of [lineBusSchema, lineDeviceSchema] as unknown[]) {
+    const shape = (s as { shape?: Record<string, unknown> }).shape;
+    if (shape) for (const k of Object.keys(shape)) keys.add(k);
+  }
+  knownKeysCache = keys;
+  return keys;
+}
+
+/** Loads one mapping file. */
+export function loadDeviceMapping(file: string, options: LoadOptions = {}): LoadResult {
+  return loadDeviceMappings([file], options);
+}
+
+/** Loads several mapping files as one gateway configuration (ids, buses and topics must be unique across them). */
+export function loadDeviceMappings(files: string[], options: LoadOptions = {}): LoadResult {
+  const errors: MappingError[] = [];
+  const buses: Array<{ bus: Bus; file: string; path: string }> = [];
+  const modbus: Array<{ input: ModbusDeviceInput; file: string; path: string }> = [];
+  const line: Array<{ device: LineDevice; file: string; path: string }> = [];
+
+  for (const file of files) {
+    const raw = readJson(file, errors);
+    if (raw === undefined) continue;
+    collectFile(file, raw, options, errors, buses, modbus, line);
+  }
+
+  const busById = new Map<string, { bus: Bus; file: string; path: string }>();
+  for (const b of buses) {
+    const first = busById.get(b.bus.id);
+    if (first) errors.push({ file: b.file, path: `${b.path}.id`, message: `duplicate bus id "${b.bus.id}" (first defined in ${first.file} ${first.path})` });
+    else busById.set(b.bus.id, b);
+  }
+
+  const deviceIds = new Map<string, string>();
+  const checkDeviceId = (id: string, file: string, at: string) => {
+    const first = deviceIds.get(id);
+    if (first) errors.push({ file, path: `${at}.id`, message: `duplicate device id "${id}" (first defined at ${first})` });
+    else deviceIds.set(id, `${file} ${at}`);
+  };
+
+  const busNames = () => [...busById.keys()].join(', ') || 'none defined';
+  const resolved: ModbusDevice[] = [];
+  const unitIds = new Map<string, string>();
+  for (const d of modbus) {
+    checkDeviceId(d.input.id, d.file, d.path);
+    const entry = busById.get(d.input.bus);
+    if (!entry) {
+      errors.push({ file: d.file, path: `${d.path}.bus`, message: `unknown bus "${d.input.bus}" (buses: ${busNames()})` });
+      continue;
+    }
+    if (!(modbusBusTypes as readonly string[]).includes(entry.bus.type)) {
+      errors.push({ file: d.file, path: `${d.path}.bus`, message: `bus "${entry.bus.id}" is ${entry.bus.type}: a Modbus device needs a modbus-rtu, modbus-tcp or modbus-rtu-over-tcp bus` });
+      continue;
+    }
+    const bus = entry.bus as ModbusBus;
+    if (bus.type !== 'modbus-tcp' && (d.input.unitId < 1 || d.input.unitId > 247)) {
+      errors.push({ file: d.file, path: `${d.path}.unitId`, message: `expected 1…247 on an RTU bus (got ${d.input.unitId})` });
+    }
+    const unitKey = `${bus.id}/${d.input.unitId}`;
+    const firstUnit = unitIds.get(unitKey);
+    if (firstUnit) errors.push({ file: d.file, path: `${d.path}.unitId`, message: `unit id ${d.input.unitId} on bus "${bus.id}" is already used by ${firstUnit}` });
+    else unitIds.set(unitKey, `${d.file} ${d.path}`);
+    const device = resolveModbusDevice(d.input, bus, d.file, d.path, errors);
+    if (device) resolved.push(device);
+  }
+
+  for (const d of line) checkDeviceId(d.device.id, d.file, d.path);
+  for (const d of line) {
+    const issues = lineMappingIssues([...busById.values()].map((b) => b.bus), [{ device: d.device, path: [] }]);
+    for (const issue of issues) errors.push({ file: d.file, path: joinPath(d.path, issue.path), message: issue.message });
+  }
+
+  checkTopics(resolved, modbus, line, errors);
+
+  if (errors.length > 0) return { ok: false, errors: errors.map(formatMappingError), details: errors };
+  return { ok: true, mapping: { files, buses: buses.map((b) => b.bus), modbusDevices: resolved, lineDevices: line.map((l) => l.device) } };
+}
+
+function readJson(file: string, errors: MappingError[]): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    errors.push({ file, path: '', message: `cannot read the file (${(err as NodeJS.ErrnoException).code ?? String(err)})` });
+    return undefined;
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    errors.push({ file, path: '', message: `not valid JSON: ${(err as Error).message}` });
+    return undefined;
+  }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function collectFile(
+  file: string,
+  raw: unknown,
+  options: LoadOptions,
+  errors: MappingError[],
+  buses: Array<{ bus: Bus; file: string; path: string }>,
+  modbus: Array<{ input: ModbusDeviceInput; file: string; path: string }>,
+  line: Array<{ device: LineDevice; file: string; path: string }>,
+): void {
+  if (!isObject(raw)) {
+    errors.push({ file, path: '', message: `expected a JSON object with "buses" and "devices" (got ${Array.isArray(raw) ? 'an array' : typeof raw})` });
+    return;
+  }
+  const envelope = z
+    .strictObject({
+      $schema: z.string().optional(),
+      description: z.string().optional(),
+      _comment: z.string().optional(),
+      include: z.array(z.unknown()).optional(),
+      buses: z.array(z.unknown()).optional(),
+      devices: z.array(z.unknown()).optional(),
+      profile: z.unknown().optional(),
+    })
+    .safeParse(raw, { reportInput: true });
+  if (!envelope.success) {
+    errors.push(...issuesToErrors(file, '', envelope.error.issues, knownKeys));
+    return;
+  }
+  const { include = [], buses: rawBuses = [], devices: rawDevices = [], profile } = envelope.data;
+
+  if (profile !== undefined) {
+    const parsed = profileTemplateSchema.safeParse(profile, { reportInput: true });
+    if (!parsed.success) errors.push(...issuesToErrors(file, 'profile', parsed.error.issues, knownKeys));
+  }
+
+  rawBuses.forEach((b, i) => {
+    const at = `buses[${i}]`;
+    const type = isObject(b) ? b.type : undefined;
+    const schema = [...modbusBusSchemas, lineBusSchema].find((s) => (s.shape.type as z.ZodLiteral<string>).value === type);
+    if (!schema) {
+      const types = [...modbusBusTypes, 'serial-line'].join(', ');
+      errors.push({ file, path: isObject(b) ? `${at}.type` : at, message: isObject(b) ? `expected one of ${types} (got ${type === undefined ? 'nothing' : JSON.stringify(type)})` : 'expected a bus object' });
+      return;
+    }
+    const parsed = (schema as z.ZodType).safeParse(b, { reportInput: true });
+    if (!parsed.success) errors.push(...issuesToErrors(file, at, parsed.error.issues, knownKeys));
+    else buses.push({ bus: parsed.data as Bus, file, path: at });
+  });
+
+  const addDevice = (d: unknown, at: string, errorFile: string) => {
+    if (!isObject(d)) {
+      errors.push({ file: errorFile, path: at, message: 'expected a device object' });
+      return;
+    }
+    if (isLineDevice(d)) {
+      const parsed = lineDeviceSchema.safeParse(d, { reportInput: true });
+      if (!parsed.success) errors.push(...issuesToErrors(errorFile, at, parsed.error.issues, knownKeys));
+      else line.push({ device: parsed.data, file: errorFile, path: at });
+      return;
+    }
+    const parsed = modbusDeviceSchema.safeParse(d, { reportInput: true });
+    if (!parsed.success) errors.push(...issuesToErrors(errorFile, at, parsed.error.issues, knownKeys));
+    else modbus.push({ input: parsed.data, file: errorFile, path: at });
+  };
+
+  include.forEach((inc, i) => {
+    const at = `include[${i}]`;
+    const parsed = includeSchema.safeParse(inc, { reportInput: true });
+    if (!parsed.success) {
+      errors.push(...issuesToErrors(file, at, parsed.error.issues, knownKeys));
+      return;
+    }
+    const { profile: name, device: _which, ...overrides } = parsed.data;
+    const template = findProfile(file, name, options, errors, at);
+    if (!template) return;
+    addDevice({ ...template, ...overrides }, at, file);
+  });
+
+  rawDevices.forEach((d, i) => addDevice(d, `devices[${i}]`, file));
+}
+
+function isLineDevice(d: Record<string, unknown>): boolean {
+  return 'fields' in d || d.protocol === 'line';
+}
+
+function findProfile(file: string, name: string, options: LoadOptions, errors: MappingError[], at: string): Record<string, unknown> | undefined {
+  if (!/^[A-Za-z0-9_.-]+$/.test(name) || name.includes('..')) {
+    errors.push({ file, path: `${at}.profile`, message: `expected a profile name like "eastron-sdm120" (got ${JSON.stringify(name)})` });
+    return undefined;
+  }
+  const dirs = [path.dirname(file), ...(options.profileDirs ?? [shippedProfileDir])];
+  for (const dir of dirs) {
+    const candidate = path.join(dir, name.endsWith('.json') ? name : `${name}.json`);
+    if (!existsSync(candidate)) continue;
+    const innerErrors: MappingError[] = [];
+    const raw = readJson(candidate, innerErrors);
+    if (raw === undefined) {
+      errors.push(...innerErrors);
+      return undefined;
+    }
+    if (!isObject(raw) || !isObject(raw.profile)) {
+      errors.push({ file, path: `${at}.profile`, message: `${candidate} is not a profile (it has no "profile" object)` });
+      return undefined;
+    }
+    const { description: _d, _comment: _c, ...template } = raw.profile;
+    return template;
+  }
+  errors.push({ file, path: `${at}.profile`, message: `no profile "${name}" (looked for ${name}.json in ${dirs.join(', ')})` });
+  return undefined;
+}
+
+/** Table and 0-based address of a 5- or 6-digit Modicon reference such as 40001 or 300010. */
+export function parseModiconAddress(reference: number): { table: Table; address: number } | undefined {
+  const six: Array<[number, Table]> = [[400001, 'holding'], [300001, 'input'], [100001, 'discrete-input']];
+  for (const [base, table] of six) if (reference >= base && reference <= base + 65535) return { table, address: reference - base };
+  const five: Array<[number, Table]> = [[40001, 'holding'], [30001, 'input'], [10001, 'discrete-input'], [1, 'coil']];
+  for (const [base, table] of five) if (reference >= base && reference <= base + 9998) return { table, address: reference - base };
+  return undefined;
+}
+
+function resolveModbusDevice(d: ModbusDeviceInput, bus: ModbusBus, file: string, at: string, errors: MappingError[]): ModbusDevice | undefined {
+  const before = errors.length;
+  const points: ModbusPoint[] = [];
+  const prefix = d.topicPrefix ?? `fieldgate/${d.id}`;
+  d.points.forEach((p, i) => {
+    const point = resolvePoint(d, p, prefix, file, `${at}.points[${i}]`, errors);
+    if (point) points.push(point);
+  });
+  checkOverlaps(points, d.points, file, at, errors);
+  if (errors.length > before) return undefined;
+  return {
+    id: d.id,
+    name: d.name ?? d.id,
+    bus,
+    unitId: d.unitId,
+    pollIntervalMs: d.pollIntervalMs,
+    timeoutMs: d.timeoutMs,
+    retries: d.retries,
+    maxRegistersPerRequest: d.maxRegistersPerRequest ?? 125,
+    maxBitsPerRequest: d.maxBitsPerRequest ?? 2000,
+    maxGap: d.maxGap,
+    interRequestDelayMs: d.interRequestDelayMs ?? bus.interRequestDelayMs,
+    offlinePollIntervalMs: d.offlinePollIntervalMs,
+    topicPrefix: prefix,
+    qos: d.qos,
+    retain: d.retain,
+    publish: { onChange: d.publish.onChange, maxSilenceMs: d.publish.maxSilenceMs, state: d.publish.state },
+    points,
+  };
+}
+
+function resolvePoint(d: ModbusDeviceInput, p: ModbusPointInput, prefix: string, file: string, at: string, errors: MappingError[]): ModbusPoint | undefined {
+  const fail = (key: string, message: string) => {
+    errors.push({ file, path: key ? `${at}.${key}` : at, message });
+  };
+  const before = errors.length;
+  let table = p.table;
+  let address = p.address;
+  if (d.addressBase === 'modicon') {
+    const parsed = parseModiconAddress(p.address);
+    if (!parsed) fail('address', `expected a data-sheet reference like 40001, 30001, 10001, 00001 or 400001 (got ${p.address})`);
+    else {
+      if (table && table !== parsed.table) fail('table', `address ${p.address} is a ${parsed.table} reference but table says ${table}`);
+      table = parsed.table;
+      address = parsed.address;
+    }
+  } else if (d.addressBase === 1) {
+    if (p.address < 1) fail('address', `addressBase is 1: addresses start at 1 (got ${p.address})`);
+    address = p.address - 1;
+  }
+  if (!table) {
+    fail('table', 'missing: expected one of coil, discrete-input, holding, input');
+    return undefined;
+  }
+  const bitTable = isBitTable(table);
+  const type = p.type ?? (bitTable ? 'bool' : 'uint16');
+  if (bitTable && type !== 'bool') fail('type', `a ${table} holds one bit: expected bool (got "${type}")`);
+  if (type === 'bit' && p.bit === undefined) fail('bit', 'missing: type "bit" needs "bit" (0 = least significant)');
+  if (p.bit !== undefined && type !== 'bit') fail('bit', `only type "bit" takes "bit" (type is "${type}")`);
+  if (type === 'string' && p.length === undefined) fail('length', 'missing: type "string" needs "length" (number of registers)');
+  if (p.length !== undefined && type !== 'string') fail('length', `only type "string" takes "length" (type is "${type}")`);
+  if (p.writable && (table === 'input' || table === 'discrete-input')) fail('writable', `${table} registers are read-only in Modbus`);
+  if (p.min !== undefined && p.max !== undefined && p.min > p.max) fail('min', `min ${p.min} is above max ${p.max}`);
+  if (p.scale === 0) fail('scale', 'must not be 0');
+  const count = bitTable ? 1 : registerCount(type, p.length ?? 1);
+  if (address > 65535) fail('address', `expected at most 65535 (got ${address}${address !== p.address ? ` from ${p.address}` : ''})`);
+  else if (address + count - 1 > 65535) fail('address', `${type} at ${address} needs ${count} registers and runs past 65535`);
+  if (p.name === 'availability' || /(^|\/)set(\/result)?$/.test(p.name)) fail('name', `"${p.name}" collides with the topics fieldgate uses for availability and commands`);
+  if (errors.length > before) return undefined;
+  return {
+    name: p.name,
+    topic: `${prefix}/${p.name}`,
+    table,
+    address,
+    type,
+    count,
+    bit: p.bit,
+    byteOrder: p.byteOrder ?? d.byteOrder,
+    scale: p.scale,
+    offset: p.offset,
+    decimals: p.decimals,
+    unit: p.unit,
+    pollIntervalMs: p.pollIntervalMs ?? d.pollIntervalMs,
+    deadband: p.deadband ?? d.publish.deadband,
+    writable: p.writable,
+    min: p.min,
+    max: p.max,
+  };
+}
+
+function checkOverlaps(points: ModbusPoint[], inputs: ModbusPointInput[], file: string, at: string, errors: MappingError[]): void {
+  const indexOf = new Map(points.map((p) => [p, inputs.findIndex((q) => q.name === p.name)]));
+  const byTable = new Map<Table, ModbusPoint[]>();
+  for (const p of points) byTable.set(p.table, [...(byTable.get(p.table) ?? []), p]);
+  for (const [table, list] of byTable) {
+    const sorted = [...list].sort((a, b) => a.address - b.address);
+    for (let i = 0; i < sorted.length; i++) {
+      for (let j = i + 1; j < sorted.length && sorted[j].address <= sorted[i].address + sorted[i].count - 1; j++) {
+        const a = sorted[i];
+        const b = sorted[j];
+        if (a.type === 'bit' && b.type === 'bit' && a.bit !== b.bit) continue;
+        const later = (indexOf.get(a) ?? 0) > (indexOf.get(b) ?? 0) ? a : b;
+        const earlier = later === a ? b : a;
+        errors.push({
+          file,
+          path: `${at}.points[${indexOf.get(later)}]`,
+          message: `"${later.name}" (${table} ${later.address}${later.count > 1 ? `–${later.address + later.count - 1}` : ''}) overlaps "${earlier.name}" (${table} ${earlier.address}${earlier.count > 1 ? `–${earlier.address + earlier.count - 1}` : ''})`,
+        });
+      }
+    }
+  }
+}
+
+function checkTopics(
+  devices: ModbusDevice[],
+  inputs: Array<{ input: ModbusDeviceInput; file: string; path: string }>,
+  line: Array<{ device: LineDevice; file: string; path: string }>,
+  errors: MappingError[],
+): void {
+  const seen = new Map<string, string>();
+  const claim = (topic: string, file: string, at: string) => {
+    const first = seen.get(topic);
+    if (first) errors.push({ file, path: at, message: `duplicate topic "${topic}" (also used by ${first})` });
+    else seen.set(topic, `${file} ${at}`);
+  };
+  for (const d of devices) {
+    const source = inputs.find((i) => i.input.id === d.id);
+    if (!source) continue;
+    claim(`${d.topicPrefix}/availability`, source.file, joinPath(source.path, ['topicPrefix']));
+    d.points.forEach((p, i) => claim(p.topic, source.file, joinPath(source.path, ['points', i, 'name'])));
+  }
+  for (const { device, file, path: at } of line) {
+    const prefix = lineDeviceTopicPrefix(device);
+    claim(`${prefix}/availability`, file, joinPath(at, ['topicPrefix']));
+    for (const [name, field] of Object.entries(device.fields)) claim(`${prefix}/${field.topic ?? name}`, file, joinPath(at, ['fields', name]));
+  }
+}

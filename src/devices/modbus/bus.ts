@@ -1,0 +1,216 @@
+// One scheduler per physical bus. On a serial line (RTU, also RTU over a TCP converter) exactly one
+// transaction is in flight, separated by the 3.5-character silent interval plus the configured delay,
+// and a timeout is followed by draining the line so a late reply is never taken for the next answer.
+// On Modbus TCP each unit id gets its own lane, so devices behind one gateway run in parallel.
+// The bus reopens its port or connection with backoff when it is lost.
+import type { Logger } from '../../log.js';
+import { openLink, type ModbusLink } from './links.js';
+import { LinkDown, ModbusTimeout } from './pdu.js';
+import type { ModbusBus } from './schema.js';
+
+export interface TransactOptions {
+  timeoutMs: number;
+  /** Extra pause after this transaction before the next one on the same lane. */
+  delayAfterMs?: number;
+  /** Writes go ahead of queued polls. */
+  urgent?: boolean;
+}
+
+interface Job {
+  unitId: number;
+  pdu: Buffer;
+  options: TransactOptions;
+  resolve(reply: Buffer): void;
+  reject(error: Error): void;
+}
+
+interface Lane {
+  queue: Job[];
+  busy: boolean;
+  nextAt: number;
+}
+
+export interface BusStatus {
+  id: string;
+  type: ModbusBus['type'];
+  online: boolean;
+  lastError?: string;
+  requests: number;
+  timeouts: number;
+  strayBytes: number;
+  reconnects: number;
+}
+
+/** Modbus RTU inter-frame silence: 3.5 character times, fixed at 1.75 ms above 19200 baud (Modbus over serial line spec). */
+export function rtuSilentIntervalMs(bus: ModbusBus): number {
+  if (bus.type !== 'modbus-rtu') return 0;
+  if (bus.baudRate > 19200) return 1.75;
+  const bitsPerChar = 1 + bus.dataBits + (bus.parity === 'none' ? 0 : 1) + bus.stopBits;
+  return (3.5 * bitsPerChar * 1000) / bus.baudRate;
+}
+
+export class ModbusBusRunner {
+  private link: ModbusLink | undefined;
+  private readonly lanes = new Map<string, Lane>();
+  private stopped = false;
+  private wake: (() => void) | undefined;
+  private listeners: Array<(online: boolean) => void> = [];
+  private connectLoop: Promise<void> | undefined;
+  private counters = { requests: 0, timeouts: 0, strayBytes: 0, reconnects: 0 };
+  private lastError: string | undefined;
+  readonly silentMs: number;
+
+  constructor(
+    readonly bus: ModbusBus,
+    private readonly logger: Logger,
+    private readonly reconnect = { initialMs: 250, maxMs: 30_000 },
+  ) {
+    this.silentMs = rtuSilentIntervalMs(bus);
+  }
+
+  get online(): boolean {
+    return this.link !== undefined && !this.link.closed;
+  }
+
+  /** Called with true when the port/connection opens, false when it is lost. */
+  onStateChange(listener: (online: boolean) => void): void {
+    this.listeners.push(listener);
+  }
+
+  start(): void {
+    this.connectLoop ??= this.runConnectLoop();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake?.();
+    for (const lane of this.lanes.values()) for (const job of lane.queue.splice(0)) job.reject(new LinkDown('bus stopped'));
+    await this.link?.close();
+    await this.connectLoop;
+  }
+
+  status(): BusStatus {
+    const live = this.link?.stats;
+    return {
+      id: this.bus.id,
+      type: this.bus.type,
+      online: this.online,
+      lastError: this.lastError,
+      requests: this.counters.requests + (live?.requests ?? 0),
+      timeouts: this.counters.timeouts + (live?.timeouts ?? 0),
+      strayBytes: this.counters.strayBytes + (live?.strayBytes ?? 0),
+      reconnects: this.counters.reconnects,
+    };
+  }
+
+  /** Queues one request; resolves with the reply PDU. Rejects at once with LinkDown while the bus is offline. */
+  transact(unitId: number, pdu: Buffer, options: TransactOptions): Promise<Buffer> {
+    if (!this.online || this.stopped) return Promise.reject(new LinkDown(this.lastError ?? `bus ${this.bus.id} is offline`));
+    const key = this.bus.type === 'modbus-tcp' ? String(unitId) : 'line';
+    let lane = this.lanes.get(key);
+    if (!lane) {
+      lane = { queue: [], busy: false, nextAt: 0 };
+      this.lanes.set(key, lane);
+    }
+    return new Promise<Buffer>((resolve, reject) => {
+      const job = { unitId, pdu, options, resolve, reject };
+      if (options.urgent) lane.queue.unshift(job);
+      else lane.queue.push(job);
+      void this.pump(lane);
+    });
+  }
+
+  private async pump(lane: Lane): Promise<void> {
+    if (lane.busy) return;
+    lane.busy = true;
+    try {
+      for (let job = lane.queue.shift(); job; job = lane.queue.shift()) {
+        const wait = lane.nextAt - Date.now();
+        if (wait > 0) await sleep(wait);
+        const link = this.link;
+        if (!link || link.closed || this.stopped) {
+          job.reject(new LinkDown(this.lastError ?? `bus ${this.bus.id} is offline`));
+          continue;
+        }
+        try {
+          job.resolve(await link.request(job.unitId, job.pdu, job.options.timeoutMs));
+        } catch (err) {
+          if (err instanceof ModbusTimeout && link.serial && !link.closed) {
+            // The unit may still be answering: let it finish and throw its bytes away.
+            await link.drain(Math.max(20, this.silentMs * 4), Math.max(50, job.options.timeoutMs));
+          }
+          job.reject(err as Error);
+        }
+        lane.nextAt = Date.now() + this.silentMs + (job.options.delayAfterMs ?? this.bus.interRequestDelayMs);
+      }
+    } finally {
+      lane.busy = false;
+    }
+  }
+
+  private async runConnectLoop(): Promise<void> {
+    let delay = this.reconnect.initialMs;
+    let everConnected = false;
+    while (!this.stopped) {
+      let link: ModbusLink;
+      try {
+        link = await openLink(this.bus);
+      } catch (err) {
+        const message = (err as Error).message;
+        if (message !== this.lastError) this.logger.warn({ bus: this.bus.id, err: message, retryInMs: delay }, 'modbus bus cannot open');
+        this.lastError = message;
+        await this.pause(delay);
+        delay = Math.min(delay * 2, this.reconnect.maxMs);
+        continue;
+      }
+      if (this.stopped) {
+        await link.close();
+        break;
+      }
+      if (everConnected) this.counters.reconnects++;
+      everConnected = true;
+      delay = this.reconnect.initialMs;
+      this.lastError = undefined;
+      this.link = link;
+      this.logger.info({ bus: this.bus.id }, 'modbus bus open');
+      const closed = new Promise<string>((resolve) => link.onClose(resolve));
+      this.emit(true);
+      const reason = await closed;
+      this.counters.requests += link.stats.requests;
+      this.counters.timeouts += link.stats.timeouts;
+      this.counters.strayBytes += link.stats.strayBytes;
+      this.link = undefined;
+      if (this.stopped) break;
+      this.lastError = `bus ${this.bus.id} lost: ${reason}`;
+      this.logger.warn({ bus: this.bus.id, reason }, 'modbus bus lost; reopening');
+      for (const lane of this.lanes.values()) for (const job of lane.queue.splice(0)) job.reject(new LinkDown(this.lastError));
+      this.emit(false);
+      await this.pause(delay);
+    }
+  }
+
+  private emit(online: boolean): void {
+    for (const l of this.listeners) {
+      try {
+        l(online);
+      } catch (err) {
+        this.logger.error({ err }, 'bus state listener failed');
+      }
+    }
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
