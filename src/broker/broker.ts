@@ -1,0 +1,479 @@
+// The broker: an embeddable object that owns sessions, subscriptions, retained messages and
+// persistence, accepts connections from any number of listeners and routes messages.
+
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { silentLogger, type Logger } from '../log.js';
+import { Store } from '../persistence/store.js';
+import { Connection, type ConnectionHost, type Packet } from './connection.js';
+import type { Delivery } from './delivery.js';
+import { dispatchPacket } from './handlers/dispatch.js';
+import { LocalEndpoint } from './local-client.js';
+import { defaultBrokerOptions, type BrokerOptions } from './options.js';
+import { deliver, pump, restoreDeliveries, SharedEncoding, type OutboundHost } from './outbound.js';
+import { RetainedStore } from './retained-store.js';
+import { NEVER_EXPIRES, Session, type Will } from './session.js';
+import { SubscriptionTree, type Subscriber, type Subscription } from './subscription-tree.js';
+import { SysTopics } from './sys-topics.js';
+import { parseSharedFilter } from './topics.js';
+import type { ClientIdentity, LocalClient, Message } from './types.js';
+
+export type { BrokerOptions } from './options.js';
+
+export interface BrokerStats {
+  clientsConnected: number;
+  clientsMaximum: number;
+  sessions: number;
+  subscriptions: number;
+  retainedMessages: number;
+  queuedMessages: number;
+  messagesReceived: number;
+  messagesSent: number;
+  messagesDropped: number;
+  connectionsTotal: number;
+  startedAt: number;
+}
+
+export interface ListenOptions {
+  port: number;
+  host?: string;
+}
+
+const SWEEP_INTERVAL_MS = 500;
+
+export class Broker implements ConnectionHost, OutboundHost {
+  readonly options: BrokerOptions;
+  readonly logger: Logger;
+  store!: Store;
+  retained!: RetainedStore;
+  readonly sessions = new Map<string, Session>();
+  readonly tree = new SubscriptionTree<Session | LocalEndpoint>();
+  readonly connections = new Set<Connection>();
+  readonly stats: BrokerStats = {
+    clientsConnected: 0, clientsMaximum: 0, sessions: 0, subscriptions: 0, retainedMessages: 0, queuedMessages: 0,
+    messagesReceived: 0, messagesSent: 0, messagesDropped: 0, connectionsTotal: 0, startedAt: Date.now(),
+  };
+  shuttingDown = false;
+  private readonly servers = new Set<net.Server>();
+  private readonly flushQueue: Connection[] = [];
+  private flushScheduled = false;
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private routeEpoch = 0;
+  private readonly routeTargets: Session[] = [];
+  private readonly shared = new SharedEncoding();
+  private readonly shareCursor = new Map<string, number>();
+  private readonly localQueue: { handler: (m: Message) => void; message: Message }[] = [];
+  private localFlushScheduled = false;
+  private sys: SysTopics | null = null;
+  private droppedLogged = 0;
+
+  constructor(options: Partial<BrokerOptions> = {}) {
+    this.options = { ...defaultBrokerOptions, logger: silentLogger, ...options };
+    this.logger = this.options.logger;
+  }
+
+  get maximumPacketSize(): number { return this.options.maximumPacketSize; }
+  get maxBufferedBytes(): number { return this.options.maxBufferedBytes; }
+  get maxQueuedMessages(): number { return this.options.maxQueuedMessages; }
+  get maxQueuedBytes(): number { return this.options.maxQueuedBytes; }
+  get queuePolicy() { return this.options.queuePolicy; }
+  /** The SQLite database: extensions (the bridge outbox) keep their tables here, in the same commits. */
+  get db() { return this.store.db; }
+
+  async start(): Promise<void> {
+    this.store = new Store({
+      dataDir: this.options.dataDir,
+      durability: this.options.durability,
+      commitWindowMs: this.options.commitWindowMs,
+      onError: (error) => this.logger.error({ err: error }, 'database write failed; retrying'),
+    });
+    this.retained = new RetainedStore(this.store);
+    this.restoreSessions();
+    this.sweepTimer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
+    this.sweepTimer.unref();
+    if (this.options.sysIntervalMs > 0) {
+      this.sys = new SysTopics(this, this.options.sysIntervalMs);
+      this.sys.start();
+    }
+  }
+
+  /** Opens a TCP listener; resolves with the bound port. */
+  listen(options: ListenOptions): Promise<{ port: number; host: string; server: net.Server }> {
+    const server = net.createServer({ noDelay: true }, (socket) => {
+      socket.setNoDelay(true);
+      this.handle(socket, { address: `${socket.remoteAddress}:${socket.remotePort}` });
+    });
+    this.servers.add(server);
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port, options.host ?? '127.0.0.1', () => {
+        server.off('error', reject);
+        server.on('error', (error) => this.logger.error({ err: error }, 'listener error'));
+        const address = server.address() as net.AddressInfo;
+        resolve({ port: address.port, host: address.address, server });
+      });
+    });
+  }
+
+  /** Serves one MQTT connection over any byte stream (TCP, TLS, WebSocket). */
+  handle(stream: Duplex, meta: { address: string; certificateUser?: string }): Connection {
+    const connection = new Connection(this, stream, meta.address, meta.certificateUser);
+    this.connections.add(connection);
+    this.stats.connectionsTotal++;
+    return connection;
+  }
+
+  createLocalClient(id: string): LocalClient {
+    return new LocalEndpoint(this, id);
+  }
+
+  // ---- ConnectionHost
+
+  onPacket(connection: Connection, packet: Packet): void {
+    try {
+      dispatchPacket(this, connection, packet);
+    } catch (error) {
+      this.logger.error({ err: error, clientId: connection.identity.clientId }, 'internal error handling a packet; closing that client');
+      connection.close(0x83);
+    }
+  }
+
+  onProtocolError(connection: Connection, error: Error & { reasonCode?: number }): void {
+    const reasonCode = error.reasonCode ?? 0x82;
+    this.logger.warn({ clientId: connection.identity.clientId || undefined, address: connection.address, reasonCode }, `closing client: ${error.message}`);
+    if (!connection.connected && /protocol version/i.test(error.message)) {
+      // [MQTT-3.1.2-2]: answer an unsupported protocol level with CONNACK 0x01, then close.
+      connection.write(Buffer.from([0x20, 0x02, 0x00, 0x01]));
+    }
+    connection.close(reasonCode, error.message);
+  }
+
+  onClose(connection: Connection): void {
+    this.connections.delete(connection);
+    if (!connection.connected) return;
+    this.stats.clientsConnected--;
+    const session = connection.session;
+    if (session === null || session.connection !== connection) return;
+    session.connection = null;
+    this.logger.info({ clientId: session.clientId, address: connection.address }, connection.cleanDisconnect ? 'client disconnected' : 'client connection lost');
+    const will = connection.cleanDisconnect || this.shuttingDown ? null : connection.will;
+    if (session.expiryInterval === 0) {
+      if (will) this.publishWill(will);
+      this.endSession(session);
+      return;
+    }
+    session.disconnectedAt = Date.now();
+    this.store.saveSession(session.clientId, session.protocolVersion, session.expiryInterval, session.disconnectedAt);
+    if (will) {
+      if (will.delaySeconds === 0) this.publishWill(will);
+      else {
+        session.pendingWill = will;
+        session.willTimer = setTimeout(() => this.firePendingWill(session), Math.min(will.delaySeconds, session.expiryInterval) * 1000);
+        session.willTimer.unref();
+      }
+    }
+    if (session.expiryInterval !== NEVER_EXPIRES && !this.shuttingDown) this.scheduleExpiry(session, session.expiryInterval * 1000);
+  }
+
+  scheduleFlush(connection: Connection): void {
+    this.flushQueue.push(connection);
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(this.flushAll);
+  }
+
+  private readonly flushAll = (): void => {
+    this.flushScheduled = false;
+    const queue = this.flushQueue.splice(0);
+    for (const connection of queue) connection.flush();
+  };
+
+  // ---- OutboundHost
+
+  countSent(): void {
+    this.stats.messagesSent++;
+  }
+
+  countDropped(session: Session | { clientId: string }, reason: string): void {
+    this.stats.messagesDropped++;
+    // Logged, never silent, but not a line per message when a queue overflows.
+    const now = Date.now();
+    if (now - this.droppedLogged > 5000) {
+      this.droppedLogged = now;
+      this.logger.warn({ clientId: session.clientId, droppedTotal: this.stats.messagesDropped }, `message dropped: ${reason}`);
+    }
+  }
+
+  // ---- Routing
+
+  /**
+   * Delivers a message to every matching subscription (one copy per session, at the highest
+   * granted QoS, with all subscription identifiers) and stores it when retained.
+   * Returns false when a queue refused the message.
+   */
+  route(message: Message): boolean {
+    this.stats.messagesReceived++;
+    if (message.retain) this.retained.set(message);
+    const matches = this.tree.match(message.topic);
+    if (matches.length === 0) return true;
+    const epoch = ++this.routeEpoch;
+    const targets = this.routeTargets;
+    targets.length = 0;
+    let shared: Map<string, Subscription<Session | LocalEndpoint>[]> | null = null;
+    for (let i = 0; i < matches.length; i++) {
+      const sub = matches[i];
+      if (sub.share !== null) {
+        shared ??= new Map();
+        const key = `${sub.share}\u0000${sub.matchFilter}`;
+        const group = shared.get(key);
+        if (group) group.push(sub);
+        else shared.set(key, [sub]);
+        continue;
+      }
+      if (sub.noLocal && message.origin === sub.subscriber.clientId) continue;
+      if (sub.handler !== undefined) {
+        this.deliverLocal(sub, message);
+        continue;
+      }
+      const session = sub.subscriber as Session;
+      const qos = sub.qos < message.qos ? sub.qos : message.qos;
+      const retain = sub.retainAsPublished && message.retain;
+      if (session.routeMark !== epoch) {
+        session.routeMark = epoch;
+        session.routeQos = qos;
+        session.routeRetain = retain;
+        session.routeSubscriptionIds = sub.subscriptionId !== undefined ? [sub.subscriptionId] : undefined;
+        targets.push(session);
+      } else {
+        if (qos > session.routeQos) session.routeQos = qos;
+        session.routeRetain ||= retain;
+        if (sub.subscriptionId !== undefined) (session.routeSubscriptionIds ??= []).push(sub.subscriptionId);
+      }
+    }
+    this.shared.reset(message);
+    let accepted = true;
+    for (let i = 0; i < targets.length; i++) {
+      const session = targets[i];
+      if (!this.offer(session, message, session.routeQos, session.routeRetain, session.routeSubscriptionIds)) accepted = false;
+    }
+    targets.length = 0;
+    if (shared !== null) {
+      for (const [key, group] of shared) if (!this.deliverShared(key, group, message)) accepted = false;
+    }
+    return accepted;
+  }
+
+  private offer(session: Session, message: Message, qos: 0 | 1 | 2, retain: boolean, subscriptionIds: number[] | undefined): boolean {
+    if (session.connection === null && qos === 0 && !this.options.queueQos0) return true;
+    const delivery: Delivery = { seq: 0, message, qos, retain, subscriptionIds, packetId: 0, released: false };
+    return deliver(this, session, delivery, this.shared);
+  }
+
+  /** One subscriber per share group gets the message: round robin over connected sessions first [MQTT-4.8.2]. */
+  private deliverShared(key: string, group: Subscription<Session | LocalEndpoint>[], message: Message): boolean {
+    const start = (this.shareCursor.get(key) ?? 0) % group.length;
+    let chosen: Subscription<Session | LocalEndpoint> | null = null;
+    for (let i = 0; i < group.length; i++) {
+      const candidate = group[(start + i) % group.length];
+      const subscriber = candidate.subscriber;
+      const online = candidate.handler !== undefined || (subscriber as Session).connection !== null;
+      if (online) { chosen = candidate; this.shareCursor.set(key, start + i + 1); break; }
+    }
+    if (chosen === null) {
+      chosen = group[start];
+      this.shareCursor.set(key, start + 1);
+    }
+    if (chosen.handler !== undefined) {
+      this.deliverLocal(chosen, message);
+      return true;
+    }
+    const qos = chosen.qos < message.qos ? chosen.qos : message.qos;
+    const ids = chosen.subscriptionId !== undefined ? [chosen.subscriptionId] : undefined;
+    return this.offer(chosen.subscriber as Session, message, qos, chosen.retainAsPublished && message.retain, ids);
+  }
+
+  private deliverLocal(sub: Subscription<Session | LocalEndpoint>, message: Message): void {
+    if (sub.durable) {
+      this.store.runDurable(sub.handler!, message);
+      return;
+    }
+    this.localQueue.push({ handler: sub.handler!, message });
+    if (!this.localFlushScheduled) {
+      this.localFlushScheduled = true;
+      queueMicrotask(this.flushLocal);
+    }
+  }
+
+  /** In-process handlers run after routing, so a handler that publishes does not re-enter the router. */
+  private readonly flushLocal = (): void => {
+    this.localFlushScheduled = false;
+    const queue = this.localQueue.splice(0);
+    for (const { handler, message } of queue) {
+      try {
+        handler(message);
+      } catch (error) {
+        this.logger.error({ err: error, topic: message.topic }, 'in-process subscriber failed');
+      }
+    }
+  };
+
+  // ---- Subscriptions (shared by socket and in-process clients)
+
+  addSubscription(subscriber: Session | LocalEndpoint, sub: Omit<Subscription<Session | LocalEndpoint>, 'subscriber' | 'matchFilter' | 'share'>): { existed: boolean; subscription: Subscription<Session | LocalEndpoint> } {
+    const shared = parseSharedFilter(sub.filter);
+    const subscription: Subscription<Session | LocalEndpoint> = {
+      ...sub,
+      subscriber,
+      share: shared && shared !== 'invalid' ? shared.group : null,
+      matchFilter: shared && shared !== 'invalid' ? shared.filter : sub.filter,
+    };
+    const replaced = this.tree.add(subscription);
+    if (subscriber instanceof Session) {
+      subscriber.subscriptions.set(sub.filter, subscription as Subscription<Session>);
+      if (subscriber.persistent) this.store.saveSubscription(subscriber.clientId, sub);
+    }
+    return { existed: replaced !== undefined, subscription };
+  }
+
+  removeSubscription(subscriber: Session | LocalEndpoint, filter: string): boolean {
+    const shared = parseSharedFilter(filter);
+    const matchFilter = shared && shared !== 'invalid' ? shared.filter : filter;
+    const removed = this.tree.remove(subscriber, filter, matchFilter);
+    if (subscriber instanceof Session) {
+      subscriber.subscriptions.delete(filter);
+      if (removed && subscriber.persistent) this.store.dropSubscription(subscriber.clientId, filter);
+    }
+    return removed !== undefined;
+  }
+
+  /** Retained messages for a new subscription (not for shared subscriptions [MQTT-3.8.4-? v5 §4.8.2]). */
+  retainedFor(filter: string): Message[] {
+    if (parseSharedFilter(filter) !== null) return [];
+    return this.retained.match(filter);
+  }
+
+  authorize(identity: ClientIdentity, action: 'publish' | 'subscribe', topic: string): boolean {
+    const hook = this.options.authorize;
+    if (!hook) return true;
+    try {
+      return hook(identity, action, topic) === true;
+    } catch (error) {
+      this.logger.error({ err: error }, 'authorization hook failed; denying');
+      return false;
+    }
+  }
+
+  // ---- Sessions
+
+  /** Ends a session: its subscriptions go, its messages are discarded. */
+  endSession(session: Session): void {
+    session.clearTimers();
+    for (const filter of [...session.subscriptions.keys()]) {
+      const sub = session.subscriptions.get(filter)!;
+      this.tree.remove(session, filter, sub.matchFilter);
+    }
+    session.subscriptions.clear();
+    session.inflight.clear();
+    session.queue = [];
+    session.queuedBytes = 0;
+    if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
+    this.store.dropSession(session.clientId);
+  }
+
+  publishWill(will: Will): void {
+    const message: Message = will.expirySeconds === undefined ? will.message : { ...will.message, expiresAt: Date.now() + will.expirySeconds * 1000 };
+    const origin = message.origin ?? '';
+    const identity: ClientIdentity = { clientId: origin, address: 'will', local: false };
+    if (!this.authorize(identity, 'publish', message.topic)) {
+      this.logger.warn({ clientId: origin, topic: message.topic }, 'will message denied by authorization');
+      return;
+    }
+    this.route(message);
+  }
+
+  private firePendingWill(session: Session): void {
+    const will = session.pendingWill;
+    session.pendingWill = null;
+    session.willTimer = null;
+    if (will) this.publishWill(will);
+  }
+
+  private scheduleExpiry(session: Session, afterMs: number): void {
+    if (session.expiryTimer) clearTimeout(session.expiryTimer);
+    session.expiryTimer = setTimeout(() => {
+      this.logger.info({ clientId: session.clientId }, 'session expired');
+      if (session.pendingWill) this.firePendingWill(session);
+      this.endSession(session);
+    }, Math.min(afterMs, 2_147_000_000));
+    session.expiryTimer.unref();
+  }
+
+  private restoreSessions(): void {
+    const now = Date.now();
+    for (const stored of this.store.loadSessions()) {
+      const session = new Session(stored.clientId, stored.protocolVersion, stored.expiryInterval);
+      session.disconnectedAt = stored.disconnectedAt ?? now;
+      const expiresAt = stored.expiryInterval === NEVER_EXPIRES ? Infinity : session.disconnectedAt + stored.expiryInterval * 1000;
+      if (expiresAt <= now) {
+        this.store.dropSession(stored.clientId);
+        continue;
+      }
+      this.sessions.set(session.clientId, session);
+      for (const sub of stored.subscriptions) this.addSubscription(session, sub);
+      restoreDeliveries(session, stored.deliveries);
+      for (const id of stored.incomingQos2) session.incomingQos2.add(id);
+      if (expiresAt !== Infinity) this.scheduleExpiry(session, expiresAt - now);
+    }
+    this.store.flush();
+    if (this.sessions.size > 0) this.logger.info({ sessions: this.sessions.size }, 'persistent sessions restored');
+  }
+
+  pumpSession(session: Session): void {
+    pump(this, session);
+  }
+
+  // ---- Housekeeping
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const connection of this.connections) {
+      if (!connection.connected) {
+        if (now - connection.openedAt > this.options.connectTimeoutMs) {
+          this.logger.info({ address: connection.address }, 'no CONNECT within the connect timeout; closing');
+          connection.destroy();
+        }
+      } else if (connection.keepAliveMs > 0 && now - connection.lastActivity > connection.keepAliveMs * 1.5) {
+        // [MQTT-3.1.2-24]: one and a half times the keep alive without a packet.
+        this.logger.info({ clientId: connection.identity.clientId }, 'keep alive timeout');
+        connection.close(0x8d);
+        connection.destroy();
+      }
+    }
+  }
+
+  snapshotStats(): BrokerStats {
+    let queued = 0;
+    for (const session of this.sessions.values()) queued += session.queue.length + session.inflight.size;
+    this.stats.sessions = this.sessions.size;
+    this.stats.subscriptions = this.tree.size;
+    this.stats.retainedMessages = this.retained.size;
+    this.stats.queuedMessages = queued;
+    return { ...this.stats };
+  }
+
+  /** Stops listening, tells v5 clients the server is shutting down (0x8B), commits and closes the database. */
+  async close(): Promise<void> {
+    if (this.shuttingDown) return;
+    this.shuttingDown = true;
+    this.sys?.stop();
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    const closing = [...this.servers].map((server) => new Promise<void>((resolve) => server.close(() => resolve())));
+    for (const connection of [...this.connections]) {
+      connection.close(0x8b, 'server shutting down');
+      connection.destroy();
+    }
+    await Promise.all(closing);
+    for (const session of this.sessions.values()) session.clearTimers();
+    this.store.close();
+  }
+}

@@ -1,0 +1,27 @@
+import type mqttPacket from 'mqtt-packet';
+import type { Broker } from '../broker.js';
+import type { Connection } from '../connection.js';
+
+/** QoS 2 towards the client, step 2: PUBREC received → PUBREL sent, the message is released [MQTT-4.3.3]. */
+export function handlePubrec(broker: Broker, connection: Connection, packet: mqttPacket.IPubrecPacket): void {
+  const session = connection.session!;
+  const id = packet.messageId ?? 0;
+  const delivery = session.inflight.get(id);
+  if (!delivery || delivery.qos !== 2) {
+    // v5: PUBREL with 0x92 Packet Identifier not found.
+    connection.send({ cmd: 'pubrel', messageId: id, reasonCode: connection.protocolVersion === 5 ? 0x92 : undefined });
+    return;
+  }
+  if (connection.protocolVersion === 5 && (packet.reasonCode ?? 0) >= 0x80) {
+    // The client refused the message: the exchange ends here [MQTT-4.3.3 v5, §4.9 Flow Control].
+    session.inflight.delete(id);
+    if (delivery.seq !== 0) broker.store.completeDelivery(delivery.seq);
+    broker.pumpSession(session);
+    return;
+  }
+  if (!delivery.released) {
+    delivery.released = true;
+    if (delivery.seq !== 0) broker.store.markSent(delivery);
+  }
+  connection.send({ cmd: 'pubrel', messageId: id });
+}

@@ -1,0 +1,55 @@
+import type { Durability } from '../persistence/store.js';
+import type { Logger } from '../log.js';
+import type { AuthenticateHook, AuthorizeHook } from './types.js';
+
+export type QueuePolicy = 'drop-oldest' | 'drop-newest' | 'refuse';
+
+export interface BrokerOptions {
+  /** Directory for the SQLite database; null keeps state in memory only. */
+  dataDir: string | null;
+  logger: Logger;
+  durability: Durability;
+  /** Group-commit window: how long a durable write may wait to share a transaction. */
+  commitWindowMs: number;
+  /** Sockets that send no CONNECT within this time are closed. */
+  connectTimeoutMs: number;
+  /** v5 Server Keep Alive: a cap on the client's keep alive (seconds); 0 = accept the client's. */
+  maxKeepAlive: number;
+  /** Our v5 Receive Maximum: QoS 1/2 PUBLISHes a client may have unacknowledged towards us. */
+  receiveMaximum: number;
+  /** Largest packet we accept (bytes, whole packet). */
+  maximumPacketSize: number;
+  topicAliasMaximum: number;
+  /** Messages waiting per session beyond the client's in-flight window. */
+  maxQueuedMessages: number;
+  maxQueuedBytes: number;
+  queuePolicy: QueuePolicy;
+  /** Also queue QoS 0 messages for offline persistent sessions. */
+  queueQos0: boolean;
+  /** Expiry (seconds) of 3.1.1 persistent sessions (cleanSession=0); 0xFFFFFFFF = never. */
+  persistentSessionExpiry: number;
+  /** Output buffer per connection above which QoS 0 deliveries to it are dropped. */
+  maxBufferedBytes: number;
+  /** How often $SYS topics are published; 0 disables them. */
+  sysIntervalMs: number;
+  authorize?: AuthorizeHook;
+  authenticate?: AuthenticateHook;
+}
+
+export const defaultBrokerOptions: Omit<BrokerOptions, 'logger'> = {
+  dataDir: null,
+  durability: 'full',
+  commitWindowMs: 2,
+  connectTimeoutMs: 10_000,
+  maxKeepAlive: 0,
+  receiveMaximum: 1024,
+  maximumPacketSize: 1024 * 1024,
+  topicAliasMaximum: 64,
+  maxQueuedMessages: 100_000,
+  maxQueuedBytes: 64 * 1024 * 1024,
+  queuePolicy: 'drop-oldest',
+  queueQos0: false,
+  persistentSessionExpiry: 0xffffffff,
+  maxBufferedBytes: 8 * 1024 * 1024,
+  sysIntervalMs: 10_000,
+};

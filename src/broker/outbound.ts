@@ -1,0 +1,224 @@
+// Messages towards one session: queueing within limits, the client's receive window,
+// encoding and redelivery (MQTT 5.0 §4.3, §4.4, §4.9).
+
+import mqttPacket from 'mqtt-packet';
+import type { Connection } from './connection.js';
+import type { Delivery } from './delivery.js';
+import type { QueuePolicy } from './options.js';
+import { encodePublish, withDup } from './packet-writer.js';
+import type { Session } from './session.js';
+import type { Message } from './types.js';
+import type { Store } from '../persistence/store.js';
+
+export interface OutboundHost {
+  readonly store: Store;
+  readonly maxQueuedMessages: number;
+  readonly maxQueuedBytes: number;
+  readonly queuePolicy: QueuePolicy;
+  countSent(): void;
+  countDropped(session: Session, reason: string): void;
+}
+
+/** Per-route cache of encodings shared by every subscriber that can take identical bytes. */
+export class SharedEncoding {
+  private message: Message | null = null;
+  private topic: Buffer | null = null;
+  private readonly qos0 = new Map<number, Buffer>();
+
+  reset(message: Message): void {
+    this.message = message;
+    this.topic = null;
+    this.qos0.clear();
+  }
+
+  topicBytes(): Buffer {
+    if (this.topic === null) this.topic = Buffer.from(this.message!.topic);
+    return this.topic;
+  }
+
+  /** QoS 0 PUBLISH without properties, per (protocol family, retain flag). */
+  qos0Packet(v5: boolean, retain: boolean): Buffer {
+    const key = (v5 ? 2 : 0) | (retain ? 1 : 0);
+    let bytes = this.qos0.get(key);
+    if (!bytes) {
+      bytes = encodePublish(this.topicBytes(), this.message!.payload, 0, retain, false, 0, v5);
+      this.qos0.set(key, bytes);
+    }
+    return bytes;
+  }
+}
+
+const scratchEncoding = new SharedEncoding();
+
+function needsProperties(connection: Connection, message: Message, subscriptionIds: number[] | undefined): boolean {
+  if (connection.protocolVersion !== 5) return false;
+  return message.properties !== undefined || message.expiresAt !== undefined || subscriptionIds !== undefined || connection.clientTopicAliasMaximum > 0;
+}
+
+/** Encodes one PUBLISH for this connection; null when the client's Maximum Packet Size forbids it [MQTT-3.1.2-25]. */
+export function encodeFor(connection: Connection, delivery: Delivery, dup: boolean, shared: SharedEncoding | null, now: number): Buffer | null {
+  const { message, qos, retain, subscriptionIds, packetId } = delivery;
+  let bytes: Buffer;
+  if (!needsProperties(connection, message, subscriptionIds)) {
+    if (qos === 0 && shared !== null) bytes = shared.qos0Packet(connection.protocolVersion === 5, retain);
+    else {
+      const topic = shared !== null ? shared.topicBytes() : Buffer.from(message.topic);
+      bytes = encodePublish(topic, message.payload, qos, retain, dup, packetId, connection.protocolVersion === 5);
+    }
+  } else {
+    const properties: mqttPacket.IPublishPacket['properties'] = { ...message.properties };
+    if (message.expiresAt !== undefined) properties.messageExpiryInterval = Math.max(0, Math.ceil((message.expiresAt - now) / 1000));
+    if (subscriptionIds !== undefined) properties.subscriptionIdentifier = subscriptionIds.length === 1 ? subscriptionIds[0] : subscriptionIds;
+    let topic = message.topic;
+    if (connection.clientTopicAliasMaximum > 0) {
+      const aliases = (connection.outboundAliases ??= new Map());
+      const alias = aliases.get(topic);
+      if (alias !== undefined) {
+        properties.topicAlias = alias;
+        topic = '';
+      } else if (aliases.size < connection.clientTopicAliasMaximum) {
+        const next = aliases.size + 1;
+        aliases.set(topic, next);
+        properties.topicAlias = next;
+      }
+    }
+    bytes = mqttPacket.generate(
+      { cmd: 'publish', topic, payload: message.payload, qos, retain, dup, messageId: qos > 0 ? packetId : undefined, properties },
+      { protocolVersion: 5 },
+    );
+  }
+  if (connection.clientMaximumPacketSize > 0 && bytes.length > connection.clientMaximumPacketSize) return null;
+  return dup && bytes[0] !== undefined && (bytes[0] & 0x08) === 0 ? withDup(bytes) : bytes;
+}
+
+function isExpired(message: Message, now: number): boolean {
+  return message.expiresAt !== undefined && message.expiresAt <= now;
+}
+
+/**
+ * Hands a message to a session: sent now when online with room in the client's receive window,
+ * queued otherwise. Returns false when the queue refused it (policy 'refuse').
+ */
+export function deliver(host: OutboundHost, session: Session, delivery: Delivery, shared: SharedEncoding | null): boolean {
+  const connection = session.connection;
+  if (delivery.qos === 0) {
+    if (connection === null) {
+      // Only reached for persistent sessions when QoS 0 queueing is enabled.
+      delivery.seq = host.store.allocateSeq();
+      host.store.enqueue(session.clientId, delivery);
+      return enqueue(host, session, delivery);
+    }
+    if (connection.congested) {
+      host.countDropped(session, 'QoS 0 message to a client that is not reading');
+      return true;
+    }
+    const bytes = encodeFor(connection, delivery, false, shared, Date.now());
+    if (bytes !== null) {
+      connection.write(bytes);
+      host.countSent();
+    }
+    return true;
+  }
+  if (session.persistent) {
+    delivery.seq = host.store.allocateSeq();
+    host.store.enqueue(session.clientId, delivery);
+  }
+  if (connection !== null && session.queue.length === 0 && session.inflight.size < connection.clientReceiveMaximum && !connection.congested) {
+    sendNew(host, session, connection, delivery, shared);
+    return true;
+  }
+  return enqueue(host, session, delivery);
+}
+
+function enqueue(host: OutboundHost, session: Session, delivery: Delivery): boolean {
+  const size = delivery.message.payload.length + delivery.message.topic.length;
+  while (session.queue.length >= host.maxQueuedMessages || session.queuedBytes + size > host.maxQueuedBytes) {
+    if (host.queuePolicy !== 'drop-oldest' || session.queue.length === 0) {
+      if (delivery.seq !== 0) host.store.completeDelivery(delivery.seq);
+      host.countDropped(session, `queue full (${session.queue.length} messages, ${session.queuedBytes} bytes), policy ${host.queuePolicy}`);
+      return host.queuePolicy !== 'refuse';
+    }
+    const oldest = session.queue.shift()!;
+    session.queuedBytes -= oldest.message.payload.length + oldest.message.topic.length;
+    if (oldest.seq !== 0) host.store.completeDelivery(oldest.seq);
+    host.countDropped(session, 'queue full, dropped the oldest message');
+  }
+  session.queue.push(delivery);
+  session.queuedBytes += size;
+  return true;
+}
+
+function sendNew(host: OutboundHost, session: Session, connection: Connection, delivery: Delivery, shared: SharedEncoding | null): void {
+  const now = Date.now();
+  if (isExpired(delivery.message, now)) {
+    if (delivery.seq !== 0) host.store.completeDelivery(delivery.seq);
+    return;
+  }
+  if (delivery.qos === 0) {
+    const bytes = encodeFor(connection, delivery, false, shared, now);
+    if (bytes !== null) {
+      connection.write(bytes);
+      host.countSent();
+    }
+    if (delivery.seq !== 0) host.store.completeDelivery(delivery.seq);
+    return;
+  }
+  delivery.packetId = session.allocatePacketId();
+  const bytes = encodeFor(connection, delivery, false, shared, now);
+  if (bytes === null) {
+    // Too large for this client: discarded as if delivered [MQTT-3.1.2-25].
+    if (delivery.seq !== 0) host.store.completeDelivery(delivery.seq);
+    host.countDropped(session, "message larger than the client's Maximum Packet Size");
+    return;
+  }
+  session.inflight.set(delivery.packetId, delivery);
+  if (delivery.seq !== 0) host.store.markSent(delivery);
+  connection.write(bytes);
+  host.countSent();
+}
+
+/** Moves queued messages into the client's receive window. */
+export function pump(host: OutboundHost, session: Session): void {
+  const connection = session.connection;
+  if (connection === null) return;
+  let sent = 0;
+  while (sent < session.queue.length && session.inflight.size < connection.clientReceiveMaximum && !connection.congested) {
+    const delivery = session.queue[sent++];
+    sendNew(host, session, connection, delivery, null);
+  }
+  if (sent > 0) {
+    for (let i = 0; i < sent; i++) {
+      const d = session.queue[i];
+      session.queuedBytes -= d.message.payload.length + d.message.topic.length;
+    }
+    session.queue = sent === session.queue.length ? [] : session.queue.slice(sent);
+  }
+}
+
+/** On reconnect: resend unacknowledged PUBLISHes with DUP and PUBRELs, in order, with their packet ids [MQTT-4.4.0-1]. */
+export function resume(host: OutboundHost, session: Session): void {
+  const connection = session.connection;
+  if (connection === null) return;
+  const now = Date.now();
+  for (const delivery of session.inflight.values()) {
+    if (delivery.released) {
+      connection.send({ cmd: 'pubrel', messageId: delivery.packetId });
+      continue;
+    }
+    const bytes = encodeFor(connection, delivery, true, null, now);
+    if (bytes !== null) connection.write(bytes);
+  }
+  pump(host, session);
+}
+
+/** A session's queue and in-flight messages, from SQLite after a restart, split by state. */
+export function restoreDeliveries(session: Session, deliveries: Delivery[]): void {
+  for (const delivery of deliveries) {
+    if (delivery.packetId !== 0 && !session.inflight.has(delivery.packetId)) session.inflight.set(delivery.packetId, delivery);
+    else {
+      delivery.packetId = 0;
+      session.queue.push(delivery);
+      session.queuedBytes += delivery.message.payload.length + delivery.message.topic.length;
+    }
+  }
+}

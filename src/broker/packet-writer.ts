@@ -1,0 +1,47 @@
+// Encoding of outgoing PUBLISH packets without going through a packet object: the hot path of
+// every delivery. Properties other than none go through mqtt-packet's generator instead.
+
+import type { QoS } from './types.js';
+
+function remainingLengthBytes(n: number): number {
+  return n < 128 ? 1 : n < 16_384 ? 2 : n < 2_097_152 ? 3 : 4;
+}
+
+function writeRemainingLength(buf: Buffer, offset: number, n: number): number {
+  do {
+    let byte = n % 128;
+    n = Math.floor(n / 128);
+    if (n > 0) byte |= 0x80;
+    buf[offset++] = byte;
+  } while (n > 0);
+  return offset;
+}
+
+/**
+ * A PUBLISH with no properties (3.1.1, or 5.0 with an empty property block).
+ * `topic` is the UTF-8 encoded topic name.
+ */
+export function encodePublish(topic: Buffer, payload: Buffer, qos: QoS, retain: boolean, dup: boolean, packetId: number, v5: boolean): Buffer {
+  const remaining = 2 + topic.length + (qos > 0 ? 2 : 0) + (v5 ? 1 : 0) + payload.length;
+  const buf = Buffer.allocUnsafe(1 + remainingLengthBytes(remaining) + remaining);
+  buf[0] = 0x30 | (dup ? 0x08 : 0) | (qos << 1) | (retain ? 0x01 : 0);
+  let offset = writeRemainingLength(buf, 1, remaining);
+  buf.writeUInt16BE(topic.length, offset);
+  offset += 2;
+  topic.copy(buf, offset);
+  offset += topic.length;
+  if (qos > 0) {
+    buf.writeUInt16BE(packetId, offset);
+    offset += 2;
+  }
+  if (v5) buf[offset++] = 0;
+  payload.copy(buf, offset);
+  return buf;
+}
+
+/** Sets the DUP flag on an already encoded PUBLISH (a copy: the original may be shared). */
+export function withDup(packet: Buffer): Buffer {
+  const copy = Buffer.from(packet);
+  copy[0] |= 0x08;
+  return copy;
+}

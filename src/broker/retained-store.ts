@@ -1,0 +1,53 @@
+// Retained messages (MQTT 5.0 §3.3.1.3): one per topic, replaced by the next retained PUBLISH,
+// cleared by a retained PUBLISH with an empty payload. Kept in memory, written through to SQLite.
+
+import type { Store } from '../persistence/store.js';
+import { topicMatches } from './topics.js';
+import type { Message } from './types.js';
+
+export class RetainedStore {
+  private readonly messages = new Map<string, Message>();
+
+  constructor(private readonly store: Store) {
+    for (const message of store.loadRetained()) this.messages.set(message.topic, message);
+  }
+
+  get size(): number {
+    return this.messages.size;
+  }
+
+  /** Stores or clears (empty payload [MQTT-3.3.1-10]) the retained message for the topic. */
+  set(message: Message): void {
+    if (message.payload.length === 0) {
+      if (this.messages.delete(message.topic)) this.store.saveRetained(message.topic, null);
+      return;
+    }
+    const retained: Message = message.retain ? message : { ...message, retain: true };
+    this.messages.set(message.topic, retained);
+    this.store.saveRetained(message.topic, retained);
+  }
+
+  /** Unexpired retained messages matching a (non-shared) filter. */
+  match(filter: string, now = Date.now()): Message[] {
+    const out: Message[] = [];
+    const exact = !filter.includes('+') && !filter.includes('#');
+    if (exact) {
+      const message = this.messages.get(filter);
+      if (message) this.keepIfAlive(message, now, out);
+      return out;
+    }
+    for (const message of this.messages.values()) {
+      if (topicMatches(filter, message.topic)) this.keepIfAlive(message, now, out);
+    }
+    return out;
+  }
+
+  private keepIfAlive(message: Message, now: number, out: Message[]): void {
+    if (message.expiresAt !== undefined && message.expiresAt <= now) {
+      this.messages.delete(message.topic);
+      this.store.saveRetained(message.topic, null);
+      return;
+    }
+    out.push(message);
+  }
+}

@@ -1,0 +1,44 @@
+// $SYS/broker/... status topics, retained and refreshed periodically (as Mosquitto publishes them).
+
+import type { Broker } from './broker.js';
+import { VERSION } from '../version.js';
+
+export class SysTopics {
+  private timer: NodeJS.Timeout | null = null;
+  private readonly client;
+
+  constructor(private readonly broker: Broker, private readonly intervalMs: number) {
+    this.client = broker.createLocalClient('$SYS');
+  }
+
+  start(): void {
+    void this.client.publish('$SYS/broker/version', `fieldgate ${VERSION}`, { retain: true });
+    this.publish();
+    this.timer = setInterval(() => this.publish(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  private publish(): void {
+    const s = this.broker.snapshotStats();
+    const values: Record<string, number> = {
+      'uptime': Math.floor((Date.now() - s.startedAt) / 1000),
+      'clients/connected': s.clientsConnected,
+      'clients/maximum': s.clientsMaximum,
+      'clients/total': s.sessions,
+      'messages/received': s.messagesReceived,
+      'messages/sent': s.messagesSent,
+      'messages/dropped': s.messagesDropped,
+      'subscriptions/count': s.subscriptions,
+      'retained messages/count': s.retainedMessages,
+      'store/messages/count': s.queuedMessages,
+    };
+    for (const [name, value] of Object.entries(values)) {
+      const payload = name === 'uptime' ? `${value} seconds` : String(value);
+      void this.client.publish(`$SYS/broker/${name}`, payload, { retain: true });
+    }
+  }
+}
