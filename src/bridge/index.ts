@@ -115,7 +115,11 @@ class Bridge {
       await new Promise<void>((resolve) => client.end(false, {}, () => resolve()));
       client.removeAllListeners();
     }
-    this.sender.flush();
+    try {
+      this.sender.flush();
+    } catch (err) {
+      this.logger.warn({ err: describe(err) }, 'bridge: acknowledged rows not deleted at stop; they will be sent again (stop bridges before closing the broker)');
+    }
     this.connected = false;
     this.status.publishConnected(false);
     this.local.close();
@@ -196,6 +200,8 @@ class Bridge {
     try {
       this.outbox.enqueue(remoteTopic, message.payload, message.retain, message.properties, message.expiresAt);
     } catch (err) {
+      // The broker's store catches handler errors and commits the rest of its batch; a failed commit
+      // (disk full) re-runs this handler on its retry. So: log clearly and recount later, never throw.
       this.outbox.markSuspect();
       this.enqueueErrors += 1;
       this.lastError = `outbox write failed: ${describe(err)}`;
@@ -203,12 +209,11 @@ class Bridge {
       if (now - this.lastEnqueueErrorLog >= ERROR_LOG_INTERVAL_MS) {
         this.lastEnqueueErrorLog = now;
         this.logger.error(
-          { err: describe(err), failures: this.enqueueErrors },
-          'bridge: cannot append to the outbox (disk full or database unwritable?); the publisher is not acknowledged',
+          { err: describe(err), failures: this.enqueueErrors, topic: message.topic },
+          'bridge: cannot append to the outbox (disk full or database unwritable?); message not queued for the remote',
         );
       }
-      // Rethrown so the broker's transaction fails and the local publisher is not acknowledged: nothing is lost silently.
-      throw err;
+      return;
     }
     this.sender.notify();
   }

@@ -56,6 +56,8 @@ export class Outbox {
   private lastDropLog = 0;
   private dropLogTimer: NodeJS.Timeout | undefined;
   private countersSuspect = false;
+  /** Highest id this process inserted; AUTOINCREMENT ids only grow, so seeing one again means a rollback. */
+  private lastInsertId = 0;
 
   private insertStmt!: Statement;
   private dropHeadStmt!: Statement;
@@ -67,6 +69,7 @@ export class Outbox {
   private deadInsertStmt!: Statement;
   private deadTrimStmt!: Statement;
   private countStmt!: Statement;
+  private sequenceStmt!: Statement;
 
   constructor(
     readonly db: Database,
@@ -123,6 +126,8 @@ export class Outbox {
         `DELETE FROM bridge_dead WHERE bridge = ? AND id <= (SELECT id FROM bridge_dead WHERE bridge = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`,
       );
       this.countStmt = this.db.prepare(`SELECT count(*) AS n, coalesce(sum(size), 0) AS b FROM ${t}`);
+      this.sequenceStmt = this.db.prepare(`SELECT seq FROM sqlite_sequence WHERE name = ?`);
+      this.lastInsertId = this.committedSequence();
       this.resync();
     } catch (err) {
       throw new Error(`bridge "${this.bridgeName}": cannot open the outbox table ${this.table} in the gateway database: ${describe(err)}`);
@@ -142,8 +147,15 @@ export class Outbox {
     this.countersSuspect = true;
   }
 
+  /** True when the counters may be wrong: an error, or a transaction with our inserts rolled back. Call outside transactions. */
   get suspect(): boolean {
+    if (!this.countersSuspect && !this.db.inTransaction && this.committedSequence() < this.lastInsertId) this.countersSuspect = true;
     return this.countersSuspect;
+  }
+
+  private committedSequence(): number {
+    const r = this.sequenceStmt.get(outboxTableName(this.bridgeName)) as { seq: number } | undefined;
+    return r?.seq ?? 0;
   }
 
   /**
@@ -154,7 +166,10 @@ export class Outbox {
     const props = properties !== undefined && Object.keys(properties).length > 0 ? encodeProperties(properties) : null;
     const size = payload.length + Buffer.byteLength(topic) + (props?.length ?? 0);
     if (!this.makeRoomFor(size)) return false;
-    this.insertStmt.run(topic, payload, retain ? 1 : 0, props, expiresAt ?? null, now, size);
+    const id = Number(this.insertStmt.run(topic, payload, retain ? 1 : 0, props, expiresAt ?? null, now, size).lastInsertRowid);
+    // The broker retries a failed group commit by running this handler again: ids repeat, the counters double.
+    if (id <= this.lastInsertId) this.countersSuspect = true;
+    this.lastInsertId = id;
     this.rows += 1;
     this.bytes += size;
     return true;

@@ -271,6 +271,11 @@ export class Sender {
       this.outbox.remove(ids);
       this.acked = [];
     } catch (err) {
+      if (!this.outbox.db.open) {
+        // The broker closed the database under us (shutdown): these rows are resent after the restart.
+        this.acked = [];
+        return;
+      }
       // Keep them: they will be deleted on the next flush, or resent (a duplicate) after a restart.
       this.outbox.markSuspect();
       this.logger.error({ bridge: this.outbox.bridgeName, err: describe(err), rows: ids.length }, 'bridge: cannot delete acknowledged rows from the outbox');
