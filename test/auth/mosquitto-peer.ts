@@ -69,9 +69,10 @@ export async function startMosquitto(dir: string, options: { passwordFile: strin
 export interface PubResult { code: number | null; output: string }
 
 /** One mosquitto_pub connect+publish, bounded by a timeout; exit code 0 means the broker accepted the credentials. */
-export function mosquittoPub(port: number, username: string, password: string, topic = 'test/auth'): Promise<PubResult> {
+export function mosquittoPub(port: number, username: string, password: string, topic = 'test/auth', extraArgs: string[] = []): Promise<PubResult> {
   return new Promise((resolve) => {
-    const child = spawn('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(port), '-u', username, '-P', password, '-t', topic, '-m', 'x', '-q', '1'], {
+    const args = ['-h', '127.0.0.1', '-p', String(port), '-u', username, '-P', password, '-t', topic, '-m', 'x', '-q', '1', ...extraArgs];
+    const child = spawn('mosquitto_pub', args, {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
