@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
 import { tmpdir } from 'node:os';
@@ -65,20 +65,32 @@ export class AedesRemote {
     private readonly options: {
       tls?: TlsOptions;
       authenticate?: (username: string | undefined, password: Buffer | undefined) => boolean;
-      /** Delay each PUBACK by holding the publish hook (ms). */
-      publishDelayMs?: number;
+      /** Refuse CONNECT (not authorized) from clients for which this returns false. */
+      admit?: (clientId: string) => boolean;
     } = {},
   ) {}
 
+  /** Every PUBLISH a client sent to this remote, across restarts, in arrival order. */
+  readonly received: { clientId: string; topic: string; payload: string; dup: boolean; retain: boolean }[] = [];
+
+  payloads(topicPrefix = ''): string[] {
+    return this.received.filter((m) => m.topic.startsWith(topicPrefix)).map((m) => m.payload);
+  }
+
   async start(port = this.port): Promise<number> {
     const aedes = await Aedes.createBroker();
-    if (this.options.authenticate !== undefined) {
-      const check = this.options.authenticate;
-      aedes.authenticate = (_client, username, password, done) => {
-        if (check(username, password)) done(null, true);
-        else done(Object.assign(new Error('bad credentials'), { returnCode: 4 }) as never, false);
+    const { authenticate: check, admit } = this.options;
+    if (check !== undefined || admit !== undefined) {
+      aedes.authenticate = (client, username, password, done) => {
+        if (admit !== undefined && !admit(client.id)) done(Object.assign(new Error('not admitted'), { returnCode: 5 }) as never, false);
+        else if (check !== undefined && !check(username, password)) done(Object.assign(new Error('bad credentials'), { returnCode: 4 }) as never, false);
+        else done(null, true);
       };
     }
+    aedes.on('publish', (packet, client) => {
+      if (client === null || packet.topic.startsWith('$SYS')) return;
+      this.received.push({ clientId: client.id, topic: packet.topic, payload: packet.payload.toString(), dup: packet.dup, retain: packet.retain });
+    });
     const handle = (socket: Socket): void => {
       this.sockets.add(socket);
       socket.on('close', () => this.sockets.delete(socket));
@@ -137,12 +149,15 @@ export class MosquittoRemote {
   private proc: ChildProcess | undefined;
   readonly dir = tempDir('fieldgate-mosq-');
 
-  constructor(private readonly extraConfig: string[] = []) {}
+  constructor(private readonly extraConfig: string[] = []) {
+    // Mosquitto started as root drops to the mosquitto user: it must be able to write its persistence file here.
+    chmodSync(this.dir.path, 0o777);
+  }
 
   async start(port?: number): Promise<number> {
     this.port = port ?? (this.port || (await freePort()));
     const conf = join(this.dir.path, 'mosquitto.conf');
-    writeFileSync(conf, [`listener ${this.port} ${HOST}`, 'allow_anonymous true', 'persistence false', ...this.extraConfig, ''].join('\n'));
+    writeFileSync(conf, [`listener ${this.port} ${HOST}`, 'allow_anonymous true', 'persistence false', `persistence_location ${this.dir.path}/`, ...this.extraConfig, ''].join('\n'));
     const proc = spawn('mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
     this.proc = proc;
     let stderr = '';
@@ -156,13 +171,14 @@ export class MosquittoRemote {
     }
   }
 
-  async stop(): Promise<void> {
+  /** SIGKILL by default (a crash); SIGTERM lets Mosquitto save its persistence file. */
+  async stop(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     const proc = this.proc;
     this.proc = undefined;
     if (proc === undefined || proc.exitCode !== null) return;
     await new Promise<void>((resolve) => {
       proc.once('exit', () => resolve());
-      proc.kill('SIGKILL');
+      proc.kill(signal);
     });
   }
 
@@ -183,3 +199,41 @@ function canConnect(port: number): Promise<boolean> {
   });
 }
 
+
+/** Publishes `count` QoS 1 messages "0".."count-1" to a broker, in order, waiting for every PUBACK. */
+export async function publishMany(url: string, topic: string, count: number, start = 0): Promise<void> {
+  const client = await mqtt.connectAsync(url, { reconnectPeriod: 0, clientId: `pub-${Math.random().toString(16).slice(2)}` });
+  try {
+    for (let i = start; i < start + count; i += 500) {
+      const batch: Promise<unknown>[] = [];
+      for (let j = i; j < Math.min(start + count, i + 500); j++) batch.push(client.publishAsync(topic, String(j), { qos: 1 }));
+      await Promise.all(batch);
+    }
+  } finally {
+    await client.endAsync();
+  }
+}
+
+/**
+ * Checks an arrival sequence of "0".."n-1": every message present, first arrivals in increasing order,
+ * and returns how many arrivals were duplicates.
+ */
+export function checkSequence(payloads: string[], n: number): { missing: number[]; outOfOrder: number; duplicates: number } {
+  const seen = new Set<number>();
+  let last = -1;
+  let outOfOrder = 0;
+  let duplicates = 0;
+  for (const p of payloads) {
+    const v = Number(p);
+    if (seen.has(v)) {
+      duplicates += 1;
+      continue;
+    }
+    seen.add(v);
+    if (v < last) outOfOrder += 1;
+    last = v;
+  }
+  const missing: number[] = [];
+  for (let i = 0; i < n; i++) if (!seen.has(i)) missing.push(i);
+  return { missing: missing.slice(0, 20), outOfOrder, duplicates };
+}
