@@ -361,7 +361,7 @@ function resolvePoint(d: ModbusDeviceInput, p: ModbusPointInput, prefix: string,
   const count = bitTable ? 1 : registerCount(type, p.length ?? 1);
   if (address > 65535) fail('address', `expected at most 65535 (got ${address}${address !== p.address ? ` from ${p.address}` : ''})`);
   else if (address + count - 1 > 65535) fail('address', `${type} at ${address} needs ${count} registers and runs past 65535`);
-  if (p.name === 'availability' || /(^|\/)set(\/result)?$/.test(p.name)) fail('name', `"${p.name}" collides with the topics fieldgate uses for availability and commands`);
+  if (p.name === 'availability' || /(^|\/)(set|set\/result|error)$/.test(p.name)) fail('name', `"${p.name}" collides with the topics fieldgate uses for availability and commands`);
   if (errors.length > before) return undefined;
   return {
     name: p.name,

@@ -1,0 +1,85 @@
+// Starts every bus and device of a loaded device mapping as in-process clients of the broker.
+import type { Logger } from '../log.js';
+import type { LocalClient } from '../broker/types.js';
+import type { DeviceMapping, LineBus, LineDevice } from './mapping-schema.js';
+import { ModbusBusRunner, type BusStatus } from './modbus/bus.js';
+import { ModbusDeviceRunner, type DeviceStatus } from './modbus/device.js';
+import type { ModbusBus } from './modbus/schema.js';
+import { startLineBus, type LineBusHandle } from './line/runtime.js';
+
+export type { DeviceStatus, BusStatus };
+export { loadDeviceMapping, loadDeviceMappings, deviceMappingJsonSchema, deviceMappingSchema, type DeviceMapping } from './mapping-schema.js';
+export { probeRegisters, type ProbeOptions, type ProbeResult } from './modbus/probe.js';
+
+export interface DevicesHandle {
+  stop(): Promise<void>;
+  status(): DeviceStatus[];
+  buses(): BusStatus[];
+}
+
+/** A LocalClient, or a factory the gateway passes as `(id) => broker.createLocalClient(id)` (one client per device). */
+export type ClientSource = LocalClient | ((clientId: string) => LocalClient);
+
+export async function startDevices(mapping: DeviceMapping, clients: ClientSource, logger: Logger): Promise<DevicesHandle> {
+  const clientFor = (id: string): LocalClient => (typeof clients === 'function' ? clients(id) : clients);
+  const ownClients: LocalClient[] = [];
+  const busRunners = new Map<string, ModbusBusRunner>();
+  const devices: ModbusDeviceRunner[] = [];
+
+  for (const device of mapping.modbusDevices) {
+    let bus = busRunners.get(device.bus.id);
+    if (!bus) {
+      bus = new ModbusBusRunner(device.bus as ModbusBus, logger.child({ bus: device.bus.id }));
+      busRunners.set(device.bus.id, bus);
+    }
+    const client = clientFor(`fieldgate-device-${device.id}`);
+    if (typeof clients === 'function') ownClients.push(client);
+    devices.push(new ModbusDeviceRunner(device, bus, client, logger.child({ device: device.id })));
+  }
+  for (const d of devices) d.start();
+  for (const b of busRunners.values()) b.start();
+
+  const lineBuses: Array<{ bus: LineBus; devices: LineDevice[]; handle: LineBusHandle }> = [];
+  for (const bus of mapping.buses) {
+    if (bus.type !== 'serial-line') continue;
+    const onBus = mapping.lineDevices.filter((d) => d.bus === bus.id);
+    if (onBus.length === 0) continue;
+    const client = clientFor(`fieldgate-line-${bus.id}`);
+    if (typeof clients === 'function') ownClients.push(client);
+    lineBuses.push({ bus, devices: onBus, handle: await startLineBus(bus, onBus, client, logger) });
+  }
+
+  let stopping: Promise<void> | undefined;
+  return {
+    stop() {
+      stopping ??= (async () => {
+        await Promise.all(devices.map((d) => d.stop()));
+        await Promise.all([...busRunners.values()].map((b) => b.stop()));
+        await Promise.all(lineBuses.map((l) => l.handle.stop()));
+        for (const c of ownClients) c.close();
+      })();
+      return stopping;
+    },
+    status() {
+      const line = lineBuses.flatMap(({ bus, devices: ds, handle }) => {
+        const stats = handle.stats();
+        return ds.map(
+          (d): DeviceStatus => ({
+            id: d.id,
+            name: d.name ?? d.id,
+            bus: bus.id,
+            protocol: 'line',
+            online: stats.open,
+            polls: stats.devices[d.id]?.acceptedFrames ?? 0,
+            failedPolls: stats.devices[d.id]?.pollTimeouts ?? 0,
+            pointErrors: {},
+          }),
+        );
+      });
+      return [...devices.map((d) => d.status()), ...line];
+    },
+    buses() {
+      return [...busRunners.values()].map((b) => b.status());
+    },
+  };
+}
