@@ -96,6 +96,10 @@ export function describeConnectError(err: unknown, protocolVersion: 4 | 5): stri
     return `remote refused the connection: ${cause} (CONNACK ${protocolVersion === 5 ? 'reason code' : 'return code'} ${code}, ${hex})`;
   }
   if (typeof code === 'string') {
+    if (/CERTIFICATE_REQUIRED/.test(code)) return `the remote requires a client certificate: set tls.cert and tls.key [${code}]`;
+    if (/ALERT_(BAD_CERTIFICATE|UNKNOWN_CA|CERTIFICATE_UNKNOWN|DECRYPT_ERROR|CERTIFICATE_EXPIRED|CERTIFICATE_REVOKED)/.test(code)) {
+      return `the remote rejected the client certificate (tls.cert not signed by a CA it trusts, expired or revoked?) [${code}]`;
+    }
     const hint = tlsHints[code];
     return hint !== undefined ? `${hint} [${code}: ${err.message}]` : `${err.message} [${code}]`;
   }

@@ -279,7 +279,9 @@ describe.skipIf(!haveOpenssl)('bridge over mutual TLS with a test CA', () => {
     // no client certificate: the remote rejects the handshake; the log says what to check
     const noCert = await startGatewayNamed('nocert', { url: `mqtts://${HOST}:${port}`, tls: { ca: pki.ca } });
     await waitFor(() => noCert.bridge.state().lastError !== null, 15_000, 'a failure cause');
+    expect(noCert.entries.some((e) => e.msg === 'bridge: cannot connect to the remote' && /client certificate/.test(String(e.cause)))).toBe(true);
     await sleep(500);
+    expect(noCert.bridge.state().lastError).toMatch(/requires a client certificate: set tls.cert and tls.key/);
     expect(noCert.bridge.state().connected).toBe(false);
     // wrong CA for the server certificate: named as such
     const wrongCa = await startGatewayNamed('wrongca', { url: `mqtts://${HOST}:${port}`, tls: { ca: pki.otherCa, cert: pki.clientCert, key: pki.clientKey } });
