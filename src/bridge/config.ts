@@ -111,7 +111,7 @@ export type OutboxLimits = z.output<typeof outboxLimitsSchema>;
 
 /** Parses one bridge config, throwing an Error whose message lists every problem with its JSON path. */
 export function parseBridgeConfig(input: unknown, path: (string | number)[] = []): BridgeConfig {
-  const result = bridgeConfigSchema.safeParse(input);
+  const result = bridgeConfigSchema.safeParse(input, { reportInput: true });
   if (result.success) return result.data;
   throw new Error(formatConfigIssues(result.error, path));
 }
@@ -119,9 +119,16 @@ export function parseBridgeConfig(input: unknown, path: (string | number)[] = []
 export function formatConfigIssues(error: z.ZodError, basePath: (string | number)[] = []): string {
   const lines = error.issues.map((issue) => {
     const path = formatPath([...basePath, ...issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p))]);
-    return `  ${path}: ${issue.message}`;
+    const secret = issue.path.some((p) => p === 'password' || p === 'key');
+    const got = !secret && 'input' in issue && issue.input !== undefined && !/received/.test(issue.message) ? ` (got ${brief(issue.input)})` : '';
+    return `  ${path}: ${issue.message}${got}`;
   });
   return `invalid bridge configuration:\n${lines.join('\n')}`;
+}
+
+function brief(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 
 function formatPath(path: (string | number)[]): string {

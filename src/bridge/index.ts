@@ -37,7 +37,7 @@ const ERROR_LOG_INTERVAL_MS = 5_000;
  * is logged and retried while the broker keeps running.
  */
 export async function startBridge(broker: BridgeHost, config: BridgeConfig | BridgeConfigInput, logger: Logger): Promise<BridgeHandle> {
-  const parsed = bridgeConfigSchema.safeParse(config);
+  const parsed = bridgeConfigSchema.safeParse(config, { reportInput: true });
   if (!parsed.success) throw new Error(formatConfigIssues(parsed.error));
   const bridge = new Bridge(broker, parsed.data, logger.child({ bridge: parsed.data.name }));
   bridge.start();

@@ -243,6 +243,48 @@ describe.skipIf(!haveMosquitto)('bridge against Mosquitto', () => {
   });
 });
 
+describe.skipIf(!haveMosquitto)('bridge against Mosquitto (MQTT 5 limits)', () => {
+  it("honours the remote's Receive Maximum, and a both rule does not echo its own messages back", async () => {
+    const mosq = new MosquittoRemote(['max_inflight_messages 5']);
+    cleanups.push(() => mosq.dispose());
+    const port = await mosq.start();
+    const gw = await startGateway({
+      url: `mqtt://${HOST}:${port}`,
+      protocolVersion: 5,
+      rules: [{ direction: 'both', filter: 'sensors/#', remotePrefix: 'fleet/gw-1/' }],
+    });
+    await waitFor(() => gw.bridge.state().connected, 10_000, 'connected');
+    const connected = gw.entries.find((e) => e.msg === 'bridge connected')!;
+    expect(connected.receiveMaximum).toBe(5);
+    const cloudSeen: string[] = [];
+    const cloud = await mqtt.connectAsync(`mqtt://${HOST}:${port}`, { reconnectPeriod: 0 });
+    cleanups.push(() => cloud.endAsync());
+    cloud.on('message', (_t, p) => cloudSeen.push(p.toString()));
+    await cloud.subscribeAsync('fleet/#', { qos: 1 });
+    const localSeen: string[] = [];
+    const device = await mqtt.connectAsync(gw.url, { reconnectPeriod: 0 });
+    cleanups.push(() => device.endAsync());
+    device.on('message', (_t, p) => localSeen.push(p.toString()));
+    await device.subscribeAsync('sensors/#', { qos: 1 });
+    let maxInflight = 0;
+    const sampler = setInterval(() => (maxInflight = Math.max(maxInflight, gw.bridge.state().inflight)), 1);
+    cleanups.push(() => clearInterval(sampler));
+    await publishMany(gw.url, 'sensors/w', 3000);
+    await waitFor(() => gw.bridge.state().acked >= 3000, 30_000, 'drained');
+    clearInterval(sampler);
+    expect(maxInflight).toBeLessThanOrEqual(5);
+    expect(maxInflight).toBeGreaterThan(1);
+    expect(cloudSeen).toEqual(Array.from({ length: 3000 }, (_, i) => String(i)));
+    await sleep(300);
+    // no-local on the remote subscription: each local message reached local subscribers exactly once
+    expect(localSeen).toHaveLength(3000);
+    expect(gw.bridge.state().received).toBe(0);
+    // while a message from the cloud side does come in
+    await cloud.publishAsync('fleet/gw-1/sensors/from-cloud', 'hello', { qos: 1 });
+    await waitFor(() => localSeen.includes('hello'), 5000, 'cloud message delivered locally');
+  });
+});
+
 describe.skipIf(!haveOpenssl)('bridge over mutual TLS with a test CA', () => {
   function makePki(): { dir: string; ca: string; serverCert: string; serverKey: string; clientCert: string; clientKey: string; otherCa: string } {
     const d = tempDir('fieldgate-pki-');
