@@ -28,6 +28,10 @@ interface Lane {
   queue: Job[];
   busy: boolean;
   nextAt: number;
+  /** Serial lines: unit id → time until which a late reply from it may still arrive. */
+  quarantine: Map<number, number>;
+  /** Cuts a quarantine wait short when a new job arrives. */
+  wake?: () => void;
 }
 
 export interface BusStatus {
@@ -84,7 +88,10 @@ export class ModbusBusRunner {
   async stop(): Promise<void> {
     this.stopped = true;
     this.wake?.();
-    for (const lane of this.lanes.values()) for (const job of lane.queue.splice(0)) job.reject(new LinkDown('bus stopped'));
+    for (const lane of this.lanes.values()) {
+      for (const job of lane.queue.splice(0)) job.reject(new LinkDown('bus stopped'));
+      lane.wake?.();
+    }
     await this.link?.close();
     await this.connectLoop;
   }
@@ -109,24 +116,59 @@ export class ModbusBusRunner {
     const key = this.bus.type === 'modbus-tcp' ? String(unitId) : 'line';
     let lane = this.lanes.get(key);
     if (!lane) {
-      lane = { queue: [], busy: false, nextAt: 0 };
+      lane = { queue: [], busy: false, nextAt: 0, quarantine: new Map() };
       this.lanes.set(key, lane);
     }
     return new Promise<Buffer>((resolve, reject) => {
       const job = { unitId, pdu, options, resolve, reject };
       if (options.urgent) lane.queue.unshift(job);
       else lane.queue.push(job);
+      lane.wake?.();
       void this.pump(lane);
     });
+  }
+
+  /**
+   * The next job to run: on a serial line a unit that just timed out may still answer late, and
+   * its reply would look like the answer to our next request to it. So it waits out a quarantine
+   * of twice its timeout while requests to other units go ahead (their replies carry another unit id).
+   */
+  private takeNext(lane: Lane): Job | number | undefined {
+    if (lane.queue.length === 0) return undefined;
+    const now = Date.now();
+    let earliest = Infinity;
+    for (let i = 0; i < lane.queue.length; i++) {
+      const until = lane.quarantine.get(lane.queue[i].unitId) ?? 0;
+      if (until <= now) {
+        lane.quarantine.delete(lane.queue[i].unitId);
+        return lane.queue.splice(i, 1)[0];
+      }
+      earliest = Math.min(earliest, until);
+    }
+    return earliest;
   }
 
   private async pump(lane: Lane): Promise<void> {
     if (lane.busy) return;
     lane.busy = true;
     try {
-      for (let job = lane.queue.shift(); job; job = lane.queue.shift()) {
+      for (;;) {
         const wait = lane.nextAt - Date.now();
         if (wait > 0) await sleep(wait);
+        const next = this.takeNext(lane);
+        if (next === undefined) break;
+        if (typeof next === 'number') {
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, Math.max(1, next - Date.now()));
+            lane.wake = () => {
+              clearTimeout(timer);
+              resolve();
+            };
+          });
+          lane.wake = undefined;
+          continue;
+        }
+        const job = next;
         const link = this.link;
         if (!link || link.closed || this.stopped) {
           job.reject(new LinkDown(this.lastError ?? `bus ${this.bus.id} is offline`));
@@ -136,7 +178,8 @@ export class ModbusBusRunner {
           job.resolve(await link.request(job.unitId, job.pdu, job.options.timeoutMs));
         } catch (err) {
           if (err instanceof ModbusTimeout && link.serial && !link.closed) {
-            // The unit may still be answering: let it finish and throw its bytes away.
+            lane.quarantine.set(job.unitId, Date.now() + 2 * job.options.timeoutMs);
+            // Bytes still arriving belong to nobody: let them finish and throw them away.
             await link.drain(Math.max(20, this.silentMs * 4), Math.max(50, job.options.timeoutMs));
           }
           job.reject(err as Error);
