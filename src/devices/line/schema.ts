@@ -1,6 +1,7 @@
 // zod schemas for line-based serial buses and devices (GPS receivers, Arduino sketches, scales, sensors
 // that print text lines) as a user writes them in devices/*.json.
 import { z } from 'zod';
+import { closestKey } from '../mapping-errors.js';
 import { nmeaFieldNames, isNmeaRawFieldName } from './nmea.js';
 
 const note = { description: z.string().optional(), _comment: z.string().optional() };
@@ -150,7 +151,7 @@ function checkLineDevice(device: z.infer<typeof lineDeviceObject> | Omit<z.infer
   for (const [name, command] of Object.entries(device.commands)) {
     topicSuffixIssue(name, ['commands', name], ctx);
     if (command.min !== undefined && command.max !== undefined && command.min > command.max) {
-      ctx.addIssue({ code: 'custom', path: ['commands', name, 'min'], message: `min (${command.min}) is greater than max (${command.max})` });
+      ctx.addIssue({ code: 'custom', path: ['commands', name, 'min'], input: command.min, message: `must not be greater than max (${command.max})` });
     }
   }
 }
@@ -183,13 +184,13 @@ export function namedGroups(pattern: string): string[] {
 
 function topicSuffixIssue(value: string, path: (string | number)[], ctx: z.RefinementCtx): void {
   const result = topicSuffix.safeParse(value);
-  if (!result.success) ctx.addIssue({ code: 'custom', path, message: `"${value}" cannot be a topic segment: ${result.error.issues[0].message}` });
+  if (!result.success) ctx.addIssue({ code: 'custom', path, input: value, message: `cannot be a topic segment: ${result.error.issues[0].message}` });
 }
 
 function checkFieldsAgainstParser(parser: LineParserConfig, fields: Record<string, LineField>, ctx: z.RefinementCtx): void {
   const names = Object.keys(fields);
   if (names.length === 0) {
-    ctx.addIssue({ code: 'custom', path: ['fields'], message: 'map at least one parsed field to a topic, e.g. { "temperature": { "unit": "°C" } }' });
+    ctx.addIssue({ code: 'custom', path: ['fields'], input: fields, message: 'map at least one parsed field to a topic, e.g. { "temperature": { "unit": "°C" } }' });
   }
   for (const name of names) {
     if (fields[name].topic === undefined) topicSuffixIssue(name, ['fields', name], ctx);
@@ -197,8 +198,8 @@ function checkFieldsAgainstParser(parser: LineParserConfig, fields: Record<strin
   if (parser.type === 'regex') {
     const groups = namedGroups(parser.pattern);
     for (const name of names) {
-      if (!groups.includes(name)) {
-        ctx.addIssue({ code: 'custom', path: ['fields', name], message: `the parser pattern has no named group "${name}" (groups: ${groups.join(', ') || 'none'})` });
+      if (groups.length > 0 && !groups.includes(name)) {
+        ctx.addIssue({ code: 'custom', path: ['fields', name], input: name, message: `the parser pattern has no named group of this name (groups: ${groups.join(', ') || 'none'})` });
       }
     }
   } else if (parser.type === 'nmea0183') {
@@ -207,11 +208,20 @@ function checkFieldsAgainstParser(parser: LineParserConfig, fields: Record<strin
         ctx.addIssue({
           code: 'custom',
           path: ['fields', name],
-          message: `not a field the nmea0183 parser produces; use one of ${[...nmeaFieldNames].filter((n) => !n.includes('.')).join(', ')}, a sentence-qualified name like "GGA.altitude", or a raw field like "GSV.3"`,
+          input: name,
+          message: nmeaFieldHint(name),
         });
       }
     }
   }
+}
+
+function nmeaFieldHint(name: string): string {
+  const plain = [...nmeaFieldNames].filter((n) => !n.includes('.'));
+  const dot = name.indexOf('.');
+  const suggestion = dot > 0 ? closestKey(name, [...nmeaFieldNames].filter((n) => n.includes('.'))) : closestKey(name, plain);
+  if (suggestion) return `not a field the nmea0183 parser produces (did you mean "${suggestion}"?)`;
+  return `not a field the nmea0183 parser produces; use one of ${plain.join(', ')}, a sentence-qualified name like "GGA.altitude", or a raw field like "GSV.3"`;
 }
 
 function checkTopicsUnique(fields: Record<string, LineField>, commands: Record<string, LineSetCommand>, ctx: z.RefinementCtx): void {
@@ -220,18 +230,18 @@ function checkTopicsUnique(fields: Record<string, LineField>, commands: Record<s
     const topic = field.topic ?? name;
     const earlier = seen.get(topic);
     if (earlier !== undefined) {
-      ctx.addIssue({ code: 'custom', path: ['fields', name, 'topic'], message: `topic "${topic}" is already used by field "${earlier}"` });
+      ctx.addIssue({ code: 'custom', path: ['fields', name, 'topic'], input: topic, message: `this topic is already used by field "${earlier}"` });
     } else {
       seen.set(topic, name);
     }
   }
   for (const name of Object.keys(commands)) {
     if (name === 'availability' || seen.has(`${name}/set`)) {
-      ctx.addIssue({ code: 'custom', path: ['commands', name], message: `command name "${name}" collides with a published topic` });
+      ctx.addIssue({ code: 'custom', path: ['commands', name], input: name, message: 'this command name collides with a published topic' });
     }
   }
   if (seen.has('availability')) {
-    ctx.addIssue({ code: 'custom', path: ['fields', seen.get('availability') ?? 'availability'], message: 'topic "availability" is reserved for the device\'s online/offline state' });
+    ctx.addIssue({ code: 'custom', path: ['fields', seen.get('availability') ?? 'availability'], input: 'availability', message: 'this topic is reserved for the device\'s online/offline state' });
   }
 }
 

@@ -1,12 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { formatMappingError, issuesToErrors } from '../../../src/devices/mapping-errors.js';
 import { lineBusSchema, lineDeviceProfileSchema, lineDeviceSchema, lineDeviceTopicPrefix, lineMappingIssues } from '../../../src/devices/line/schema.js';
 
-/** "path: message" for every issue, the form the mapping loader reports. */
-function problems(schema: z.ZodType, input: unknown): string[] {
-  const r = schema.safeParse(input);
+/** The errors exactly as the mapping loader prints them, for an object at devices[0] / buses[0]. */
+function problems(schema: z.ZodType, input: unknown, at = 'devices[0]'): string[] {
+  const r = schema.safeParse(input, { reportInput: true });
   if (r.success) return [];
-  return r.error.issues.map((i) => `${i.path.map(String).join('.')}: ${i.message}`);
+  return issuesToErrors('devices/site.json', at, r.error.issues, () => ['baudRate', 'path', 'parity']).map(formatMappingError);
 }
 
 const gpsDevice = {
@@ -29,22 +30,24 @@ describe('line bus schema', () => {
   });
 
   it('points at the JSON path of each mistake', () => {
-    expect(problems(lineBusSchema, { id: 'b', type: 'serial-line', path: '', baudRate: 9600.5, parity: 'evn', framing: { type: 'regex', pattern: '(' } })).toEqual([
-      'path: Too small: expected string to have >=1 characters',
-      'baudRate: Invalid input: expected int, received number',
-      'parity: Invalid option: expected one of "none"|"even"|"odd"|"mark"|"space"',
-      'framing.pattern: not a valid JavaScript regular expression',
+    expect(problems(lineBusSchema, { id: 'b', type: 'serial-line', path: '', baudRate: 9600.5, parity: 'evn', framing: { type: 'regex', pattern: '(' } }, 'buses[0]')).toEqual([
+      'devices/site.json: buses[0].path: needs at least 1 character(s)',
+      'devices/site.json: buses[0].baudRate: expected an integer (got 9600.5)',
+      'devices/site.json: buses[0].parity: expected one of none, even, odd, mark, space (got "evn")',
+      'devices/site.json: buses[0].framing.pattern: not a valid JavaScript regular expression (got "(")',
     ]);
-    expect(problems(lineBusSchema, { id: 'b', type: 'serial-line', path: '/dev/x', framing: { type: 'fixed-length', length: 0 } })).toEqual(['framing.length: Too small: expected number to be >=1']);
-    expect(problems(lineBusSchema, { id: 'b', type: 'serial-line', path: '/dev/x', baud: 9600 })).toEqual([': Unrecognized key: "baud"']);
+    expect(problems(lineBusSchema, { id: 'b', type: 'serial-line', path: '/dev/x', framing: { type: 'fixed-length', length: 0 } }, 'buses[0]')).toEqual([
+      'devices/site.json: buses[0].framing.length: expected at least 1 (got 0)',
+    ]);
+    expect(problems(lineBusSchema, { id: 'b', type: 'serial-line', path: '/dev/x', baud: 9600 }, 'buses[0]')).toEqual(['devices/site.json: buses[0].baud: unknown key (did you mean "baudRate"?)']);
   });
 });
 
 describe('line device schema', () => {
   it('requires protocol "line" so it is never mistaken for a Modbus device', () => {
     const { protocol: _p, ...noProtocol } = gpsDevice;
-    expect(problems(lineDeviceSchema, noProtocol)).toEqual(['protocol: Invalid input: expected "line"']);
-    expect(problems(lineDeviceSchema, { ...gpsDevice, protocol: 'modbus' })).toEqual(['protocol: Invalid input: expected "line"']);
+    expect(problems(lineDeviceSchema, noProtocol)).toEqual(['devices/site.json: devices[0].protocol: expected "line" (got nothing)']);
+    expect(problems(lineDeviceSchema, { ...gpsDevice, protocol: 'modbus' })).toEqual(['devices/site.json: devices[0].protocol: expected "line" (got "modbus")']);
   });
 
   it('fills defaults and derives the topic prefix from the id', () => {
@@ -57,16 +60,19 @@ describe('line device schema', () => {
 
   it('checks regex fields against the named groups of the pattern', () => {
     const device = { id: 'th', protocol: 'line', bus: 'b', parser: { type: 'regex', pattern: 'T=(?<temperature>[\\d.]+)' }, fields: { temperature: {}, humidity: {} } };
-    expect(problems(lineDeviceSchema, device)).toEqual(['fields.humidity: the parser pattern has no named group "humidity" (groups: temperature)']);
-    expect(problems(lineDeviceSchema, { ...device, parser: { type: 'regex', pattern: 'T=([\\d.]+)' }, fields: { t: {} } })).toContain(
-      'parser.pattern: needs at least one named group, e.g. "T=(?<temperature>-?[0-9.]+)"',
-    );
+    expect(problems(lineDeviceSchema, device)).toEqual(['devices/site.json: devices[0].fields.humidity: the parser pattern has no named group of this name (groups: temperature) (got "humidity")']);
+    expect(problems(lineDeviceSchema, { ...device, parser: { type: 'regex', pattern: 'T=([\\d.]+)' }, fields: { t: {} } })).toEqual([
+      `devices/site.json: devices[0].parser.pattern: needs at least one named group, e.g. "T=(?<temperature>-?[0-9.]+)" (got ${JSON.stringify("T=([\\d.]+)")})`,
+    ]);
   });
 
   it('checks NMEA fields against what the parser produces', () => {
-    const r = problems(lineDeviceSchema, { ...gpsDevice, fields: { latitud: {}, 'GGA.altitude': {}, 'GSV.3': {} } });
-    expect(r).toHaveLength(1);
-    expect(r[0]).toMatch(/^fields\.latitud: not a field the nmea0183 parser produces; use one of .*latitude/);
+    expect(problems(lineDeviceSchema, { ...gpsDevice, fields: { latitud: {}, 'GGA.altitude': {}, 'GSV.3': {}, 'RMC.speedKnot': {} } })).toEqual([
+      'devices/site.json: devices[0].fields.latitud: not a field the nmea0183 parser produces (did you mean "latitude"?) (got "latitud")',
+      'devices/site.json: devices[0].fields.RMC.speedKnot: not a field the nmea0183 parser produces (did you mean "RMC.speedKnots"?) (got "RMC.speedKnot")',
+    ]);
+    const [unknown] = problems(lineDeviceSchema, { ...gpsDevice, fields: { wind: {} } });
+    expect(unknown).toMatch(/fields\.wind: not a field the nmea0183 parser produces; use one of utcTime, latitude, .*raw field like "GSV.3"/);
   });
 
   it('rejects duplicate topics, reserved names and bad topic segments', () => {
@@ -76,12 +82,12 @@ describe('line device schema', () => {
       commands: { 'bad#': { template: 'X{value}\n' } },
     });
     expect(r).toEqual(
-      expect.arrayContaining([
-        'fields.satellites.topic: no "+", "#" or NUL (it becomes part of a topic)',
-        'fields.longitude.topic: topic "position" is already used by field "latitude"',
-        'fields.altitude: topic "availability" is reserved for the device\'s online/offline state',
-        'commands.bad#: "bad#" cannot be a topic segment: no "+", "#" or NUL (it becomes part of a topic)',
-      ]),
+      [
+        'devices/site.json: devices[0].fields.satellites.topic: no "+", "#" or NUL (it becomes part of a topic) (got "a/+/b")',
+        'devices/site.json: devices[0].fields.longitude.topic: this topic is already used by field "latitude" (got "position")',
+        'devices/site.json: devices[0].fields.altitude: this topic is reserved for the device\'s online/offline state (got "availability")',
+        'devices/site.json: devices[0].commands.bad#: cannot be a topic segment: no "+", "#" or NUL (it becomes part of a topic) (got "bad#")',
+      ],
     );
   });
 
@@ -93,16 +99,20 @@ describe('line device schema', () => {
         commands: { rate: { template: 'RATE {value}\r\n', min: 10, max: 1 }, mode: { template: 'M{value}\n', type: 'float', replyPattern: '[' } },
       }),
     ).toEqual([
-      'poll.command: Too small: expected string to have >=1 characters',
-      'poll.intervalMs: Too small: expected number to be >=10',
-      'commands.mode.type: Invalid option: expected one of "number"|"integer"|"string"|"boolean"',
-      'commands.mode.replyPattern: not a valid JavaScript regular expression',
+      'devices/site.json: devices[0].poll.command: needs at least 1 character(s)',
+      'devices/site.json: devices[0].poll.intervalMs: expected at least 10 (got 5)',
+      'devices/site.json: devices[0].commands.mode.type: expected one of number, integer, string, boolean (got "float")',
+      'devices/site.json: devices[0].commands.mode.replyPattern: not a valid JavaScript regular expression (got "[")',
     ]);
-    expect(problems(lineDeviceSchema, { ...gpsDevice, commands: { rate: { template: 'RATE {value}\r\n', min: 10, max: 1 } } })).toEqual(['commands.rate.min: min (10) is greater than max (1)']);
+    expect(problems(lineDeviceSchema, { ...gpsDevice, commands: { rate: { template: 'RATE {value}\r\n', min: 10, max: 1 } } })).toEqual([
+      'devices/site.json: devices[0].commands.rate.min: must not be greater than max (1) (got 10)',
+    ]);
   });
 
   it('needs at least one mapped field', () => {
-    expect(problems(lineDeviceSchema, { ...gpsDevice, fields: {} })).toEqual(['fields: map at least one parsed field to a topic, e.g. { "temperature": { "unit": "°C" } }']);
+    expect(problems(lineDeviceSchema, { ...gpsDevice, fields: {} })).toEqual([
+      'devices/site.json: devices[0].fields: map at least one parsed field to a topic, e.g. { "temperature": { "unit": "°C" } } (got an object)',
+    ]);
   });
 
   it('profiles may leave out id and bus', () => {
