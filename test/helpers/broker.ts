@@ -128,6 +128,13 @@ export class TestClient {
     return this.messages.map((m) => m.text);
   }
 
+  /** A short description of what arrived, for failure messages. */
+  summary(): string {
+    const texts = this.texts().map((t) => (t.length > 40 ? `${t.slice(0, 40)}…(${t.length})` : t));
+    const shown = texts.length > 12 ? [...texts.slice(0, 6), '…', ...texts.slice(-5)] : texts;
+    return `have ${texts.length}: ${JSON.stringify(shown)}`;
+  }
+
   clearMessages(): void {
     this.messages.length = 0;
   }
@@ -153,7 +160,7 @@ export class TestClient {
   }
 
   async waitMessages(count: number, timeoutMs = 10_000): Promise<Received[]> {
-    await waitFor(() => this.messages.length >= count, timeoutMs, `${count} message(s), have ${this.messages.length}: ${JSON.stringify(this.texts())}`);
+    await waitFor(() => this.messages.length >= count, timeoutMs, `${count} message(s); ${this.summary()}`);
     return this.messages;
   }
 
@@ -226,6 +233,8 @@ export function connectV5(port: number, options: IClientOptions = {}): Promise<T
 /** A bare TCP MQTT peer built on mqtt-packet: sends exactly what a test says, records every packet it gets. */
 export class RawClient {
   readonly received: Packet[] = [];
+  /** Every byte received, for checks below the parser. */
+  readonly bytes: Buffer[] = [];
   private readonly unread: Packet[] = [];
   readonly parseErrors: Error[] = [];
   isClosed = false;
@@ -244,7 +253,10 @@ export class RawClient {
       if (this.autoAck) this.acknowledge(packet);
     });
     this.parser.on('error', (err: Error) => this.parseErrors.push(err));
-    socket.on('data', (chunk: Buffer) => this.parser.parse(chunk));
+    socket.on('data', (chunk: Buffer) => {
+      this.bytes.push(chunk);
+      this.parser.parse(chunk);
+    });
     socket.on('close', () => {
       this.isClosed = true;
     });
@@ -315,8 +327,15 @@ export class RawClient {
     return this.unread.filter((p) => cmd === undefined || p.cmd === cmd);
   }
 
-  async waitClosed(timeoutMs = 10_000): Promise<void> {
-    await waitFor(() => this.isClosed, timeoutMs, 'the broker to close the connection');
+  waitClosed(timeoutMs = 10_000): Promise<void> {
+    if (this.isClosed) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for the broker to close the connection; got ${this.describe()}`)), timeoutMs);
+      this.socket.once('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   describe(): string {

@@ -48,7 +48,7 @@ export function connectBytes(options: RawConnect = {}): Buffer {
 export function publishBytes(options: { topic: string | Buffer; payload?: Buffer | string; qos?: 0 | 1 | 2 | 3; messageId?: number; flags?: number; v5?: boolean }): Buffer {
   const qos = options.qos ?? 0;
   const first = options.flags !== undefined ? 0x30 | options.flags : 0x30 | (qos << 1);
-  const parts = [mqttString(options.topic)];
+  const parts: Buffer[] = [mqttString(options.topic)];
   if (qos > 0) parts.push(Buffer.from([(options.messageId ?? 1) >> 8, (options.messageId ?? 1) & 0xff]));
   if (options.v5) parts.push(Buffer.from([0x00]));
   parts.push(typeof options.payload === 'string' ? Buffer.from(options.payload) : (options.payload ?? Buffer.alloc(0)));
@@ -58,7 +58,7 @@ export function publishBytes(options: { topic: string | Buffer; payload?: Buffer
 /** A SUBSCRIBE with a chosen fixed-header low nibble (must be 0b0010) and raw filter bytes. */
 export function subscribeBytes(options: { filters: Array<{ filter: string | Buffer; options: number }>; messageId?: number; flags?: number; v5?: boolean }): Buffer {
   const id = options.messageId ?? 1;
-  const parts = [Buffer.from([id >> 8, id & 0xff])];
+  const parts: Buffer[] = [Buffer.from([id >> 8, id & 0xff])];
   if (options.v5) parts.push(Buffer.from([0x00]));
   for (const f of options.filters) parts.push(mqttString(f.filter), Buffer.from([f.options]));
   return packet(0x80 | (options.flags ?? 0x02), Buffer.concat(parts));
