@@ -34,9 +34,13 @@ export function isValidTopicFilter(filter: string): boolean {
   return true;
 }
 
-/** Lone surrogates cannot be UTF-8 encoded; U+0001..U+001F and U+007F..U+009F are control characters the spec lets us refuse. */
+/**
+ * Well-formed UTF-8 only [MQTT-1.5.3-1]: ill-formed bytes and encoded surrogates reach us decoded as
+ * U+FFFD, and lone surrogates cannot be encoded at all.
+ */
 function isAllowedCodeUnit(s: string, i: number): boolean {
   const c = s.charCodeAt(i);
+  if (c === 0xfffd) return false;
   if (c >= 0xd800 && c <= 0xdbff) {
     const next = s.charCodeAt(i + 1);
     return next >= 0xdc00 && next <= 0xdfff;

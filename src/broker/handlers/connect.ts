@@ -5,6 +5,7 @@ import type { Connection } from '../connection.js';
 import { resume } from '../outbound.js';
 import { Session } from '../session.js';
 import { isValidTopicName } from '../topics.js';
+import { protocolError } from './dispatch.js';
 import type { Message } from '../types.js';
 
 // CONNACK return codes (3.1.1) and reason codes (5.0).
@@ -25,6 +26,14 @@ export function handleConnect(broker: Broker, connection: Connection, packet: mq
   let clientId = packet.clientId ?? '';
   let assignedClientId: string | undefined;
 
+  if (!v5 && packet.password !== undefined && packet.username === undefined) {
+    // [MQTT-3.1.2-22]: in 3.1.1 a password needs a user name.
+    return protocolError(broker, connection, 'password flag set without the user name flag');
+  }
+  if (packet.will && ((packet.will.qos ?? 0) > 2)) {
+    // [MQTT-3.1.2-14]: will QoS 3 is malformed.
+    return protocolError(broker, connection, 'will QoS 3', 0x81);
+  }
   if (clientId === '') {
     if (v5) {
       clientId = assignedClientId = `fieldgate-${randomBytes(8).toString('hex')}`;

@@ -32,6 +32,7 @@ export function handlePublish(broker: Broker, connection: Connection, packet: mq
   const qos = packet.qos;
   const id = packet.messageId ?? 0;
   if (qos > 0) {
+    if (id === 0) return protocolError(broker, connection, 'QoS > 0 PUBLISH with packet identifier 0', 0x82);
     if (v5 && connection.incomingUnacked >= broker.options.receiveMaximum) {
       // [MQTT-3.3.4-9]: more unacknowledged QoS>0 PUBLISHes than our Receive Maximum.
       return protocolError(broker, connection, `client exceeded the receive maximum of ${broker.options.receiveMaximum}`, 0x93);
