@@ -74,13 +74,22 @@ export class SimulatedDevice {
     await new Promise<void>((resolve, reject) => port.write(text, (err) => (err ? reject(err) : port.drain((e) => (e ? reject(e) : resolve())))));
   }
 
-  /** Writes the pieces one by one with a pause between, so they reach the gateway as separate reads. */
-  async writeFragments(pieces: string[], gapMs = 25): Promise<void> {
-    for (const piece of pieces) {
-      await this.write(piece);
-      await sleep(gapMs);
-    }
+  /**
+   * Writes the pieces one by one with a pause between, so they reach the gateway as separate reads.
+   * Like a real device's UART, one message is finished before the next one starts.
+   */
+  writeFragments(pieces: string[], gapMs = 25): Promise<void> {
+    const run = this.sending.then(async () => {
+      for (const piece of pieces) {
+        await this.write(piece);
+        await sleep(gapMs);
+      }
+    });
+    this.sending = run.catch(() => undefined);
+    return run;
   }
+
+  private sending: Promise<void> = Promise.resolve();
 
   async close(): Promise<void> {
     const port = this.port;

@@ -267,4 +267,62 @@ describe.skipIf(!requireTool('socat'))('line devices on a socat pty', () => {
     handle = undefined;
     expect(payloadOf('fieldgate/ol/availability')).toBe('offline');
   });
+
+  it('waits for a port that is not there yet (adapter plugged in after boot) and tolerates DTR/RTS ioctl failures', async () => {
+    await device.close();
+    await pty.stop();
+    const bus = lineBusSchema.parse({ id: 'line1', type: 'serial-line', path: pty.gatewayPath, dtr: true, rts: false, reconnectInitialDelayMs: 50, reconnectMaxDelayMs: 200 });
+    handle = await startLineBus(bus, [lineDeviceSchema.parse({ id: 'late', protocol: 'line', bus: 'line1', parser: { type: 'json' }, fields: { n: { type: 'integer' } } })], adapterClient, silentLogger);
+    await sleep(400);
+    expect(handle.stats().open).toBe(false);
+    expect(payloadOf('fieldgate/late/availability')).toBe('offline');
+
+    await pty.start();
+    await device.open();
+    await waitFor(() => handle!.stats().open, 10_000, 'port opened once it appeared');
+    await device.writeFragments(['{"n":', '7}\n']);
+    await waitFor(() => payloadOf('fieldgate/late/n') === '7', 5000, 'value');
+    expect(payloadOf('fieldgate/late/availability')).toBe('online');
+  });
+
+  it('shares one port between a streaming device and a polled one: replies go to the poller, the rest to listeners', async () => {
+    let streaming = true;
+    const stream = (async () => {
+      for (let i = 0; streaming && i < 200; i++) {
+        await device.writeFragments([`t=${i % 10}`, '\n'], 10).catch(() => undefined);
+      }
+    })();
+    device.onLine = (line) => {
+      if (line === 'E?\n') void device.writeFragments(['E=1', '2345\n'], 10);
+    };
+    try {
+      await start([
+        { id: 'therm', protocol: 'line', bus: 'line1', parser: { type: 'key-value' }, fields: { t: { type: 'integer' } } },
+        { id: 'meter', protocol: 'line', bus: 'line1', parser: { type: 'regex', pattern: '^E=(?<energy>\\d+)$' }, fields: { energy: { scale: 0.001, unit: 'kWh' } }, poll: { command: 'E?\n', intervalMs: 150, timeoutMs: 1000 } },
+      ]);
+      await waitFor(() => all('fieldgate/meter/energy').length >= 3 && all('fieldgate/therm/t').length >= 10, 10_000, 'both devices publishing');
+    } finally {
+      streaming = false;
+      await stream;
+    }
+    expect(new Set(all('fieldgate/meter/energy'))).toEqual(new Set(['12.345']));
+    expect(all('fieldgate/therm/t').every((v) => /^\d$/.test(v))).toBe(true);
+    expect(payloadOf('fieldgate/meter/availability')).toBe('online');
+    expect(payloadOf('fieldgate/therm/availability')).toBe('online');
+    const stats = handle!.stats().devices;
+    expect(stats.therm.rejectedFrames).toBe(0); // the poll replies never reached the listener
+    expect(stats.meter.pollTimeouts).toBe(0);
+  });
+
+  it('answers a command sent while the port is gone with an error instead of hanging', async () => {
+    await start([
+      { id: 'cmd', protocol: 'line', bus: 'line1', parser: { type: 'json' }, fields: { v: {} }, commands: { mode: { template: 'MODE {value}\n', type: 'integer' } } },
+    ]);
+    await device.close();
+    await pty.stop();
+    await waitFor(() => !handle!.stats().open, 10_000, 'port lost');
+    await observer.publish('fieldgate/cmd/mode/set', '2');
+    await waitFor(() => latest('fieldgate/cmd/mode/set/result') !== undefined, 5000, 'result');
+    expect(JSON.parse(payloadOf('fieldgate/cmd/mode/set/result')!)).toEqual({ ok: false, error: 'serial port is not open' });
+  });
 });
