@@ -1,0 +1,54 @@
+# fieldgate container image.
+#   docker build -t fieldgate .
+#   docker run -d --name fieldgate --init \
+#     -p 1883:1883 \
+#     -v fieldgate-data:/data \
+#     -v "$PWD/fieldgate.json:/etc/fieldgate/fieldgate.json:ro" \
+#     -v "$PWD/devices:/etc/fieldgate/devices:ro" \
+#     --device /dev/ttyUSB0 \
+#     fieldgate
+# In the container the broker must listen on 0.0.0.0 (loopback is not reachable through -p), the
+# data directory should be /data, and the metrics endpoint must be on for the health check.
+
+# ---- build: compile TypeScript and the native modules (better-sqlite3; serialport ships prebuilt bindings) ----
+FROM node:20-bookworm-slim AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+# Dependencies first, so editing the sources does not reinstall them. Scripts are skipped here because
+# the package's own "prepare" (the TypeScript build) needs the sources; the native modules are built next.
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts \
+ && npm rebuild better-sqlite3 @serialport/bindings-cpp
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build \
+ && npm prune --omit=dev \
+ && node -e "new (require('better-sqlite3'))(':memory:').prepare('select 1').get()"
+
+# ---- runtime ----
+FROM node:20-bookworm-slim
+ENV NODE_ENV=production \
+    FIELDGATE_HEALTHCHECK_URL=http://127.0.0.1:9883/healthz
+# A system user without a shell; dialout (gid 20 on Debian and Raspberry Pi OS) opens passed-in serial devices.
+RUN groupadd --system fieldgate \
+ && useradd --system --gid fieldgate --groups dialout --home-dir /data --no-create-home --shell /usr/sbin/nologin fieldgate \
+ && mkdir -p /data /etc/fieldgate \
+ && chown fieldgate:fieldgate /data \
+ && chmod 0750 /data
+WORKDIR /app
+COPY --from=build /app/package.json /app/package-lock.json ./
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY bin ./bin
+COPY devices ./devices
+USER fieldgate
+VOLUME /data
+# MQTT; add 8883 (TLS) and 9001 (WebSocket) with -p when the config enables those listeners.
+EXPOSE 1883
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["node", "-e", "fetch(process.env.FIELDGATE_HEALTHCHECK_URL,{signal:AbortSignal.timeout(4000)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["node", "bin/fieldgate.js"]
+CMD ["run", "--config", "/etc/fieldgate/fieldgate.json"]
