@@ -53,7 +53,7 @@ export const lineBusSchema = z.strictObject({
   parity: z.enum(['none', 'even', 'odd', 'mark', 'space']).default('none'),
   dataBits: z.union([z.literal(5), z.literal(6), z.literal(7), z.literal(8)]).default(8),
   stopBits: z.union([z.literal(1), z.literal(1.5), z.literal(2)]).default(1),
-  encoding: z.enum(['utf8', 'latin1', 'ascii']).default('latin1').describe('How bytes become text (latin1 never fails on stray bytes)'),
+  encoding: z.enum(['utf8', 'latin1', 'ascii']).default('utf8').describe('How bytes become text and commands become bytes; "latin1" for devices using an 8-bit code page'),
   framing: lineFramingSchema.prefault({ type: 'delimiter' }),
   trimWhitespace: z.boolean().default(true).describe('Strip spaces, "\\r" and NULs around each frame'),
   maxFrameLength: z.number().int().min(1).max(65_536).default(1024).describe('Longer frames are dropped and counted, so a device that never sends the delimiter cannot grow memory'),
