@@ -8,8 +8,11 @@ import type { ModbusBus } from './modbus/schema.js';
 import { startLineBus, type LineBusHandle } from './line/runtime.js';
 
 export type { DeviceStatus, BusStatus };
-export { loadDeviceMapping, loadDeviceMappings, deviceMappingJsonSchema, deviceMappingSchema, type DeviceMapping } from './mapping-schema.js';
-export { probeRegisters, type ProbeOptions, type ProbeResult } from './modbus/probe.js';
+export { loadDeviceMapping, loadDeviceMappings, deviceMappingJsonSchema, deviceMappingSchema, shippedProfileDir, type DeviceMapping, type LoadResult, type LoadOptions } from './mapping-schema.js';
+export { probeRegisters, decodeAll, formatProbe, type ProbeOptions, type ProbeResult, type ProbeDecoding } from './modbus/probe.js';
+export { planDeviceReads, minimumRequests, type ReadBlock } from './modbus/planner.js';
+export type { ModbusDevice, ModbusPoint } from './modbus/model.js';
+export type { ModbusBus } from './modbus/schema.js';
 
 export interface DevicesHandle {
   stop(): Promise<void>;

@@ -30,8 +30,7 @@ export const busSchema = z.discriminatedUnion('type', [...modbusBusSchemas, line
 
 /** A profile reference: `{ "profile": "eastron-sdm120", "id": "meter1", "bus": "rs485", "unitId": 2 }` plus overrides. */
 export const includeSchema = z.looseObject({
-  profile: z.string().min(1).describe('Profile name: <name>.json next to this file or among the shipped profiles'),
-  device: z.string().optional().describe('Which device of the profile (default: its only one)'),
+  profile: z.string().min(1).describe('Profile name: <name>.json next to this file or among the shipped profiles; every other key overrides the profile (id, bus and unitId are required)'),
 });
 
 const profileTemplateSchema = z.union([modbusDeviceSchema.partial({ id: true, bus: true, unitId: true }), lineDeviceSchema]);
@@ -246,7 +245,7 @@ function collectFile(
       errors.push(...issuesToErrors(file, at, parsed.error.issues, knownKeys));
       return;
     }
-    const { profile: name, device: _which, ...overrides } = parsed.data;
+    const { profile: name, ...overrides } = parsed.data;
     const template = findProfile(file, name, options, errors, at);
     if (!template) return;
     addDevice({ ...template, ...overrides }, at, file);

@@ -159,6 +159,29 @@ describe('device mapping loader', () => {
     }
   });
 
+  it('accepts line devices next to Modbus devices and checks them against the same buses and topics', () => {
+    const lineBus = { id: 'gps-port', type: 'serial-line', path: '/dev/serial/by-id/usb-u-blox-if00', baudRate: 9600 };
+    const gps = { id: 'gps', protocol: 'line', bus: 'gps-port', parser: { type: 'json' }, fields: { speed: { unit: 'km/h' } } };
+    const ok = loadDeviceMapping(write('mixed.json', { buses: [rtuBus, lineBus], devices: [meter([{ name: 'v', table: 'input', address: 0 }]), gps] }));
+    if (!ok.ok) throw new Error(ok.errors.join('\n'));
+    expect(ok.mapping.lineDevices.map((d) => d.id)).toEqual(['gps']);
+    expect(ok.mapping.modbusDevices.map((d) => d.id)).toEqual(['meter']);
+    const bad = errorsOf({
+      buses: [rtuBus, lineBus],
+      devices: [
+        meter([{ name: 'v', table: 'input', address: 0 }], { id: 'meter2', bus: 'gps-port' }),
+        { ...gps, bus: 'rs485' },
+        { ...gps, id: 'gps2', topicPrefix: 'fieldgate/meter', fields: { v: {} } },
+        meter([{ name: 'v', table: 'input', address: 0 }]),
+      ],
+    });
+    const text = bad.join('\n');
+    expect(text).toContain('devices[0].bus: bus "gps-port" is serial-line: a Modbus device needs');
+    expect(text).toMatch(/devices\[1\]\.bus: .*serial-line/);
+    expect(text).toContain('devices[2].topicPrefix: duplicate topic "fieldgate/meter/availability"');
+    expect(text).toContain('devices[2].fields.v: duplicate topic "fieldgate/meter/v"');
+  });
+
   it('exports a JSON Schema for editors', () => {
     const schema = deviceMappingJsonSchema();
     expect(schema.$schema).toMatch(/json-schema/);

@@ -17,7 +17,7 @@ import {
   writeSingleRegisterRequest,
   type Reply,
 } from './pdu.js';
-import { barrierKey, planReads, type ReadBlock } from './planner.js';
+import { barrierKey, planDeviceReads, type ReadBlock } from './planner.js';
 import { CommandError, parseCommand, toEngineering, type PointValue } from './value.js';
 
 export interface DeviceStatus {
@@ -121,8 +121,7 @@ export class ModbusDeviceRunner {
   }
 
   private replan(): void {
-    const limits = { maxRegisters: this.device.maxRegistersPerRequest, maxBits: this.device.maxBitsPerRequest, maxGap: this.device.maxGap, barriers: this.barriers };
-    for (const g of this.groups) g.blocks = planReads(g.points, limits);
+    for (const g of this.groups) g.blocks = planDeviceReads(this.device, g.points, this.barriers);
   }
 
   private schedule(group: PollGroup, delayMs: number): void {
@@ -187,7 +186,7 @@ export class ModbusDeviceRunner {
         const reply = await this.bus.transact(this.device.unitId, pdu, { timeoutMs: this.device.timeoutMs, delayAfterMs: this.device.interRequestDelayMs, urgent });
         return parseReply(pdu, reply);
       } catch (err) {
-        const retryable = err instanceof ModbusTimeout || (err instanceof Error && err.name === 'ProtocolError');
+        const retryable = err instanceof ModbusTimeout || isGatewayNoAnswer(err) || (err instanceof Error && err.name === 'ProtocolError');
         if (!retryable || attempt >= retries) throw err;
       }
     }
@@ -203,13 +202,13 @@ export class ModbusDeviceRunner {
     try {
       reply = await this.read(block, retries);
     } catch (err) {
-      if (!(err instanceof ModbusException)) throw err;
+      // A TCP gateway saying the unit behind it did not answer means the device is gone, not the point.
+      if (!(err instanceof ModbusException) || isGatewayNoAnswer(err)) throw err;
       if (block.points.length > 1 && (err.exceptionCode === 2 || err.exceptionCode === 3)) {
         const middle = block.points[Math.floor(block.points.length / 2)];
         this.barriers.add(barrierKey(block.table, middle.address));
         this.logger.info({ device: this.device.id, table: block.table, address: block.address, count: block.count, splitAt: middle.address }, 'device refused a merged read; splitting it');
-        const limits = { maxRegisters: this.device.maxRegistersPerRequest, maxBits: this.device.maxBitsPerRequest, maxGap: this.device.maxGap, barriers: this.barriers };
-        const parts = planReads(block.points, limits);
+        const parts = planDeviceReads(this.device, block.points, this.barriers);
         if (parts.length > 1) {
           this.replan();
           for (const part of parts) await this.readAndPublish(part, retries);
@@ -292,6 +291,10 @@ function jsonValueOf(v: PointValue): number | boolean | string | null {
   if (typeof v === 'bigint') return v.toString();
   if (typeof v === 'number' && !Number.isFinite(v)) return null;
   return v;
+}
+
+function isGatewayNoAnswer(err: unknown): boolean {
+  return err instanceof ModbusException && (err.exceptionCode === 10 || err.exceptionCode === 11);
 }
 
 function describeFailure(err: unknown): string {

@@ -1,7 +1,7 @@
 // Request planning: merge the points of one device into the fewest reads per table, within the
 // per-request cap, bridging gaps of unused addresses up to maxGap, and never across a "barrier"
 // (an address where a device refused a merged read before).
-import type { ModbusPoint } from './model.js';
+import type { ModbusDevice, ModbusPoint } from './model.js';
 import { isBitTable } from './model.js';
 import type { Table } from './schema.js';
 
@@ -58,4 +58,9 @@ export function planReads(points: readonly ModbusPoint[], limits: PlanLimits): R
 /** The fewest requests any planner could issue for these points (no gap limit, only the cap and 64 KiB tables). */
 export function minimumRequests(points: readonly ModbusPoint[], limits: Pick<PlanLimits, 'maxRegisters' | 'maxBits'>): number {
   return planReads(points, { ...limits, maxGap: 65536 }).length;
+}
+
+/** The reads one poll of these points (default: all the device's points) takes, with the device's own limits. */
+export function planDeviceReads(device: ModbusDevice, points: readonly ModbusPoint[] = device.points, barriers?: ReadonlySet<string>): ReadBlock[] {
+  return planReads(points, { maxRegisters: device.maxRegistersPerRequest, maxBits: device.maxBitsPerRequest, maxGap: device.maxGap, barriers });
 }
