@@ -1,13 +1,15 @@
 // End to end over a real pty: a simulated device on one end of a socat pair, startLineBus on the other,
 // publishing through the real Broker.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Broker } from '../../../src/broker/broker.js';
 import type { LocalClient, Message } from '../../../src/broker/types.js';
 import { silentLogger } from '../../../src/log.js';
+import { startLineAdapters } from '../../../src/devices/line/index.js';
 import { startLineBus, type LineBusHandle } from '../../../src/devices/line/runtime.js';
+import { loadDeviceMapping } from '../../../src/devices/mapping-schema.js';
 import { lineBusSchema, lineDeviceSchema, type LineDeviceInput } from '../../../src/devices/line/schema.js';
 import { requireTool } from '../../helpers/peers.js';
 import { PtyPair, SimulatedDevice, sleep, waitFor } from './pty-pair.js';
@@ -334,5 +336,41 @@ describe.skipIf(!requireTool('socat'))('line devices on a socat pty', () => {
     await observer.publish('fieldgate/cmd/mode/set', '2');
     await waitFor(() => latest('fieldgate/cmd/mode/set/result') !== undefined, 5000, 'result');
     expect(JSON.parse(payloadOf('fieldgate/cmd/mode/set/result')!)).toEqual({ ok: false, error: 'serial port is not open' });
+  });
+
+  it('runs a mapping file that includes the shipped NMEA GPS profile', async () => {
+    const file = join(dir, 'site.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        buses: [
+          { id: 'plc', type: 'modbus-tcp', host: '127.0.0.1' },
+          { id: 'gps-port', type: 'serial-line', path: pty.gatewayPath, baudRate: 9600, reconnectInitialDelayMs: 50 },
+        ],
+        include: [{ profile: 'nmea-gps', id: 'gps', bus: 'gps-port' }],
+      }),
+    );
+    const loaded = loadDeviceMapping(file);
+    if (!loaded.ok) throw new Error(loaded.errors.join('\n'));
+    const adapters = await startLineAdapters(loaded.mapping.buses, loaded.mapping.lineDevices, adapterClient, silentLogger);
+    try {
+      expect(Object.keys(adapters.stats())).toEqual(['gps-port']);
+      await waitFor(() => adapters.stats()['gps-port'].open, 10_000, 'port open');
+      await device.writeFragments([gga.slice(0, 30), gga.slice(30), rmc]);
+      await waitFor(() => payloadOf('fieldgate/gps/utc-time') !== undefined, 5000, 'RMC fields');
+      expect(payloadOf('fieldgate/gps/latitude')).toBe('48.1173');
+      expect(payloadOf('fieldgate/gps/longitude')).toBe('11.5166667');
+      expect(payloadOf('fieldgate/gps/altitude')).toBe('545.4');
+      expect(payloadOf('fieldgate/gps/satellites')).toBe('8');
+      expect(payloadOf('fieldgate/gps/fix-quality')).toBe('1');
+      expect(payloadOf('fieldgate/gps/speed')).toBe('41.5');
+      expect(payloadOf('fieldgate/gps/fix-valid')).toBe('true');
+      expect(payloadOf('fieldgate/gps/utc-time')).toBe('1994-03-23T12:35:19Z');
+      expect(payloadOf('fieldgate/gps/availability')).toBe('online');
+      expect(all('fieldgate/gps/latitude')).toHaveLength(1); // GGA only, not repeated from RMC
+    } finally {
+      await adapters.stop();
+    }
+    expect(payloadOf('fieldgate/gps/availability')).toBe('offline');
   });
 });
