@@ -152,8 +152,12 @@ export async function startLineBus(bus: LineBus, devices: LineDevice[], client: 
     }
     for (const [name, command] of Object.entries(r.config.commands)) {
       const topic = `${r.prefix}/${name}/set`;
-      subscriptions.push(topic);
-      client.subscribe(topic, (message) => handleSet(r, name, command, message), { qos: 1, noLocal: true });
+      try {
+        client.subscribe(topic, (message) => handleSet(r, name, command, message), { qos: 1, noLocal: true });
+        subscriptions.push(topic);
+      } catch (err) {
+        log.error({ err, topic }, 'cannot subscribe to a command topic; that command is unavailable');
+      }
     }
   }
 

@@ -373,4 +373,29 @@ describe.skipIf(!requireTool('socat'))('line devices on a socat pty', () => {
     }
     expect(payloadOf('fieldgate/gps/availability')).toBe('offline');
   });
+
+  it('a bus whose port cannot be opened stays offline and does not hold up the others', async () => {
+    const notATty = join(dir, 'not-a-tty');
+    writeFileSync(notATty, '');
+    const buses = [
+      lineBusSchema.parse({ id: 'broken', type: 'serial-line', path: notATty, reconnectInitialDelayMs: 50, reconnectMaxDelayMs: 100 }),
+      lineBusSchema.parse({ id: 'missing', type: 'serial-line', path: join(dir, 'no-such-port'), reconnectInitialDelayMs: 50, reconnectMaxDelayMs: 100 }),
+      lineBusSchema.parse({ id: 'good', type: 'serial-line', path: pty.gatewayPath }),
+    ];
+    const devices = ['broken', 'missing', 'good'].map((bus) => lineDeviceSchema.parse({ id: `on-${bus}`, protocol: 'line', bus, parser: { type: 'key-value' }, fields: { x: {} } }));
+    const adapters = await startLineAdapters(buses, devices, adapterClient, silentLogger);
+    try {
+      await waitFor(() => adapters.stats().good.open, 10_000, 'good port open');
+      await device.write('x=5\n');
+      await waitFor(() => payloadOf('fieldgate/on-good/x') === '5', 5000, 'value on the good bus');
+      await sleep(300); // several failed attempts on the others
+      expect(adapters.stats().broken.open).toBe(false);
+      expect(adapters.stats().missing.open).toBe(false);
+      expect(payloadOf('fieldgate/on-broken/availability')).toBe('offline');
+      expect(payloadOf('fieldgate/on-missing/availability')).toBe('offline');
+      expect(payloadOf('fieldgate/on-good/availability')).toBe('online');
+    } finally {
+      await adapters.stop();
+    }
+  });
 });
