@@ -70,7 +70,7 @@ describe.skipIf(!requirePymodbus() || !requireSocat())('Modbus RTU on a pty pair
       buses: [bus],
       lineDevices: [],
       modbusDevices: [
-        device(bus, 'meter', 1, 100, [point('power', 0, { type: 'float32', count: 2, byteOrder: 'CDAB', decimals: 3 }), point('temp', 2, { type: 'int16', scale: 0.1 })]),
+        device(bus, 'meter', 1, 100, [point('power', 0, { type: 'float32', count: 2, byteOrder: 'CDAB', decimals: 3 }), point('temp', 2, { type: 'int16', scale: 0.1, writable: true, min: -50, max: 50 })]),
         device(bus, 'sensor', 2, 100, [point('nan', 0, { table: 'input', type: 'float32', count: 2, byteOrder: 'DCBA' }), point('raw', 2, { table: 'input' })]),
         device(bus, 'ghost', 9, 100, [point('x', 0)]),
       ],
@@ -98,6 +98,17 @@ describe.skipIf(!requirePymodbus() || !requireSocat())('Modbus RTU on a pty pair
     expect(last('fieldgate/sensor/raw')).toBe('321');
   });
 
+  it('writes over RTU (FC 6), reads back and answers on …/set/result', async () => {
+    const from = slave.requests.length;
+    await watcher.publish('fieldgate/meter/temp/set', '-5.5', { qos: 1 });
+    await waitFor(() => last('fieldgate/meter/temp/set/result') !== undefined, 20_000, 'write result');
+    expect(JSON.parse(last('fieldgate/meter/temp/set/result')!)).toEqual({ ok: true, value: -5.5 });
+    expect(slave.requests.slice(from).some((r) => r.unit === 1 && r.fc === 6 && r.address === 2)).toBe(true);
+    await waitFor(() => last('fieldgate/meter/temp') === '-5.5', 5000, 'new value published');
+    await slave.set(1, 'hr', 2, [0xfb2e]);
+    await waitFor(() => last('fieldgate/meter/temp') === '-123.4', 5000, 'value restored');
+  });
+
   it('marks a dead unit offline and backs off, while the others keep their poll rate', async () => {
     await waitFor(() => last('fieldgate/ghost/availability') === 'offline', 20_000, 'ghost offline');
     expect(last('fieldgate/meter/availability')).toBe('online');
@@ -112,8 +123,8 @@ describe.skipIf(!requirePymodbus() || !requireSocat())('Modbus RTU on a pty pair
     const meterPolls = messages.filter((m) => m.topic === 'fieldgate/meter/power').length - meterBefore;
     const busAfter = devices.buses()[0];
     const ghostProbes = busAfter.timeouts - busBefore.timeouts;
-    // 100 ms interval → about 40 polls in 4 s; a bus stalled by the dead unit (150 ms timeout + retry per cycle) would manage far fewer.
-    expect(meterPolls).toBeGreaterThanOrEqual(Math.floor((elapsed / 100) * 0.6));
+    // 100 ms interval → about 40 polls in 4 s; a bus stalled by the dead unit (150 ms timeout + retry every cycle) manages about a quarter of that.
+    expect(meterPolls).toBeGreaterThanOrEqual(Math.floor((elapsed / 100) * 0.5));
     expect(ghostProbes).toBeLessThanOrEqual(3);
     expect(ghostProbes).toBeGreaterThanOrEqual(1);
     expect(devices.status().find((d) => d.id === 'ghost')).toMatchObject({ online: false });
