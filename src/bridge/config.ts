@@ -82,6 +82,8 @@ export const bridgeConfigSchema = z
       .refine((r) => r.minMs <= r.maxMs, { message: 'minMs must not exceed maxMs' })
       .default({ minMs: 1000, maxMs: 60_000 }),
     connectTimeoutMs: z.number().int().positive().default(30_000),
+    /** A PUBACK missing this long drops the connection and resends (a stuck remote must not block the queue forever). */
+    ackTimeoutSeconds: z.number().positive().default(60),
     /** Optional cap on outbound messages per second. */
     rateLimit: z.object({ messagesPerSecond: z.number().positive() }).strict().optional(),
     /** e.g. "fleet/gw-1/status": retained "online" on connect, last will retained "offline". */

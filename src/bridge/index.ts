@@ -31,6 +31,7 @@ export interface BridgeHandle {
 const STABLE_CONNECTION_MS = 10_000;
 const OUTBOX_RETRY_MS = 5_000;
 const ERROR_LOG_INTERVAL_MS = 5_000;
+const REPEAT_WARN_INTERVAL_MS = 5 * 60_000;
 
 /**
  * Starts a bridge. Throws only for an invalid configuration; a refusing remote or an unusable outbox
@@ -65,6 +66,7 @@ class Bridge {
   private enqueueErrors = 0;
   private lastEnqueueErrorLog = 0;
   private qos0Skipped = 0;
+  private lastFailureWarnAt = 0;
 
   constructor(
     private readonly host: BridgeHost,
@@ -75,7 +77,12 @@ class Bridge {
     this.local = host.createLocalClient(`$bridge/${config.name}`);
     this.sender = new Sender(
       this.outbox,
-      { window: config.inflightWindow, messagesPerSecond: config.rateLimit?.messagesPerSecond, protocolVersion: config.protocolVersion },
+      {
+        window: config.inflightWindow,
+        messagesPerSecond: config.rateLimit?.messagesPerSecond,
+        protocolVersion: config.protocolVersion,
+        ackTimeoutMs: config.ackTimeoutSeconds * 1000,
+      },
       logger,
       (reason) => this.dropConnection(reason),
     );
@@ -300,8 +307,15 @@ class Bridge {
     const repeated = cause === this.lastError;
     this.lastError = cause;
     const fields = { remote: this.config.url, cause, attempt: this.backoff.attempts + 1 };
-    // The first failure of a kind is a warning; identical repeats go to debug so a long outage does not flood the log.
-    if (repeated) this.logger.debug(fields, 'bridge: cannot connect to the remote');
+    // The first failure of a kind is a warning; identical repeats go to debug (with a reminder every few minutes)
+    // so a long outage does not flood the log.
+    const now = Date.now();
+    if (repeated && now - this.lastFailureWarnAt < REPEAT_WARN_INTERVAL_MS) {
+      this.logger.debug(fields, 'bridge: cannot connect to the remote');
+      return;
+    }
+    this.lastFailureWarnAt = now;
+    if (repeated) this.logger.warn(fields, 'bridge: still cannot connect to the remote');
     else this.logger.warn(fields, this.connected ? 'bridge: connection error' : 'bridge: cannot connect to the remote');
   }
 

@@ -11,6 +11,8 @@ export interface SenderOptions {
   window: number;
   /** Rows read from SQLite at a time. */
   pageSize?: number;
+  /** A PUBACK missing this long means a stuck remote: the connection is dropped and the window resent. */
+  ackTimeoutMs?: number;
   messagesPerSecond?: number;
   protocolVersion: 4 | 5;
 }
@@ -38,6 +40,9 @@ export class Sender {
   private windowNow = 1;
   private maxPacket: number | undefined;
   private readonly inflight = new Map<number, OutboxRow>();
+  /** Send time of each in-flight row (insertion order = send order). */
+  private readonly sentAt = new Map<number, number>();
+  private ackTimer: NodeJS.Timeout | undefined;
   private acked: number[] = [];
   private page: OutboxRow[] = [];
   private pageIndex = 0;
@@ -71,13 +76,26 @@ export class Sender {
     this.maxPacket = limits.maximumPacketSize;
     this.rewind();
     this.schedulePump();
+    const timeout = this.options.ackTimeoutMs ?? 60_000;
+    clearInterval(this.ackTimer);
+    this.ackTimer = setInterval(() => this.checkAckTimeout(timeout), Math.min(5000, timeout));
+    this.ackTimer.unref();
+  }
+
+  private checkAckTimeout(timeoutMs: number): void {
+    const oldest = this.sentAt.values().next();
+    if (oldest.done === true || Date.now() - oldest.value < timeoutMs) return;
+    this.onFatal(`no PUBACK from the remote for ${Math.round(timeoutMs / 1000)} s with ${this.inflight.size} messages in flight`);
   }
 
   detach(): void {
     this.generation += 1;
     this.client = undefined;
+    clearInterval(this.ackTimer);
+    this.ackTimer = undefined;
     for (const id of this.inflight.keys()) this.sentBefore.add(id);
     this.inflight.clear();
+    this.sentAt.clear();
     this.flushAcks();
     this.reserved = 0;
     if (this.rateTimer !== undefined) clearTimeout(this.rateTimer);
@@ -184,11 +202,13 @@ export class Sender {
     const props = this.publishProperties(row);
     if (props !== undefined) opts.properties = props;
     this.inflight.set(row.id, row);
+    this.sentAt.set(row.id, Date.now());
     this.counters.sent += 1;
     client.publish(row.topic, row.payload, opts, (err) => {
       if (generation !== this.generation) return;
-      this.inflight.delete(row.id);
       if (err === undefined || err === null) {
+        this.inflight.delete(row.id);
+        this.sentAt.delete(row.id);
         this.counters.acked += 1;
         this.acked.push(row.id);
         this.scheduleAckFlush();
@@ -196,12 +216,17 @@ export class Sender {
         return;
       }
       const code = (err as { code?: unknown }).code;
-      if (typeof code === 'number' && permanentPubackCodes.has(code)) {
+      // Without a reason code it is MQTT.js giving up on a closing connection ("Connection closed"): the close handler resends.
+      if (typeof code !== 'number') return;
+      if (permanentPubackCodes.has(code)) {
+        this.inflight.delete(row.id);
+        this.sentAt.delete(row.id);
         this.outbox.moveToDead(row, `remote refused it: ${err.message} (PUBACK reason code 0x${code.toString(16)})`);
         this.schedulePump();
         return;
       }
-      this.onFatal(`remote did not accept a message: ${describe(err)}`);
+      // A transient refusal (quota exceeded, unspecified error): still in flight, resent with DUP after reconnecting.
+      this.onFatal(`remote did not accept a message: ${err.message} (PUBACK reason code 0x${code.toString(16)})`);
     });
   }
 

@@ -11,8 +11,10 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function setup(options: { remoteUp?: boolean; config?: Record<string, unknown>; beforeBridge?: (broker: Broker) => void } = {}) {
-  const remote = new AedesRemote();
+async function setup(
+  options: { remoteUp?: boolean; config?: Record<string, unknown>; beforeBridge?: (broker: Broker) => void; remote?: ConstructorParameters<typeof AedesRemote>[0]; scheme?: string } = {},
+) {
+  const remote = new AedesRemote(options.remote);
   await remote.start();
   const port = remote.port;
   if (options.remoteUp === false) await remote.stop();
@@ -27,7 +29,7 @@ async function setup(options: { remoteUp?: boolean; config?: Record<string, unkn
     host,
     {
       name: 'cloud',
-      url: `mqtt://${HOST}:${port}`,
+      url: `${options.scheme ?? 'mqtt'}://${HOST}:${port}`,
       clientId: 'gw-1',
       rules: [
         { direction: 'out', filter: 'sensors/#', remotePrefix: 'fleet/gw-1/' },
@@ -148,5 +150,43 @@ describe('bridge against Aedes', () => {
       await local.publish('sensors/ok', 'after fix', { qos: 1 });
       return remote.payloads('fleet/gw-1/sensors/ok').includes('after fix');
     }, 15_000, 'forwarding after the fix');
+  });
+
+  it('keeps FIFO order while new messages are appended during a drain', async () => {
+    const { remote, port, bridge, local } = await setup({ remoteUp: false });
+    const all: Promise<void>[] = [];
+    for (let i = 0; i < 3000; i++) all.push(local.publish('sensors/f', String(i), { qos: 1 }));
+    await Promise.all(all);
+    await remote.start(port);
+    for (let i = 3000; i < 6000; i++) {
+      all.push(local.publish('sensors/f', String(i), { qos: 1 }));
+      if (i % 100 === 0) await sleep(1);
+    }
+    await Promise.all(all);
+    await waitFor(() => bridge.state().acked >= 6000, 30_000, 'all acknowledged');
+    expect(remote.payloads('fleet/gw-1/sensors/f')).toEqual(Array.from({ length: 6000 }, (_, i) => String(i)));
+  });
+
+  it('drops and re-establishes a connection whose PUBACKs never come, then resends with DUP', async () => {
+    let holding = true;
+    const { remote, bridge, local, entries } = await setup({ remote: { holdPublishes: () => holding }, config: { ackTimeoutSeconds: 1 } });
+    await waitFor(() => bridge.state().connected, 10_000, 'connected');
+    for (let i = 0; i < 5; i++) await local.publish('sensors/stuck', String(i), { qos: 1 });
+    await waitFor(() => entries.some((e) => /no PUBACK from the remote for 1 s/.test(String(e.cause))), 10_000, 'ack timeout noticed');
+    holding = false;
+    await waitFor(() => bridge.state().acked >= 5, 10_000, 'acknowledged after reconnecting');
+    expect(remote.payloads('fleet/gw-1/sensors/stuck')).toEqual(['0', '1', '2', '3', '4']);
+    const wire = remote.arrivals.filter((m) => m.topic === 'fleet/gw-1/sensors/stuck');
+    expect(wire.slice(0, 5)).toEqual(['0', '1', '2', '3', '4'].map((payload) => ({ topic: 'fleet/gw-1/sensors/stuck', payload, dup: false })));
+    expect(wire.slice(5).map((m) => [m.payload, m.dup])).toEqual(['0', '1', '2', '3', '4'].map((p) => [p, true]));
+    expect(bridge.state().connects).toBeGreaterThanOrEqual(2);
+  });
+
+  it('bridges over a ws:// URL', async () => {
+    const { remote, bridge, local } = await setup({ remote: { websocket: true }, scheme: 'ws' });
+    await waitFor(() => bridge.state().connected, 10_000, 'connected over WebSocket');
+    for (let i = 0; i < 20; i++) await local.publish('sensors/ws', String(i), { qos: 1 });
+    await waitFor(() => bridge.state().acked >= 20, 10_000, 'acknowledged');
+    expect(remote.payloads('fleet/gw-1/sensors/ws')).toEqual(Array.from({ length: 20 }, (_, i) => String(i)));
   });
 });

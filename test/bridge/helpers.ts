@@ -5,6 +5,8 @@ import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Aedes } from 'aedes';
+import { createServer as createHttpServer } from 'node:http';
+import { WebSocketServer, createWebSocketStream } from 'ws';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { pino } from 'pino';
 import type { Logger } from '../../src/log.js';
@@ -67,8 +69,15 @@ export class AedesRemote {
       authenticate?: (username: string | undefined, password: Buffer | undefined) => boolean;
       /** Refuse CONNECT (not authorized) from clients for which this returns false. */
       admit?: (clientId: string) => boolean;
+      /** While this returns true, PUBLISHes are left unauthorized: no PUBACK ever comes (a stuck remote). */
+      holdPublishes?: () => boolean;
+      /** Serve MQTT over WebSocket (ws://host:port/) instead of plain TCP. */
+      websocket?: boolean;
     } = {},
   ) {}
+
+  /** Every PUBLISH packet as it arrived on the wire (with its DUP flag), accepted or not. */
+  readonly arrivals: { topic: string; payload: string; dup: boolean }[] = [];
 
   /** Every PUBLISH a client sent to this remote, across restarts, in arrival order. */
   readonly received: { clientId: string; topic: string; payload: string; dup: boolean; retain: boolean }[] = [];
@@ -87,6 +96,11 @@ export class AedesRemote {
         else done(null, true);
       };
     }
+    const hold = this.options.holdPublishes;
+    aedes.authorizePublish = (_client, packet, done) => {
+      this.arrivals.push({ topic: packet.topic, payload: packet.payload.toString(), dup: packet.dup });
+      if (hold === undefined || !hold()) done(null);
+    };
     aedes.on('publish', (packet, client) => {
       if (client === null || packet.topic.startsWith('$SYS')) return;
       this.received.push({ clientId: client.id, topic: packet.topic, payload: packet.payload.toString(), dup: packet.dup, retain: packet.retain });
@@ -96,7 +110,20 @@ export class AedesRemote {
       socket.on('close', () => this.sockets.delete(socket));
       aedes.handle(socket);
     };
-    const server = this.options.tls !== undefined ? createTlsServer(this.options.tls, handle) : createNetServer(handle);
+    let server: Server;
+    if (this.options.websocket === true) {
+      const http = createHttpServer();
+      const wss = new WebSocketServer({ server: http });
+      wss.on('connection', (ws, req) => {
+        const socket = req.socket;
+        this.sockets.add(socket);
+        socket.on('close', () => this.sockets.delete(socket));
+        aedes.handle(createWebSocketStream(ws) as never);
+      });
+      server = http as unknown as Server;
+    } else {
+      server = this.options.tls !== undefined ? createTlsServer(this.options.tls, handle) : createNetServer(handle);
+    }
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, HOST, () => resolve());
