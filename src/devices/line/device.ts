@@ -97,11 +97,16 @@ export class LineDeviceRuntime {
     this.setOnline(false);
   }
 
+  /** Polled and has missed enough replies in a row to be considered gone. */
+  get unanswering(): boolean {
+    const limit = this.config.poll?.offlineAfterMissedReplies ?? 1;
+    return this.missedReplies >= limit;
+  }
+
   pollTimedOut(): void {
     this.stats.pollTimeouts++;
     this.missedReplies++;
-    const limit = this.config.poll?.offlineAfterMissedReplies ?? 1;
-    if (this.missedReplies >= limit) this.setOnline(false);
+    if (this.unanswering) this.setOnline(false);
   }
 
   setOnline(online: boolean): void {

@@ -119,9 +119,15 @@ export async function startLineBus(bus: LineBus, devices: LineDevice[], client: 
     return true;
   };
 
+  const lastPollAt = new Map<LineDeviceRuntime, number>();
+
   function enqueuePoll(r: LineDeviceRuntime): void {
     const poll = r.config.poll;
     if (!poll || pollPending.has(r) || !link.isOpen) return;
+    // A device that stopped answering is only probed now and then: each probe blocks the port for timeoutMs.
+    const now = Date.now();
+    if (r.unanswering && now - (lastPollAt.get(r) ?? 0) < poll.offlinePollIntervalMs) return;
+    lastPollAt.set(r, now);
     pollPending.add(r);
     r.stats.pollsSent++;
     enqueue({

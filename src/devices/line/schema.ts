@@ -113,6 +113,7 @@ export const pollSchema = z.strictObject({
   intervalMs: z.number().int().min(10).max(86_400_000),
   timeoutMs: z.number().int().min(10).max(60_000).default(1000).describe('How long to wait for a reply the parser accepts'),
   offlineAfterMissedReplies: z.number().int().min(1).max(1000).default(3),
+  offlinePollIntervalMs: z.number().int().min(100).max(86_400_000).default(10_000).describe('How often a device that stopped answering is probed, so it does not occupy a shared port'),
 });
 
 export const setCommandSchema = z.strictObject({

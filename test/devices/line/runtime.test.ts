@@ -148,7 +148,7 @@ describe.skipIf(!requireTool('socat'))('line devices on a socat pty', () => {
         bus: 'line1',
         parser: { type: 'regex', pattern: '^ST,GS,(?<weight>[-+][\\d.]+)kg$' },
         fields: { weight: { unit: 'kg', decimals: 2 } },
-        poll: { command: 'W?\r\n', intervalMs: 300, timeoutMs: 800, offlineAfterMissedReplies: 2 },
+        poll: { command: 'W?\r\n', intervalMs: 300, timeoutMs: 800, offlineAfterMissedReplies: 2, offlinePollIntervalMs: 1500 },
       },
     ]);
     await waitFor(() => all('fieldgate/scale/availability').length >= 1, 5000, 'availability');
@@ -161,6 +161,13 @@ describe.skipIf(!requireTool('socat'))('line devices on a socat pty', () => {
     answering = false;
     await waitFor(() => payloadOf('fieldgate/scale/availability') === 'offline', 10_000, 'offline after missed replies');
     expect(handle!.stats().devices.scale.pollTimeouts).toBeGreaterThanOrEqual(2);
+
+    // Offline, it is probed every 1.5 s instead of every 0.3 s.
+    const sentBefore = handle!.stats().devices.scale.pollsSent;
+    await sleep(3200);
+    const probes = handle!.stats().devices.scale.pollsSent - sentBefore;
+    expect(probes).toBeGreaterThanOrEqual(1);
+    expect(probes).toBeLessThanOrEqual(3);
 
     answering = true;
     await waitFor(() => payloadOf('fieldgate/scale/availability') === 'online', 10_000, 'online again');
