@@ -116,8 +116,8 @@ export class Broker implements ConnectionHost, OutboundHost {
   }
 
   /** Serves one MQTT connection over any byte stream (TCP, TLS, WebSocket). */
-  handle(stream: Duplex, meta: { address: string; certificateUser?: string }): Connection {
-    const connection = new Connection(this, stream, meta.address, meta.certificateUser);
+  handle(stream: Duplex, meta: { address: string; certificateUser?: string; allowAnonymous?: boolean }): Connection {
+    const connection = new Connection(this, stream, meta.address, meta.certificateUser, meta.allowAnonymous ?? true);
     this.connections.add(connection);
     this.stats.connectionsTotal++;
     return connection;

@@ -49,6 +49,8 @@ export class Connection {
     readonly stream: Duplex,
     readonly address: string,
     readonly certificateUser?: string,
+    /** False on listeners where clients must present a user name (or a client certificate). */
+    readonly allowAnonymous = true,
   ) {
     this.identity = { clientId: '', address, local: false };
     this.parser = mqttPacket.parser({ protocolVersion: 4 });

@@ -11,6 +11,8 @@ import type { Message } from '../types.js';
 // CONNACK return codes (3.1.1) and reason codes (5.0).
 const V3_IDENTIFIER_REJECTED = 0x02;
 const V3_BAD_CREDENTIALS = 0x04;
+const V3_NOT_AUTHORIZED = 0x05;
+const V5_NOT_AUTHORIZED = 0x87;
 const V5_CLIENT_IDENTIFIER_NOT_VALID = 0x85;
 const V5_BAD_CREDENTIALS = 0x86;
 const V5_PROTOCOL_ERROR = 0x82;
@@ -54,6 +56,9 @@ export function handleConnect(broker: Broker, connection: Connection, packet: mq
     return refuse(broker, connection, 0x8c, `authentication method "${properties.authenticationMethod}" not supported`);
   }
 
+  if (!connection.allowAnonymous && packet.username === undefined && connection.certificateUser === undefined) {
+    return refuse(broker, connection, v5 ? V5_NOT_AUTHORIZED : V3_NOT_AUTHORIZED, 'anonymous clients are not allowed on this listener');
+  }
   const authenticate = broker.options.authenticate;
   if (authenticate) {
     let accepted = false;
@@ -136,7 +141,7 @@ export function handleConnect(broker: Broker, connection: Connection, packet: mq
   connection.clientMaximumPacketSize = properties.maximumPacketSize ?? 0;
   connection.clientTopicAliasMaximum = properties.topicAliasMaximum ?? 0;
   connection.will = will ? { message: will, delaySeconds: willDelay, expirySeconds: willExpiry } : null;
-  connection.identity = { clientId, username: packet.username, address: connection.address, local: false };
+  connection.identity = { clientId, username: connection.certificateUser ?? packet.username, address: connection.address, local: false };
   connection.session = session;
   connection.connected = true;
   session.connection = connection;

@@ -1,0 +1,268 @@
+// fieldgate's command line: run, check, probe, passwd, schema.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import readline from 'node:readline';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+type ParseArgsOptionsConfig = NonNullable<ParseArgsConfig['options']>;
+import { z } from 'zod';
+import { addOrUpdateUser } from './auth/password-file.js';
+import { ConfigError, embeddedDefaultConfig, gatewayConfigSchema, loadGatewayConfig, type GatewayConfig } from './config/gateway-config.js';
+import { deviceMappingJsonSchema } from './devices/index.js';
+import { formatProbe, probeRegisters } from './devices/modbus/probe.js';
+import type { ModbusBus } from './devices/modbus/schema.js';
+import { listenerConfigs, loadMappingsOrThrow, startGateway } from './gateway.js';
+import { createLogger, type LogLevel } from './log.js';
+import { VERSION } from './version.js';
+
+const HELP = `fieldgate ${VERSION} — MQTT edge gateway: local broker, Modbus/serial device adapters, cloud bridge
+
+Usage:
+  fieldgate run [--config FILE] [--host H] [--port N] [--data DIR] [--log-level L]
+      Run the gateway. Without --config: broker on 127.0.0.1:1883, data in ./data,
+      and a built-in simulated energy meter so readings flow at once.
+  fieldgate check [--config FILE]
+      Validate the config and every device mapping it names; print what would run.
+  fieldgate probe (--host H [--port 502] | --serial PATH [--baud 9600] [--parity none])
+                  [--unit 1] [--table holding|input] --address A [--count 4]
+      Read registers once and show them decoded as every type and byte order.
+  fieldgate passwd [-b] FILE USER [PASSWORD]
+      Add or update a user in a Mosquitto-format password file ($7$ PBKDF2-SHA512).
+  fieldgate schema [--out DIR]
+      Write JSON Schemas of the gateway config and of device mappings (for editors).
+  fieldgate --help | --version
+`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      process.stdout.write(HELP);
+      return 0;
+    case '-v':
+    case '--version':
+    case 'version':
+      process.stdout.write(`${VERSION}\n`);
+      return 0;
+    case 'run': return run(rest);
+    case 'check': return check(rest);
+    case 'probe': return probe(rest);
+    case 'passwd': return passwd(rest);
+    case 'schema': return schema(rest);
+    default:
+      process.stderr.write(`fieldgate: unknown command "${command}"\n\n${HELP}`);
+      return 2;
+  }
+}
+
+function parse(args: string[], options: ParseArgsOptionsConfig, allowPositionals = false) {
+  try {
+    return parseArgs({ args, options, allowPositionals, strict: true });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
+class UsageError extends Error {}
+
+function loadConfig(file: string | undefined): GatewayConfig {
+  return file === undefined ? embeddedDefaultConfig() : loadGatewayConfig(file);
+}
+
+function reportConfigErrors(error: unknown): number {
+  if (error instanceof ConfigError) {
+    process.stderr.write(`fieldgate: the configuration has ${error.errors.length} error${error.errors.length > 1 ? 's' : ''}:\n`);
+    for (const line of error.errors) process.stderr.write(`  ${line}\n`);
+    return 1;
+  }
+  if (error instanceof UsageError) {
+    process.stderr.write(`fieldgate: ${error.message}\n(see fieldgate --help)\n`);
+    return 2;
+  }
+  throw error;
+}
+
+async function run(args: string[]): Promise<number> {
+  let config: GatewayConfig;
+  try {
+    const { values } = parse(args, {
+      config: { type: 'string', short: 'c' }, host: { type: 'string' }, port: { type: 'string', short: 'p' },
+      data: { type: 'string' }, 'log-level': { type: 'string' },
+    });
+    config = loadConfig(values.config as string | undefined);
+    if (values.host !== undefined) config.broker.host = values.host as string;
+    if (values.port !== undefined) {
+      const port = Number(values.port);
+      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port: expected a port number 0-65535 (got "${values.port}")`);
+      config.broker.port = port;
+    }
+    if (values.data !== undefined) config.broker.dataDir = path.resolve(values.data as string);
+    if (values['log-level'] !== undefined) config.log.level = values['log-level'] as GatewayConfig['log']['level'];
+  } catch (error) {
+    return reportConfigErrors(error);
+  }
+
+  const logger = createLogger(config.log.level as LogLevel);
+  logger.info({ version: VERSION, pid: process.pid, dataDir: config.broker.dataDir }, `fieldgate ${VERSION} starting`);
+  let gateway: Awaited<ReturnType<typeof startGateway>>;
+  try {
+    gateway = await startGateway(config, logger);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      for (const line of error.errors) logger.error(line);
+      return 1;
+    }
+    logger.fatal({ err: error }, `cannot start: ${(error as Error).message}`);
+    return 1;
+  }
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const shutdown = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info(`${signal}: stopping (telling clients, flushing the database)`);
+      gateway.stop().then(
+        () => { logger.info('stopped'); resolve(0); },
+        (error: unknown) => { logger.error({ err: error }, 'error while stopping'); resolve(1); },
+      );
+    };
+    process.once('SIGINT', () => shutdown('SIGINT'));
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+    process.on('SIGHUP', () => {
+      logger.info('SIGHUP: reloading password file, ACL and device mappings');
+      gateway.reload().then(
+        (result) => { if (!result.ok) logger.error({ errors: result.errors }, 'reload kept the running configuration'); },
+        (error: unknown) => logger.error({ err: error }, 'reload failed'),
+      );
+    });
+  });
+}
+
+async function check(args: string[]): Promise<number> {
+  try {
+    const { values } = parse(args, { config: { type: 'string', short: 'c' } });
+    const file = values.config as string | undefined;
+    const config = loadConfig(file);
+    const errors: string[] = [];
+    let summary = '';
+    try {
+      const mapping = config.devices.length > 0 ? loadMappingsOrThrow(config.devices) : null;
+      if (mapping) {
+        for (const d of mapping.modbusDevices) {
+          summary += `  device ${d.id} (modbus, bus ${d.bus.id}, unit ${d.unitId}): ${d.points.length} points under ${d.topicPrefix}/\n`;
+        }
+        for (const d of mapping.lineDevices) summary += `  device ${d.id} (line, bus ${d.bus}): ${Object.keys(d.fields).length} fields\n`;
+      }
+    } catch (error) {
+      if (error instanceof ConfigError) errors.push(...error.errors);
+      else throw error;
+    }
+    if (errors.length > 0) throw new ConfigError(errors);
+    const out: string[] = [`${file ?? '(embedded default)'}: OK`];
+    for (const l of listenerConfigs(config)) out.push(`  listener ${l.type}://${l.host}:${l.port}${l.type.startsWith('ws') ? l.path : ''}`);
+    out.push(`  data in ${config.broker.dataDir} (durability ${config.broker.durability})`);
+    if (config.demo) out.push('  demo: simulated SDM120 energy meter under fieldgate/demo-meter/');
+    if (summary) out.push(summary.trimEnd());
+    for (const b of config.bridges) out.push(`  bridge ${b.name} → ${b.url}: ${b.rules.map((r) => `${r.direction} ${r.localPrefix}${r.filter}`).join(', ')}`);
+    if (config.metrics) out.push(`  metrics on http://${config.metrics.host}:${config.metrics.port}/metrics`);
+    process.stdout.write(out.join('\n') + '\n');
+    return 0;
+  } catch (error) {
+    return reportConfigErrors(error);
+  }
+}
+
+async function probe(args: string[]): Promise<number> {
+  try {
+    const { values } = parse(args, {
+      host: { type: 'string' }, port: { type: 'string' }, serial: { type: 'string' }, baud: { type: 'string' },
+      parity: { type: 'string' }, unit: { type: 'string' }, table: { type: 'string' }, address: { type: 'string' },
+      count: { type: 'string' }, timeout: { type: 'string' },
+    });
+    const number = (name: string, fallback?: number): number => {
+      const text = values[name] as string | undefined;
+      if (text === undefined) {
+        if (fallback === undefined) throw new UsageError(`--${name} is required`);
+        return fallback;
+      }
+      const n = Number(text);
+      if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${name}: expected a whole number (got "${text}")`);
+      return n;
+    };
+    let bus: ModbusBus;
+    if (values.host !== undefined) {
+      bus = { id: 'probe', type: 'modbus-tcp', host: values.host as string, port: number('port', 502), interRequestDelayMs: 0 };
+    } else if (values.serial !== undefined) {
+      bus = {
+        id: 'probe', type: 'modbus-rtu', path: values.serial as string, baudRate: number('baud', 9600) as never,
+        parity: ((values.parity as string | undefined) ?? 'none') as 'none', dataBits: 8, stopBits: 1, interRequestDelayMs: 0,
+      };
+    } else {
+      throw new UsageError('give --host (Modbus TCP) or --serial (Modbus RTU)');
+    }
+    const table = (values.table as string | undefined) ?? 'holding';
+    if (table !== 'holding' && table !== 'input') throw new UsageError(`--table: expected holding or input (got "${table}")`);
+    const result = await probeRegisters({
+      bus, unitId: number('unit', 1), table, address: number('address'), count: number('count', 4), timeoutMs: number('timeout', 1000),
+    });
+    process.stdout.write(formatProbe(result) + '\n');
+    return 0;
+  } catch (error) {
+    if (error instanceof UsageError) return reportConfigErrors(error);
+    process.stderr.write(`fieldgate probe: ${(error as Error).message ?? String(error)}\n`);
+    return 1;
+  }
+}
+
+async function passwd(args: string[]): Promise<number> {
+  try {
+    const { values, positionals } = parse(args, { batch: { type: 'boolean', short: 'b' } }, true);
+    const [file, user, given] = positionals;
+    if (!file || !user) throw new UsageError('usage: fieldgate passwd [-b] FILE USER [PASSWORD]');
+    let password = given;
+    if (values.batch && password === undefined) throw new UsageError('-b needs the password as the third argument');
+    if (password === undefined) password = await readPassword(`Password for ${user}: `);
+    if (password.length === 0) throw new UsageError('the password must not be empty');
+    const result = addOrUpdateUser(file, user, password);
+    process.stdout.write(`${file}: ${JSON.stringify(result)}\n`);
+    return 0;
+  } catch (error) {
+    if (error instanceof UsageError) return reportConfigErrors(error);
+    process.stderr.write(`fieldgate passwd: ${(error as Error).message}\n`);
+    return 1;
+  }
+}
+
+async function readPassword(prompt: string): Promise<string> {
+  const rl = readline.createInterface({ input: process.stdin, output: process.stdin.isTTY ? process.stdout : undefined, terminal: process.stdin.isTTY === true });
+  try {
+    if (process.stdin.isTTY) process.stdout.write(prompt);
+    const line = await new Promise<string>((resolve) => {
+      rl.once('line', resolve);
+      rl.once('close', () => resolve(''));
+    });
+    return line;
+  } finally {
+    rl.close();
+  }
+}
+
+async function schema(args: string[]): Promise<number> {
+  try {
+    const { values } = parse(args, { out: { type: 'string', short: 'o' } });
+    const dir = path.resolve((values.out as string | undefined) ?? 'schemas');
+    fs.mkdirSync(dir, { recursive: true });
+    const gateway = z.toJSONSchema(gatewayConfigSchema, { io: 'input', unrepresentable: 'any' });
+    fs.writeFileSync(path.join(dir, 'gateway.schema.json'), JSON.stringify(gateway, null, 2) + '\n');
+    fs.writeFileSync(path.join(dir, 'device-mapping.schema.json'), JSON.stringify(deviceMappingJsonSchema(), null, 2) + '\n');
+    process.stdout.write(`wrote ${path.join(dir, 'gateway.schema.json')} and ${path.join(dir, 'device-mapping.schema.json')}\n`);
+    return 0;
+  } catch (error) {
+    return reportConfigErrors(error);
+  }
+}

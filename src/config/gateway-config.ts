@@ -1,0 +1,147 @@
+// The gateway config file (JSON): broker, listeners, auth, device mappings, bridges, metrics.
+// Every error names the file, the JSON path, what was expected and what was found.
+
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+import { bridgeConfigSchema } from '../bridge/config.js';
+
+const port = z.number().int().min(0).max(65535);
+
+export const brokerSectionSchema = z.strictObject({
+  host: z.string().default('127.0.0.1').describe('Address of the plain MQTT listener; 127.0.0.1 keeps it on this machine.'),
+  port: port.default(1883),
+  dataDir: z.string().default('./data').describe('Where fieldgate.db lives (sessions, queues, retained messages, bridge outbox).'),
+  durability: z.enum(['full', 'normal', 'off']).default('full')
+    .describe('full: a PUBACK means the message survives a power cut; normal: survives a crash of the process; off: left to the OS.'),
+  commitWindowMs: z.number().int().min(0).max(1000).default(2),
+  connectTimeoutMs: z.number().int().positive().default(10_000),
+  maxKeepAlive: z.number().int().min(0).max(65535).default(0),
+  receiveMaximum: z.number().int().min(1).max(65535).default(1024),
+  maximumPacketSize: z.number().int().min(64).max(268_435_455).default(1024 * 1024),
+  topicAliasMaximum: z.number().int().min(0).max(65535).default(64),
+  maxQueuedMessages: z.number().int().positive().default(100_000),
+  maxQueuedBytes: z.number().int().positive().default(64 * 1024 * 1024),
+  queuePolicy: z.enum(['drop-oldest', 'drop-newest', 'refuse']).default('drop-oldest'),
+  queueQos0: z.boolean().default(false),
+  maxConnections: z.number().int().positive().default(10_000),
+  sysIntervalSeconds: z.number().min(0).default(10),
+});
+
+const tlsFilesSchema = z.strictObject({
+  cert: z.string().describe('PEM certificate file'),
+  key: z.string().describe('PEM private key file'),
+  ca: z.string().optional().describe('PEM CA file for client certificates'),
+  requireClientCertificate: z.boolean().default(false),
+  /** Use the client certificate's subject CN as the user name (as Mosquitto's use_identity_as_username). */
+  useIdentityAsUsername: z.boolean().default(false),
+});
+
+export const listenerSchema = z.strictObject({
+  type: z.enum(['mqtt', 'mqtts', 'ws', 'wss']),
+  host: z.string().default('127.0.0.1'),
+  port,
+  path: z.string().default('/mqtt').describe('WebSocket path'),
+  tls: tlsFilesSchema.optional(),
+  allowAnonymous: z.boolean().optional().describe('Default: true on loopback addresses, false elsewhere.'),
+}).superRefine((l, ctx) => {
+  if ((l.type === 'mqtts' || l.type === 'wss') && !l.tls) {
+    ctx.addIssue({ code: 'custom', path: ['tls'], message: `a ${l.type} listener needs "tls": { "cert": "...", "key": "..." }` });
+  }
+});
+
+export const gatewayConfigSchema = z.strictObject({
+  $schema: z.string().optional(),
+  gatewayId: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, "_", "-" or "."').default(() => os.hostname().replace(/[^A-Za-z0-9_.-]/g, '-')),
+  log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
+  broker: brokerSectionSchema.default(() => brokerSectionSchema.parse({})),
+  listeners: z.array(listenerSchema).default([]),
+  auth: z.strictObject({
+    passwordFile: z.string().optional().describe('Mosquitto password file (mosquitto_passwd or fieldgate passwd)'),
+    aclFile: z.string().optional().describe('Mosquitto ACL file'),
+    allowAnonymous: z.boolean().optional().describe('Default: true when every listener is on loopback, else false.'),
+  }).default({}),
+  devices: z.array(z.string()).default([]).describe('Device-mapping files, relative to this config file'),
+  demo: z.boolean().default(false).describe('Start the built-in simulated energy meter and its mapping'),
+  bridges: z.array(bridgeConfigSchema).default([]),
+  metrics: z.strictObject({ host: z.string().default('127.0.0.1'), port: port.default(9100) }).optional(),
+});
+
+export type GatewayConfig = z.output<typeof gatewayConfigSchema>;
+export type GatewayConfigInput = z.input<typeof gatewayConfigSchema>;
+export type ListenerConfig = z.output<typeof listenerSchema>;
+
+export class ConfigError extends Error {
+  constructor(readonly errors: string[]) {
+    super(errors.join('\n'));
+  }
+}
+
+/** The built-in configuration `fieldgate run` uses without --config: loopback broker, ./data, the demo meter. */
+export function embeddedDefaultConfig(): GatewayConfig {
+  const config = gatewayConfigSchema.parse({ demo: true });
+  config.broker.dataDir = path.resolve(config.broker.dataDir);
+  return config;
+}
+
+/** Parses a config object; paths in it are resolved against `baseDir`. Throws ConfigError listing every problem. */
+export function parseGatewayConfig(input: unknown, source: string, baseDir: string): GatewayConfig {
+  const result = gatewayConfigSchema.safeParse(input, { reportInput: true });
+  if (!result.success) throw new ConfigError(result.error.issues.map((issue) => formatIssue(source, issue)));
+  const config = result.data;
+  const resolve = (p: string) => path.resolve(baseDir, p);
+  config.broker.dataDir = resolve(config.broker.dataDir);
+  config.devices = config.devices.map(resolve);
+  if (config.auth.passwordFile) config.auth.passwordFile = resolve(config.auth.passwordFile);
+  if (config.auth.aclFile) config.auth.aclFile = resolve(config.auth.aclFile);
+  for (const listener of config.listeners) {
+    if (listener.tls) {
+      listener.tls.cert = resolve(listener.tls.cert);
+      listener.tls.key = resolve(listener.tls.key);
+      if (listener.tls.ca) listener.tls.ca = resolve(listener.tls.ca);
+    }
+  }
+  for (const bridge of config.bridges) {
+    if (bridge.tls) {
+      if (bridge.tls.ca) bridge.tls.ca = resolve(bridge.tls.ca);
+      if (bridge.tls.cert) bridge.tls.cert = resolve(bridge.tls.cert);
+      if (bridge.tls.key) bridge.tls.key = resolve(bridge.tls.key);
+    }
+  }
+  return config;
+}
+
+export function loadGatewayConfig(file: string): GatewayConfig {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError([`${file}: cannot read the config file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`]);
+  }
+  let input: unknown;
+  try {
+    input = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError([`${file}: not valid JSON: ${(error as Error).message}`]);
+  }
+  return parseGatewayConfig(input, file, path.dirname(path.resolve(file)));
+}
+
+function formatPath(segments: readonly PropertyKey[]): string {
+  let out = '';
+  for (const segment of segments) {
+    if (typeof segment === 'number') out += `[${segment}]`;
+    else out += out === '' ? String(segment) : `.${String(segment)}`;
+  }
+  return out || '(top level)';
+}
+
+function formatIssue(source: string, issue: z.core.$ZodIssue): string {
+  const where = `${source}: ${formatPath(issue.path)}`;
+  const got = 'input' in issue && issue.input !== undefined ? ` (got ${JSON.stringify(issue.input)})` : '';
+  if (issue.code === 'unrecognized_keys') return `${where}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}: remove or correct the spelling`;
+  if (issue.code === 'invalid_value') return `${where}: expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}${got}`;
+  if (issue.code === 'invalid_type') return `${where}: expected ${issue.expected}${got}`;
+  return `${where}: ${issue.message}${got}`;
+}

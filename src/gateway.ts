@@ -1,0 +1,178 @@
+// The whole gateway in one process: the broker is the hub; listeners feed it sockets, device adapters
+// and bridges are its in-process clients. Data flows device → adapter → broker → (subscribers, bridge).
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { createAuth, type Auth } from './auth/create-auth.js';
+import { Broker } from './broker/broker.js';
+import { startBridge, type BridgeHandle } from './bridge/index.js';
+import { ConfigError, type GatewayConfig, type ListenerConfig } from './config/gateway-config.js';
+import { writeDemoMapping } from './demo/demo-mapping.js';
+import { startSimulatedMeter, type SimulatedMeter } from './demo/simulated-meter.js';
+import { loadDeviceMappings, startDevices, type DeviceMapping, type DevicesHandle } from './devices/index.js';
+import { isLoopback, openListener, type OpenListener } from './listeners.js';
+import type { Logger } from './log.js';
+import { startMetricsServer, type MetricsServer } from './metrics/http.js';
+import { createMetrics } from './metrics/registry.js';
+
+export interface Gateway {
+  readonly broker: Broker;
+  readonly listeners: OpenListener[];
+  readonly metricsServer: MetricsServer | null;
+  /** SIGHUP: re-reads the password/ACL files and device mappings; a bad new file keeps the running one. */
+  reload(): Promise<{ ok: boolean; errors: string[] }>;
+  stop(): Promise<void>;
+}
+
+/** Every listener the config asks for: the broker section's plain MQTT listener first. */
+export function listenerConfigs(config: GatewayConfig): ListenerConfig[] {
+  const main: ListenerConfig = { type: 'mqtt', host: config.broker.host, port: config.broker.port, path: '/mqtt' };
+  return [main, ...config.listeners];
+}
+
+/** Anonymous clients are allowed by default only on loopback listeners (as Mosquitto 2 does). */
+function anonymousAllowed(config: GatewayConfig, listener: ListenerConfig): boolean {
+  return listener.allowAnonymous ?? config.auth.allowAnonymous ?? isLoopback(listener.host);
+}
+
+export function loadMappingsOrThrow(files: string[]): DeviceMapping {
+  const result = loadDeviceMappings(files);
+  if (!result.ok) throw new ConfigError(result.errors);
+  return result.mapping;
+}
+
+export async function startGateway(config: GatewayConfig, logger: Logger): Promise<Gateway> {
+  const listenerList = listenerConfigs(config);
+  let auth: Auth | undefined;
+  if (config.auth.passwordFile !== undefined || config.auth.aclFile !== undefined) {
+    auth = createAuth({
+      passwordFile: config.auth.passwordFile, aclFile: config.auth.aclFile,
+      allowAnonymous: config.auth.allowAnonymous ?? listenerList.every((l) => isLoopback(l.host)), logger,
+    });
+  }
+
+  const b = config.broker;
+  const broker = new Broker({
+    dataDir: b.dataDir, logger: logger.child({ part: 'broker' }), durability: b.durability, commitWindowMs: b.commitWindowMs,
+    connectTimeoutMs: b.connectTimeoutMs, maxKeepAlive: b.maxKeepAlive, receiveMaximum: b.receiveMaximum,
+    maximumPacketSize: b.maximumPacketSize, topicAliasMaximum: b.topicAliasMaximum, maxQueuedMessages: b.maxQueuedMessages,
+    maxQueuedBytes: b.maxQueuedBytes, queuePolicy: b.queuePolicy, queueQos0: b.queueQos0, sysIntervalMs: b.sysIntervalSeconds * 1000,
+    authenticate: auth?.authenticate, authorize: auth?.authorize,
+  });
+  await broker.start();
+
+  const listeners: OpenListener[] = [];
+  let meter: SimulatedMeter | null = null;
+  let devices: DevicesHandle | null = null;
+  const bridges: BridgeHandle[] = [];
+  let metricsServer: MetricsServer | null = null;
+
+  const stop = async (): Promise<void> => {
+    await Promise.all(bridges.map((bridge) => bridge.stop()));
+    await devices?.stop();
+    await meter?.stop();
+    await metricsServer?.close();
+    await Promise.all(listeners.map((l) => l.close().catch(() => undefined)));
+    await broker.close();
+  };
+
+  try {
+    for (const listener of listenerList) {
+      const open = await openListener(broker, listener, anonymousAllowed(config, listener), b.maxConnections);
+      listeners.push(open);
+      logger.info({ url: open.url, anonymous: open.allowAnonymous }, `MQTT broker listening on ${open.url}`);
+      if (!open.allowAnonymous) logger.info(`${open.url}: anonymous clients refused (set "allowAnonymous": true on the listener to allow them)`);
+    }
+
+    let deviceFiles = config.devices;
+    if (config.demo) {
+      meter = await startSimulatedMeter({ port: 0, logger: logger.child({ part: 'demo-meter' }) });
+      const demoFile = writeDemoMapping(path.join(b.dataDir, 'demo'), meter.port);
+      deviceFiles = [demoFile, ...deviceFiles];
+      logger.info(`demo: simulated SDM120 energy meter on modbus-tcp://127.0.0.1:${meter.port}, mapping ${demoFile}`);
+    }
+    let mappingText = mappingFingerprint(deviceFiles);
+    const mapping = loadMappingsOrThrow(deviceFiles);
+    const clientFor = (id: string) => broker.createLocalClient(id);
+    devices = await startDevices(mapping, clientFor, logger.child({ part: 'devices' }));
+    if (mapping.modbusDevices.length + mapping.lineDevices.length > 0) {
+      logger.info({ devices: mapping.modbusDevices.length + mapping.lineDevices.length, files: deviceFiles.length }, 'device adapters started');
+    }
+
+    for (const bridgeConfig of config.bridges) bridges.push(await startBridge(broker, bridgeConfig, logger));
+
+    if (config.metrics) {
+      const metrics = createMetrics({ logger });
+      metrics.registerCollector(() => {
+        const stats = broker.snapshotStats();
+        let sqliteSizeBytes = 0;
+        for (const suffix of ['', '-wal']) {
+          try {
+            sqliteSizeBytes += fs.statSync(path.join(b.dataDir, `fieldgate.db${suffix}`)).size;
+          } catch { /* not there (yet) */ }
+        }
+        return {
+          clientsConnected: stats.clientsConnected, messagesReceivedTotal: stats.messagesReceived, messagesSentTotal: stats.messagesSent,
+          devices: (devices?.status() ?? []).map((d) => ({ device: d.id, online: d.online, errorsTotal: d.failedPolls })),
+          bridges: bridges.map((bridge) => bridge.state()).map((s) => ({ bridge: s.name, outboxDepth: s.outboxDepth, outboxOldestAgeSeconds: s.oldestAgeSeconds ?? 0 })),
+          sqliteSizeBytes,
+        };
+      });
+      metricsServer = await startMetricsServer({
+        host: config.metrics.host, port: config.metrics.port, metrics, logger,
+        health: () => listeners.length > 0 && !broker.shuttingDown && databaseWritable(broker),
+      });
+      logger.info(`metrics on http://${config.metrics.host}:${metricsServer.port}/metrics, health on /healthz`);
+    }
+
+    const first = listeners[0];
+    logger.info(`watch the readings: mosquitto_sub -h ${first.host} -p ${first.port} -t 'fieldgate/#' -v`);
+
+    const reload = async (): Promise<{ ok: boolean; errors: string[] }> => {
+      const errors: string[] = [];
+      if (auth) {
+        const result = auth.reload();
+        if (!result.ok) errors.push(...result.errors);
+      }
+      const fingerprint = mappingFingerprint(deviceFiles);
+      if (fingerprint !== mappingText) {
+        const result = loadDeviceMappings(deviceFiles);
+        if (!result.ok) {
+          errors.push(...result.errors);
+          logger.error({ errors: result.errors }, 'new device mapping rejected; the running one is kept');
+        } else {
+          await devices?.stop();
+          devices = await startDevices(result.mapping, clientFor, logger.child({ part: 'devices' }));
+          mappingText = fingerprint;
+          logger.info('device mappings reloaded');
+        }
+      }
+      return { ok: errors.length === 0, errors };
+    };
+
+    return { broker, listeners, get metricsServer() { return metricsServer; }, reload, stop };
+  } catch (error) {
+    await stop().catch(() => undefined);
+    throw error;
+  }
+}
+
+function mappingFingerprint(files: string[]): string {
+  return files.map((file) => {
+    try {
+      return fs.readFileSync(file, 'utf8');
+    } catch {
+      return `missing:${file}`;
+    }
+  }).join('\u0000');
+}
+
+function databaseWritable(broker: Broker): boolean {
+  try {
+    broker.db.prepare('CREATE TABLE IF NOT EXISTS health_probe (at INTEGER)').run();
+    broker.db.prepare('REPLACE INTO health_probe (rowid, at) VALUES (1, ?)').run(Date.now());
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,103 @@
+// Network listeners in front of the broker: MQTT over TCP, TLS, WebSocket and secure WebSocket.
+// Each accepted stream is handed to broker.handle(); the broker never sees the transport.
+
+import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+import tls from 'node:tls';
+import { WebSocketServer, createWebSocketStream } from 'ws';
+import type { Broker } from './broker/broker.js';
+import type { ListenerConfig } from './config/gateway-config.js';
+
+export interface OpenListener {
+  type: ListenerConfig['type'];
+  host: string;
+  port: number;
+  allowAnonymous: boolean;
+  url: string;
+  close(): Promise<void>;
+}
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host.startsWith('127.') || host === '::1';
+}
+
+function certificateIdentity(socket: tls.TLSSocket, enabled: boolean): string | undefined {
+  if (!enabled || !socket.authorized) return undefined;
+  const cn = socket.getPeerCertificate()?.subject?.CN;
+  return typeof cn === 'string' && cn.length > 0 ? cn : Array.isArray(cn) ? cn[0] : undefined;
+}
+
+function tlsOptions(config: NonNullable<ListenerConfig['tls']>): tls.TlsOptions {
+  return {
+    cert: fs.readFileSync(config.cert),
+    key: fs.readFileSync(config.key),
+    ca: config.ca ? fs.readFileSync(config.ca) : undefined,
+    requestCert: config.requireClientCertificate || config.useIdentityAsUsername,
+    rejectUnauthorized: config.requireClientCertificate,
+  };
+}
+
+export async function openListener(broker: Broker, config: ListenerConfig, allowAnonymous: boolean, maxConnections: number): Promise<OpenListener> {
+  const useIdentity = config.tls?.useIdentityAsUsername ?? false;
+  let server: net.Server;
+  switch (config.type) {
+    case 'mqtt':
+      server = net.createServer({ noDelay: true }, (socket) => {
+        broker.handle(socket, { address: `${socket.remoteAddress}:${socket.remotePort}`, allowAnonymous });
+      });
+      break;
+    case 'mqtts':
+      server = tls.createServer(tlsOptions(config.tls!), (socket) => {
+        socket.setNoDelay(true);
+        broker.handle(socket, {
+          address: `${socket.remoteAddress}:${socket.remotePort}`, allowAnonymous,
+          certificateUser: certificateIdentity(socket, useIdentity),
+        });
+      });
+      break;
+    case 'ws':
+    case 'wss': {
+      const web = config.type === 'ws' ? http.createServer() : https.createServer(tlsOptions(config.tls!));
+      const wss = new WebSocketServer({
+        server: web,
+        path: config.path,
+        // MQTT over WebSocket uses the "mqtt" subprotocol [MQTT-6.0.0-3].
+        handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : protocols.has('mqttv3.1') ? 'mqttv3.1' : false),
+      });
+      wss.on('connection', (socket, request) => {
+        const stream = createWebSocketStream(socket);
+        stream.on('error', () => stream.destroy());
+        const tlsSocket = request.socket as tls.TLSSocket;
+        broker.handle(stream, {
+          address: `${request.socket.remoteAddress}:${request.socket.remotePort}`, allowAnonymous,
+          certificateUser: config.type === 'wss' ? certificateIdentity(tlsSocket, useIdentity) : undefined,
+        });
+      });
+      server = web;
+      break;
+    }
+  }
+  server.maxConnections = maxConnections;
+  server.on('error', (error) => broker.logger.error({ err: error, listener: config.type }, 'listener error'));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as net.AddressInfo;
+  const path = config.type === 'ws' || config.type === 'wss' ? config.path : '';
+  const shownHost = address.address.includes(':') ? `[${address.address}]` : address.address;
+  return {
+    type: config.type, host: address.address, port: address.port, allowAnonymous,
+    url: `${config.type}://${shownHost}:${address.port}${path}`,
+    close: () => new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      // http servers keep idle keep-alive sockets: the broker closes the MQTT ones itself.
+      (server as http.Server).closeAllConnections?.();
+    }),
+  };
+}
