@@ -6,6 +6,8 @@ import { lineDeviceTopicPrefix, type LineDevice } from './schema.js';
 import { convertFieldValue, payloadOf } from './values.js';
 
 export interface LineDeviceStats {
+  /** What `<prefix>/availability` last said. */
+  online: boolean;
   /** Frames the parser accepted. */
   acceptedFrames: number;
   /** Frames the parser rejected for any reason (including checksum errors). */
@@ -24,6 +26,7 @@ export interface LineDeviceStats {
 export class LineDeviceRuntime {
   readonly prefix: string;
   readonly stats: LineDeviceStats = {
+    online: false,
     acceptedFrames: 0,
     rejectedFrames: 0,
     checksumErrors: 0,
@@ -112,6 +115,7 @@ export class LineDeviceRuntime {
   setOnline(online: boolean): void {
     if (this.online === online || this.stopped) return;
     this.online = online;
+    this.stats.online = online;
     this.logger.info({ device: this.config.id, online }, online ? 'line device online' : 'line device offline');
     this.publish(`${this.prefix}/availability`, online ? 'online' : 'offline', { qos: this.config.qos, retain: true });
   }
@@ -121,6 +125,7 @@ export class LineDeviceRuntime {
     this.clearStaleTimer();
     if (this.online !== false) {
       this.online = false;
+      this.stats.online = false;
       await this.client.publish(`${this.prefix}/availability`, 'offline', { qos: this.config.qos, retain: true }).catch(() => undefined);
     }
     this.stopped = true;

@@ -401,6 +401,8 @@ describe.skipIf(!requireTool('socat'))('line devices on a socat pty', () => {
       expect(payloadOf('fieldgate/on-broken/availability')).toBe('offline');
       expect(payloadOf('fieldgate/on-missing/availability')).toBe('offline');
       expect(payloadOf('fieldgate/on-good/availability')).toBe('online');
+      expect(adapters.stats().good.devices['on-good'].online).toBe(true);
+      expect(adapters.stats().broken.devices['on-broken'].online).toBe(false);
     } finally {
       await adapters.stop();
     }
