@@ -189,4 +189,34 @@ describe('bridge against Aedes', () => {
     await waitFor(() => bridge.state().acked >= 20, 10_000, 'acknowledged');
     expect(remote.payloads('fleet/gw-1/sensors/ws')).toEqual(Array.from({ length: 20 }, (_, i) => String(i)));
   });
+
+  it('does not send messages whose MQTT 5 message expiry passed while queued', async () => {
+    const { remote, port, bridge, local } = await setup({ remoteUp: false });
+    await local.publish('sensors/e', 'short-lived', { qos: 1, properties: { messageExpiryInterval: 1 } });
+    await local.publish('sensors/e', 'durable', { qos: 1 });
+    expect(bridge.state().outboxDepth).toBe(2);
+    await sleep(1300);
+    await remote.start(port);
+    await waitFor(() => bridge.state().outboxDepth === 0, 10_000, 'outbox empty');
+    expect(remote.payloads('fleet/gw-1/sensors/e')).toEqual(['durable']);
+    expect(bridge.state().dropped).toBe(1);
+  });
+
+  it('runs several bridges side by side, each with its own FIFO', async () => {
+    const { remote, port, host, bridge, local } = await setup();
+    const second = await startBridge(
+      host,
+      { name: 'backup', url: `mqtt://${HOST}:${port}`, clientId: 'gw-1-backup', rules: [{ direction: 'out', filter: 'sensors/#', remotePrefix: 'backup/' }], reconnect: { minMs: 50, maxMs: 300 } },
+      captureLogger().logger,
+    );
+    cleanups.push(() => second.stop());
+    await waitFor(() => bridge.state().connected && second.state().connected, 10_000, 'both connected');
+    for (let i = 0; i < 50; i++) await local.publish('sensors/m', String(i), { qos: 1 });
+    await waitFor(() => bridge.state().acked >= 50 && second.state().acked >= 50, 10_000, 'both drained');
+    const expected = Array.from({ length: 50 }, (_, i) => String(i));
+    expect(remote.payloads('fleet/gw-1/sensors/m')).toEqual(expected);
+    expect(remote.payloads('backup/sensors/m')).toEqual(expected);
+    const tables = host.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'bridge_outbox_%' ORDER BY name").all();
+    expect(tables).toEqual([{ name: 'bridge_outbox_backup' }, { name: 'bridge_outbox_cloud' }]);
+  });
 });
