@@ -11,6 +11,7 @@ export type { DeviceStatus, BusStatus };
 export { loadDeviceMapping, loadDeviceMappings, deviceMappingJsonSchema, deviceMappingSchema, shippedProfileDir, type DeviceMapping, type LoadResult, type LoadOptions } from './mapping-schema.js';
 export { probeRegisters, decodeAll, formatProbe, type ProbeOptions, type ProbeResult, type ProbeDecoding } from './modbus/probe.js';
 export { planDeviceReads, minimumRequests, type ReadBlock } from './modbus/planner.js';
+export { describeMapping } from './summary.js';
 export type { ModbusDevice, ModbusPoint } from './modbus/model.js';
 export type { ModbusBus } from './modbus/schema.js';
 

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { deviceMappingJsonSchema, loadDeviceMapping, loadDeviceMappings, parseModiconAddress } from '../../src/devices/mapping-schema.js';
+import { describeMapping } from '../../src/devices/summary.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'fieldgate-mapping-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -180,6 +181,14 @@ describe('device mapping loader', () => {
     expect(text).toMatch(/devices\[1\]\.bus: .*serial-line/);
     expect(text).toContain('devices[2].topicPrefix: duplicate topic "fieldgate/meter/availability"');
     expect(text).toContain('devices[2].fields.v: duplicate topic "fieldgate/meter/v"');
+  });
+
+  it('summarises a mapping for `fieldgate check`', () => {
+    const r = loadDeviceMapping(path.resolve(import.meta.dirname, '../../devices/example.json'));
+    if (!r.ok) throw new Error(r.errors.join('\n'));
+    const lines = describeMapping(r.mapping);
+    expect(lines).toContain('bus plc (modbus-tcp) 192.168.1.50:502');
+    expect(lines.find((l) => l.includes('main-meter'))).toMatch(/main-meter unit 1: 36 points → home\/energy\/main\/…, \d+ read\(s\) per poll \(minimum \d+\), every 5000 ms/);
   });
 
   it('exports a JSON Schema for editors', () => {
