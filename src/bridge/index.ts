@@ -207,8 +207,8 @@ class Bridge {
     try {
       this.outbox.enqueue(remoteTopic, message.payload, message.retain, message.properties, message.expiresAt);
     } catch (err) {
-      // The broker's store catches handler errors and commits the rest of its batch; a failed commit
-      // (disk full) re-runs this handler on its retry. So: log clearly and recount later, never throw.
+      // Disk full, I/O error, read-only or corrupt database. Rethrown so that the broker's group commit fails
+      // and is retried with the publisher's acknowledgement withheld: nothing is lost while the cause lasts.
       this.outbox.markSuspect();
       this.enqueueErrors += 1;
       this.lastError = `outbox write failed: ${describe(err)}`;
@@ -217,10 +217,10 @@ class Bridge {
         this.lastEnqueueErrorLog = now;
         this.logger.error(
           { err: describe(err), failures: this.enqueueErrors, topic: message.topic },
-          'bridge: cannot append to the outbox (disk full or database unwritable?); message not queued for the remote',
+          'bridge: cannot append to the outbox (disk full or database unwritable?)',
         );
       }
-      return;
+      throw err;
     }
     this.sender.notify();
   }

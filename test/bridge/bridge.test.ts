@@ -220,3 +220,40 @@ describe('bridge against Aedes', () => {
     expect(tables).toEqual([{ name: 'bridge_outbox_backup' }, { name: 'bridge_outbox_cloud' }]);
   });
 });
+
+describe('bridge with a full database', () => {
+  it('reports a full disk clearly, keeps the broker running, and queues again once there is room', async () => {
+    const { remote, port, bridge, host, entries } = await setup({ remoteUp: false, config: { statsIntervalSeconds: 0.2 } });
+    const { default: mqtt } = await import('mqtt');
+    const localPort = (await host.listen({ port: 0, host: HOST })).port;
+    const publisher = await mqtt.connectAsync(`mqtt://${HOST}:${localPort}`, { reconnectPeriod: 0 });
+    cleanups.push(() => publisher.endAsync());
+    await publisher.publishAsync('sensors/d', 'before', { qos: 1 });
+    const pages = (host.db.pragma('page_count', { simple: true }) as number);
+    // SQLITE_FULL from here on, as on a full disk
+    host.db.pragma(`max_page_count = ${pages}`);
+    let acked = false;
+    const big = publisher.publishAsync('sensors/d', Buffer.alloc(64 * 1024, 7), { qos: 1 }).then(() => (acked = true));
+    await waitFor(() => entries.some((e) => e.msg === 'bridge: cannot append to the outbox (disk full or database unwritable?)'), 5000, 'error log');
+    expect(String(entries.find((e) => String(e.msg).startsWith('bridge: cannot append'))!.err)).toMatch(/full/);
+    expect(bridge.state().lastError).toMatch(/outbox write failed: .*full/);
+    // the broker still serves other clients, and the publisher's PUBACK is withheld while the row cannot be written
+    const other = await mqtt.connectAsync(`mqtt://${HOST}:${localPort}`, { reconnectPeriod: 0 });
+    const echoed: string[] = [];
+    other.on('message', (_t, p) => echoed.push(p.toString()));
+    await other.subscribeAsync('chat/#', { qos: 0 });
+    await other.publishAsync('chat/x', 'hello', { qos: 0 });
+    await waitFor(() => echoed.length === 1, 5000, 'QoS 0 routing while the disk is full');
+    await other.endAsync();
+    expect(acked).toBe(false);
+    // room again: the broker's retried commit takes the row, the publisher is acknowledged
+    host.db.pragma('max_page_count = 1073741823');
+    await big;
+    expect(acked).toBe(true);
+    await publisher.publishAsync('sensors/d', 'after', { qos: 1 });
+    await remote.start(port);
+    await waitFor(() => bridge.state().outboxDepth === 0 && bridge.state().connected, 15_000, 'drained');
+    const got = remote.received.filter((m) => m.topic === 'fleet/gw-1/sensors/d').map((m) => (m.payload.length > 20 ? 'big' : m.payload));
+    expect(got).toEqual(['before', 'big', 'after']);
+  });
+});
