@@ -1,0 +1,195 @@
+// The three brokers under test, each started in its own process with a fresh state for every
+// scenario (so that peak RSS and CPU belong to that scenario alone).
+
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { nodeCommandFor, repoDir } from '../lib/child-scripts.js';
+
+export type BrokerName = 'fieldgate' | 'mosquitto' | 'aedes';
+export const brokerNames: BrokerName[] = ['fieldgate', 'mosquitto', 'aedes'];
+
+export interface RunningBroker {
+  pid: number;
+  port: number;
+  stop(): Promise<void>;
+}
+
+export interface BrokerUnderTest {
+  name: BrokerName;
+  version: string;
+  /** How the process is run, for the results file. */
+  how: string;
+  launch(): Promise<RunningBroker>;
+}
+
+const START_TIMEOUT_MS = 15_000;
+
+export async function prepareBroker(name: BrokerName): Promise<BrokerUnderTest> {
+  switch (name) {
+    case 'fieldgate': return prepareFieldgate();
+    case 'mosquitto': return prepareMosquitto();
+    case 'aedes': return prepareAedes();
+  }
+}
+
+// ---- fieldgate: the compiled dist when it builds, else the sources through tsx
+
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) newest = Math.max(newest, newestMtime(full));
+    else if (entry.name.endsWith('.ts')) newest = Math.max(newest, statSync(full).mtimeMs);
+  }
+  return newest;
+}
+
+function distIsFresh(): boolean {
+  try {
+    return statSync(path.join(repoDir, 'dist/broker/broker.js')).mtimeMs >= newestMtime(path.join(repoDir, 'src'));
+  } catch {
+    return false;
+  }
+}
+
+async function prepareFieldgate(): Promise<BrokerUnderTest> {
+  const server = await nodeCommandFor('broker/servers/fieldgate.ts');
+  let args: string[];
+  let how: string;
+  if (distIsFresh()) {
+    args = [...server.args, path.join(repoDir, 'dist/broker/broker.js')];
+    how = `dist/ (up to date), server script ${server.how}`;
+  } else {
+    process.stdout.write('fieldgate: dist/ is stale or missing, building it (npx tsc -p tsconfig.build.json)...\n');
+    const build = spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: repoDir, encoding: 'utf8' });
+    if (build.status === 0) {
+      args = [...server.args, path.join(repoDir, 'dist/broker/broker.js')];
+      how = `dist/ (rebuilt by this run), server script ${server.how}`;
+    } else {
+      const firstError = `${build.stdout}${build.stderr}`.split('\n').find((line) => line.includes('error')) ?? `exit ${build.status}`;
+      process.stdout.write(`fieldgate: dist build failed (${firstError.trim()}); running src/ through tsx instead\n`);
+      args = ['--import', 'tsx', path.join(repoDir, 'bench/broker/servers/fieldgate.ts'), path.join(repoDir, 'src/broker/broker.ts')];
+      how = `src/ through tsx (dist build failed: ${firstError.trim()})`;
+    }
+  }
+  const packageJson = JSON.parse(readFileSync(path.join(repoDir, 'package.json'), 'utf8')) as { version: string };
+  let commit = 'unknown';
+  try {
+    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoDir, encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], { cwd: repoDir, encoding: 'utf8' }).trim();
+    if (dirty) commit += ' + uncommitted changes in src/';
+  } catch { /* not a git checkout */ }
+  return {
+    name: 'fieldgate',
+    version: `${packageJson.version} (${commit})`,
+    how,
+    launch: () => launchNodeServer(args),
+  };
+}
+
+// ---- Aedes: npm dev dependency, defaults
+
+async function prepareAedes(): Promise<BrokerUnderTest> {
+  const server = await nodeCommandFor('broker/servers/aedes.ts');
+  const { version } = JSON.parse(readFileSync(path.join(repoDir, 'node_modules/aedes/package.json'), 'utf8')) as { version: string };
+  return { name: 'aedes', version, how: `npm package, in-memory persistence, server script ${server.how}`, launch: () => launchNodeServer(server.args) };
+}
+
+async function launchNodeServer(args: string[]): Promise<RunningBroker> {
+  const child = spawn(process.execPath, args, { cwd: repoDir, stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    let output = '';
+    const timer = setTimeout(() => fail(new Error(`broker did not report its port within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
+    const fail = (error: Error) => {
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+      reject(error);
+    };
+    child.once('exit', (code) => fail(new Error(`broker exited with code ${code} before listening`)));
+    child.stdout!.on('data', (chunk: Buffer) => {
+      output += chunk.toString('utf8');
+      const line = output.split('\n').find((l) => l.startsWith('{"port"'));
+      if (!line) return;
+      clearTimeout(timer);
+      child.removeAllListeners('exit');
+      resolve((JSON.parse(line) as { port: number }).port);
+    });
+  });
+  child.stdout!.resume();
+  return { pid: child.pid!, port, stop: () => stopChild(child) };
+}
+
+// ---- Mosquitto: Debian package, a temporary config, persistence off
+
+async function prepareMosquitto(): Promise<BrokerUnderTest> {
+  const probe = spawnSync('mosquitto', ['-h'], { encoding: 'utf8' });
+  if (probe.error) throw new Error('mosquitto is not installed (Debian package `mosquitto`): apt-get install -y mosquitto');
+  const version = /mosquitto version (\S+)/.exec(`${probe.stdout}${probe.stderr}`)?.[1] ?? 'unknown';
+  return { name: 'mosquitto', version, how: 'Debian package, `listener <port> 127.0.0.1`, `allow_anonymous true`, `persistence false`, other settings default', launch: launchMosquitto };
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+async function waitForListener(port: number, child: ChildProcess): Promise<void> {
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`mosquitto exited with code ${child.exitCode}`);
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = net.connect({ port, host: '127.0.0.1' });
+      socket.once('connect', () => { socket.destroy(); resolve(true); });
+      socket.once('error', () => resolve(false));
+    });
+    if (open) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`mosquitto did not listen on ${port} within ${START_TIMEOUT_MS} ms`);
+}
+
+async function launchMosquitto(): Promise<RunningBroker> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'fieldgate-bench-mosquitto-'));
+  const port = await freePort();
+  const config = path.join(dir, 'mosquitto.conf');
+  writeFileSync(config, [
+    `listener ${port} 127.0.0.1`,
+    'allow_anonymous true',
+    'persistence false',
+    'log_dest stderr',
+    'log_type error',
+    'connection_messages false',
+    '',
+  ].join('\n'));
+  const child = spawn('mosquitto', ['-c', config], { stdio: ['ignore', 'ignore', 'inherit'] });
+  try {
+    await waitForListener(port, child);
+  } catch (error) {
+    child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
+  return {
+    pid: child.pid!,
+    port,
+    stop: async () => {
+      await stopChild(child);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+  await exited;
+  clearTimeout(timer);
+}

@@ -1,0 +1,89 @@
+// `npm run bench -- broker [--brokers fieldgate,mosquitto,aedes] [--scenarios fanin,...] [--measure-ms 3000] [--no-write]`
+// Runs every scenario against every broker in turn, prints one table and writes it, with the
+// machine and versions, to bench/results/YYYY-MM-DD-broker.md (full runs only, unless --write).
+
+import { writeFileSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { benchDir, nodeCommandFor } from '../lib/child-scripts.js';
+import { loadAverage, machineInfo } from '../lib/proc.js';
+import { brokerNames, prepareBroker, type BrokerName, type BrokerUnderTest } from './brokers.js';
+import { renderReport, renderTable } from './report.js';
+import { runScenario, scenarioNames, scenarioTitles, type ScenarioName, type ScenarioResult, type Timing } from './scenarios.js';
+
+interface Options {
+  brokers: BrokerName[];
+  scenarios: ScenarioName[];
+  timing: Timing;
+  write: boolean | null;
+}
+
+function listOption<T extends string>(value: string | undefined, allowed: readonly T[], flag: string): T[] {
+  if (value === undefined) throw new Error(`${flag} needs a value: one or more of ${allowed.join(',')}`);
+  const items = value.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const item of items) {
+    if (!allowed.includes(item as T)) throw new Error(`${flag}: unknown "${item}"; choose from ${allowed.join(', ')}`);
+  }
+  return items as T[];
+}
+
+function parseOptions(args: string[]): Options {
+  const options: Options = { brokers: [...brokerNames], scenarios: [...scenarioNames], timing: { warmupMs: 1000, measureMs: 3000 }, write: null };
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    switch (arg) {
+      case '--brokers': options.brokers = listOption(args[++i], brokerNames, arg); break;
+      case '--scenarios': options.scenarios = listOption(args[++i], scenarioNames, arg); break;
+      case '--measure-ms': options.timing.measureMs = Number(args[++i]); break;
+      case '--warmup-ms': options.timing.warmupMs = Number(args[++i]); break;
+      case '--write': options.write = true; break;
+      case '--no-write': options.write = false; break;
+      default: throw new Error(`unknown option ${arg} (options: --brokers, --scenarios, --measure-ms, --warmup-ms, --write, --no-write)`);
+    }
+  }
+  if (!(options.timing.measureMs >= 500 && options.timing.measureMs <= 30_000)) throw new Error('--measure-ms must be between 500 and 30000');
+  if (!(options.timing.warmupMs >= 200 && options.timing.warmupMs <= 10_000)) throw new Error('--warmup-ms must be between 200 and 10000');
+  return options;
+}
+
+export async function run(args: string[]): Promise<void> {
+  const options = parseOptions(args);
+  const startedAt = new Date();
+  const loadBefore = loadAverage();
+  const generator = await nodeCommandFor('broker/load/worker.ts');
+  const brokers: BrokerUnderTest[] = [];
+  for (const name of options.brokers) brokers.push(await prepareBroker(name));
+
+  const results: ScenarioResult[] = [];
+  for (const scenario of options.scenarios) {
+    for (const broker of brokers) {
+      process.stdout.write(`${scenarioTitles[scenario]} — ${broker.name} ... `);
+      try {
+        const result = await runScenario(scenario, broker, options.timing);
+        results.push(result);
+        process.stdout.write(`${result.figures.map((f) => `${f.value.toFixed(f.unit === 'ms' || f.unit === 'KiB' ? 2 : 0)} ${f.label}`).join(', ')}\n`);
+      } catch (error) {
+        process.stdout.write(`FAILED: ${(error as Error).message}\n`);
+        results.push({
+          scenario, broker: broker.name, figures: [], lost: null, brokerCpuSeconds: NaN, peakRssMiB: NaN, generatorCpuPercent: NaN,
+          notes: [`failed: ${(error as Error).message}`],
+        });
+      }
+    }
+  }
+
+  const context = {
+    startedAt, finishedAt: new Date(), loadBefore, loadAfter: loadAverage(), machine: machineInfo(),
+    node: process.version, brokers, generator: generator.how, timing: options.timing, args,
+  };
+  process.stdout.write(`\n${renderTable(results, options.brokers)}\n\n`);
+  const full = options.brokers.length === brokerNames.length && options.scenarios.length === scenarioNames.length;
+  if (options.write ?? full) {
+    const dir = path.join(benchDir, 'results');
+    mkdirSync(dir, { recursive: true });
+    const file = path.join(dir, `${startedAt.toISOString().slice(0, 10)}-broker.md`);
+    writeFileSync(file, renderReport(results, context));
+    process.stdout.write(`written to ${path.relative(process.cwd(), file)}\n`);
+  } else {
+    process.stdout.write('partial run: results not written (add --write to write them anyway)\n');
+  }
+}

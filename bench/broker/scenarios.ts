@@ -1,0 +1,229 @@
+// The broker scenarios. Each one starts a fresh broker process, runs its load from separate
+// generator processes, and measures on the broker's process from outside (/proc).
+
+import { cpuSeconds, statusKiB } from '../lib/proc.js';
+import type { BrokerUnderTest, RunningBroker } from './brokers.js';
+import { LoadWorker, type Reply } from './load-worker.js';
+import type { Counters } from './load/role.js';
+
+export interface Timing {
+  warmupMs: number;
+  measureMs: number;
+}
+
+export interface Figure {
+  label: string;
+  value: number;
+  unit: string;
+  higherIsBetter: boolean;
+}
+
+export interface ScenarioResult {
+  scenario: ScenarioName;
+  broker: string;
+  figures: Figure[];
+  /** Messages the broker accepted (QoS 0: sent; QoS 1: acknowledged) but never delivered; null where it does not apply. */
+  lost: number | null;
+  /** Broker CPU seconds (user + system) in the measured window. */
+  brokerCpuSeconds: number;
+  /** Broker peak resident memory (VmHWM) at the end of the scenario, MiB. */
+  peakRssMiB: number;
+  /** Generator CPU in the measured window, percent of one core (all generator processes together). */
+  generatorCpuPercent: number;
+  notes: string[];
+}
+
+export type ScenarioName = 'fanin' | 'fanout' | 'fanout-qos1' | 'latency' | 'idle-rss' | 'connects';
+export const scenarioNames: ScenarioName[] = ['fanin', 'fanout', 'fanout-qos1', 'latency', 'idle-rss', 'connects'];
+
+export const scenarioTitles: Record<ScenarioName, string> = {
+  fanin: 'fan-in QoS 0 (10 → 1)',
+  fanout: 'fan-out QoS 0 (1 → 50)',
+  'fanout-qos1': 'fan-out QoS 1 (1 → 50)',
+  latency: 'latency at 1,000 msg/s (QoS 0, 1 → 1)',
+  'idle-rss': 'RSS per idle connection (1,000 clients)',
+  connects: 'connects/s (CONNECT → CONNACK → DISCONNECT)',
+};
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export async function runScenario(name: ScenarioName, broker: BrokerUnderTest, timing: Timing): Promise<ScenarioResult> {
+  const running = await broker.launch();
+  const workers: LoadWorker[] = [];
+  try {
+    const partial = await scenarioBodies[name](running, workers, timing);
+    return { scenario: name, broker: broker.name, peakRssMiB: statusKiB(running.pid, 'VmHWM') / 1024, ...partial };
+  } finally {
+    await Promise.all(workers.map((w) => w.close()));
+    await running.stop();
+  }
+}
+
+type Body = (broker: RunningBroker, workers: LoadWorker[], timing: Timing) => Promise<Omit<ScenarioResult, 'scenario' | 'broker' | 'peakRssMiB'>>;
+
+interface Snapshot {
+  replies: Reply[];
+  brokerCpu: number;
+  workerCpu: number;
+  at: number;
+}
+
+async function snapshot(broker: RunningBroker, workers: LoadWorker[]): Promise<Snapshot> {
+  const replies = await Promise.all(workers.map((w) => w.request({ cmd: 'mark' }, 'mark')));
+  return {
+    replies,
+    brokerCpu: cpuSeconds(broker.pid),
+    workerCpu: workers.reduce((sum, w) => sum + w.cpuSeconds(), 0),
+    at: performance.now(),
+  };
+}
+
+function windowCosts(from: Snapshot, to: Snapshot) {
+  const seconds = (to.at - from.at) / 1000;
+  return {
+    brokerCpuSeconds: to.brokerCpu - from.brokerCpu,
+    generatorCpuPercent: (100 * (to.workerCpu - from.workerCpu)) / seconds,
+  };
+}
+
+/** Polls the subscribers until their count stops moving (bounded): what is still in flight arrives. */
+async function settledCounters(subscribers: LoadWorker, quietMs = 300, timeoutMs = 5_000): Promise<Counters> {
+  const deadline = Date.now() + timeoutMs;
+  let last = (await subscribers.request({ cmd: 'mark' }, 'mark')).counters;
+  let quietSince = Date.now();
+  while (Date.now() < deadline) {
+    await sleep(100);
+    const now = (await subscribers.request({ cmd: 'mark' }, 'mark')).counters;
+    if (now['received'] !== last['received']) quietSince = Date.now();
+    else if (Date.now() - quietSince >= quietMs) return now;
+    last = now;
+  }
+  return last;
+}
+
+interface ThroughputPlan {
+  publishers: number;
+  subscribers: number;
+  qos: 0 | 1;
+  topic: (publisher: number) => string;
+  filter: string;
+  label: string;
+}
+
+function throughput(plan: ThroughputPlan): Body {
+  return async (broker, workers, timing) => {
+    const subscribers = await LoadWorker.start('subscribers', {
+      kind: 'subscribers', port: broker.port, count: plan.subscribers, filter: plan.filter, qos: plan.qos,
+      publishers: plan.publishers, clientPrefix: 'bench-sub-',
+    });
+    workers.push(subscribers);
+    const publishers = await LoadWorker.start('publishers', {
+      kind: 'publishers', port: broker.port, topics: Array.from({ length: plan.publishers }, (_, i) => plan.topic(i)),
+      qos: plan.qos, window: 100, batch: plan.publishers > 1 ? 32 : 16, clientPrefix: 'bench-pub-',
+    });
+    workers.push(publishers);
+
+    publishers.send({ cmd: 'start' });
+    await sleep(timing.warmupMs);
+    const first = await snapshot(broker, workers);
+    await sleep(timing.measureMs);
+    const second = await snapshot(broker, workers);
+    const stopped = (await publishers.request({ cmd: 'stop' }, 'stopped')).counters;
+    const final = await settledCounters(subscribers);
+
+    const received = second.replies[0]!.counters['received']! - first.replies[0]!.counters['received']!;
+    const seconds = (second.replies[0]!.t - first.replies[0]!.t) / 1000;
+    const accepted = plan.qos > 0 ? stopped['acked']! : stopped['sent']!;
+    const notes: string[] = [];
+    if (plan.qos > 0 && stopped['unacked']! > 0) notes.push(`${stopped['unacked']} messages never acknowledged by the broker`);
+    if (final['duplicates']! > 0) notes.push(`${final['duplicates']} duplicate deliveries`);
+    if (final['closed']! > 0 || stopped['closed']! > 0) notes.push(`${final['closed']! + stopped['closed']!} clients were disconnected by the broker`);
+    return {
+      figures: [{ label: plan.label, value: received / seconds, unit: plan.label, higherIsBetter: true }],
+      lost: Math.max(0, accepted * plan.subscribers - final['unique']!),
+      ...windowCosts(first, second),
+      notes,
+    };
+  };
+}
+
+const latency: Body = async (broker, workers, timing) => {
+  const worker = await LoadWorker.start('latency', {
+    kind: 'latency', port: broker.port, ratePerSecond: 1000, warmupMs: timing.warmupMs / 2, measureMs: timing.measureMs, topic: 'bench/latency',
+  });
+  workers.push(worker);
+  const done = worker.waitFor('done');
+  worker.send({ cmd: 'start' });
+  await sleep(timing.warmupMs / 2);
+  const first = await snapshot(broker, workers);
+  const result = (await done).counters;
+  const second = await snapshot(broker, workers);
+  const notes = [`${result['samples']} samples, max ${result['maxMs']!.toFixed(2)} ms`];
+  return {
+    figures: [
+      { label: 'p50 ms', value: result['p50Ms']!, unit: 'ms', higherIsBetter: false },
+      { label: 'p99 ms', value: result['p99Ms']!, unit: 'ms', higherIsBetter: false },
+    ],
+    lost: result['sent']! - result['received']!,
+    ...windowCosts(first, second),
+    notes,
+  };
+};
+
+const IDLE_CLIENTS = 1000;
+
+const idleRss: Body = async (broker, workers) => {
+  // A first round of connections warms the broker's code paths and allocators, so that the
+  // measured growth is what the connections themselves hold.
+  const warmup = await LoadWorker.start('idle-warmup', { kind: 'idle', port: broker.port, count: 50, concurrency: 25, clientPrefix: 'bench-warm-' });
+  await warmup.close();
+  await sleep(500);
+  const before = statusKiB(broker.pid, 'VmRSS');
+  const cpuBefore = cpuSeconds(broker.pid);
+  const started = performance.now();
+  const idle = await LoadWorker.start('idle', { kind: 'idle', port: broker.port, count: IDLE_CLIENTS, concurrency: 50, clientPrefix: 'bench-idle-' });
+  workers.push(idle);
+  const connectedAt = performance.now();
+  const generatorCpu = idle.cpuSeconds();
+  await sleep(1000);
+  const after = statusKiB(broker.pid, 'VmRSS');
+  const connected = (await idle.request({ cmd: 'mark' }, 'mark')).counters['connected']!;
+  const notes = [`RSS ${(before / 1024).toFixed(1)} → ${(after / 1024).toFixed(1)} MiB; 1,000 connects took ${((connectedAt - started) / 1000).toFixed(2)} s`];
+  if (connected !== IDLE_CLIENTS) notes.push(`only ${connected} of ${IDLE_CLIENTS} stayed connected`);
+  return {
+    figures: [{ label: 'KiB/conn', value: (after - before) / IDLE_CLIENTS, unit: 'KiB', higherIsBetter: false }],
+    lost: null,
+    brokerCpuSeconds: cpuSeconds(broker.pid) - cpuBefore,
+    generatorCpuPercent: (100 * generatorCpu) / ((connectedAt - started) / 1000),
+    notes,
+  };
+};
+
+const connects: Body = async (broker, workers, timing) => {
+  const worker = await LoadWorker.start('connects', { kind: 'connects', port: broker.port, concurrency: 16, clientPrefix: 'bench-conn-' });
+  workers.push(worker);
+  worker.send({ cmd: 'start' });
+  await sleep(timing.warmupMs / 2);
+  const first = await snapshot(broker, workers);
+  await sleep(timing.measureMs);
+  const second = await snapshot(broker, workers);
+  const stopped = (await worker.request({ cmd: 'stop' }, 'stopped')).counters;
+  const completed = second.replies[0]!.counters['completed']! - first.replies[0]!.counters['completed']!;
+  const seconds = (second.replies[0]!.t - first.replies[0]!.t) / 1000;
+  const notes = stopped['failed']! > 0 ? [`${stopped['failed']} attempts failed`] : [];
+  return {
+    figures: [{ label: 'connects/s', value: completed / seconds, unit: 'connects/s', higherIsBetter: true }],
+    lost: null,
+    ...windowCosts(first, second),
+    notes,
+  };
+};
+
+const scenarioBodies: Record<ScenarioName, Body> = {
+  fanin: throughput({ publishers: 10, subscribers: 1, qos: 0, topic: (i) => `bench/fanin/${i}`, filter: 'bench/fanin/+', label: 'msg/s' }),
+  fanout: throughput({ publishers: 1, subscribers: 50, qos: 0, topic: () => 'bench/fanout', filter: 'bench/fanout', label: 'deliveries/s' }),
+  'fanout-qos1': throughput({ publishers: 1, subscribers: 50, qos: 1, topic: () => 'bench/fanout1', filter: 'bench/fanout1', label: 'deliveries/s' }),
+  latency,
+  'idle-rss': idleRss,
+  connects,
+};

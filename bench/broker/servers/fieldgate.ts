@@ -1,0 +1,33 @@
+// fieldgate's broker alone in a process, as the benchmark runs it: default options, state in
+// memory (dataDir null), warnings to stderr. Usage: node fieldgate.mjs <path of broker.js or broker.ts>
+// (the orchestrator passes dist/broker/broker.js, or src/broker/broker.ts when run through tsx).
+// Prints {"port":N} on stdout once listening; SIGTERM closes the broker and exits.
+
+import { pathToFileURL } from 'node:url';
+import { pino } from 'pino';
+
+interface BrokerLike {
+  start(): Promise<void>;
+  listen(options: { port: number; host: string }): Promise<{ port: number }>;
+  close(): Promise<void>;
+}
+type BrokerConstructor = new (options: Record<string, unknown>) => BrokerLike;
+
+const modulePath = process.argv[2];
+if (!modulePath) {
+  process.stderr.write('usage: fieldgate.ts <path to broker module>\n');
+  process.exit(2);
+}
+const { Broker } = (await import(pathToFileURL(modulePath).href)) as { Broker: BrokerConstructor };
+const logger = pino({ level: 'warn' }, pino.destination(2));
+const broker = new Broker({ dataDir: null, logger });
+await broker.start();
+const { port } = await broker.listen({ port: 0, host: '127.0.0.1' });
+process.stdout.write(`${JSON.stringify({ port })}\n`);
+
+let closing = false;
+process.on('SIGTERM', () => {
+  if (closing) return;
+  closing = true;
+  broker.close().then(() => process.exit(0), () => process.exit(1));
+});

@@ -1,0 +1,45 @@
+// `npm run bench -- [suite] [options]`: broker (default), bridge or devices.
+// Suites are imported only when chosen, so one missing or broken suite does not stop the others.
+
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+const suites: Record<string, { file: string; what: string }> = {
+  broker: { file: 'broker/run.ts', what: 'fieldgate vs Mosquitto vs Aedes: throughput, latency, memory, connects' },
+  bridge: { file: 'bridge/run.ts', what: 'upstream bridge' },
+  devices: { file: 'devices/poll.ts', what: 'device polling' },
+};
+
+function usage(): string {
+  return ['usage: npm run bench -- [suite] [options]', ...Object.entries(suites).map(([name, s]) => `  ${name.padEnd(8)} ${s.what} (bench/${s.file})`)].join('\n');
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const first = args[0];
+  if (first === '--help' || first === '-h') {
+    process.stdout.write(`${usage()}\n`);
+    return;
+  }
+  const name = first === undefined || first.startsWith('-') ? 'broker' : first;
+  const rest = first === undefined || first.startsWith('-') ? args : args.slice(1);
+  const suite = suites[name];
+  if (!suite) throw new Error(`unknown suite "${name}"\n${usage()}`);
+  const file = path.join(here, suite.file);
+  if (!existsSync(file)) throw new Error(`the ${name} suite is not there yet (bench/${suite.file} is missing)`);
+  const module = (await import(file)) as { run?: (args: string[]) => Promise<void>; default?: (args: string[]) => Promise<void> };
+  const entry = module.run ?? module.default;
+  // A suite without an exported run() does its work when imported.
+  if (entry) await entry(rest);
+}
+
+main().then(
+  () => process.exit(process.exitCode ?? 0),
+  (error: Error) => {
+    process.stderr.write(`bench: ${error.message}\n`);
+    process.exit(1);
+  },
+);
