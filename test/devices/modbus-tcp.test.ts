@@ -85,6 +85,7 @@ describe.skipIf(!requirePymodbus())('Modbus TCP against a pymodbus slave', () =>
       transport: 'tcp',
       units: {
         1: { hr: { size: 50, values: hr }, co: { size: 10, values: { 0: true } }, di: { size: 10, values: { 3: true } }, ir: { size: 4, values: { 0: 0x4248, 1: 0 } } },
+        3: { hr: { size: 10 }, co: { size: 4 } },
         2: { ir: { size: 20, values: { 0: 10, 1: 11, 2: 12, 3: 13, 4: 14, 6: 16 } }, holes: { ir: [5] } },
       },
     });
@@ -130,6 +131,18 @@ describe.skipIf(!requirePymodbus())('Modbus TCP against a pymodbus slave', () =>
               p('gain', 42, 'float32', { writable: true }),
               p('offset', 44, 'int16', { writable: true, min: -500, max: 500 }),
               p('mode/auto', 45, 'bit', { bit: 3, writable: true }),
+            ],
+          },
+          {
+            id: 'strict',
+            description: 'Same unit, a device that only understands FC 15/16',
+            bus: 'plc',
+            unitId: 3,
+            writeFunctions: 'multiple',
+            pollIntervalMs: 60_000,
+            points: [
+              { name: 'valve', table: 'coil', address: 2, writable: true },
+              { name: 'level', table: 'holding', address: 7, type: 'uint16', writable: true },
             ],
           },
           {
@@ -231,6 +244,15 @@ describe.skipIf(!requirePymodbus())('Modbus TCP against a pymodbus slave', () =>
     expect(last('fieldgate/meter/relay/0')).toBe('false');
     expect(await command('fieldgate/meter/mode/auto', 'true')).toEqual({ ok: true, value: true });
     expect(await command('fieldgate/meter/mode/auto', 'false')).toEqual({ ok: true, value: false });
+  });
+
+  it('uses FC 15/16 for single coils and registers on a device that asks for it', async () => {
+    const from = slave.requests.length;
+    expect(await command('fieldgate/strict/valve', 'on')).toEqual({ ok: true, value: true });
+    expect(await command('fieldgate/strict/level', '500')).toEqual({ ok: true, value: 500 });
+    const writes = slave.requests.slice(from).filter((r) => r.unit === 3 && [5, 6, 15, 16].includes(r.fc));
+    expect(writes.map((r) => [r.fc, r.address, r.count])).toEqual([[15, 2, 1], [16, 7, 1]]);
+    expect(last('fieldgate/strict/level')).toBe('500');
   });
 
   it('answers rejected commands on …/set/result with the reason and writes nothing', async () => {

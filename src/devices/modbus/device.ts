@@ -12,6 +12,7 @@ import {
   ModbusTimeout,
   parseReply,
   readRequest,
+  writeMultipleCoilsRequest,
   writeMultipleRegistersRequest,
   writeSingleCoilRequest,
   writeSingleRegisterRequest,
@@ -271,18 +272,20 @@ export class ModbusDeviceRunner {
   }
 
   private async writeRaw(p: ModbusPoint, raw: RawValue): Promise<void> {
+    const multiple = this.device.writeFunctions === 'multiple';
     if (p.table === 'coil') {
-      await this.transact(writeSingleCoilRequest(p.address, raw === true), this.device.retries, true);
+      const pdu = multiple ? writeMultipleCoilsRequest(p.address, [raw === true]) : writeSingleCoilRequest(p.address, raw === true);
+      await this.transact(pdu, this.device.retries, true);
       return;
     }
+    let registers: number[];
     if (p.type === 'bit') {
       const current = await this.read({ table: p.table, address: p.address, count: 1 }, this.device.retries, true);
-      const register = setBit(current.registers?.[0] ?? 0, p.bit ?? 0, raw === true);
-      await this.transact(writeSingleRegisterRequest(p.address, register), this.device.retries, true);
-      return;
+      registers = [setBit(current.registers?.[0] ?? 0, p.bit ?? 0, raw === true)];
+    } else {
+      registers = encodeRegisters(raw, p.type, p.byteOrder, p.count);
     }
-    const registers = encodeRegisters(raw, p.type, p.byteOrder, p.count);
-    const pdu = registers.length === 1 ? writeSingleRegisterRequest(p.address, registers[0]) : writeMultipleRegistersRequest(p.address, registers);
+    const pdu = registers.length === 1 && !multiple ? writeSingleRegisterRequest(p.address, registers[0]) : writeMultipleRegistersRequest(p.address, registers);
     await this.transact(pdu, this.device.retries, true);
   }
 }

@@ -39,6 +39,8 @@ export interface ModbusDevice {
   interRequestDelayMs: number;
   offlinePollIntervalMs: number;
   topicPrefix: string;
+  /** 'multiple': write with FC 15/16 even for one coil or register. */
+  writeFunctions?: 'single' | 'multiple';
   qos: 0 | 1 | 2;
   retain: boolean;
   publish: { onChange: boolean; maxSilenceMs: number; state: boolean };

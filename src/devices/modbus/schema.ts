@@ -95,6 +95,7 @@ export const modbusDeviceSchema = z.strictObject({
   topicPrefix: topicSegment.optional().describe('Default: fieldgate/<id>'),
   byteOrder: z.enum(byteOrders).default('ABCD'),
   addressBase: z.union([z.literal(0), z.literal(1), z.literal('modicon')]).default(0).describe('0: wire addresses; 1: data sheet counts from 1; "modicon": 40001-style'),
+  writeFunctions: z.enum(['single', 'multiple']).default('single').describe('"single": FC 5/6 where one coil or register is written (FC 16 for wider values); "multiple": always FC 15/16, for devices without FC 5/6'),
   qos: z.union([z.literal(0), z.literal(1), z.literal(2)]).default(0),
   retain: z.boolean().default(true),
   publish: publishSchema.prefault({}),
