@@ -40,7 +40,7 @@ export async function startLineBus(bus: LineBus, devices: LineDevice[], client: 
   const pollPending = new Set<LineDeviceRuntime>();
   const timers: NodeJS.Timeout[] = [];
   const subscriptions: string[] = [];
-  let current: { tx: Transaction; settle(reply?: string): void } | undefined;
+  let current: { tx: Transaction; settle(reply?: string): void; fail(error: string): void } | undefined;
   let stopped = false;
 
   for (const r of runtimes) r.setOnline(false);
@@ -94,7 +94,7 @@ export async function startLineBus(bus: LineBus, devices: LineDevice[], client: 
       }
       setImmediate(runNext);
     };
-    current = { tx, settle: (reply) => finish({ ok: true, reply }) };
+    current = { tx, settle: (reply) => finish({ ok: true, reply }), fail: (error) => finish({ ok: false, error }) };
     link.write(encode(tx.text)).then(
       () => {
         if (settled) return;
@@ -215,6 +215,7 @@ export async function startLineBus(bus: LineBus, devices: LineDevice[], client: 
       stopped = true;
       for (const t of timers) clearInterval(t);
       for (const topic of subscriptions) client.unsubscribe(topic);
+      current?.fail('adapter stopping');
       for (const tx of queue.splice(0)) tx.done({ ok: false, error: 'adapter stopping' });
       await Promise.all(runtimes.map((r) => r.stop()));
       await link.stop();

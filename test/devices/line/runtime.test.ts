@@ -407,4 +407,26 @@ describe.skipIf(!requireTool('socat'))('line devices on a socat pty', () => {
       await adapters.stop();
     }
   });
+
+  it('stopping answers a command still waiting for its reply instead of leaving it hanging', async () => {
+    await start([
+      {
+        id: 'slow',
+        protocol: 'line',
+        bus: 'line1',
+        parser: { type: 'json' },
+        fields: { v: {} },
+        commands: { calibrate: { template: 'CAL {value}\n', type: 'integer', replyPattern: '^CAL OK', replyTimeoutMs: 30_000 } },
+      },
+    ]);
+    await observer.publish('fieldgate/slow/calibrate/set', '1');
+    await waitFor(() => device.received.includes('CAL 1\n'), 5000, 'command at the device');
+    const began = Date.now();
+    await handle!.stop();
+    handle = undefined;
+    expect(Date.now() - began).toBeLessThan(5000);
+    await waitFor(() => latest('fieldgate/slow/calibrate/set/result') !== undefined, 2000, 'result');
+    expect(JSON.parse(payloadOf('fieldgate/slow/calibrate/set/result')!)).toEqual({ ok: false, error: 'adapter stopping' });
+    expect(payloadOf('fieldgate/slow/availability')).toBe('offline');
+  });
 });
