@@ -73,7 +73,7 @@ export async function startDevices(mapping: DeviceMapping, clients: ClientSource
             name: d.name ?? d.id,
             bus: bus.id,
             protocol: 'line',
-            online: stats.open,
+            online: stats.open && stats.devices[d.id]?.online === true,
             polls: stats.devices[d.id]?.acceptedFrames ?? 0,
             failedPolls: stats.devices[d.id]?.pollTimeouts ?? 0,
             pointErrors: {},
