@@ -1,0 +1,86 @@
+// startDevices wires Modbus and line devices from one mapping file into the real broker.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { SerialPort } from 'serialport';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Broker } from '../../src/broker/broker.js';
+import type { LocalClient } from '../../src/broker/types.js';
+import { loadDeviceMapping, startDevices, type DevicesHandle } from '../../src/devices/index.js';
+import { silentLogger } from '../../src/log.js';
+import { requirePymodbus, requireSocat, startPtyPair, startSlave, type PtyPair, type Slave } from './helpers/modbus-peers.js';
+
+async function waitFor(predicate: () => unknown, timeoutMs = 20_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe.skipIf(!requirePymodbus() || !requireSocat())('startDevices with a Modbus and a line device', () => {
+  let dir: string;
+  let pty: PtyPair;
+  let far: SerialPort;
+  let slave: Slave;
+  let broker: Broker;
+  let devices: DevicesHandle;
+  let watcher: LocalClient;
+  const messages: Array<{ topic: string; payload: string }> = [];
+  const last = (topic: string) => messages.filter((m) => m.topic === topic).at(-1)?.payload;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'fieldgate-start-'));
+    pty = await startPtyPair();
+    slave = await startSlave({ transport: 'tcp', units: { 1: { ir: { size: 4, values: { 1: 215, 2: 483 } } } } });
+    // The XY-MD02 profile, included by name, against the simulator.
+    const file = path.join(dir, 'site.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        buses: [
+          { id: 'tcp', type: 'modbus-tcp', host: '127.0.0.1', port: slave.port },
+          { id: 'scale-port', type: 'serial-line', path: pty.gateway },
+        ],
+        include: [{ profile: 'xy-md02', id: 'climate', bus: 'tcp', unitId: 1, pollIntervalMs: 200 }],
+        devices: [{ id: 'scale', protocol: 'line', bus: 'scale-port', parser: { type: 'json' }, fields: { weight: { unit: 'kg' } } }],
+      }),
+    );
+    const loaded = loadDeviceMapping(file);
+    if (!loaded.ok) throw new Error(loaded.errors.join('\n'));
+    broker = new Broker({ dataDir: null, logger: silentLogger });
+    await broker.start();
+    watcher = broker.createLocalClient('watcher');
+    watcher.subscribe('fieldgate/#', (m) => messages.push({ topic: m.topic, payload: m.payload.toString() }));
+    devices = await startDevices(loaded.mapping, (id) => broker.createLocalClient(id), silentLogger);
+    far = new SerialPort({ path: pty.slave, baudRate: 9600, autoOpen: false });
+    await new Promise<void>((resolve, reject) => far.open((err) => (err ? reject(err) : resolve())));
+  });
+
+  afterAll(async () => {
+    await devices?.stop();
+    watcher?.close();
+    await broker?.close();
+    if (far?.isOpen) await new Promise<void>((r) => far.close(() => r()));
+    await slave?.stop();
+    await pty?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('publishes the profile device and the line device and reports both in status()', async () => {
+    await waitFor(() => last('fieldgate/climate/temperature') !== undefined && last('fieldgate/climate/humidity') !== undefined, 20_000, 'climate values');
+    expect(last('fieldgate/climate/temperature')).toBe('21.5');
+    expect(last('fieldgate/climate/humidity')).toBe('48.3');
+    const deadline = Date.now() + 20_000;
+    while (last('fieldgate/scale/weight') === undefined && Date.now() < deadline) {
+      far.write('{"weight": 12.5}\n');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(last('fieldgate/scale/weight')).toBe('12.5');
+    const status = devices.status();
+    expect(status.map((s) => [s.id, s.protocol, s.online])).toEqual([
+      ['climate', 'modbus', true],
+      ['scale', 'line', true],
+    ]);
+  });
+});
