@@ -92,7 +92,7 @@ export function loadDeviceMapping(file: string, options: LoadOptions = {}): Load
 export function loadDeviceMappings(files: string[], options: LoadOptions = {}): LoadResult {
   const errors: MappingError[] = [];
   const buses: Array<{ bus: Bus; file: string; path: string }> = [];
-  const modbus: Array<{ input: ModbusDeviceInput; file: string; path: string }> = [];
+  const modbus: ModbusEntry[] = [];
   const line: Array<{ device: LineDevice; file: string; path: string }> = [];
 
   for (const file of files) {
@@ -117,6 +117,7 @@ export function loadDeviceMappings(files: string[], options: LoadOptions = {}): 
 
   const busNames = () => [...busById.keys()].join(', ') || 'none defined';
   const resolved: ModbusDevice[] = [];
+  const checked: Array<{ device: ModbusDevice; entry: ModbusEntry }> = [];
   const unitIds = new Map<string, string>();
   for (const d of modbus) {
     checkDeviceId(d.input.id, d.file, d.path);
@@ -137,8 +138,9 @@ export function loadDeviceMappings(files: string[], options: LoadOptions = {}): 
     const firstUnit = unitIds.get(unitKey);
     if (firstUnit) errors.push({ file: d.file, path: `${d.path}.unitId`, message: `unit id ${d.input.unitId} on bus "${bus.id}" is already used by ${firstUnit}` });
     else unitIds.set(unitKey, `${d.file} ${d.path}`);
-    const device = resolveModbusDevice(d.input, bus, d.file, d.path, errors);
-    if (device) resolved.push(device);
+    const device = resolveModbusDevice(d, bus, errors);
+    if (device) checked.push({ device, entry: d });
+    if (device && d.complete) resolved.push(device);
   }
 
   for (const d of line) checkDeviceId(d.device.id, d.file, d.path);
@@ -147,7 +149,7 @@ export function loadDeviceMappings(files: string[], options: LoadOptions = {}): 
     for (const issue of issues) errors.push({ file: d.file, path: joinPath(d.path, issue.path), message: issue.message });
   }
 
-  checkTopics(resolved, modbus, line, errors);
+  checkTopics(checked, line, errors);
 
   if (errors.length > 0) return { ok: false, errors: errors.map(formatMappingError), details: errors };
   return { ok: true, mapping: { files, buses: buses.map((b) => b.bus), modbusDevices: resolved, lineDevices: line.map((l) => l.device) } };
@@ -179,29 +181,38 @@ function collectFile(
   options: LoadOptions,
   errors: MappingError[],
   buses: Array<{ bus: Bus; file: string; path: string }>,
-  modbus: Array<{ input: ModbusDeviceInput; file: string; path: string }>,
+  modbus: ModbusEntry[],
   line: Array<{ device: LineDevice; file: string; path: string }>,
 ): void {
   if (!isObject(raw)) {
     errors.push({ file, path: '', message: `expected a JSON object with "buses" and "devices" (got ${Array.isArray(raw) ? 'an array' : typeof raw})` });
     return;
   }
-  const envelope = z
-    .strictObject({
-      $schema: z.string().optional(),
-      description: z.string().optional(),
-      _comment: z.string().optional(),
-      include: z.array(z.unknown()).optional(),
-      buses: z.array(z.unknown()).optional(),
-      devices: z.array(z.unknown()).optional(),
-      profile: z.unknown().optional(),
-    })
-    .safeParse(raw, { reportInput: true });
-  if (!envelope.success) {
-    errors.push(...issuesToErrors(file, '', envelope.error.issues, knownKeys));
-    return;
+  // Check the top level key by key so that one bad key does not hide the errors further down.
+  const topLevel: Record<string, z.ZodType> = {
+    $schema: z.string(),
+    description: z.string(),
+    _comment: z.string(),
+    include: z.array(z.unknown()),
+    buses: z.array(z.unknown()),
+    devices: z.array(z.unknown()),
+    profile: z.unknown(),
+  };
+  const valid: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(raw)) {
+    const schema = topLevel[key];
+    if (!schema) {
+      errors.push(...issuesToErrors(file, '', [{ code: 'unrecognized_keys', keys: [key], path: [], message: '', input: raw }], knownKeys));
+      continue;
+    }
+    const parsed = schema.safeParse(value, { reportInput: true });
+    if (parsed.success) valid[key] = parsed.data;
+    else errors.push(...issuesToErrors(file, key, parsed.error.issues, knownKeys));
   }
-  const { include = [], buses: rawBuses = [], devices: rawDevices = [], profile } = envelope.data;
+  const include = (valid.include ?? []) as unknown[];
+  const rawBuses = (valid.buses ?? []) as unknown[];
+  const rawDevices = (valid.devices ?? []) as unknown[];
+  const profile = valid.profile;
 
   if (profile !== undefined) {
     const parsed = profileTemplateSchema.safeParse(profile, { reportInput: true });
@@ -233,9 +244,24 @@ function collectFile(
       else line.push({ device: parsed.data, file: errorFile, path: at });
       return;
     }
-    const parsed = modbusDeviceSchema.safeParse(d, { reportInput: true });
-    if (!parsed.success) errors.push(...issuesToErrors(errorFile, at, parsed.error.issues, knownKeys));
-    else modbus.push({ input: parsed.data, file: errorFile, path: at });
+    // Points are checked one by one so that the checks across points (overlaps, topics) still run
+    // on the good ones when a few are broken.
+    const head = modbusDeviceHeadSchema.safeParse(d, { reportInput: true });
+    if (!head.success) errors.push(...issuesToErrors(errorFile, at, head.error.issues, knownKeys));
+    const points: ModbusPointInput[] = [];
+    const pointIndexes: number[] = [];
+    let complete = head.success;
+    (Array.isArray(d.points) ? d.points : []).forEach((p, i) => {
+      const parsed = modbusPointSchema.safeParse(p, { reportInput: true });
+      if (parsed.success) {
+        points.push(parsed.data);
+        pointIndexes.push(i);
+      } else {
+        complete = false;
+        errors.push(...issuesToErrors(errorFile, `${at}.points[${i}]`, parsed.error.issues, knownKeys));
+      }
+    });
+    if (head.success) modbus.push({ input: { ...head.data, points }, file: errorFile, path: at, pointIndexes, complete });
   };
 
   include.forEach((inc, i) => {
@@ -253,6 +279,18 @@ function collectFile(
 
   rawDevices.forEach((d, i) => addDevice(d, `devices[${i}]`, file));
 }
+
+interface ModbusEntry {
+  input: ModbusDeviceInput;
+  file: string;
+  path: string;
+  /** Index in the file's points array of each entry of input.points (broken points are left out). */
+  pointIndexes: number[];
+  /** False when some point failed its schema: checked, but never run. */
+  complete: boolean;
+}
+
+const modbusDeviceHeadSchema = modbusDeviceSchema.extend({ points: z.array(z.unknown()).min(1) });
 
 function isLineDevice(d: Record<string, unknown>): boolean {
   return 'fields' in d || d.protocol === 'line';
@@ -293,15 +331,16 @@ export function parseModiconAddress(reference: number): { table: Table; address:
   return undefined;
 }
 
-function resolveModbusDevice(d: ModbusDeviceInput, bus: ModbusBus, file: string, at: string, errors: MappingError[]): ModbusDevice | undefined {
+function resolveModbusDevice(entry: ModbusEntry, bus: ModbusBus, errors: MappingError[]): ModbusDevice | undefined {
+  const { input: d, file, path: at, pointIndexes } = entry;
   const before = errors.length;
   const points: ModbusPoint[] = [];
   const prefix = d.topicPrefix ?? `fieldgate/${d.id}`;
   d.points.forEach((p, i) => {
-    const point = resolvePoint(d, p, prefix, file, `${at}.points[${i}]`, errors);
+    const point = resolvePoint(d, p, prefix, file, `${at}.points[${pointIndexes[i]}]`, errors);
     if (point) points.push(point);
   });
-  checkOverlaps(points, d.points, file, at, errors);
+  checkOverlaps(points, d.points, pointIndexes, file, at, errors);
   if (errors.length > before) return undefined;
   return {
     id: d.id,
@@ -384,8 +423,8 @@ function resolvePoint(d: ModbusDeviceInput, p: ModbusPointInput, prefix: string,
   };
 }
 
-function checkOverlaps(points: ModbusPoint[], inputs: ModbusPointInput[], file: string, at: string, errors: MappingError[]): void {
-  const indexOf = new Map(points.map((p) => [p, inputs.findIndex((q) => q.name === p.name)]));
+function checkOverlaps(points: ModbusPoint[], inputs: ModbusPointInput[], pointIndexes: number[], file: string, at: string, errors: MappingError[]): void {
+  const indexOf = new Map(points.map((p) => [p, pointIndexes[inputs.findIndex((q) => q.name === p.name)]]));
   const byTable = new Map<Table, ModbusPoint[]>();
   for (const p of points) byTable.set(p.table, [...(byTable.get(p.table) ?? []), p]);
   for (const [table, list] of byTable) {
@@ -407,23 +446,16 @@ function checkOverlaps(points: ModbusPoint[], inputs: ModbusPointInput[], file: 
   }
 }
 
-function checkTopics(
-  devices: ModbusDevice[],
-  inputs: Array<{ input: ModbusDeviceInput; file: string; path: string }>,
-  line: Array<{ device: LineDevice; file: string; path: string }>,
-  errors: MappingError[],
-): void {
+function checkTopics(devices: Array<{ device: ModbusDevice; entry: ModbusEntry }>, line: Array<{ device: LineDevice; file: string; path: string }>, errors: MappingError[]): void {
   const seen = new Map<string, string>();
   const claim = (topic: string, file: string, at: string) => {
     const first = seen.get(topic);
     if (first) errors.push({ file, path: at, message: `duplicate topic "${topic}" (also used by ${first})` });
     else seen.set(topic, `${file} ${at}`);
   };
-  for (const d of devices) {
-    const source = inputs.find((i) => i.input.id === d.id);
-    if (!source) continue;
-    claim(`${d.topicPrefix}/availability`, source.file, joinPath(source.path, ['topicPrefix']));
-    d.points.forEach((p, i) => claim(p.topic, source.file, joinPath(source.path, ['points', i, 'name'])));
+  for (const { device: d, entry } of devices) {
+    claim(`${d.topicPrefix}/availability`, entry.file, joinPath(entry.path, ['topicPrefix']));
+    d.points.forEach((p, i) => claim(p.topic, entry.file, joinPath(entry.path, ['points', entry.pointIndexes[i], 'name'])));
   }
   for (const { device, file, path: at } of line) {
     const prefix = lineDeviceTopicPrefix(device);

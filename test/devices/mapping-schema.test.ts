@@ -71,11 +71,13 @@ describe('device mapping loader', () => {
           { name: 'flag', table: 'coil', address: 0, type: 'int16' },
           { name: 'ro', table: 'input', address: 5, writable: true },
           { name: 'bitless', table: 'holding', address: 200, type: 'bit' },
+          { name: 'typo', table: 'holding', address: 300, type: 'float' },
         ]),
         { id: 'other', bus: 'nowhere', unitId: 2, points: [{ name: 'x', table: 'input', address: 0 }] },
         { id: 'meter', bus: 'rs485', unitId: 1, pollInterval: 5, points: [] },
         { id: 'zero', bus: 'rs485', unitId: 0, points: [{ name: 'x', table: 'input', address: 0 }] },
       ],
+      version: 2,
     });
     const text = errors.join('\n');
     expect(text).toContain('buses[1].type: expected one of modbus-rtu, modbus-tcp, modbus-rtu-over-tcp, serial-line (got "modbus-udp")');
@@ -90,6 +92,8 @@ describe('device mapping loader', () => {
     expect(text).toContain('devices[2].pollInterval: unknown key (did you mean "pollIntervalMs"?)');
     expect(text).toContain('devices[2].points: needs at least 1 item');
     expect(text).toContain('devices[3].unitId: expected 1…247 on an RTU bus (got 0)');
+    expect(text).toContain('devices[0].points[9].type: expected one of bool, bit');
+    expect(text).toContain('meter.json: version: unknown key');
     expect(errors.length).toBeGreaterThanOrEqual(12);
     for (const e of errors) expect(e.startsWith(path.join(dir, 'meter.json') + ': ')).toBe(true);
   });
