@@ -16,31 +16,48 @@ export class PasswdAborted extends Error {
   }
 }
 
-/** Reads one line from a terminal in raw mode without echoing it. Ctrl-C or Ctrl-D on an empty line aborts. */
-function readHiddenLine(io: PasswdIo, prompt: string): Promise<string> {
+/**
+ * Reads one line per prompt from a terminal without echo. Raw mode is switched on before the first
+ * prompt and stays on until the last answer, so nothing typed after a prompt is ever echoed.
+ * Ctrl-C, or Ctrl-D on an empty line, aborts.
+ */
+function readHiddenLines(io: PasswdIo, prompts: string[]): Promise<string[]> {
   const input = io.input;
-  io.output.write(prompt);
   return new Promise((resolve, reject) => {
+    const lines: string[] = [];
     let line = '';
     const finish = (error: Error | undefined) => {
       input.off('data', onData);
       input.setRawMode?.(false);
       input.pause();
-      io.output.write('\n');
-      if (error) reject(error);
-      else resolve(line);
+      if (error) {
+        io.output.write('\n');
+        reject(error);
+      } else {
+        resolve(lines);
+      }
     };
     const onData = (chunk: Buffer | string) => {
       for (const ch of chunk.toString('utf8')) {
-        if (ch === '\r' || ch === '\n') return finish(undefined);
-        if (ch === '\u0003' || (ch === '\u0004' && line === '')) return finish(new PasswdAborted());
-        if (ch === '\u007f' || ch === '\b') line = [...line].slice(0, -1).join('');
-        else if (ch >= ' ') line += ch;
+        if (ch === '\r' || ch === '\n') {
+          lines.push(line);
+          line = '';
+          io.output.write('\n');
+          if (lines.length === prompts.length) return finish(undefined);
+          io.output.write(prompts[lines.length]!);
+        } else if (ch === '\u0003' || (ch === '\u0004' && line === '')) {
+          return finish(new PasswdAborted());
+        } else if (ch === '\u007f' || ch === '\b') {
+          line = [...line].slice(0, -1).join('');
+        } else if (ch >= ' ') {
+          line += ch;
+        }
       }
     };
     input.setRawMode?.(true);
     input.on('data', onData);
     input.resume();
+    io.output.write(prompts[0]!);
   });
 }
 
@@ -72,8 +89,8 @@ export async function runPasswdCommand(file: string, username: string, io: Passw
   if (problem) throw new Error(`cannot add user: ${problem}`);
   let password: string;
   if (io.input.isTTY) {
-    password = await readHiddenLine(io, 'Password: ');
-    const again = await readHiddenLine(io, 'Reenter password: ');
+    const [first, again] = await readHiddenLines(io, ['Password: ', 'Reenter password: ']);
+    password = first!;
     if (password !== again) throw new Error('the passwords do not match; nothing was changed');
   } else {
     password = await readFirstLine(io.input);
