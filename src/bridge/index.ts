@@ -60,6 +60,7 @@ class Bridge {
   private stopped = false;
   private outboxOpen = false;
   private lastError: string | null = null;
+  private outboxError: string | null = null;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private statsTimer: NodeJS.Timeout | undefined;
   private outboxRetryTimer: NodeJS.Timeout | undefined;
@@ -149,7 +150,7 @@ class Bridge {
         dropped = s.dropped;
         dead = s.dead;
       } catch (err) {
-        this.lastError = `outbox unreadable: ${describe(err)}`;
+        this.outboxError = `outbox unreadable: ${describe(err)}`;
       }
     }
     return {
@@ -168,6 +169,7 @@ class Bridge {
       received: this.inbound.received,
       connects: this.connects,
       lastError: this.lastError,
+      outboxError: this.outboxError,
     };
   }
 
@@ -177,13 +179,14 @@ class Bridge {
     try {
       this.outbox.open();
     } catch (err) {
-      this.lastError = describe(err);
-      this.logger.error({ err: this.lastError, retryInMs: OUTBOX_RETRY_MS }, 'bridge: outbox unusable; outbound messages are not taken until it opens');
+      this.outboxError = describe(err);
+      this.logger.error({ err: this.outboxError, retryInMs: OUTBOX_RETRY_MS }, 'bridge: outbox unusable; outbound messages are not taken until it opens');
       this.outboxRetryTimer = setTimeout(() => this.openOutbox(), OUTBOX_RETRY_MS);
       this.outboxRetryTimer.unref();
       return;
     }
     this.outboxOpen = true;
+    this.outboxError = null;
     const s = this.outbox.stats();
     if (s.rows > 0) this.logger.info({ rows: s.rows, bytes: s.bytes }, 'bridge: outbox backlog found, will drain it');
     for (const rule of this.outRules) {
@@ -211,7 +214,7 @@ class Bridge {
       // and is retried with the publisher's acknowledgement withheld: nothing is lost while the cause lasts.
       this.outbox.markSuspect();
       this.enqueueErrors += 1;
-      this.lastError = `outbox write failed: ${describe(err)}`;
+      this.outboxError = `outbox write failed: ${describe(err)}`;
       const now = Date.now();
       if (now - this.lastEnqueueErrorLog >= ERROR_LOG_INTERVAL_MS) {
         this.lastEnqueueErrorLog = now;
@@ -222,6 +225,7 @@ class Bridge {
       }
       throw err;
     }
+    if (this.outboxError !== null) this.outboxError = null;
     this.sender.notify();
   }
 

@@ -25,7 +25,10 @@ export interface BridgeState {
   received: number;
   /** Successful connections since start. */
   connects: number;
+  /** Last connection problem (refused, TLS, unreachable), null while connected. */
   lastError: string | null;
+  /** Last outbox problem (cannot open, cannot write), null once it works again. */
+  outboxError: string | null;
 }
 
 export class StatusPublisher {

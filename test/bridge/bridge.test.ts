@@ -137,7 +137,7 @@ describe('bridge against Aedes', () => {
     await waitFor(() => entries.some((e) => e.msg === 'bridge: outbox unusable; outbound messages are not taken until it opens'), 5000, 'error log');
     const line = entries.find((e) => String(e.msg).startsWith('bridge: outbox unusable'))!;
     expect(String(line.err)).toMatch(/bridge "cloud": cannot open the outbox table/);
-    expect(bridge.state().lastError).toMatch(/cannot open the outbox table/);
+    expect(bridge.state().outboxError).toMatch(/cannot open the outbox table/);
     // the broker still routes
     const got: string[] = [];
     host.createLocalClient('w').subscribe('sensors/#', (m) => got.push(m.payload.toString()));
@@ -150,6 +150,7 @@ describe('bridge against Aedes', () => {
       await local.publish('sensors/ok', 'after fix', { qos: 1 });
       return remote.payloads('fleet/gw-1/sensors/ok').includes('after fix');
     }, 15_000, 'forwarding after the fix');
+    expect(bridge.state().outboxError).toBeNull();
   });
 
   it('keeps FIFO order while new messages are appended during a drain', async () => {
@@ -227,7 +228,7 @@ describe('bridge with a full database', () => {
     const { default: mqtt } = await import('mqtt');
     const localPort = (await host.listen({ port: 0, host: HOST })).port;
     const publisher = await mqtt.connectAsync(`mqtt://${HOST}:${localPort}`, { reconnectPeriod: 0 });
-    cleanups.push(() => publisher.endAsync());
+    cleanups.push(() => publisher.endAsync(true));
     await publisher.publishAsync('sensors/d', 'before', { qos: 1 });
     const pages = (host.db.pragma('page_count', { simple: true }) as number);
     // SQLITE_FULL from here on, as on a full disk
@@ -236,7 +237,7 @@ describe('bridge with a full database', () => {
     const big = publisher.publishAsync('sensors/d', Buffer.alloc(64 * 1024, 7), { qos: 1 }).then(() => (acked = true));
     await waitFor(() => entries.some((e) => e.msg === 'bridge: cannot append to the outbox (disk full or database unwritable?)'), 5000, 'error log');
     expect(String(entries.find((e) => String(e.msg).startsWith('bridge: cannot append'))!.err)).toMatch(/full/);
-    expect(bridge.state().lastError).toMatch(/outbox write failed: .*full/);
+    expect(bridge.state().outboxError).toMatch(/outbox write failed: .*full/);
     // the broker still serves other clients, and the publisher's PUBACK is withheld while the row cannot be written
     const other = await mqtt.connectAsync(`mqtt://${HOST}:${localPort}`, { reconnectPeriod: 0 });
     const echoed: string[] = [];
@@ -255,5 +256,6 @@ describe('bridge with a full database', () => {
     await waitFor(() => bridge.state().outboxDepth === 0 && bridge.state().connected, 15_000, 'drained');
     const got = remote.received.filter((m) => m.topic === 'fleet/gw-1/sensors/d').map((m) => (m.payload.length > 20 ? 'big' : m.payload));
     expect(got).toEqual(['before', 'big', 'after']);
+    expect(bridge.state().outboxError).toBeNull();
   });
 });
