@@ -40,8 +40,9 @@ export async function startDevices(mapping: DeviceMapping, clients: ClientSource
     if (typeof clients === 'function') ownClients.push(client);
     devices.push(new ModbusDeviceRunner(device, bus, client, logger.child({ device: device.id })));
   }
-  for (const d of devices) d.start();
   for (const b of busRunners.values()) b.start();
+  await Promise.all([...busRunners.values()].map((b) => b.firstAttempt));
+  for (const d of devices) d.start();
 
   const lineBuses: Array<{ bus: LineBus; devices: LineDevice[]; handle: LineBusHandle }> = [];
   for (const bus of mapping.buses) {

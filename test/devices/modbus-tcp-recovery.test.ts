@@ -64,6 +64,8 @@ describe.skipIf(!requirePymodbus())('Modbus TCP recovery and probing', () => {
 
   it('publishes on change only', async () => {
     await waitFor(() => last('fieldgate/pump/speed') === '-2', 15_000, 'speed');
+    // The bus opened before the device started: no offline flash at startup.
+    expect(messages.filter((m) => m.topic === 'fieldgate/pump/availability').map((m) => m.payload)).toEqual(['online']);
     const polls = devices.status()[0].polls;
     await waitFor(() => devices.status()[0].polls >= polls + 5, 15_000, 'more polls');
     expect(messages.filter((m) => m.topic === 'fieldgate/pump/speed')).toHaveLength(1);

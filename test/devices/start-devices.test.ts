@@ -84,3 +84,31 @@ describe.skipIf(!requirePymodbus() || !requireSocat())('startDevices with a Modb
     ]);
   });
 });
+
+describe('startDevices with a serial port that is not there', () => {
+  it('starts, marks the device offline with the reason, and stops cleanly', async () => {
+    const broker = new Broker({ dataDir: null, logger: silentLogger });
+    await broker.start();
+    const seen: string[] = [];
+    const watcher = broker.createLocalClient('watcher');
+    watcher.subscribe('fieldgate/ghost/availability', (m) => seen.push(m.payload.toString()));
+    const dir = mkdtempSync(path.join(tmpdir(), 'fieldgate-noport-'));
+    const file = path.join(dir, 'm.json');
+    writeFileSync(file, JSON.stringify({ buses: [{ id: 'usb', type: 'modbus-rtu', path: path.join(dir, 'ttyUSB-missing') }], include: [{ profile: 'eastron-sdm120', id: 'ghost', bus: 'usb', unitId: 1 }] }));
+    const loaded = loadDeviceMapping(file);
+    if (!loaded.ok) throw new Error(loaded.errors.join('\n'));
+    const handle = await startDevices(loaded.mapping, (id) => broker.createLocalClient(id), silentLogger);
+    try {
+      await waitFor(() => seen.includes('offline'), 10_000, 'offline');
+      expect(handle.buses()[0]).toMatchObject({ online: false });
+      expect(handle.buses()[0].lastError).toMatch(/ttyUSB-missing/);
+      expect(handle.status()[0]).toMatchObject({ id: 'ghost', online: false });
+      expect(handle.status()[0].lastError).toMatch(/ttyUSB-missing/);
+    } finally {
+      await handle.stop();
+      watcher.close();
+      await broker.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -62,6 +62,9 @@ export class ModbusBusRunner {
   private connectLoop: Promise<void> | undefined;
   private counters = { requests: 0, timeouts: 0, strayBytes: 0, reconnects: 0 };
   private lastError: string | undefined;
+  private settleFirstAttempt!: () => void;
+  /** Resolves once the first open attempt has succeeded or failed, so devices do not start by flapping offline. */
+  readonly firstAttempt = new Promise<void>((resolve) => (this.settleFirstAttempt = resolve));
   readonly silentMs: number;
 
   constructor(
@@ -87,6 +90,7 @@ export class ModbusBusRunner {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.settleFirstAttempt();
     this.wake?.();
     for (const lane of this.lanes.values()) {
       for (const job of lane.queue.splice(0)) job.reject(new LinkDown('bus stopped'));
@@ -202,6 +206,7 @@ export class ModbusBusRunner {
         const message = (err as Error).message;
         if (message !== this.lastError) this.logger.warn({ bus: this.bus.id, err: message, retryInMs: delay }, 'modbus bus cannot open');
         this.lastError = message;
+        this.settleFirstAttempt();
         await this.pause(delay);
         delay = Math.min(delay * 2, this.reconnect.maxMs);
         continue;
@@ -217,6 +222,7 @@ export class ModbusBusRunner {
       this.link = link;
       this.logger.info({ bus: this.bus.id }, 'modbus bus open');
       const closed = new Promise<string>((resolve) => link.onClose(resolve));
+      this.settleFirstAttempt();
       this.emit(true);
       const reason = await closed;
       this.counters.requests += link.stats.requests;
