@@ -195,8 +195,9 @@ export interface AddUserResult {
 
 /**
  * Adds a user or replaces their password (`fieldgate passwd FILE USER`). Other lines, comments
- * included, are kept as they are. The file is replaced atomically (temporary file + rename) with
- * mode 0600; an existing file that does not parse is left untouched and the error is thrown.
+ * included, are kept as they are. The file is replaced atomically (temporary file + rename); a new
+ * file gets mode 0600, an existing one keeps its owner and at most 0640. An existing file that does
+ * not parse is left untouched and the error is thrown.
  */
 export function addOrUpdateUser(file: string, username: string, password: string | Buffer, options: { iterations?: number } = {}): AddUserResult {
   const problem = usernameProblem(username);
@@ -232,7 +233,9 @@ function writeFileAtomically(file: string, content: string): void {
   }
   closeSync(fd);
   try {
-    chmodSync(temp, 0o600); // the umask may have narrowed it; it must not be wider either
+    // New files are 0600. An existing file keeps its mode minus any group write or world bits, so a
+    // root:fieldgate 0640 file stays readable by the service after root edits it.
+    chmodSync(temp, previous ? previous.mode & 0o640 : 0o600);
     if (previous && typeof process.getuid === 'function' && process.getuid() === 0) {
       // Keep the owner (e.g. fieldgate:fieldgate) when root edits the file for the service.
       chownSync(temp, previous.uid, previous.gid);

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, readdirSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -75,6 +75,25 @@ describe('addOrUpdateUser', () => {
     expect(checkCredentials(users, 'nobody', 'two')).toBe(false);
     expect(statSync(file).mode & 0o777).toBe(0o600);
     expect(readdirSync(dir).filter((n) => n.endsWith('.tmp'))).toEqual([]);
+  });
+
+  it('keeps an existing file readable by the service group, but never wider than 0640', () => {
+    const file = join(dir, 'shared');
+    addOrUpdateUser(file, 'alice', 'one');
+    chmodSync(file, 0o640);
+    addOrUpdateUser(file, 'bob', 'two');
+    expect(statSync(file).mode & 0o777).toBe(0o640);
+    chmodSync(file, 0o666);
+    addOrUpdateUser(file, 'bob', 'three');
+    expect(statSync(file).mode & 0o777).toBe(0o640);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('keeps the owner when root edits a file of the service user', () => {
+    const file = join(dir, 'owned');
+    addOrUpdateUser(file, 'alice', 'one');
+    chownSync(file, 4321, 20);
+    addOrUpdateUser(file, 'alice', 'two');
+    expect(statSync(file)).toMatchObject({ uid: 4321, gid: 20 });
   });
 
   it('refuses bad usernames and leaves a corrupt file untouched', () => {
