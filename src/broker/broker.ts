@@ -175,6 +175,11 @@ export class Broker implements ConnectionHost, OutboundHost {
     if (session.expiryInterval !== NEVER_EXPIRES && !this.shuttingDown) this.scheduleExpiry(session, session.expiryInterval * 1000);
   }
 
+  onDrain(connection: Connection): void {
+    const session = connection.session;
+    if (session !== null && session.connection === connection && session.queue.length > 0) pump(this, session);
+  }
+
   scheduleFlush(connection: Connection): void {
     this.flushQueue.push(connection);
     if (this.flushScheduled) return;

@@ -3,6 +3,7 @@
 
 import mqttPacket from 'mqtt-packet';
 import type { Duplex } from 'node:stream';
+import { decodeSimplePublish, FrameError, PacketFramer } from './framer.js';
 import type { Session, Will } from './session.js';
 import type { ClientIdentity } from './types.js';
 
@@ -15,6 +16,8 @@ export interface ConnectionHost {
   onPacket(connection: Connection, packet: Packet): void;
   onProtocolError(connection: Connection, error: Error): void;
   onClose(connection: Connection): void;
+  /** The socket drained its buffer: a good time to send what congestion held back. */
+  onDrain(connection: Connection): void;
   scheduleFlush(connection: Connection): void;
 }
 
@@ -34,7 +37,7 @@ export class Connection {
   clientReceiveMaximum = 65535;
   clientMaximumPacketSize = 0;
   clientTopicAliasMaximum = 0;
-  readonly inboundAliases = new Map<number, string>();
+  inboundAliases: Map<number, string> | null = null;
   outboundAliases: Map<string, number> | null = null;
   /** QoS 1 and 2 PUBLISHes received whose PUBACK/PUBCOMP has not been sent (our receive maximum). */
   incomingUnacked = 0;
@@ -42,7 +45,9 @@ export class Connection {
   private pendingBytes = 0;
   flushScheduled = false;
   private closeNotified = false;
+  private firstByteSeen = false;
   private readonly parser: mqttPacket.Parser;
+  private readonly framer: PacketFramer;
 
   constructor(
     private readonly host: ConnectionHost,
@@ -53,10 +58,12 @@ export class Connection {
     readonly allowAnonymous = true,
   ) {
     this.identity = { clientId: '', address, local: false };
+    this.framer = new PacketFramer(host.maximumPacketSize);
     this.parser = mqttPacket.parser({ protocolVersion: 4 });
     this.parser.on('packet', this.onPacket);
     this.parser.on('error', this.onParseError);
     stream.on('data', this.onData);
+    stream.on('drain', () => this.host.onDrain(this));
     stream.on('error', () => this.destroy());
     stream.on('close', () => this.destroy());
     stream.on('end', () => this.destroy());
@@ -65,20 +72,37 @@ export class Connection {
   private readonly onData = (chunk: Buffer): void => {
     if (this.closing) return;
     this.lastActivity = Date.now();
-    this.parser.parse(chunk);
-    // The parser buffers a packet until it is complete: refuse one that announces too many bytes.
-    const announced = (this.parser as unknown as { packet: { length: number } }).packet.length;
-    if (announced > this.host.maximumPacketSize && !this.closing) {
-      this.host.onProtocolError(this, Object.assign(new Error(`packet of ${announced} bytes exceeds the maximum packet size`), { reasonCode: 0x95 }));
+    if (!this.firstByteSeen && chunk.length > 0) {
+      this.firstByteSeen = true;
+      // The first packet must be CONNECT [MQTT-3.1.0-1]: refuse garbage before waiting for a body.
+      if (chunk[0] !== 0x10) {
+        this.host.onProtocolError(this, Object.assign(new Error('first packet is not CONNECT'), { reasonCode: 0x82 }));
+        return;
+      }
+    }
+    try {
+      this.framer.push(chunk, this);
+    } catch (error) {
+      if (error instanceof FrameError) this.host.onProtocolError(this, Object.assign(error, { reasonCode: error.reasonCode }));
+      else throw error;
     }
   };
 
+  /** One whole packet: PUBLISH without properties is decoded here, everything else by mqtt-packet. */
+  onFrame(frame: Buffer, headerLength: number): void {
+    if (this.closing) return;
+    if (this.connected && frame[0] >> 4 === 3) {
+      const publish = decodeSimplePublish(frame, headerLength, this.protocolVersion === 5);
+      if (publish !== null) {
+        this.host.onPacket(this, publish as unknown as Packet);
+        return;
+      }
+    }
+    this.parser.parse(frame);
+  }
+
   private readonly onPacket = (packet: Packet): void => {
     if (this.closing) return;
-    if ((packet as { length?: number }).length! > this.host.maximumPacketSize) {
-      this.host.onProtocolError(this, Object.assign(new Error('packet exceeds the maximum packet size'), { reasonCode: 0x95 }));
-      return;
-    }
     this.host.onPacket(this, packet);
   };
 

@@ -23,12 +23,14 @@ export interface OutboundHost {
 export class SharedEncoding {
   private message: Message | null = null;
   private topic: Buffer | null = null;
-  private readonly qos0 = new Map<number, Buffer>();
+  private v3: Buffer | null = null;
+  private v3Retain: Buffer | null = null;
+  private v5: Buffer | null = null;
+  private v5Retain: Buffer | null = null;
 
   reset(message: Message): void {
     this.message = message;
-    this.topic = null;
-    this.qos0.clear();
+    this.topic = this.v3 = this.v3Retain = this.v5 = this.v5Retain = null;
   }
 
   topicBytes(): Buffer {
@@ -38,17 +40,18 @@ export class SharedEncoding {
 
   /** QoS 0 PUBLISH without properties, per (protocol family, retain flag). */
   qos0Packet(v5: boolean, retain: boolean): Buffer {
-    const key = (v5 ? 2 : 0) | (retain ? 1 : 0);
-    let bytes = this.qos0.get(key);
-    if (!bytes) {
-      bytes = encodePublish(this.topicBytes(), this.message!.payload, 0, retain, false, 0, v5);
-      this.qos0.set(key, bytes);
+    if (v5) {
+      if (retain) return (this.v5Retain ??= this.encode(true, true));
+      return (this.v5 ??= this.encode(true, false));
     }
-    return bytes;
+    if (retain) return (this.v3Retain ??= this.encode(false, true));
+    return (this.v3 ??= this.encode(false, false));
+  }
+
+  private encode(v5: boolean, retain: boolean): Buffer {
+    return encodePublish(this.topicBytes(), this.message!.payload, 0, retain, false, 0, v5);
   }
 }
-
-const scratchEncoding = new SharedEncoding();
 
 function needsProperties(connection: Connection, message: Message, subscriptionIds: number[] | undefined): boolean {
   if (connection.protocolVersion !== 5) return false;

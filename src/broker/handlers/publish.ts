@@ -19,11 +19,11 @@ export function handlePublish(broker: Broker, connection: Connection, packet: mq
       return protocolError(broker, connection, `topic alias ${alias} outside 1..${broker.options.topicAliasMaximum}`, 0x94);
     }
     if (topic === '') {
-      const known = connection.inboundAliases.get(alias);
+      const known = connection.inboundAliases?.get(alias);
       if (known === undefined) return protocolError(broker, connection, `topic alias ${alias} used before it was set`, 0x82);
       topic = known;
     } else {
-      connection.inboundAliases.set(alias, topic);
+      (connection.inboundAliases ??= new Map()).set(alias, topic);
     }
   }
   if (!isValidTopicName(topic)) {
