@@ -119,9 +119,18 @@ class Bridge {
           });
         });
       }
+      const wasConnected = this.connected;
       this.sender.detach();
-      await new Promise<void>((resolve) => client.end(false, {}, () => resolve()));
+      // A clean DISCONNECT (no last will) when we can; never wait long for a remote that does not answer.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => client.end(true, {}, () => resolve()), 2000);
+        client.end(!wasConnected, {}, () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
       client.removeAllListeners();
+      client.on('error', () => undefined);
     }
     try {
       this.sender.flush();

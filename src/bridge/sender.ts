@@ -198,6 +198,10 @@ export class Sender {
   private send(client: MqttClient, generation: number, row: OutboxRow): void {
     const dup = this.sentBefore.delete(row.id);
     if (dup) this.counters.resent += 1;
+    if (this.sentBefore.size > 0) {
+      // Rows are sent in id order: smaller remembered ids were dropped from the outbox meanwhile.
+      for (const id of this.sentBefore) if (id < row.id) this.sentBefore.delete(id);
+    }
     const opts: IClientPublishOptions = { qos: 1, retain: row.retain, dup };
     const props = this.publishProperties(row);
     if (props !== undefined) opts.properties = props;
