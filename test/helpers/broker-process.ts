@@ -25,6 +25,16 @@ async function main(): Promise<void> {
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
+  // "memory" on stdin: collect garbage (when run with --expose-gc) and report memory, for leak tests
+  process.stdin.setEncoding('utf8');
+  process.stdin.on('data', (text: string) => {
+    if (!text.includes('memory')) return;
+    const gc = (globalThis as { gc?: () => void }).gc;
+    gc?.();
+    gc?.();
+    const { rss, heapUsed, external, arrayBuffers } = process.memoryUsage();
+    process.stdout.write(`${JSON.stringify({ memory: { rss, heapUsed, external, arrayBuffers } })}\n`);
+  });
 }
 
 main().catch((err: unknown) => {

@@ -19,14 +19,34 @@ export interface ChildBroker {
   stop(): Promise<void>;
   /** Resident set size in bytes, from /proc. */
   rss(): number;
+  /** Memory of the broker process after a full garbage collection. */
+  memory(): Promise<ProcessMemory>;
+}
+
+export interface ProcessMemory {
+  rss: number;
+  heapUsed: number;
+  external: number;
+  arrayBuffers: number;
 }
 
 /** Runs test/helpers/broker-process.ts in its own Node process and waits until it listens. */
 export function spawnBroker(dataDir: string, options: Partial<BrokerOptions> = {}, timeoutMs = 30_000): Promise<ChildBroker> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(here, 'broker-process.ts'), dataDir, '0', JSON.stringify(options)], {
+    const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', join(here, 'broker-process.ts'), dataDir, '0', JSON.stringify(options)], {
       cwd: projectRoot,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const memoryWaiters: Array<(m: ProcessMemory) => void> = [];
+    let buffered = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const lines = buffered.split('\n');
+      buffered = lines.pop()!;
+      for (const line of lines) {
+        if (!line.startsWith('{"memory"')) continue;
+        memoryWaiters.shift()?.((JSON.parse(line) as { memory: ProcessMemory }).memory);
+      }
     });
     let stdout = '';
     let stderr = '';
@@ -58,6 +78,16 @@ export function spawnBroker(dataDir: string, options: Partial<BrokerOptions> = {
         async stop() {
           if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
           await exited;
+        },
+        memory() {
+          return new Promise<ProcessMemory>((resolveMemory, rejectMemory) => {
+            const timer = setTimeout(() => rejectMemory(new Error('broker process did not report memory')), 10_000);
+            memoryWaiters.push((m) => {
+              clearTimeout(timer);
+              resolveMemory(m);
+            });
+            child.stdin!.write('memory\n');
+          });
         },
         rss() {
           const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
