@@ -10,6 +10,7 @@ import { describe } from './outbox.js';
 export class Inbound {
   private readonly rules: BridgeRule[];
   received = 0;
+  refused = 0;
 
   constructor(
     private readonly config: BridgeConfig,
@@ -29,8 +30,10 @@ export class Inbound {
       this.deliver(packet).then(
         () => done(),
         (err: unknown) => {
-          this.logger.error({ bridge: this.config.name, topic: packet.topic, err: describe(err) }, 'bridge: cannot publish a remote message locally; not acknowledged');
-          done(err instanceof Error ? err : new Error(String(err)));
+          // The local broker refuses only for good (invalid topic, denied): acknowledge so the remote does not redeliver forever.
+          this.refused += 1;
+          this.logger.error({ bridge: this.config.name, topic: packet.topic, err: describe(err) }, 'bridge: local broker refused a remote message; dropped');
+          done();
         },
       );
     };

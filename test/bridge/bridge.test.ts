@@ -1,7 +1,7 @@
 // The bridge inside the real Broker, against a real Aedes remote: behaviours beyond the done-when scenarios.
 import { afterEach, describe, expect, it } from 'vitest';
 import { startBridge, type BridgeHandle } from '../../src/bridge/index.js';
-import type { Message } from '../../src/broker/types.js';
+import type { AuthorizeHook, Message } from '../../src/broker/types.js';
 import { AedesRemote, RemoteSubscriber, captureLogger, sleep, waitFor, HOST } from './helpers.js';
 import { Broker } from '../../src/broker/broker.js';
 import { silentLogger } from '../../src/log.js';
@@ -12,14 +12,21 @@ afterEach(async () => {
 });
 
 async function setup(
-  options: { remoteUp?: boolean; config?: Record<string, unknown>; beforeBridge?: (broker: Broker) => void; remote?: ConstructorParameters<typeof AedesRemote>[0]; scheme?: string } = {},
+  options: {
+    remoteUp?: boolean;
+    config?: Record<string, unknown>;
+    beforeBridge?: (broker: Broker) => void;
+    remote?: ConstructorParameters<typeof AedesRemote>[0];
+    scheme?: string;
+    authorize?: AuthorizeHook;
+  } = {},
 ) {
   const remote = new AedesRemote(options.remote);
   await remote.start();
   const port = remote.port;
   if (options.remoteUp === false) await remote.stop();
   cleanups.push(() => remote.stop());
-  const host = new Broker({ dataDir: null, logger: silentLogger, sysIntervalMs: 0 });
+  const host = new Broker({ dataDir: null, logger: silentLogger, sysIntervalMs: 0, ...(options.authorize ? { authorize: options.authorize } : {}) });
   await host.start();
   cleanups.push(() => host.close());
   options.beforeBridge?.(host);
@@ -91,13 +98,14 @@ describe('bridge against Aedes', () => {
     });
     await publishLocal(local, 'sensors/z', 10, 0);
     await publishLocal(local, 'live/z', 10, 0);
-    await sleep(50);
-    expect(bridge.state().outboxDepth).toBe(10);
+    // a QoS 1 marker commits after everything published before it: then exactly the 10 queueable ones are queued
+    await local.publish('sensors/marker', 'm', { qos: 1 });
+    expect(bridge.state().outboxDepth).toBe(11);
     await remote.start(port);
     await waitFor(() => bridge.state().connected && bridge.state().outboxDepth === 0, 10_000, 'drained');
     await local.publish('live/z', 'now', { qos: 0 });
     await waitFor(() => remote.payloads('l/').length > 0, 5000, 'live QoS 0 message');
-    expect(remote.payloads('q/')).toHaveLength(10);
+    expect(remote.payloads('q/')).toHaveLength(11);
     expect(remote.payloads('l/')).toEqual(['now']);
   });
 
@@ -201,6 +209,29 @@ describe('bridge against Aedes', () => {
     await waitFor(() => bridge.state().outboxDepth === 0, 10_000, 'outbox empty');
     expect(remote.payloads('fleet/gw-1/sensors/e')).toEqual(['durable']);
     expect(bridge.state().dropped).toBe(1);
+  });
+
+  it('drops (and acknowledges) a remote message the local broker refuses, and goes on', async () => {
+    const { port, bridge, host, entries } = await setup({
+      authorize: (client, action, topic) => !(client.clientId === '$bridge/cloud' && action === 'publish' && topic.startsWith('cmd/locked/')),
+    });
+    await waitFor(() => bridge.state().connected, 10_000, 'connected');
+    const got: string[] = [];
+    host.createLocalClient('device').subscribe('cmd/#', (m) => got.push(m.topic));
+    const cloud = await RemoteSubscriber.connect(`mqtt://${HOST}:${port}`, 'nothing');
+    cleanups.push(() => cloud.close());
+    // the bridge's remote subscription follows its CONNACK: repeat until a first allowed command gets through
+    await waitFor(async () => {
+      await cloud.client.publishAsync('fleet/gw-1/cmd/open/first', 'yes', { qos: 1 });
+      return got.length > 0;
+    }, 10_000, 'remote subscription active');
+    got.length = 0;
+    await cloud.client.publishAsync('fleet/gw-1/cmd/locked/x', 'no', { qos: 1 });
+    await cloud.client.publishAsync('fleet/gw-1/cmd/open/x', 'yes', { qos: 1 });
+    await waitFor(() => got.includes('cmd/open/x'), 10_000, 'the allowed command');
+    expect(got.filter((t) => t !== 'cmd/open/first')).toEqual(['cmd/open/x']);
+    expect(entries.some((e) => e.msg === 'bridge: local broker refused a remote message; dropped' && e.topic === 'fleet/gw-1/cmd/locked/x')).toBe(true);
+    expect(bridge.state().connected).toBe(true);
   });
 
   it('runs several bridges side by side, each with its own FIFO', async () => {
