@@ -287,6 +287,45 @@ describe.skipIf(!haveMosquitto)('bridge against Mosquitto (MQTT 5 limits)', () =
   });
 });
 
+describe.skipIf(!haveMosquitto)('bridge with a persistent cloud session (Mosquitto)', () => {
+  it('receives commands the cloud queued while the gateway was away (cleanSession=false, MQTT 5 session expiry)', async () => {
+    const mosq = new MosquittoRemote();
+    cleanups.push(() => mosq.dispose());
+    const port = await mosq.start();
+    const { logger } = captureLogger();
+    const broker = new Broker({ dataDir: null, logger, sysIntervalMs: 0 });
+    await broker.start();
+    cleanups.push(() => broker.close());
+    const config: BridgeConfigInput = {
+      name: 'cloud',
+      url: `mqtt://${HOST}:${port}`,
+      clientId: 'gw-persistent',
+      protocolVersion: 5,
+      cleanSession: false,
+      sessionExpirySeconds: 3600,
+      rules: [{ direction: 'in', filter: 'cmd/#', remotePrefix: 'fleet/gw-p/' }],
+      reconnect: { minMs: 50, maxMs: 300 },
+    };
+    const got: string[] = [];
+    broker.createLocalClient('device').subscribe('cmd/#', (m) => got.push(m.payload.toString()));
+    const first = await startBridge(broker, config, logger);
+    await waitFor(() => first.state().connected, 10_000, 'first connection');
+    const cloud = await mqtt.connectAsync(`mqtt://${HOST}:${port}`, { reconnectPeriod: 0 });
+    cleanups.push(() => cloud.endAsync());
+    await waitFor(async () => {
+      await cloud.publishAsync('fleet/gw-p/cmd/probe', 'probe', { qos: 1 });
+      return got.length > 0;
+    }, 10_000, 'subscription active');
+    await first.stop();
+    for (let i = 0; i < 5; i++) await cloud.publishAsync('fleet/gw-p/cmd/valve', `while-away-${i}`, { qos: 1 });
+    got.length = 0;
+    const second = await startBridge(broker, config, logger);
+    cleanups.push(() => second.stop());
+    await waitFor(() => got.length >= 5, 10_000, 'queued commands delivered');
+    expect(got.filter((p) => p.startsWith('while-away'))).toEqual(Array.from({ length: 5 }, (_, i) => `while-away-${i}`));
+  });
+});
+
 describe.skipIf(!haveOpenssl)('bridge over mutual TLS with a test CA', () => {
   function makePki(): { dir: string; ca: string; serverCert: string; serverKey: string; clientCert: string; clientKey: string; otherCa: string } {
     const d = tempDir('fieldgate-pki-');
