@@ -262,7 +262,14 @@ class Bridge {
       this.scheduleReconnect();
       return;
     }
-    const client = mqtt.connect(this.config.url, options);
+    let client: MqttClient;
+    try {
+      client = mqtt.connect(this.config.url, options);
+    } catch (err) {
+      this.noteFailure(describeConnectError(err, this.config.protocolVersion));
+      this.scheduleReconnect();
+      return;
+    }
     this.client = client;
     this.inbound.install(client);
     client.on('connect', (connack) => this.onConnect(client, connack));

@@ -225,7 +225,13 @@ export class Sender {
       if (permanentPubackCodes.has(code)) {
         this.inflight.delete(row.id);
         this.sentAt.delete(row.id);
-        this.outbox.moveToDead(row, `remote refused it: ${err.message} (PUBACK reason code 0x${code.toString(16)})`);
+        try {
+          this.outbox.moveToDead(row, `remote refused it: ${err.message} (PUBACK reason code 0x${code.toString(16)})`);
+        } catch (deadErr) {
+          // Left in the outbox: tried again after the next reconnect.
+          this.outbox.markSuspect();
+          this.logger.error({ bridge: this.outbox.bridgeName, err: describe(deadErr) }, 'bridge: cannot move a refused message to bridge_dead');
+        }
         this.schedulePump();
         return;
       }
