@@ -81,7 +81,10 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       const open = await openListener(broker, listener, anonymousAllowed(config, listener), b.maxConnections);
       listeners.push(open);
       logger.info({ url: open.url, anonymous: open.allowAnonymous }, `MQTT broker listening on ${open.url}`);
-      if (!open.allowAnonymous) logger.info(`${open.url}: anonymous clients refused (set "allowAnonymous": true on the listener to allow them)`);
+      if (!open.allowAnonymous) {
+        if (config.auth.passwordFile === undefined) logger.warn(`${open.url}: not on loopback and no auth.passwordFile: every client is refused (add a password file, or "allowAnonymous": true on the listener)`);
+        else logger.info(`${open.url}: anonymous clients refused (set "allowAnonymous": true on the listener to allow them)`);
+      }
     }
 
     let deviceFiles = config.devices;

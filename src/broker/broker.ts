@@ -40,6 +40,15 @@ export interface ListenOptions {
 }
 
 const SWEEP_INTERVAL_MS = 500;
+/**
+ * Flow control towards publishers: when a connected subscriber's queue passes the high-water mark,
+ * the publisher feeding it stops being read until the queue is back under the low-water mark
+ * (or a short while has passed, so two clients feeding each other cannot stall for good).
+ * QoS 1/2 messages are then never dropped for a subscriber that keeps reading.
+ */
+const QUEUE_HIGH_WATER = 1000;
+const QUEUE_LOW_WATER = 250;
+const MAX_PUBLISHER_PAUSE_MS = 100;
 
 export class Broker implements ConnectionHost, OutboundHost {
   readonly options: BrokerOptions;
@@ -65,6 +74,11 @@ export class Broker implements ConnectionHost, OutboundHost {
   private readonly localQueue: { handler: (m: Message) => void; message: Message }[] = [];
   private localFlushScheduled = false;
   private sys: SysTopics | null = null;
+  /** The socket client whose PUBLISH is being routed, for flow control. */
+  currentPublisher: Connection | null = null;
+  private readonly backlogged = new Set<Session>();
+  private readonly pausedPublishers = new Set<Connection>();
+  private resumeTimer: NodeJS.Timeout | null = null;
   private droppedLogged = 0;
 
   constructor(options: Partial<BrokerOptions> = {}) {
@@ -150,11 +164,13 @@ export class Broker implements ConnectionHost, OutboundHost {
 
   onClose(connection: Connection): void {
     this.connections.delete(connection);
+    this.pausedPublishers.delete(connection);
     if (!connection.connected) return;
     this.stats.clientsConnected--;
     const session = connection.session;
     if (session === null || session.connection !== connection) return;
     session.connection = null;
+    this.relieve(session);
     this.logger.info({ clientId: session.clientId, address: connection.address }, connection.cleanDisconnect ? 'client disconnected' : 'client connection lost');
     const will = connection.cleanDisconnect || this.shuttingDown ? null : connection.will;
     if (session.expiryInterval === 0) {
@@ -177,7 +193,7 @@ export class Broker implements ConnectionHost, OutboundHost {
 
   onDrain(connection: Connection): void {
     const session = connection.session;
-    if (session !== null && session.connection === connection && session.queue.length > 0) pump(this, session);
+    if (session !== null && session.connection === connection && session.queue.length > 0) this.pumpSession(session);
   }
 
   scheduleFlush(connection: Connection): void {
@@ -271,8 +287,37 @@ export class Broker implements ConnectionHost, OutboundHost {
   private offer(session: Session, message: Message, qos: 0 | 1 | 2, retain: boolean, subscriptionIds: number[] | undefined): boolean {
     if (session.connection === null && qos === 0 && !this.options.queueQos0) return true;
     const delivery: Delivery = { seq: 0, message, qos, retain, subscriptionIds, packetId: 0, released: false };
-    return deliver(this, session, delivery, this.shared);
+    const accepted = deliver(this, session, delivery, this.shared);
+    if (qos > 0 && session.queue.length >= QUEUE_HIGH_WATER && session.connection !== null) this.holdPublisher(session);
+    return accepted;
   }
+
+  private holdPublisher(session: Session): void {
+    const publisher = this.currentPublisher;
+    if (publisher === null || publisher === session.connection || publisher.closing) return;
+    this.backlogged.add(session);
+    if (!this.pausedPublishers.has(publisher)) {
+      this.pausedPublishers.add(publisher);
+      publisher.stream.pause();
+    }
+    this.resumeTimer ??= setTimeout(this.resumePublishers, MAX_PUBLISHER_PAUSE_MS);
+  }
+
+  /** Called whenever a session's queue may have shrunk or its client went away. */
+  private relieve(session: Session): void {
+    if (!this.backlogged.has(session)) return;
+    if (session.connection !== null && session.queue.length > QUEUE_LOW_WATER) return;
+    this.backlogged.delete(session);
+    if (this.backlogged.size === 0) this.resumePublishers();
+  }
+
+  private readonly resumePublishers = (): void => {
+    if (this.resumeTimer) clearTimeout(this.resumeTimer);
+    this.resumeTimer = null;
+    this.backlogged.clear();
+    for (const publisher of this.pausedPublishers) if (!publisher.closing) publisher.stream.resume();
+    this.pausedPublishers.clear();
+  };
 
   /** One subscriber per share group gets the message: round robin over connected sessions first [MQTT-4.8.2]. */
   private deliverShared(key: string, group: Subscription<Session | LocalEndpoint>[], message: Message): boolean {
@@ -435,6 +480,7 @@ export class Broker implements ConnectionHost, OutboundHost {
 
   pumpSession(session: Session): void {
     pump(this, session);
+    this.relieve(session);
   }
 
   // ---- Housekeeping
@@ -472,6 +518,7 @@ export class Broker implements ConnectionHost, OutboundHost {
     this.shuttingDown = true;
     this.sys?.stop();
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    if (this.resumeTimer) clearTimeout(this.resumeTimer);
     const closing = [...this.servers].map((server) => new Promise<void>((resolve) => server.close(() => resolve())));
     for (const connection of [...this.connections]) {
       connection.close(0x8b, 'server shutting down');

@@ -65,7 +65,7 @@ export const gatewayConfigSchema = z.strictObject({
   devices: z.array(z.string()).default([]).describe('Device-mapping files, relative to this config file'),
   demo: z.boolean().default(false).describe('Start the built-in simulated energy meter and its mapping'),
   bridges: z.array(bridgeConfigSchema).default([]),
-  metrics: z.strictObject({ host: z.string().default('127.0.0.1'), port: port.default(9100) }).optional(),
+  metrics: z.strictObject({ host: z.string().default('127.0.0.1'), port: port.default(9883) }).optional(),
 });
 
 export type GatewayConfig = z.output<typeof gatewayConfigSchema>;

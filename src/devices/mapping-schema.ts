@@ -4,7 +4,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { lineBusSchema, lineDeviceSchema, lineDeviceTopicPrefix, lineMappingIssues } from './line/schema.js';
+import { lineBusSchema, lineDeviceSchema, lineDeviceProfileSchema, lineDeviceTopicPrefix, lineMappingIssues } from './line/schema.js';
 import { registerCount } from './modbus/codec.js';
 import { isBitTable, type ModbusDevice, type ModbusPoint } from './modbus/model.js';
 import {
@@ -33,7 +33,7 @@ export const includeSchema = z.looseObject({
   profile: z.string().min(1).describe('Profile name: <name>.json next to this file or among the shipped profiles; every other key overrides the profile (id, bus and unitId are required)'),
 });
 
-const profileTemplateSchema = z.union([modbusDeviceSchema.partial({ id: true, bus: true, unitId: true }), lineDeviceSchema]);
+const profileTemplateSchema = z.union([modbusDeviceSchema.partial({ id: true, bus: true, unitId: true }), lineDeviceProfileSchema]);
 
 export const deviceMappingSchema = z.strictObject({
   $schema: z.string().optional(),

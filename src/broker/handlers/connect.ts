@@ -56,8 +56,14 @@ export function handleConnect(broker: Broker, connection: Connection, packet: mq
     return refuse(broker, connection, 0x8c, `authentication method "${properties.authenticationMethod}" not supported`);
   }
 
-  if (!connection.allowAnonymous && packet.username === undefined && connection.certificateUser === undefined) {
-    return refuse(broker, connection, v5 ? V5_NOT_AUTHORIZED : V3_NOT_AUTHORIZED, 'anonymous clients are not allowed on this listener');
+  if (!connection.allowAnonymous && connection.certificateUser === undefined) {
+    if (packet.username === undefined) {
+      return refuse(broker, connection, v5 ? V5_NOT_AUTHORIZED : V3_NOT_AUTHORIZED, 'anonymous clients are not allowed on this listener');
+    }
+    if (!broker.options.authenticate) {
+      // Credentials are required here but there is nothing to check them against (as Mosquitto 2).
+      return refuse(broker, connection, v5 ? V5_NOT_AUTHORIZED : V3_NOT_AUTHORIZED, 'this listener requires credentials and no password file is configured');
+    }
   }
   const authenticate = broker.options.authenticate;
   if (authenticate) {

@@ -58,7 +58,9 @@ export function handlePublish(broker: Broker, connection: Connection, packet: mq
     expiresAt: v5 && packet.properties?.messageExpiryInterval !== undefined ? Date.now() + packet.properties.messageExpiryInterval * 1000 : undefined,
     origin: session.clientId,
   };
+  broker.currentPublisher = connection;
   const accepted = broker.route(message);
+  broker.currentPublisher = null;
   if (qos === 0) return;
   connection.incomingUnacked++;
   if (qos === 2) {
