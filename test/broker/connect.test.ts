@@ -244,6 +244,16 @@ describe('connect timeout', () => {
 describe('DISCONNECT', () => {
   const h = useHarness();
 
+  it('broker.close() tells v5 clients DISCONNECT 0x8B (server shutting down) and closes 3.1.1 clients', async () => {
+    const started = await h.broker();
+    const v5 = await h.v5(started.port, { clientId: 'told' });
+    const v4 = await h.v4(started.port, { clientId: 'closed' });
+    await started.close();
+    await v5.waitClosed();
+    await v4.waitClosed();
+    expect(v5.disconnect?.reasonCode).toBe(0x8b);
+  });
+
   it('the server closes the network connection after a client DISCONNECT; a v5 reason code 0x00 is accepted', async () => {
     const { port } = await h.broker();
     const raw = await h.raw(port, 5);

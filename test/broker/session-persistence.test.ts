@@ -226,46 +226,48 @@ describe('persistence across a graceful broker restart (dataDir)', () => {
 describe('persistence across kill -9 of the broker process', () => {
   const h = useHarness();
 
-  async function spawn(dataDir: string): Promise<ChildBroker> {
-    const child = await spawnBroker(dataDir);
+  async function spawn(dataDir: string, options: Record<string, unknown> = {}): Promise<ChildBroker> {
+    const child = await spawnBroker(dataDir, options);
     h.defer(() => child.kill9());
     return child;
   }
 
-  it('every QoS 1 message acknowledged before kill -9 reaches the persistent subscriber after restart, in order', { timeout: 90_000 }, async () => {
-    const dataDir = await h.tempDir();
-    const first = await spawn(dataDir);
-    const sub = await h.v4(first.port, { clientId: 'k9-sub', clean: false });
-    await sub.subscribe('k9/#', { qos: 1 });
-    await sub.end();
-    const sub5 = await h.v5(first.port, { clientId: 'k9-sub5', clean: true, properties: { sessionExpiryInterval: 3600 } });
-    await sub5.subscribe('k9/#', { qos: 2 });
-    await sub5.end();
+  for (const options of [{}, { commitWindowMs: 50 }]) {
+    it(`every QoS 1 message acknowledged before kill -9 reaches the persistent subscriber after restart, in order (${JSON.stringify(options)})`, { timeout: 90_000 }, async () => {
+      const dataDir = await h.tempDir();
+      const first = await spawn(dataDir, options);
+      const sub = await h.v4(first.port, { clientId: 'k9-sub', clean: false });
+      await sub.subscribe('k9/#', { qos: 1 });
+      await sub.end();
+      const sub5 = await h.v5(first.port, { clientId: 'k9-sub5', clean: true, properties: { sessionExpiryInterval: 3600 } });
+      await sub5.subscribe('k9/#', { qos: 2 });
+      await sub5.end();
 
-    const pub = await h.v4(first.port, { clientId: 'k9-pub' });
-    const acked: string[] = [];
-    // concurrent publishes exercise group commit; order on the wire is the publish order
-    const sent = Array.from({ length: 300 }, (_, i) => `m${String(i).padStart(3, '0')}`);
-    await Promise.all(
-      sent.map((text, i) =>
-        pub.publish(`k9/${i % 4}`, text, { qos: 1 }).then(() => {
-          acked.push(text);
-        }),
-      ),
-    );
-    expect(acked).toHaveLength(300);
-    await first.kill9(); // no goodbye: whatever was acknowledged must already be on disk
+      const pub = await h.v4(first.port, { clientId: 'k9-pub' });
+      const acked: string[] = [];
+      // concurrent publishes exercise group commit; order on the wire is the publish order
+      const sent = Array.from({ length: 300 }, (_, i) => `m${String(i).padStart(3, '0')}`);
+      await Promise.all(
+        sent.map((text, i) =>
+          pub.publish(`k9/${i % 4}`, text, { qos: 1 }).then(() => {
+            acked.push(text);
+          }),
+        ),
+      );
+      expect(acked).toHaveLength(300);
+      await first.kill9(); // no goodbye: whatever was acknowledged must already be on disk
 
-    const second = await spawn(dataDir);
-    const back = await h.v4(second.port, { clientId: 'k9-sub', clean: false });
-    expect(back.connack.sessionPresent).toBe(true);
-    await back.waitMessages(300, 30_000);
-    expect(back.texts()).toEqual(sent);
-    const back5 = await h.v5(second.port, { clientId: 'k9-sub5', clean: false, properties: { sessionExpiryInterval: 3600 } });
-    expect(back5.connack.sessionPresent).toBe(true);
-    await back5.waitMessages(300, 30_000);
-    expect(back5.texts()).toEqual(sent);
-  });
+      const second = await spawn(dataDir, options);
+      const back = await h.v4(second.port, { clientId: 'k9-sub', clean: false });
+      expect(back.connack.sessionPresent).toBe(true);
+      await back.waitMessages(300, 30_000);
+      expect(back.texts()).toEqual(sent);
+      const back5 = await h.v5(second.port, { clientId: 'k9-sub5', clean: false, properties: { sessionExpiryInterval: 3600 } });
+      expect(back5.connack.sessionPresent).toBe(true);
+      await back5.waitMessages(300, 30_000);
+      expect(back5.texts()).toEqual(sent);
+    });
+  }
 
   it('a retained message acknowledged before kill -9 is still retained after restart', { timeout: 60_000 }, async () => {
     const dataDir = await h.tempDir();
