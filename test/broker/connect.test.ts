@@ -1,6 +1,7 @@
 // CONNECT / CONNACK, client ids, session takeover, keep alive and connect timeout
 // (MQTT 3.1.1 section 3.1-3.2, 3.12; MQTT 5.0 section 3.1-3.2).
 import type { IConnackPacket, IDisconnectPacket, IPublishPacket } from 'mqtt-packet';
+import { createServer, type AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { sleep, uniqueTopic, useHarness, waitFor, type RawClient } from '../helpers/broker.js';
 import { connectBytes, mqttString } from '../helpers/packets.js';
@@ -182,6 +183,17 @@ describe('keep alive', () => {
     expect(raw.isClosed).toBe(false);
   });
 
+  it('any control packet counts as activity: a client that only publishes is not disconnected [MQTT-3.1.2-23]', async () => {
+    const { port } = await h.broker();
+    const raw = await h.raw(port);
+    await raw.connect({ clientId: 'busy', keepalive: 1 });
+    for (let i = 0; i < 8; i++) {
+      await sleep(400);
+      raw.send({ cmd: 'publish', topic: 'busy/t', payload: Buffer.from(`m${i}`), qos: 0, dup: false, retain: false });
+    }
+    expect(raw.isClosed).toBe(false);
+  });
+
   it('keep alive 0 turns the mechanism off', async () => {
     const { port } = await h.broker();
     const raw = await h.raw(port);
@@ -209,6 +221,40 @@ describe('keep alive', () => {
     const c = await h.v5(port, { clientId: 'under-cap', keepalive: 30 });
     const ska = c.connack.properties?.serverKeepAlive;
     expect(ska === undefined || ska === 30).toBe(true);
+  });
+});
+
+describe('listeners and embedding', () => {
+  const h = useHarness();
+
+  it('listen() may be called several times; clients on different listeners talk to each other', async () => {
+    const started = await h.broker();
+    const second = await started.broker.listen({ port: 0, host: '127.0.0.1' });
+    expect(second.port).not.toBe(started.port);
+    const a = await h.v4(started.port, { clientId: 'on-first' });
+    const b = await h.v5(second.port, { clientId: 'on-second' });
+    await b.subscribe('cross/t', { qos: 1 });
+    await a.publish('cross/t', 'across listeners', { qos: 1 });
+    await b.waitMessages(1);
+  });
+
+  it('handle(stream) serves any Duplex; certificateUser and address reach the authenticate hook', async () => {
+    const seen: Array<{ address: string; certificateUser?: string; clientId: string }> = [];
+    const started = await h.broker({
+      authenticate: (info) => {
+        seen.push({ address: info.address, certificateUser: info.certificateUser, clientId: info.clientId });
+        return true;
+      },
+    });
+    const server = createServer((socket) => started.broker.handle(socket, { address: 'tls:10.0.0.9', certificateUser: 'CN=gateway-7' }));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    h.defer(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const port = (server.address() as AddressInfo).port;
+    const c = await h.v4(port, { clientId: 'via-handle' });
+    await c.subscribe('h/t', { qos: 1 });
+    await c.publish('h/t', 'through handle()', { qos: 1 });
+    await c.waitMessages(1);
+    expect(seen).toEqual([{ address: 'tls:10.0.0.9', certificateUser: 'CN=gateway-7', clientId: 'via-handle' }]);
   });
 });
 

@@ -117,6 +117,19 @@ describe('acknowledgement flows seen on the wire', () => {
     expect(raw.isClosed).toBe(false);
   });
 
+  it('a PUBREL for an unknown packet id is answered with PUBCOMP (v5: reason 0x92 packet identifier not found)', async () => {
+    const { port } = await h.broker();
+    const raw4 = await h.raw(port, 4);
+    await raw4.connect({ clientId: 'rel4' });
+    raw4.send({ cmd: 'pubrel', messageId: 321 });
+    expect(((await raw4.next('pubcomp')) as IPubcompPacket).messageId).toBe(321);
+    const raw5 = await h.raw(port, 5);
+    await raw5.connect({ clientId: 'rel5' });
+    raw5.send({ cmd: 'pubrel', messageId: 322, reasonCode: 0 });
+    const comp = (await raw5.next('pubcomp')) as IPubcompPacket;
+    expect([comp.messageId, comp.reasonCode]).toEqual([322, 0x92]);
+  });
+
   it('in-flight messages to a client have distinct non-zero packet ids [MQTT-2.3.1-1, MQTT-2.3.1-2]', async () => {
     const { port } = await h.broker();
     const topic = uniqueTopic('ids');

@@ -69,6 +69,49 @@ describe('persistent sessions within one broker run', () => {
     expect(late.connack.sessionPresent).toBe(false);
   });
 
+  it('v5: without a Session Expiry Interval the session ends at disconnect (absent means 0) [MQTT-3.1.2-23]', async () => {
+    const { port } = await h.broker();
+    const c = await h.v5(port, { clientId: 'no-se', clean: false });
+    await c.subscribe('nose/t', { qos: 1 });
+    await c.end();
+    const back = await h.v5(port, { clientId: 'no-se', clean: false });
+    expect(back.connack.sessionPresent).toBe(false);
+  });
+
+  it('v5: clean start discards queued messages of the old session [MQTT-3.1.2-4]', async () => {
+    const { port } = await h.broker();
+    const c = await h.v5(port, { clientId: 'restart-clean', properties: { sessionExpiryInterval: 600 } });
+    await c.subscribe('rc/t', { qos: 1 });
+    await c.end();
+    const pub = await h.v5(port, { clientId: 'pub' });
+    await pub.publish('rc/t', 'stale', { qos: 1 });
+    const fresh = await h.v5(port, { clientId: 'restart-clean', clean: true, properties: { sessionExpiryInterval: 600 } });
+    expect(fresh.connack.sessionPresent).toBe(false);
+    await fresh.subscribe('rc/t', { qos: 1 });
+    await pub.publish('rc/t', 'fresh', { qos: 1 });
+    await fresh.waitMessages(1);
+    await sleep(200);
+    expect(fresh.texts()).toEqual(['fresh']);
+  });
+
+  it('a takeover of a persistent session hands the unacknowledged deliveries to the new connection', async () => {
+    const { port } = await h.broker();
+    const first = await h.raw(port);
+    await first.connect({ clientId: 'handover', clean: false });
+    first.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'ho/t', qos: 1 }] });
+    await first.next('suback');
+    const pub = await h.v4(port, { clientId: 'pub' });
+    await pub.publish('ho/t', 'pending', { qos: 1 });
+    await first.next('publish');
+    const second = await h.raw(port);
+    second.autoAck = true;
+    const connack = await second.connect({ clientId: 'handover', clean: false });
+    expect(connack.sessionPresent).toBe(true);
+    await first.waitClosed();
+    const p = (await second.next('publish')) as IPublishPacket;
+    expect([p.payload.toString(), p.dup]).toEqual(['pending', true]);
+  });
+
   it('v5: DISCONNECT may not raise a session expiry of 0 set at CONNECT: protocol error 0x82 [MQTT-3.14.2-2]', async () => {
     const { port } = await h.broker();
     const raw = await h.raw(port, 5);
@@ -205,6 +248,44 @@ describe('persistence across a graceful broker restart (dataDir)', () => {
     expect(resent.payload.toString()).toBe('unacked');
     expect(resent.dup).toBe(true);
     expect(resent.messageId).toBe(first.messageId);
+  });
+
+  it('v5 subscription options and identifiers, retained properties and queued message expiry survive a restart', async () => {
+    const dataDir = await h.tempDir();
+    let broker = await startBroker({ dataDir });
+    h.defer(() => broker.close());
+    const c = await connectV5(broker.port, { clientId: 'opts', properties: { sessionExpiryInterval: 3600 } });
+    await c.subscribe('opt/t', { qos: 1, nl: true, rap: true, properties: { subscriptionIdentifier: 77 } });
+    await c.end();
+    const pub = await connectV5(broker.port, { clientId: 'pub' });
+    await pub.publish('opt/t', 'short', { qos: 1, properties: { messageExpiryInterval: 1 } });
+    await pub.publish('opt/t', 'long', { qos: 1, retain: true, properties: { messageExpiryInterval: 600, contentType: 'text/plain', userProperties: { k: 'v' } } });
+    await pub.end();
+    await broker.close();
+    await sleep(1_500);
+
+    broker = await startBroker({ dataDir });
+    const back = await connectV5(broker.port, { clientId: 'opts', clean: false, properties: { sessionExpiryInterval: 3600 } });
+    h.defer(() => back.mqtt.end(true));
+    expect(back.connack.sessionPresent).toBe(true);
+    await back.waitMessages(1);
+    await sleep(300);
+    expect(back.texts()).toEqual(['long']); // 'short' expired while the broker was down
+    const m = back.messages[0]!;
+    expect(m.properties?.subscriptionIdentifier === 77 || (Array.isArray(m.properties?.subscriptionIdentifier) && m.properties?.subscriptionIdentifier.includes(77))).toBe(true);
+    expect(m.retain).toBe(true); // retain as published survived
+    expect(m.properties?.messageExpiryInterval).toBeLessThan(600);
+    // no local survived: its own publish does not come back
+    await back.publish('opt/t', 'own', { qos: 1 });
+    const other = await connectV5(broker.port, { clientId: 'other' });
+    h.defer(() => other.mqtt.end(true));
+    await other.subscribe('opt/#', { qos: 1 });
+    await other.waitMessages(1); // the retained one
+    const [retained] = other.messages;
+    expect(retained!.properties?.contentType).toBe('text/plain');
+    expect(retained!.properties?.userProperties).toEqual({ k: 'v' });
+    await sleep(200);
+    expect(back.texts()).toEqual(['long']);
   });
 
   it('v5 session expiry still counts across a restart', async () => {
