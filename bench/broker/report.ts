@@ -39,13 +39,13 @@ export function renderTable(results: ScenarioResult[], brokers: BrokerName[]): s
         result.lost === null ? '' : formatCount(result.lost),
         Number.isFinite(result.brokerCpuSeconds) ? result.brokerCpuSeconds.toFixed(2) : '—',
         Number.isFinite(result.peakRssMiB) ? result.peakRssMiB.toFixed(1) : '—',
-        Number.isFinite(result.generatorCpuPercent) ? `${result.generatorCpuPercent.toFixed(0)}%` : '—',
+        Number.isFinite(result.generatorCpuSeconds) ? `${result.generatorCpuSeconds.toFixed(2)} (${result.generatorCpuPercent.toFixed(0)}%)` : '—',
         result.notes.join('; '),
       ]);
     }
   }
   return markdownTable(
-    ['scenario', 'broker', 'result', 'fieldgate ÷ broker', 'lost', 'broker CPU s', 'peak RSS MiB', 'generator CPU', 'notes'],
+    ['scenario', 'broker', 'result', 'fieldgate ÷ broker', 'lost', 'broker CPU s', 'peak RSS MiB', 'generator CPU s (% of a core)', 'notes'],
     rows,
     ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'l'],
   );
@@ -104,7 +104,8 @@ export function renderReport(results: ScenarioResult[], context: ReportContext):
     `- Load generator: raw MQTT 3.1.1 over net sockets, pre-encoded packets, frame-scanner counting; ${context.generator}`,
     '',
     '## Results',
-    `Loopback, 64-byte payloads, MQTT 3.1.1, a fresh broker process per scenario; throughput measured over ${context.timing.measureMs} ms after ${context.timing.warmupMs} ms of warm-up.`,
+    `Loopback, 64-byte payloads, MQTT 3.1.1, a fresh broker process per scenario; throughput measured over ${context.timing.measureMs} ms after ${context.timing.warmupMs} ms of warm-up;`,
+    `publishers write ${context.timing.publishBatch ?? '32 (fan-in) / 16 (fan-out)'} PUBLISH packets per socket write and keep at most 2,048 (QoS 0) / 256 (QoS 1) messages not yet handled by the broker.`,
     'Ratios are fieldgate ÷ that broker: above 1 is better for rates, below 1 is better for latency and memory.',
     '',
     renderTable(results, context.brokers.map((b) => b.name)),

@@ -1,4 +1,4 @@
-// `npm run bench -- broker [--brokers fieldgate,mosquitto,aedes] [--scenarios fanin,...] [--measure-ms 3000] [--no-write]`
+// `npm run bench -- broker [--brokers fieldgate,mosquitto,aedes] [--scenarios fanin,...] [--measure-ms 3000] [--batch N] [--no-write]`
 // Runs every scenario against every broker in turn, prints one table and writes it, with the
 // machine and versions, to bench/results/YYYY-MM-DD-broker.md (full runs only, unless --write).
 
@@ -27,7 +27,7 @@ function listOption<T extends string>(value: string | undefined, allowed: readon
 }
 
 function parseOptions(args: string[]): Options {
-  const options: Options = { brokers: [...brokerNames], scenarios: [...scenarioNames], timing: { warmupMs: 1000, measureMs: 3000 }, write: null };
+  const options: Options = { brokers: [...brokerNames], scenarios: [...scenarioNames], timing: { warmupMs: 1000, measureMs: 3000, publishBatch: null }, write: null };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     switch (arg) {
@@ -35,13 +35,16 @@ function parseOptions(args: string[]): Options {
       case '--scenarios': options.scenarios = listOption(args[++i], scenarioNames, arg); break;
       case '--measure-ms': options.timing.measureMs = Number(args[++i]); break;
       case '--warmup-ms': options.timing.warmupMs = Number(args[++i]); break;
+      case '--batch': options.timing.publishBatch = Number(args[++i]); break;
       case '--write': options.write = true; break;
       case '--no-write': options.write = false; break;
-      default: throw new Error(`unknown option ${arg} (options: --brokers, --scenarios, --measure-ms, --warmup-ms, --write, --no-write)`);
+      default: throw new Error(`unknown option ${arg} (options: --brokers, --scenarios, --measure-ms, --warmup-ms, --batch, --write, --no-write)`);
     }
   }
   if (!(options.timing.measureMs >= 500 && options.timing.measureMs <= 30_000)) throw new Error('--measure-ms must be between 500 and 30000');
   if (!(options.timing.warmupMs >= 200 && options.timing.warmupMs <= 10_000)) throw new Error('--warmup-ms must be between 200 and 10000');
+  const batch = options.timing.publishBatch;
+  if (batch !== null && !(Number.isInteger(batch) && batch >= 1 && batch <= 256)) throw new Error('--batch must be an integer from 1 to 256');
   return options;
 }
 
@@ -64,7 +67,7 @@ export async function run(args: string[]): Promise<void> {
       } catch (error) {
         process.stdout.write(`FAILED: ${(error as Error).message}\n`);
         results.push({
-          scenario, broker: broker.name, figures: [], lost: null, brokerCpuSeconds: NaN, peakRssMiB: NaN, generatorCpuPercent: NaN,
+          scenario, broker: broker.name, figures: [], lost: null, brokerCpuSeconds: NaN, peakRssMiB: NaN, generatorCpuSeconds: NaN, generatorCpuPercent: NaN, busiestGeneratorPercent: NaN,
           notes: [`failed: ${(error as Error).message}`],
         });
       }

@@ -2,6 +2,7 @@
 // generator processes, and measures on the broker's process from outside (/proc).
 
 import { cpuSeconds, statusKiB } from '../lib/proc.js';
+import { formatCount } from '../lib/table.js';
 import type { BrokerUnderTest, RunningBroker } from './brokers.js';
 import { LoadWorker, type Reply } from './load-worker.js';
 import type { Counters } from './load/role.js';
@@ -9,6 +10,8 @@ import type { Counters } from './load/role.js';
 export interface Timing {
   warmupMs: number;
   measureMs: number;
+  /** PUBLISH packets per socket write in the throughput scenarios; null = 32 for fan-in, 16 for fan-out. */
+  publishBatch: number | null;
 }
 
 export interface Figure {
@@ -28,8 +31,11 @@ export interface ScenarioResult {
   brokerCpuSeconds: number;
   /** Broker peak resident memory (VmHWM) at the end of the scenario, MiB. */
   peakRssMiB: number;
-  /** Generator CPU in the measured window, percent of one core (all generator processes together). */
+  /** Generator CPU seconds in the measured window (all generator processes together). */
+  generatorCpuSeconds: number;
+  /** The same as a share of one core; the busiest single generator process, also in percent. */
   generatorCpuPercent: number;
+  busiestGeneratorPercent: number;
   notes: string[];
 }
 
@@ -52,6 +58,9 @@ export async function runScenario(name: ScenarioName, broker: BrokerUnderTest, t
   const workers: LoadWorker[] = [];
   try {
     const partial = await scenarioBodies[name](running, workers, timing);
+    if (partial.busiestGeneratorPercent > 85) {
+      partial.notes.push(`a generator process used ${partial.busiestGeneratorPercent.toFixed(0)}% of a core: the figure may be limited by the generator`);
+    }
     return { scenario: name, broker: broker.name, peakRssMiB: statusKiB(running.pid, 'VmHWM') / 1024, ...partial };
   } finally {
     await Promise.all(workers.map((w) => w.close()));
@@ -64,7 +73,7 @@ type Body = (broker: RunningBroker, workers: LoadWorker[], timing: Timing) => Pr
 interface Snapshot {
   replies: Reply[];
   brokerCpu: number;
-  workerCpu: number;
+  workerCpu: number[];
   at: number;
 }
 
@@ -73,16 +82,20 @@ async function snapshot(broker: RunningBroker, workers: LoadWorker[]): Promise<S
   return {
     replies,
     brokerCpu: cpuSeconds(broker.pid),
-    workerCpu: workers.reduce((sum, w) => sum + w.cpuSeconds(), 0),
+    workerCpu: workers.map((w) => w.cpuSeconds()),
     at: performance.now(),
   };
 }
 
 function windowCosts(from: Snapshot, to: Snapshot) {
   const seconds = (to.at - from.at) / 1000;
+  const perWorker = to.workerCpu.map((cpu, i) => cpu - (from.workerCpu[i] ?? 0));
+  const generatorCpuSeconds = perWorker.reduce((sum, cpu) => sum + cpu, 0);
   return {
     brokerCpuSeconds: to.brokerCpu - from.brokerCpu,
-    generatorCpuPercent: (100 * (to.workerCpu - from.workerCpu)) / seconds,
+    generatorCpuSeconds,
+    generatorCpuPercent: (100 * generatorCpuSeconds) / seconds,
+    busiestGeneratorPercent: (100 * Math.max(...perWorker)) / seconds,
   };
 }
 
@@ -119,7 +132,7 @@ function throughput(plan: ThroughputPlan): Body {
     workers.push(subscribers);
     const publishers = await LoadWorker.start('publishers', {
       kind: 'publishers', port: broker.port, topics: Array.from({ length: plan.publishers }, (_, i) => plan.topic(i)),
-      qos: plan.qos, window: 100, batch: plan.publishers > 1 ? 32 : 16, clientPrefix: 'bench-pub-',
+      qos: plan.qos, window: plan.qos > 0 ? 256 : 2048, batch: timing.publishBatch ?? (plan.publishers > 1 ? 32 : 16), clientPrefix: 'bench-pub-',
     });
     workers.push(publishers);
 
@@ -134,7 +147,10 @@ function throughput(plan: ThroughputPlan): Body {
     const received = second.replies[0]!.counters['received']! - first.replies[0]!.counters['received']!;
     const seconds = (second.replies[0]!.t - first.replies[0]!.t) / 1000;
     const accepted = plan.qos > 0 ? stopped['acked']! : stopped['sent']!;
-    const notes: string[] = [];
+    const offered = (second.replies[1]!.counters['sent']! - first.replies[1]!.counters['sent']!) / ((second.replies[1]!.t - first.replies[1]!.t) / 1000);
+    const notes: string[] = [`offered ${formatCount(offered)} msg/s`];
+    if (final['malformed']! > 0) notes.push(`${final['malformed']} malformed PUBLISH packets`);
+    if (final['unique']! > accepted * plan.subscribers) notes.push(`more deliveries than accepted messages × subscribers: counting error`);
     if (plan.qos > 0 && stopped['unacked']! > 0) notes.push(`${stopped['unacked']} messages never acknowledged by the broker`);
     if (final['duplicates']! > 0) notes.push(`${final['duplicates']} duplicate deliveries`);
     if (final['closed']! > 0 || stopped['closed']! > 0) notes.push(`${final['closed']! + stopped['closed']!} clients were disconnected by the broker`);
@@ -194,28 +210,38 @@ const idleRss: Body = async (broker, workers) => {
     figures: [{ label: 'KiB/conn', value: (after - before) / IDLE_CLIENTS, unit: 'KiB', higherIsBetter: false }],
     lost: null,
     brokerCpuSeconds: cpuSeconds(broker.pid) - cpuBefore,
+    generatorCpuSeconds: generatorCpu,
     generatorCpuPercent: (100 * generatorCpu) / ((connectedAt - started) / 1000),
+    busiestGeneratorPercent: (100 * generatorCpu) / ((connectedAt - started) / 1000),
     notes,
   };
 };
 
+// Two generator processes: opening sockets costs a Node process far more CPU than it costs a
+// broker to accept them, and one process alone would be the bottleneck.
+const CONNECT_WORKERS = 2;
+
 const connects: Body = async (broker, workers, timing) => {
-  const worker = await LoadWorker.start('connects', { kind: 'connects', port: broker.port, concurrency: 16, clientPrefix: 'bench-conn-' });
-  workers.push(worker);
-  worker.send({ cmd: 'start' });
+  for (let i = 0; i < CONNECT_WORKERS; i++) {
+    workers.push(await LoadWorker.start(`connects-${i}`, { kind: 'connects', port: broker.port, concurrency: 8, clientPrefix: `bench-conn-${i}-` }));
+  }
+  for (const worker of workers) worker.send({ cmd: 'start' });
   await sleep(timing.warmupMs / 2);
   const first = await snapshot(broker, workers);
   await sleep(timing.measureMs);
   const second = await snapshot(broker, workers);
-  const stopped = (await worker.request({ cmd: 'stop' }, 'stopped')).counters;
-  const completed = second.replies[0]!.counters['completed']! - first.replies[0]!.counters['completed']!;
-  const seconds = (second.replies[0]!.t - first.replies[0]!.t) / 1000;
-  const notes = stopped['failed']! > 0 ? [`${stopped['failed']} attempts failed`] : [];
+  const stopped = await Promise.all(workers.map((w) => w.request({ cmd: 'stop' }, 'stopped')));
+  let rate = 0;
+  second.replies.forEach((reply, i) => {
+    const earlier = first.replies[i]!;
+    rate += (reply.counters['completed']! - earlier.counters['completed']!) / ((reply.t - earlier.t) / 1000);
+  });
+  const failed = stopped.reduce((sum, reply) => sum + reply.counters['failed']!, 0);
   return {
-    figures: [{ label: 'connects/s', value: completed / seconds, unit: 'connects/s', higherIsBetter: true }],
+    figures: [{ label: 'connects/s', value: rate, unit: 'connects/s', higherIsBetter: true }],
     lost: null,
     ...windowCosts(first, second),
-    notes,
+    notes: failed > 0 ? [`${failed} attempts failed`] : [],
   };
 };
 

@@ -1,8 +1,12 @@
-// Publishers that send as fast as the broker takes the bytes, never faster: each writes
-// pre-encoded batches until its socket's buffer is over the stream's high-water mark and then
-// waits for 'drain'; at QoS 1 it also keeps at most `window` messages unacknowledged.
+// Publishers that send as fast as the broker handles the messages, never faster. Each writes
+// pre-encoded batches and keeps at most `window` messages that the broker has not yet handled:
+// at QoS 1 counted by PUBACKs; at QoS 0 by a PINGREQ after every PING_EVERY messages (a broker
+// answers PINGREQ after handling the packets before it on that connection). The kernel's socket
+// buffers (megabytes on loopback) would otherwise hold a large backlog: the publishers would
+// look faster than the broker, the end of a run would wait for the backlog, and an overloaded
+// broker would be fed far more than it can take. The stream's 'drain' also pauses a publisher.
 
-import { encodePublish, PacketType } from '../../lib/mqtt-wire.js';
+import { encodePublish, PacketType, PINGREQ } from '../../lib/mqtt-wire.js';
 import { benchPayload, SEQUENCE_OFFSET } from './payload.js';
 import { connectMany, type RawClient } from './raw-client.js';
 import { waitUntil, type Counters, type Role } from './role.js';
@@ -13,7 +17,7 @@ export interface PublishersSpec {
   /** One topic per publisher. */
   topics: string[];
   qos: 0 | 1;
-  /** QoS 1: most unacknowledged messages per publisher. */
+  /** Most messages per publisher not yet handled by the broker (QoS 1: unacknowledged). */
   window: number;
   /** Packets per socket write. */
   batch: number;
@@ -21,11 +25,16 @@ export interface PublishersSpec {
 }
 
 const BATCHES_PER_TURN = 16;
+const PING_EVERY = 256;
 
 class Publisher {
   sent = 0;
   acked = 0;
   inflight = 0;
+  /** QoS 0: PINGREQs sent and not yet answered. */
+  pingsOutstanding = 0;
+  private sincePing = 0;
+  private readonly maxPings: number;
   private sequence = 0;
   private running = false;
   private waitingForDrain = false;
@@ -41,15 +50,17 @@ class Publisher {
     this.packetIdOffset = one.packetIdOffset;
     this.sequenceOffset = one.payloadOffset + SEQUENCE_OFFSET;
     this.template = Buffer.concat(Array.from({ length: batch }, () => one.bytes));
+    this.maxPings = Math.max(1, Math.floor(window / PING_EVERY));
     client.onFrame = (buffer, start) => {
-      if (buffer[start]! >> 4 === PacketType.PUBACK) {
+      const type = buffer[start]! >> 4;
+      if (type === PacketType.PUBACK) {
         this.acked++;
         this.inflight--;
+      } else if (type === PacketType.PINGRESP) {
+        this.pingsOutstanding--;
       }
     };
-    client.afterChunk = () => {
-      if (this.qos > 0) this.pump();
-    };
+    client.afterChunk = () => this.pump();
     client.socket.on('drain', () => {
       this.waitingForDrain = false;
       this.pump();
@@ -61,21 +72,38 @@ class Publisher {
     this.pump();
   }
 
+  /** Stops sending; at QoS 0 a last PINGREQ lets `pingsOutstanding` reach 0 once the broker has handled everything. */
   stop(): void {
     this.running = false;
+    if (this.qos === 0 && !this.client.closed) {
+      this.pingsOutstanding++;
+      this.client.socket.write(PINGREQ);
+    }
   }
 
   private readonly pump = (): void => {
     if (!this.running || this.waitingForDrain || this.client.closed) return;
     for (let turn = 0; turn < BATCHES_PER_TURN; turn++) {
       let count = this.batch;
+      let ping = false;
       if (this.qos > 0) {
         count = Math.min(count, this.window - this.inflight);
         if (count <= 0) return; // resumes when PUBACKs arrive
+      } else {
+        if (this.pingsOutstanding >= this.maxPings) return; // resumes when a PINGRESP arrives
+        ping = this.sincePing + count >= PING_EVERY;
       }
       // A fresh buffer per write: a queued write keeps a reference to the bytes it was given.
-      const bytes = Buffer.allocUnsafe(count * this.packetLength);
-      this.template.copy(bytes, 0, 0, count * this.packetLength);
+      const publishBytes = count * this.packetLength;
+      const bytes = Buffer.allocUnsafe(publishBytes + (ping ? PINGREQ.length : 0));
+      this.template.copy(bytes, 0, 0, publishBytes);
+      if (ping) {
+        PINGREQ.copy(bytes, publishBytes);
+        this.pingsOutstanding++;
+        this.sincePing = 0;
+      } else {
+        this.sincePing += count;
+      }
       for (let k = 0, base = 0; k < count; k++, base += this.packetLength) {
         bytes.writeUInt32BE(this.sequence, base + this.sequenceOffset);
         if (this.qos > 0) bytes.writeUInt16BE((this.sequence % 65535) + 1, base + this.packetIdOffset);
@@ -129,7 +157,7 @@ export class Publishers implements Role {
 
   async stop(): Promise<Counters> {
     for (const publisher of this.publishers) publisher.stop();
-    const flushed = await waitUntil(() => this.publishers.every((p) => p.client.closed || (p.client.socket.writableLength === 0 && p.inflight <= 0)), 10_000);
+    const flushed = await waitUntil(() => this.publishers.every((p) => p.client.closed || (p.inflight <= 0 && p.pingsOutstanding <= 0)), 10_000);
     const counters = this.counters();
     let unacked = 0;
     for (const p of this.publishers) unacked += this.spec.qos > 0 ? Math.max(0, p.inflight) : 0;

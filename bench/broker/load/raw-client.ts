@@ -7,6 +7,11 @@ import { DISCONNECT, encodeConnect, encodeSubscribe, PacketType } from '../../li
 
 const HANDSHAKE_TIMEOUT_MS = 15_000;
 
+// Every socket of this process reads into one buffer (net's `onread`): no Buffer and no stream
+// event per read, which matters when a broker sends one small packet per syscall. It is safe to
+// share because each read is scanned synchronously and the scanner copies any partial packet.
+const readBuffer = Buffer.allocUnsafe(256 * 1024);
+
 export class RawClient {
   readonly socket: net.Socket;
   /** Runs for every complete packet from the broker. */
@@ -16,20 +21,28 @@ export class RawClient {
   closed = false;
   private readonly scanner = new FrameScanner((buffer, start, bodyStart, end) => this.onFrame(buffer, start, bodyStart, end));
 
-  private constructor(socket: net.Socket) {
-    this.socket = socket;
-    socket.on('data', (chunk: Buffer) => {
-      this.scanner.push(chunk);
-      this.afterChunk();
+  private constructor(port: number) {
+    const socket = net.connect({
+      port,
+      host: '127.0.0.1',
+      noDelay: true,
+      onread: {
+        buffer: readBuffer,
+        callback: (bytesRead: number, buffer: Uint8Array) => {
+          this.scanner.push(Buffer.from(buffer.buffer, buffer.byteOffset, bytesRead));
+          this.afterChunk();
+          return true;
+        },
+      },
     });
+    this.socket = socket;
     socket.on('close', () => { this.closed = true; });
     socket.on('error', () => { this.closed = true; });
   }
 
   /** Opens a TCP connection, sends CONNECT and resolves on a successful CONNACK. */
   static async connect(port: number, clientId: string, keepAliveSeconds = 60): Promise<RawClient> {
-    const socket = net.connect({ port, host: '127.0.0.1', noDelay: true });
-    const client = new RawClient(socket);
+    const client = new RawClient(port);
     await client.request(encodeConnect(clientId, { keepAliveSeconds }), PacketType.CONNACK, (buffer, _start, bodyStart) => {
       const code = buffer[bodyStart + 1];
       if (code !== 0) throw new Error(`CONNACK return code ${code} for ${clientId}`);

@@ -3,7 +3,7 @@
 // with one write per received chunk.
 
 import { PacketType, PUBACK_LENGTH, writePuback } from '../../lib/mqtt-wire.js';
-import { PUBLISHER_OFFSET, SEQUENCE_OFFSET, payloadStart } from './payload.js';
+import { PAYLOAD_BYTES, PUBLISHER_OFFSET, SEQUENCE_OFFSET, payloadStart } from './payload.js';
 import { connectMany, type RawClient } from './raw-client.js';
 import type { Counters, Role } from './role.js';
 
@@ -23,16 +23,22 @@ class Subscriber {
   unique = 0;
   duplicates = 0;
   gaps = 0;
+  /** PUBLISH packets whose payload is not the benchmark's 64 bytes: a broker or scanner error. */
+  malformed = 0;
   private readonly nextSequence: Float64Array;
   private pendingAcks: number[] = [];
 
   constructor(readonly client: RawClient, publishers: number) {
     this.nextSequence = new Float64Array(publishers);
-    client.onFrame = (buffer, start, bodyStart) => {
+    client.onFrame = (buffer, start, bodyStart, end) => {
       const firstByte = buffer[start]!;
       if (firstByte >> 4 !== PacketType.PUBLISH) return;
       this.received++;
       const payload = payloadStart(buffer, start, bodyStart);
+      if (end - payload !== PAYLOAD_BYTES) {
+        this.malformed++;
+        return;
+      }
       if (((firstByte >> 1) & 3) > 0) this.pendingAcks.push(buffer.readUInt16BE(payload - 2));
       const publisher = buffer.readUInt32BE(payload + PUBLISHER_OFFSET);
       const sequence = buffer.readUInt32BE(payload + SEQUENCE_OFFSET);
@@ -77,14 +83,16 @@ export class Subscribers implements Role {
     let duplicates = 0;
     let gaps = 0;
     let closed = 0;
+    let malformed = 0;
     for (const s of this.subscribers) {
+      malformed += s.malformed;
       received += s.received;
       unique += s.unique;
       duplicates += s.duplicates;
       gaps += s.gaps;
       if (s.client.closed) closed++;
     }
-    return { received, unique, duplicates, gaps, closed };
+    return { received, unique, duplicates, gaps, malformed, closed };
   }
 
   async stop(): Promise<Counters> {

@@ -1,5 +1,6 @@
 // fieldgate's broker alone in a process, as the benchmark runs it: default options, state in
-// memory (dataDir null), warnings to stderr. Usage: node fieldgate.mjs <path of broker.js or broker.ts>
+// memory (dataDir null), errors to stderr (its QoS 0 drop warnings would interleave with the
+// progress output; drops show up as lost messages anyway). Usage: node fieldgate.mjs <path of broker.js or broker.ts>
 // (the orchestrator passes dist/broker/broker.js, or src/broker/broker.ts when run through tsx).
 // Prints {"port":N} on stdout once listening; SIGTERM closes the broker and exits.
 
@@ -19,7 +20,7 @@ if (!modulePath) {
   process.exit(2);
 }
 const { Broker } = (await import(pathToFileURL(modulePath).href)) as { Broker: BrokerConstructor };
-const logger = pino({ level: 'warn' }, pino.destination(2));
+const logger = pino({ level: 'error' }, pino.destination(2));
 const broker = new Broker({ dataDir: null, logger });
 await broker.start();
 const { port } = await broker.listen({ port: 0, host: '127.0.0.1' });
