@@ -40,6 +40,7 @@ interface RawRow {
 }
 
 const DEAD_ROWS_KEPT = 10_000;
+const DEAD_BYTES_KEPT = 64 * 1024 * 1024;
 const DROP_LOG_INTERVAL_MS = 10_000;
 
 export function outboxTableName(bridgeName: string): string {
@@ -68,6 +69,7 @@ export class Outbox {
   private deleteUpToStmt!: Statement;
   private deadInsertStmt!: Statement;
   private deadTrimStmt!: Statement;
+  private deadTrimBytesStmt!: Statement;
   private countStmt!: Statement;
   private sequenceStmt!: Statement;
 
@@ -124,6 +126,12 @@ export class Outbox {
       );
       this.deadTrimStmt = this.db.prepare(
         `DELETE FROM bridge_dead WHERE bridge = ? AND id <= (SELECT id FROM bridge_dead WHERE bridge = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`,
+      );
+      // Keeps the newest dead rows whose payloads add up to at most the given bytes.
+      this.deadTrimBytesStmt = this.db.prepare(
+        `DELETE FROM bridge_dead WHERE bridge = ? AND id <= (
+           SELECT id FROM (SELECT id, sum(length(payload)) OVER (ORDER BY id DESC) AS total FROM bridge_dead WHERE bridge = ?)
+           WHERE total > ? ORDER BY id DESC LIMIT 1)`,
       );
       this.countStmt = this.db.prepare(`SELECT count(*) AS n, coalesce(sum(size), 0) AS b FROM ${t}`);
       this.sequenceStmt = this.db.prepare(`SELECT seq FROM sqlite_sequence WHERE name = ?`);
@@ -233,6 +241,7 @@ export class Outbox {
         now,
       );
       this.deadTrimStmt.run(this.bridgeName, this.bridgeName, DEAD_ROWS_KEPT);
+      this.deadTrimBytesStmt.run(this.bridgeName, this.bridgeName, Math.min(DEAD_BYTES_KEPT, Math.floor(this.limits.maxBytes / 8)));
       const r = this.deleteStmt.get(row.id) as { size: number } | undefined;
       if (r !== undefined) {
         this.rows -= 1;

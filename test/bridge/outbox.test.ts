@@ -88,6 +88,17 @@ describe('Outbox', () => {
     expect(dead).toEqual([{ bridge: 'cloud', topic: 'big', n: 5000, retain: 1, reason: 'too large' }]);
   });
 
+  it('keeps bridge_dead bounded in bytes', () => {
+    const { db, outbox } = openOutbox({ maxBytes: 80_000 }); // dead rows keep at most maxBytes / 8 = 10,000 payload bytes
+    for (let i = 0; i < 5; i++) {
+      outbox.enqueue(`big/${i}`, Buffer.alloc(4000), false);
+      outbox.moveToDead(outbox.readAfter(0, 1)[0]!, 'too large');
+    }
+    const kept = db.prepare('SELECT topic FROM bridge_dead ORDER BY id').all();
+    expect(kept).toEqual([{ topic: 'big/3' }, { topic: 'big/4' }]);
+    expect(outbox.stats().dead).toBe(5);
+  });
+
   it('round-trips MQTT 5 properties and survives reopening the database file', () => {
     const dir = mkdtempSync(join(tmpdir(), 'fieldgate-outbox-'));
     dirs.push(dir);
