@@ -67,7 +67,7 @@ export async function run(args: string[]): Promise<void> {
       } catch (error) {
         process.stdout.write(`FAILED: ${(error as Error).message}\n`);
         results.push({
-          scenario, broker: broker.name, figures: [], lost: null, brokerCpuSeconds: NaN, peakRssMiB: NaN, generatorCpuSeconds: NaN, generatorCpuPercent: NaN, busiestGeneratorPercent: NaN,
+          scenario, broker: broker.name, figures: [], lost: null, brokerCpuSeconds: NaN, peakRssMiB: NaN, generatorCpuSeconds: NaN, generatorCpuPercent: NaN, busiestGeneratorPercent: NaN, brokerCpuPercent: NaN,
           notes: [`failed: ${(error as Error).message}`],
         });
       }

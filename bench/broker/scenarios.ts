@@ -1,6 +1,7 @@
 // The broker scenarios. Each one starts a fresh broker process, runs its load from separate
 // generator processes, and measures on the broker's process from outside (/proc).
 
+import os from 'node:os';
 import { cpuSeconds, statusKiB } from '../lib/proc.js';
 import { formatCount } from '../lib/table.js';
 import type { BrokerUnderTest, RunningBroker } from './brokers.js';
@@ -36,6 +37,8 @@ export interface ScenarioResult {
   /** The same as a share of one core; the busiest single generator process, also in percent. */
   generatorCpuPercent: number;
   busiestGeneratorPercent: number;
+  /** Broker CPU as a share of one core over the same window. */
+  brokerCpuPercent: number;
   notes: string[];
 }
 
@@ -51,6 +54,7 @@ export const scenarioTitles: Record<ScenarioName, string> = {
   connects: 'connects/s (CONNECT → CONNACK → DISCONNECT)',
 };
 
+const cores = os.availableParallelism();
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export async function runScenario(name: ScenarioName, broker: BrokerUnderTest, timing: Timing): Promise<ScenarioResult> {
@@ -59,7 +63,9 @@ export async function runScenario(name: ScenarioName, broker: BrokerUnderTest, t
   try {
     const partial = await scenarioBodies[name](running, workers, timing);
     if (partial.busiestGeneratorPercent > 85) {
-      partial.notes.push(`a generator process used ${partial.busiestGeneratorPercent.toFixed(0)}% of a core: the figure may be limited by the generator`);
+      partial.notes.push(`a generator process used ${partial.busiestGeneratorPercent.toFixed(0)}% of a core (the broker ${partial.brokerCpuPercent.toFixed(0)}%): the figure may be limited by the generator`);
+    } else if (partial.generatorCpuPercent + partial.brokerCpuPercent > 90 * cores) {
+      partial.notes.push(`generator and broker together used ${((partial.generatorCpuPercent + partial.brokerCpuPercent) / 100).toFixed(2)} of ${cores} cores: the figure may be the machine's limit rather than the broker's`);
     }
     return { scenario: name, broker: broker.name, peakRssMiB: statusKiB(running.pid, 'VmHWM') / 1024, ...partial };
   } finally {
@@ -96,6 +102,7 @@ function windowCosts(from: Snapshot, to: Snapshot) {
     generatorCpuSeconds,
     generatorCpuPercent: (100 * generatorCpuSeconds) / seconds,
     busiestGeneratorPercent: (100 * Math.max(...perWorker)) / seconds,
+    brokerCpuPercent: (100 * (to.brokerCpu - from.brokerCpu)) / seconds,
   };
 }
 
@@ -200,7 +207,9 @@ const idleRss: Body = async (broker, workers) => {
   const idle = await LoadWorker.start('idle', { kind: 'idle', port: broker.port, count: IDLE_CLIENTS, concurrency: 50, clientPrefix: 'bench-idle-' });
   workers.push(idle);
   const connectedAt = performance.now();
+  const connectSeconds = (connectedAt - started) / 1000;
   const generatorCpu = idle.cpuSeconds();
+  const brokerCpu = cpuSeconds(broker.pid) - cpuBefore;
   await sleep(1000);
   const after = statusKiB(broker.pid, 'VmRSS');
   const connected = (await idle.request({ cmd: 'mark' }, 'mark')).counters['connected']!;
@@ -209,10 +218,11 @@ const idleRss: Body = async (broker, workers) => {
   return {
     figures: [{ label: 'KiB/conn', value: (after - before) / IDLE_CLIENTS, unit: 'KiB', higherIsBetter: false }],
     lost: null,
-    brokerCpuSeconds: cpuSeconds(broker.pid) - cpuBefore,
+    brokerCpuSeconds: brokerCpu,
     generatorCpuSeconds: generatorCpu,
-    generatorCpuPercent: (100 * generatorCpu) / ((connectedAt - started) / 1000),
-    busiestGeneratorPercent: (100 * generatorCpu) / ((connectedAt - started) / 1000),
+    generatorCpuPercent: (100 * generatorCpu) / connectSeconds,
+    busiestGeneratorPercent: (100 * generatorCpu) / connectSeconds,
+    brokerCpuPercent: (100 * brokerCpu) / connectSeconds,
     notes,
   };
 };
