@@ -4,6 +4,7 @@
 import mqttPacket from 'mqtt-packet';
 import type { Duplex } from 'node:stream';
 import { decodeSimplePublish, FrameError, PacketFramer } from './framer.js';
+import { decodePacket } from './packet-decoder.js';
 import type { Session, Will } from './session.js';
 import type { ClientIdentity } from './types.js';
 
@@ -46,7 +47,6 @@ export class Connection {
   flushScheduled = false;
   private closeNotified = false;
   private firstByteSeen = false;
-  private readonly parser: mqttPacket.Parser;
   private readonly framer: PacketFramer;
 
   constructor(
@@ -59,17 +59,13 @@ export class Connection {
   ) {
     this.identity = { clientId: '', address, local: false };
     this.framer = new PacketFramer(host.maximumPacketSize);
-    this.parser = mqttPacket.parser({ protocolVersion: 4 });
-    this.parser.on('packet', this.onPacket);
-    this.parser.on('error', this.onParseError);
-    stream.on('data', this.onData);
+    stream.on('data', (chunk: Buffer) => this.onData(chunk));
     stream.on('drain', () => this.host.onDrain(this));
     stream.on('error', () => this.destroy());
     stream.on('close', () => this.destroy());
-    stream.on('end', () => this.destroy());
   }
 
-  private readonly onData = (chunk: Buffer): void => {
+  private onData(chunk: Buffer): void {
     if (this.closing) return;
     this.lastActivity = Date.now();
     if (!this.firstByteSeen && chunk.length > 0) {
@@ -83,10 +79,10 @@ export class Connection {
     try {
       this.framer.push(chunk, this);
     } catch (error) {
-      if (error instanceof FrameError) this.host.onProtocolError(this, Object.assign(error, { reasonCode: error.reasonCode }));
+      if (error instanceof FrameError) this.host.onProtocolError(this, error);
       else throw error;
     }
-  };
+  }
 
   /** One whole packet: PUBLISH without properties is decoded here, everything else by mqtt-packet. */
   onFrame(frame: Buffer, headerLength: number): void {
@@ -98,18 +94,8 @@ export class Connection {
         return;
       }
     }
-    this.parser.parse(frame);
+    this.host.onPacket(this, decodePacket(frame, this.connected ? this.protocolVersion : 4));
   }
-
-  private readonly onPacket = (packet: Packet): void => {
-    if (this.closing) return;
-    this.host.onPacket(this, packet);
-  };
-
-  private readonly onParseError = (error: Error): void => {
-    if (this.closing) return;
-    this.host.onProtocolError(this, Object.assign(error, { reasonCode: 0x81 }));
-  };
 
   /** Queues encoded bytes; they leave in one write per event-loop turn. */
   write(bytes: Buffer): void {
