@@ -27,9 +27,10 @@ export interface BrokerUnderTest {
 
 const START_TIMEOUT_MS = 15_000;
 
-export async function prepareBroker(name: BrokerName): Promise<BrokerUnderTest> {
+/** `fieldgateNodeArgs`: extra `node` options for fieldgate's process only (e.g. V8 heap flags the CLI may ship with). */
+export async function prepareBroker(name: BrokerName, fieldgateNodeArgs: string[] = []): Promise<BrokerUnderTest> {
   switch (name) {
-    case 'fieldgate': return prepareFieldgate();
+    case 'fieldgate': return prepareFieldgate(fieldgateNodeArgs);
     case 'mosquitto': return prepareMosquitto();
     case 'aedes': return prepareAedes();
   }
@@ -55,7 +56,7 @@ function distIsFresh(): boolean {
   }
 }
 
-async function prepareFieldgate(): Promise<BrokerUnderTest> {
+async function prepareFieldgate(nodeArgs: string[]): Promise<BrokerUnderTest> {
   const server = await nodeCommandFor('broker/servers/fieldgate.ts');
   let args: string[];
   let how: string;
@@ -82,11 +83,12 @@ async function prepareFieldgate(): Promise<BrokerUnderTest> {
     const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], { cwd: repoDir, encoding: 'utf8' }).trim();
     if (dirty) commit += ' + uncommitted changes in src/';
   } catch { /* not a git checkout */ }
+  if (nodeArgs.length > 0) how += `; node options: ${nodeArgs.join(' ')}`;
   return {
     name: 'fieldgate',
     version: `${packageJson.version} (${commit})`,
     how,
-    launch: () => launchNodeServer(args),
+    launch: () => launchNodeServer([...nodeArgs, ...args]),
   };
 }
 

@@ -1,4 +1,5 @@
-// `npm run bench -- broker [--brokers fieldgate,mosquitto,aedes] [--scenarios fanin,...] [--measure-ms 3000] [--batch N] [--no-write]`
+// `npm run bench -- broker [--brokers fieldgate,mosquitto,aedes] [--scenarios fanin,...] [--measure-ms 3000] [--batch N] [--idle-clients N]
+//   [--fieldgate-node-args "--max-semi-space-size=1"] [--no-write]`
 // Runs every scenario against every broker in turn, prints one table and writes it, with the
 // machine and versions, to bench/results/YYYY-MM-DD-broker.md (full runs only, unless --write).
 
@@ -15,6 +16,7 @@ interface Options {
   scenarios: ScenarioName[];
   timing: Timing;
   write: boolean | null;
+  fieldgateNodeArgs: string[];
 }
 
 function listOption<T extends string>(value: string | undefined, allowed: readonly T[], flag: string): T[] {
@@ -27,7 +29,7 @@ function listOption<T extends string>(value: string | undefined, allowed: readon
 }
 
 function parseOptions(args: string[]): Options {
-  const options: Options = { brokers: [...brokerNames], scenarios: [...scenarioNames], timing: { warmupMs: 1000, measureMs: 3000, publishBatch: null }, write: null };
+  const options: Options = { brokers: [...brokerNames], scenarios: [...scenarioNames], timing: { warmupMs: 1000, measureMs: 3000, publishBatch: null, idleClients: 1000 }, write: null, fieldgateNodeArgs: [] };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     switch (arg) {
@@ -36,13 +38,17 @@ function parseOptions(args: string[]): Options {
       case '--measure-ms': options.timing.measureMs = Number(args[++i]); break;
       case '--warmup-ms': options.timing.warmupMs = Number(args[++i]); break;
       case '--batch': options.timing.publishBatch = Number(args[++i]); break;
+      case '--idle-clients': options.timing.idleClients = Number(args[++i]); break;
+      case '--fieldgate-node-args': options.fieldgateNodeArgs = (args[++i] ?? '').split(/\s+/).filter(Boolean); break;
       case '--write': options.write = true; break;
       case '--no-write': options.write = false; break;
-      default: throw new Error(`unknown option ${arg} (options: --brokers, --scenarios, --measure-ms, --warmup-ms, --batch, --write, --no-write)`);
+      default: throw new Error(`unknown option ${arg} (options: --brokers, --scenarios, --measure-ms, --warmup-ms, --batch, --idle-clients, --fieldgate-node-args, --write, --no-write)`);
     }
   }
   if (!(options.timing.measureMs >= 500 && options.timing.measureMs <= 30_000)) throw new Error('--measure-ms must be between 500 and 30000');
   if (!(options.timing.warmupMs >= 200 && options.timing.warmupMs <= 10_000)) throw new Error('--warmup-ms must be between 200 and 10000');
+  const idle = options.timing.idleClients;
+  if (!(Number.isInteger(idle) && idle >= 100 && idle <= 10_000)) throw new Error('--idle-clients must be an integer from 100 to 10000');
   const batch = options.timing.publishBatch;
   if (batch !== null && !(Number.isInteger(batch) && batch >= 1 && batch <= 256)) throw new Error('--batch must be an integer from 1 to 256');
   return options;
@@ -54,7 +60,7 @@ export async function run(args: string[]): Promise<void> {
   const loadBefore = loadAverage();
   const generator = await nodeCommandFor('broker/load/worker.ts');
   const brokers: BrokerUnderTest[] = [];
-  for (const name of options.brokers) brokers.push(await prepareBroker(name));
+  for (const name of options.brokers) brokers.push(await prepareBroker(name, options.fieldgateNodeArgs));
 
   const results: ScenarioResult[] = [];
   for (const scenario of options.scenarios) {
