@@ -106,6 +106,17 @@ export const bridgeConfigSchema = z
     }
   });
 
+/** The gateway config's `bridges` array: like z.array(bridgeConfigSchema), plus unique names (they name the outbox tables). */
+export const bridgeListSchema = z.array(bridgeConfigSchema).superRefine((bridges, ctx) => {
+  const seen = new Map<string, number>();
+  bridges.forEach((b, i) => {
+    const first = seen.get(b.name);
+    if (first !== undefined) {
+      ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `duplicate bridge name "${b.name}" (also at [${first}]): each bridge needs its own name` });
+    } else seen.set(b.name, i);
+  });
+});
+
 export type BridgeConfigInput = z.input<typeof bridgeConfigSchema>;
 export type BridgeConfig = z.output<typeof bridgeConfigSchema>;
 export type BridgeRule = z.output<typeof bridgeRuleSchema>;

@@ -12,7 +12,7 @@ import { Backoff } from './backoff.js';
 import { connectOptions, describeConnectError } from './connection.js';
 import { localFilter, toRemoteTopic, topicMatches } from './topics.js';
 
-export { bridgeConfigSchema, parseBridgeConfig, formatConfigIssues } from './config.js';
+export { bridgeConfigSchema, bridgeListSchema, parseBridgeConfig, formatConfigIssues } from './config.js';
 export type { BridgeConfig, BridgeConfigInput, BridgeRule } from './config.js';
 export type { BridgeState } from './status.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { bridgeConfigSchema, parseBridgeConfig, formatConfigIssues } from '../../src/bridge/config.js';
+import { bridgeConfigSchema, bridgeListSchema, parseBridgeConfig, formatConfigIssues } from '../../src/bridge/config.js';
 import { connectOptions, describeConnectError } from '../../src/bridge/connection.js';
 import { Backoff } from '../../src/bridge/backoff.js';
 import { toLocalTopic, toRemoteTopic, topicMatches } from '../../src/bridge/topics.js';
@@ -46,6 +46,14 @@ describe('bridge config', () => {
     const r = gateway.safeParse({ bridges: [minimal, { ...minimal, name: 'bad name' }] });
     expect(r.success).toBe(false);
     expect(formatConfigIssues(r.error!)).toMatch(/bridges\[1\]\.name: must be 1-64 characters/);
+  });
+});
+
+describe('bridge list', () => {
+  it('refuses two bridges with the same name, naming both positions', () => {
+    const r = z.object({ bridges: bridgeListSchema }).safeParse({ bridges: [minimal, { ...minimal, clientId: 'gw-2' }] });
+    expect(r.success).toBe(false);
+    expect(formatConfigIssues(r.error!)).toMatch(/bridges\[1\]\.name: duplicate bridge name "cloud" \(also at \[0\]\)/);
   });
 });
 
