@@ -88,7 +88,7 @@ describe('bridge store-and-forward (Aedes remote)', () => {
     const result = checkSequence(remote.payloads('fleet/gw-1/sensors/a'), 8000);
     expect(result).toMatchObject({ missing: [], outOfOrder: 0 });
     expect(result.duplicates).toBeLessThanOrEqual(64);
-    expect(gw.bridge.state().connects).toBe(2);
+    expect(gw.bridge.state().connects).toBeGreaterThanOrEqual(2);
   }, 90_000);
 
   it('delivers a cloud command through an in rule to a local MQTT subscriber', async () => {
