@@ -81,6 +81,7 @@ export interface ReportContext {
   brokers: BrokerUnderTest[];
   generator: string;
   timing: Timing;
+  rounds: number;
   args: string[];
 }
 
@@ -107,6 +108,9 @@ export function renderReport(results: ScenarioResult[], context: ReportContext):
     `Loopback, 64-byte payloads, MQTT 3.1.1, a fresh broker process per scenario; throughput measured over ${context.timing.measureMs} ms after ${context.timing.warmupMs} ms of warm-up;`,
     `publishers write ${context.timing.publishBatch ?? '32 (fan-in) / 16 (fan-out)'} PUBLISH packets per socket write and keep at most 2,048 (QoS 0) / 256 (QoS 1) messages not yet handled by the broker.`,
     `RSS per idle connection: ${context.timing.idleClients.toLocaleString('en-US')} clients.`,
+    context.rounds > 1
+      ? `Each scenario ran ${context.rounds} rounds per broker, interleaved; the table shows the best round (latency: lowest p99) and, under "lost", the worst round's loss.`
+      : 'Each scenario ran once per broker.',
     'Ratios are fieldgate ÷ that broker: above 1 is better for rates, below 1 is better for latency and memory.',
     '',
     renderTable(results, context.brokers.map((b) => b.name)),
