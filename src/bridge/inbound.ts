@@ -5,7 +5,7 @@ import type { LocalClient, PublishOptions, QoS } from '../broker/types.js';
 import type { Logger } from '../log.js';
 import type { BridgeConfig, BridgeRule } from './config.js';
 import { remoteFilter, toLocalTopic, topicMatches } from './topics.js';
-import { describe } from './outbox.js';
+import { describeError } from './outbox.js';
 
 export class Inbound {
   private readonly rules: BridgeRule[];
@@ -32,7 +32,7 @@ export class Inbound {
         (err: unknown) => {
           // The local broker refuses only for good (invalid topic, denied): acknowledge so the remote does not redeliver forever.
           this.refused += 1;
-          this.logger.error({ bridge: this.config.name, topic: packet.topic, err: describe(err) }, 'bridge: local broker refused a remote message; dropped');
+          this.logger.error({ bridge: this.config.name, topic: packet.topic, err: describeError(err) }, 'bridge: local broker refused a remote message; dropped');
           done();
         },
       );
@@ -52,7 +52,7 @@ export class Inbound {
     await new Promise<void>((resolve) => {
       client.subscribe(map, (err, granted) => {
         if (err) {
-          this.logger.error({ bridge: this.config.name, err: describe(err) }, 'bridge: remote subscription failed');
+          this.logger.error({ bridge: this.config.name, err: describeError(err) }, 'bridge: remote subscription failed');
         }
         for (const g of granted ?? []) {
           if (g.qos === 128 || g.qos > 2) {

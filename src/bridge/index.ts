@@ -4,7 +4,7 @@ import type { Database } from 'better-sqlite3';
 import type { LocalClient, Message } from '../broker/types.js';
 import type { Logger } from '../log.js';
 import { bridgeConfigSchema, formatConfigIssues, type BridgeConfig, type BridgeConfigInput, type BridgeRule } from './config.js';
-import { Outbox, describe } from './outbox.js';
+import { Outbox, describeError } from './outbox.js';
 import { Sender } from './sender.js';
 import { Inbound } from './inbound.js';
 import { StatusPublisher, type BridgeState } from './status.js';
@@ -135,7 +135,7 @@ class Bridge {
     try {
       this.sender.flush();
     } catch (err) {
-      this.logger.warn({ err: describe(err) }, 'bridge: acknowledged rows not deleted at stop; they will be sent again (stop bridges before closing the broker)');
+      this.logger.warn({ err: describeError(err) }, 'bridge: acknowledged rows not deleted at stop; they will be sent again (stop bridges before closing the broker)');
     }
     this.connected = false;
     this.status.publishConnected(false);
@@ -159,7 +159,7 @@ class Bridge {
         dropped = s.dropped;
         dead = s.dead;
       } catch (err) {
-        this.outboxError = `outbox unreadable: ${describe(err)}`;
+        this.outboxError = `outbox unreadable: ${describeError(err)}`;
       }
     }
     return {
@@ -188,7 +188,7 @@ class Bridge {
     try {
       this.outbox.open();
     } catch (err) {
-      this.outboxError = describe(err);
+      this.outboxError = describeError(err);
       this.logger.error({ err: this.outboxError, retryInMs: OUTBOX_RETRY_MS }, 'bridge: outbox unusable; outbound messages are not taken until it opens');
       this.outboxRetryTimer = setTimeout(() => this.openOutbox(), OUTBOX_RETRY_MS);
       this.outboxRetryTimer.unref();
@@ -223,12 +223,12 @@ class Bridge {
       // and is retried with the publisher's acknowledgement withheld: nothing is lost while the cause lasts.
       this.outbox.markSuspect();
       this.enqueueErrors += 1;
-      this.outboxError = `outbox write failed: ${describe(err)}`;
+      this.outboxError = `outbox write failed: ${describeError(err)}`;
       const now = Date.now();
       if (now - this.lastEnqueueErrorLog >= ERROR_LOG_INTERVAL_MS) {
         this.lastEnqueueErrorLog = now;
         this.logger.error(
-          { err: describe(err), failures: this.enqueueErrors, topic: message.topic },
+          { err: describeError(err), failures: this.enqueueErrors, topic: message.topic },
           'bridge: cannot append to the outbox (disk full or database unwritable?)',
         );
       }
@@ -244,7 +244,7 @@ class Bridge {
         this.outbox.expireOld();
         if (this.outbox.suspect) this.outbox.resync();
       } catch (err) {
-        this.logger.error({ err: describe(err) }, 'bridge: outbox maintenance failed');
+        this.logger.error({ err: describeError(err) }, 'bridge: outbox maintenance failed');
       }
     }
     this.status.publishCounters(this.state());
@@ -258,7 +258,7 @@ class Bridge {
     try {
       options = connectOptions(this.config);
     } catch (err) {
-      this.noteFailure(describe(err));
+      this.noteFailure(describeError(err));
       this.scheduleReconnect();
       return;
     }

@@ -138,7 +138,7 @@ export class Outbox {
       this.lastInsertId = this.committedSequence();
       this.resync();
     } catch (err) {
-      throw new Error(`bridge "${this.bridgeName}": cannot open the outbox table ${this.table} in the gateway database: ${describe(err)}`);
+      throw new Error(`bridge "${this.bridgeName}": cannot open the outbox table ${this.table} in the gateway database: ${describeError(err)}`);
     }
   }
 
@@ -347,7 +347,7 @@ function decodeProperties(json: string): MessageProperties | undefined {
   }
 }
 
-export function describe(err: unknown): string {
+export function describeError(err: unknown): string {
   if (err instanceof Error) {
     const code = (err as { code?: unknown }).code;
     return code !== undefined ? `${err.message} (${String(code)})` : err.message;

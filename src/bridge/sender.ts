@@ -3,7 +3,7 @@ import mqttPacket from 'mqtt-packet';
 import type { IClientPublishOptions, MqttClient } from 'mqtt';
 import type { Logger } from '../log.js';
 import type { Outbox, OutboxRow } from './outbox.js';
-import { describe } from './outbox.js';
+import { describeError } from './outbox.js';
 import { permanentPubackCodes } from './connection.js';
 
 export interface SenderOptions {
@@ -175,7 +175,7 @@ export class Sender {
       }
     } catch (err) {
       this.outbox.markSuspect();
-      this.logger.error({ bridge: this.outbox.bridgeName, err: describe(err) }, 'bridge: cannot read the outbox; retrying in 1 s');
+      this.logger.error({ bridge: this.outbox.bridgeName, err: describeError(err) }, 'bridge: cannot read the outbox; retrying in 1 s');
       setTimeout(() => this.schedulePump(), 1000).unref();
     }
   }
@@ -230,7 +230,7 @@ export class Sender {
         } catch (deadErr) {
           // Left in the outbox: tried again after the next reconnect.
           this.outbox.markSuspect();
-          this.logger.error({ bridge: this.outbox.bridgeName, err: describe(deadErr) }, 'bridge: cannot move a refused message to bridge_dead');
+          this.logger.error({ bridge: this.outbox.bridgeName, err: describeError(deadErr) }, 'bridge: cannot move a refused message to bridge_dead');
         }
         this.schedulePump();
         return;
@@ -313,7 +313,7 @@ export class Sender {
       }
       // Keep them: they will be deleted on the next flush, or resent (a duplicate) after a restart.
       this.outbox.markSuspect();
-      this.logger.error({ bridge: this.outbox.bridgeName, err: describe(err), rows: ids.length }, 'bridge: cannot delete acknowledged rows from the outbox');
+      this.logger.error({ bridge: this.outbox.bridgeName, err: describeError(err), rows: ids.length }, 'bridge: cannot delete acknowledged rows from the outbox');
       if (!this.ackFlushScheduled) {
         this.ackFlushScheduled = true;
         setTimeout(() => {

@@ -1,7 +1,7 @@
 // Bridge state published into the local broker under $SYS/broker/connection/<name>/…, retained, as Mosquitto does.
 import type { LocalClient } from '../broker/types.js';
 import type { Logger } from '../log.js';
-import { describe } from './outbox.js';
+import { describeError } from './outbox.js';
 
 export interface BridgeState {
   name: string;
@@ -67,7 +67,7 @@ export class StatusPublisher {
 
   private put(suffix: string, value: string): void {
     this.local.publish(`${this.base}/${suffix}`, value, { qos: 0, retain: true }).catch((err: unknown) => {
-      this.logger.debug({ topic: `${this.base}/${suffix}`, err: describe(err) }, 'bridge: cannot publish state');
+      this.logger.debug({ topic: `${this.base}/${suffix}`, err: describeError(err) }, 'bridge: cannot publish state');
     });
   }
 }
