@@ -379,7 +379,7 @@ export class Broker implements ConnectionHost, OutboundHost {
     };
     const replaced = this.tree.add(subscription);
     if (subscriber instanceof Session) {
-      subscriber.subscriptions.set(sub.filter, subscription as Subscription<Session>);
+      subscriber.addSubscription(subscription as Subscription<Session>);
       if (subscriber.persistent) this.store.saveSubscription(subscriber.clientId, sub);
     }
     return { existed: replaced !== undefined, subscription };
@@ -471,7 +471,7 @@ export class Broker implements ConnectionHost, OutboundHost {
       this.sessions.set(session.clientId, session);
       for (const sub of stored.subscriptions) this.addSubscription(session, sub);
       restoreDeliveries(session, stored.deliveries);
-      for (const id of stored.incomingQos2) session.incomingQos2.add(id);
+      for (const id of stored.incomingQos2) session.addIncomingQos2(id);
       if (expiresAt !== Infinity) this.scheduleExpiry(session, expiresAt - now);
     }
     this.store.flush();

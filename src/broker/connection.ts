@@ -10,6 +10,21 @@ import type { ClientIdentity } from './types.js';
 
 export type Packet = mqttPacket.Packet;
 
+// Stream listeners shared by all connections (an emitter calls them with `this` = the stream),
+// so an idle connection holds no closures of its own.
+const owner = Symbol('fieldgate.connection');
+type OwnedStream = Duplex & { [owner]: Connection };
+function onStreamData(this: OwnedStream, chunk: Buffer): void {
+  this[owner].onData(chunk);
+}
+function onStreamDrain(this: OwnedStream): void {
+  const connection = this[owner];
+  connection.host.onDrain(connection);
+}
+function onStreamGone(this: OwnedStream): void {
+  this[owner].destroy();
+}
+
 export interface ConnectionHost {
   readonly maximumPacketSize: number;
   /** Per-connection output buffer above which QoS 0 deliveries are dropped (slow or stalled reader). */
@@ -50,7 +65,7 @@ export class Connection {
   private readonly framer: PacketFramer;
 
   constructor(
-    private readonly host: ConnectionHost,
+    readonly host: ConnectionHost,
     readonly stream: Duplex,
     readonly address: string,
     readonly certificateUser?: string,
@@ -59,13 +74,14 @@ export class Connection {
   ) {
     this.identity = { clientId: '', address, local: false };
     this.framer = new PacketFramer(host.maximumPacketSize);
-    stream.on('data', (chunk: Buffer) => this.onData(chunk));
-    stream.on('drain', () => this.host.onDrain(this));
-    stream.on('error', () => this.destroy());
-    stream.on('close', () => this.destroy());
+    (stream as OwnedStream)[owner] = this;
+    stream.on('data', onStreamData);
+    stream.on('drain', onStreamDrain);
+    stream.on('error', onStreamGone);
+    stream.on('close', onStreamGone);
   }
 
-  private onData(chunk: Buffer): void {
+  onData(chunk: Buffer): void {
     if (this.closing) return;
     this.lastActivity = Date.now();
     if (!this.firstByteSeen && chunk.length > 0) {

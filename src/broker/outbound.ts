@@ -174,7 +174,7 @@ function sendNew(host: OutboundHost, session: Session, connection: Connection, d
     host.countDropped(session, "message larger than the client's Maximum Packet Size");
     return;
   }
-  session.inflight.set(delivery.packetId, delivery);
+  session.addInflight(delivery);
   if (delivery.seq !== 0) host.store.markSent(delivery);
   connection.write(bytes);
   host.countSent();
@@ -217,7 +217,7 @@ export function resume(host: OutboundHost, session: Session): void {
 /** A session's queue and in-flight messages, from SQLite after a restart, split by state. */
 export function restoreDeliveries(session: Session, deliveries: Delivery[]): void {
   for (const delivery of deliveries) {
-    if (delivery.packetId !== 0 && !session.inflight.has(delivery.packetId)) session.inflight.set(delivery.packetId, delivery);
+    if (delivery.packetId !== 0 && !session.inflight.has(delivery.packetId)) session.addInflight(delivery);
     else {
       delivery.packetId = 0;
       session.queue.push(delivery);

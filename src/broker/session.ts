@@ -9,6 +9,24 @@ import type { Message, QoS } from './types.js';
 /** Session expiry interval meaning "never expires" (v5 0xFFFFFFFF; also used for 3.1.1 persistent sessions). */
 export const NEVER_EXPIRES = 0xffffffff;
 
+/**
+ * Most sessions never subscribe to much or have messages in flight: they share these empty
+ * collections until their first write (an idle connection then costs far less memory).
+ */
+class SharedEmptyMap<K, V> extends Map<K, V> {
+  override set(): this {
+    throw new Error('internal error: write to a shared empty map');
+  }
+}
+class SharedEmptySet<T> extends Set<T> {
+  override add(): this {
+    throw new Error('internal error: write to a shared empty set');
+  }
+}
+const noSubscriptions = new SharedEmptyMap<string, Subscription<Session>>();
+const nothingInflight = new SharedEmptyMap<number, Delivery>();
+const noIncomingQos2 = new SharedEmptySet<number>();
+
 export interface Will {
   message: Message;
   delaySeconds: number;
@@ -23,13 +41,13 @@ export class Session implements Subscriber {
   routeRetain = false;
   routeSubscriptionIds: number[] | undefined = undefined;
   connection: Connection | null = null;
-  readonly subscriptions = new Map<string, Subscription<Session>>();
+  subscriptions: Map<string, Subscription<Session>> = noSubscriptions;
   /** Sent and not yet acknowledged, by packet id, in send order. */
-  readonly inflight = new Map<number, Delivery>();
+  inflight: Map<number, Delivery> = nothingInflight;
   /** Waiting for the client's receive window (or for the client to come back). */
   queue: Delivery[] = [];
   queuedBytes = 0;
-  readonly incomingQos2 = new Set<number>();
+  incomingQos2: Set<number> = noIncomingQos2;
   expiryTimer: NodeJS.Timeout | null = null;
   willTimer: NodeJS.Timeout | null = null;
   pendingWill: Will | null = null;
@@ -46,6 +64,21 @@ export class Session implements Subscriber {
   /** Whether the session outlives its connection and so lives in SQLite. */
   get persistent(): boolean {
     return this.expiryInterval > 0;
+  }
+
+  addSubscription(subscription: Subscription<Session>): void {
+    if (this.subscriptions === noSubscriptions) this.subscriptions = new Map();
+    this.subscriptions.set(subscription.filter, subscription);
+  }
+
+  addInflight(delivery: Delivery): void {
+    if (this.inflight === nothingInflight) this.inflight = new Map();
+    this.inflight.set(delivery.packetId, delivery);
+  }
+
+  addIncomingQos2(packetId: number): void {
+    if (this.incomingQos2 === noIncomingQos2) this.incomingQos2 = new Set();
+    this.incomingQos2.add(packetId);
   }
 
   /** Next packet id not in use by a message in flight [MQTT-2.3.1-2]. */

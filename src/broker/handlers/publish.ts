@@ -64,7 +64,7 @@ export function handlePublish(broker: Broker, connection: Connection, packet: mq
   if (qos === 0) return;
   connection.incomingUnacked++;
   if (qos === 2) {
-    session.incomingQos2.add(id);
+    session.addIncomingQos2(id);
     if (session.persistent) broker.store.saveIncomingQos2(session.clientId, id);
   }
   const reasonCode = v5 && !accepted ? QUOTA_EXCEEDED : undefined;
