@@ -4,9 +4,14 @@ import type { IPublishPacket, IPubrecPacket, IPubackPacket, IPubcompPacket, IPub
 import { describe, expect, it } from 'vitest';
 import { sleep, uniqueTopic, useHarness, waitFor, type Harness, type RawClient } from '../helpers/broker.js';
 
-async function rawSubscriber(h: Harness, port: number, filter: string, qos: 0 | 1 | 2, clientId: string, options: { clean?: boolean; version?: 4 | 5 } = {}): Promise<RawClient> {
+async function rawSubscriber(h: Harness, port: number, filter: string, qos: 0 | 1 | 2, clientId: string, options: { clean?: boolean; version?: 4 | 5; willTopic?: string } = {}): Promise<RawClient> {
   const raw = await h.raw(port, options.version ?? 4);
-  await raw.connect({ clientId, clean: options.clean ?? true, ...(options.version === 5 && options.clean === false ? { properties: { sessionExpiryInterval: 3600 } } : {}) });
+  await raw.connect({
+    clientId,
+    clean: options.clean ?? true,
+    ...(options.version === 5 && options.clean === false ? { properties: { sessionExpiryInterval: 3600 } } : {}),
+    ...(options.willTopic ? { will: { topic: options.willTopic, payload: Buffer.from('gone'), qos: 0, retain: false } } : {}),
+  });
   raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: filter, qos }] });
   await raw.next('suback');
   return raw;
@@ -163,14 +168,17 @@ describe('redelivery on reconnect, in order', () => {
     it(`MQTT ${version === 4 ? '3.1.1' : '5.0'}: unacknowledged QoS 1 messages come back with DUP=1, the same ids, in the original order, before new ones [MQTT-4.4.0-1, MQTT-4.6.0-1]`, async () => {
       const { port } = await h.broker();
       const topic = uniqueTopic('redeliver');
-      const sub = await rawSubscriber(h, port, topic, 1, `redeliver-${version}`, { clean: false, version });
       const pub = version === 4 ? await h.v4(port, { clientId: 'rpub' }) : await h.v5(port, { clientId: 'rpub' });
+      await pub.subscribe('gone/#', { qos: 0 });
+      const sub = await rawSubscriber(h, port, topic, 1, `redeliver-${version}`, { clean: false, version, willTopic: `gone/${version}` });
       for (let i = 0; i < 5; i++) await pub.publish(topic, `m${i}`, { qos: 1 });
       await waitFor(() => sub.peek('publish').length >= 5);
       const first = sub.peek('publish') as IPublishPacket[];
       sub.destroy(); // no acknowledgements, no DISCONNECT
       await sub.waitClosed();
-      await pub.publish(topic, 'm5', { qos: 1 }); // published while away
+      // the will tells us the broker has seen the connection go: m5 is then never sent before the reconnect
+      await waitFor(() => pub.messages.some((m) => m.topic === `gone/${version}`), 10_000, 'the broker to notice the lost connection');
+      await pub.publish(topic, 'm5', { qos: 1 }); // published while away: first sent after the reconnect, so DUP=0 [MQTT-3.3.1-1]
 
       const again = await h.raw(port, version);
       const connack = await again.connect({ clientId: `redeliver-${version}`, clean: false, ...(version === 5 ? { properties: { sessionExpiryInterval: 3600 } } : {}) });

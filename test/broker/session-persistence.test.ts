@@ -23,6 +23,21 @@ describe('persistent sessions within one broker run', () => {
     expect(back.texts()).toEqual(Array.from({ length: 20 }, (_, i) => `m${i}`));
   });
 
+  it('queued messages of the same topic and QoS keep their order [MQTT-4.6.0-6]', async () => {
+    const { port } = await h.broker();
+    const sub = await h.v4(port, { clientId: 'ordered', clean: false });
+    await sub.subscribe('ord/t', { qos: 2 });
+    await sub.end();
+    const pub = await h.v4(port, { clientId: 'pub' });
+    for (let i = 0; i < 30; i++) await pub.publish('ord/t', `${i % 2 === 0 ? 'a' : 'b'}${i}`, { qos: (1 + (i % 2)) as 1 | 2 });
+    const back = await h.v4(port, { clientId: 'ordered', clean: false });
+    await back.waitMessages(30);
+    const q1 = back.messages.filter((m) => m.qos === 1).map((m) => m.text);
+    const q2 = back.messages.filter((m) => m.qos === 2).map((m) => m.text);
+    expect(q1).toEqual(Array.from({ length: 15 }, (_, k) => `a${2 * k}`));
+    expect(q2).toEqual(Array.from({ length: 15 }, (_, k) => `b${2 * k + 1}`));
+  });
+
   it('cleanSession=1 discards the stored session, and it stays discarded [MQTT-3.1.2-6]', async () => {
     const { port } = await h.broker();
     const sub = await h.v4(port, { clientId: 'discard', clean: false });
