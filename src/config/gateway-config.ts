@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { bridgeConfigSchema } from '../bridge/config.js';
+import { bridgeListSchema } from '../bridge/config.js';
 
 const port = z.number().int().min(0).max(65535);
 
@@ -64,7 +64,7 @@ export const gatewayConfigSchema = z.strictObject({
   }).default({}),
   devices: z.array(z.string()).default([]).describe('Device-mapping files, relative to this config file'),
   demo: z.boolean().default(false).describe('Start the built-in simulated energy meter and its mapping'),
-  bridges: z.array(bridgeConfigSchema).default([]),
+  bridges: bridgeListSchema.default([]),
   metrics: z.strictObject({ host: z.string().default('127.0.0.1'), port: port.default(9883) }).optional(),
 });
 

@@ -260,11 +260,9 @@ export class Store {
         else s.upsertRetained.run(op.topic, op.message.payload, op.message.qos, encodeProperties(op.message.properties), op.message.expiresAt ?? null);
         break;
       case 'durable':
-        try {
-          op.handler(op.message);
-        } catch (error) {
-          this.options.onError(error);
-        }
+        // A failing durable handler (the bridge outbox) fails the whole commit: the batch is retried
+        // and its acknowledgements held, so nothing is acknowledged that was not stored.
+        op.handler(op.message);
         break;
     }
   }
