@@ -8,11 +8,12 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 type ParseArgsOptionsConfig = NonNullable<ParseArgsConfig['options']>;
 import { z } from 'zod';
 import { addOrUpdateUser } from './auth/password-file.js';
-import { ConfigError, embeddedDefaultConfig, gatewayConfigSchema, loadGatewayConfig, type GatewayConfig } from './config/gateway-config.js';
-import { deviceMappingJsonSchema } from './devices/index.js';
+import { ConfigError, gatewayConfigSchema, type GatewayConfig } from './config/gateway-config.js';
+import { checkGatewayConfig } from './config/check.js';
+import { describeMapping, deviceMappingJsonSchema } from './devices/index.js';
 import { formatProbe, probeRegisters } from './devices/modbus/probe.js';
 import type { ModbusBus } from './devices/modbus/schema.js';
-import { listenerConfigs, loadMappingsOrThrow, startGateway } from './gateway.js';
+import { anonymousAllowed, listenerConfigs, startGateway } from './gateway.js';
 import { createLogger, type LogLevel } from './log.js';
 import { VERSION } from './version.js';
 
@@ -69,10 +70,6 @@ function parse(args: string[], options: ParseArgsOptionsConfig, allowPositionals
 
 class UsageError extends Error {}
 
-function loadConfig(file: string | undefined): GatewayConfig {
-  return file === undefined ? embeddedDefaultConfig() : loadGatewayConfig(file);
-}
-
 function reportConfigErrors(error: unknown): number {
   if (error instanceof ConfigError) {
     process.stderr.write(`fieldgate: the configuration has ${error.errors.length} error${error.errors.length > 1 ? 's' : ''}:\n`);
@@ -93,7 +90,7 @@ async function run(args: string[]): Promise<number> {
       config: { type: 'string', short: 'c' }, host: { type: 'string' }, port: { type: 'string', short: 'p' },
       data: { type: 'string' }, 'log-level': { type: 'string' },
     });
-    config = loadConfig(values.config as string | undefined);
+    config = checkGatewayConfig(values.config as string | undefined).config;
     if (values.host !== undefined) config.broker.host = values.host as string;
     if (values.port !== undefined) {
       const port = Number(values.port);
@@ -147,29 +144,19 @@ async function check(args: string[]): Promise<number> {
   try {
     const { values } = parse(args, { config: { type: 'string', short: 'c' } });
     const file = values.config as string | undefined;
-    const config = loadConfig(file);
-    const errors: string[] = [];
-    let summary = '';
-    try {
-      const mapping = config.devices.length > 0 ? loadMappingsOrThrow(config.devices) : null;
-      if (mapping) {
-        for (const d of mapping.modbusDevices) {
-          summary += `  device ${d.id} (modbus, bus ${d.bus.id}, unit ${d.unitId}): ${d.points.length} points under ${d.topicPrefix}/\n`;
-        }
-        for (const d of mapping.lineDevices) summary += `  device ${d.id} (line, bus ${d.bus}): ${Object.keys(d.fields).length} fields\n`;
-      }
-    } catch (error) {
-      if (error instanceof ConfigError) errors.push(...error.errors);
-      else throw error;
-    }
-    if (errors.length > 0) throw new ConfigError(errors);
+    const { config, mapping } = checkGatewayConfig(file);
     const out: string[] = [`${file ?? '(embedded default)'}: OK`];
-    for (const l of listenerConfigs(config)) out.push(`  listener ${l.type}://${l.host}:${l.port}${l.type.startsWith('ws') ? l.path : ''}`);
+    for (const l of listenerConfigs(config)) {
+      const anonymous = anonymousAllowed(config, l) ? 'anonymous allowed' : 'user name and password required';
+      out.push(`  listener ${l.type}://${l.host}:${l.port}${l.type.startsWith('ws') ? l.path : ''} (${anonymous})`);
+    }
     out.push(`  data in ${config.broker.dataDir} (durability ${config.broker.durability})`);
+    if (config.auth.passwordFile) out.push(`  password file ${config.auth.passwordFile}`);
+    if (config.auth.aclFile) out.push(`  ACL file ${config.auth.aclFile}`);
     if (config.demo) out.push('  demo: simulated SDM120 energy meter under fieldgate/demo-meter/');
-    if (summary) out.push(summary.trimEnd());
+    if (mapping) for (const line of describeMapping(mapping)) out.push(`  ${line}`);
     for (const b of config.bridges) out.push(`  bridge ${b.name} → ${b.url}: ${b.rules.map((r) => `${r.direction} ${r.localPrefix}${r.filter}`).join(', ')}`);
-    if (config.metrics) out.push(`  metrics on http://${config.metrics.host}:${config.metrics.port}/metrics`);
+    if (config.metrics) out.push(`  metrics on http://${config.metrics.host}:${config.metrics.port}/metrics, health on /healthz`);
     process.stdout.write(out.join('\n') + '\n');
     return 0;
   } catch (error) {

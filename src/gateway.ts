@@ -31,7 +31,7 @@ export function listenerConfigs(config: GatewayConfig): ListenerConfig[] {
 }
 
 /** Anonymous clients are allowed by default only on loopback listeners (as Mosquitto 2 does). */
-function anonymousAllowed(config: GatewayConfig, listener: ListenerConfig): boolean {
+export function anonymousAllowed(config: GatewayConfig, listener: ListenerConfig): boolean {
   return listener.allowAnonymous ?? config.auth.allowAnonymous ?? isLoopback(listener.host);
 }
 
@@ -47,7 +47,9 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   if (config.auth.passwordFile !== undefined || config.auth.aclFile !== undefined) {
     auth = createAuth({
       passwordFile: config.auth.passwordFile, aclFile: config.auth.aclFile,
-      allowAnonymous: config.auth.allowAnonymous ?? listenerList.every((l) => isLoopback(l.host)), logger,
+      // Each listener decides whether clients without a user name get in (anonymousAllowed, checked by
+      // the broker before this hook): the hook itself must not refuse them on a loopback listener.
+      allowAnonymous: true, logger,
     });
   }
 
@@ -63,13 +65,16 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
 
   const listeners: OpenListener[] = [];
   let meter: SimulatedMeter | null = null;
-  let devices: DevicesHandle | null = null;
+  // One handle per mapping file, so a reload restarts only the files that changed (a bus and its
+  // devices always live in one file: bus ids are unique across files).
+  const devicesByFile = new Map<string, { text: string; handle: DevicesHandle }>();
+  const deviceStatus = () => [...devicesByFile.values()].flatMap((d) => d.handle.status());
   const bridges: BridgeHandle[] = [];
   let metricsServer: MetricsServer | null = null;
 
   const stop = async (): Promise<void> => {
     await Promise.all(bridges.map((bridge) => bridge.stop()));
-    await devices?.stop();
+    await Promise.all([...devicesByFile.values()].map((d) => d.handle.stop()));
     await meter?.stop();
     await metricsServer?.close();
     await Promise.all(listeners.map((l) => l.close().catch(() => undefined)));
@@ -87,17 +92,22 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       }
     }
 
-    let deviceFiles = config.devices;
+    logger.info(`watch the readings: ${watchCommand(listeners[0], config.auth.passwordFile !== undefined)}`);
+
+    const deviceFiles = [...config.devices];
     if (config.demo) {
       meter = await startSimulatedMeter({ port: 0, logger: logger.child({ part: 'demo-meter' }) });
       const demoFile = writeDemoMapping(path.join(b.dataDir, 'demo'), meter.port);
-      deviceFiles = [demoFile, ...deviceFiles];
+      deviceFiles.unshift(demoFile);
       logger.info(`demo: simulated SDM120 energy meter on modbus-tcp://127.0.0.1:${meter.port}, mapping ${demoFile}`);
     }
-    let mappingText = mappingFingerprint(deviceFiles);
     const mapping = loadMappingsOrThrow(deviceFiles);
     const clientFor = (id: string) => broker.createLocalClient(id);
-    devices = await startDevices(mapping, clientFor, logger.child({ part: 'devices' }));
+    const startFile = async (file: string, text: string): Promise<void> => {
+      const handle = await startDevices(loadMappingsOrThrow([file]), clientFor, logger.child({ part: 'devices' }));
+      devicesByFile.set(file, { text, handle });
+    };
+    for (const file of deviceFiles) await startFile(file, readText(file));
     if (mapping.modbusDevices.length + mapping.lineDevices.length > 0) {
       logger.info({ devices: mapping.modbusDevices.length + mapping.lineDevices.length, files: deviceFiles.length }, 'device adapters started');
     }
@@ -116,7 +126,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
         }
         return {
           clientsConnected: stats.clientsConnected, messagesReceivedTotal: stats.messagesReceived, messagesSentTotal: stats.messagesSent,
-          devices: (devices?.status() ?? []).map((d) => ({ device: d.id, online: d.online, errorsTotal: d.failedPolls })),
+          devices: deviceStatus().map((d) => ({ device: d.id, online: d.online, errorsTotal: d.failedPolls })),
           bridges: bridges.map((bridge) => bridge.state()).map((s) => ({ bridge: s.name, outboxDepth: s.outboxDepth, outboxOldestAgeSeconds: s.oldestAgeSeconds ?? 0 })),
           sqliteSizeBytes,
         };
@@ -128,29 +138,37 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       logger.info(`metrics on http://${config.metrics.host}:${metricsServer.port}/metrics, health on /healthz`);
     }
 
-    const first = listeners[0];
-    logger.info(`watch the readings: mosquitto_sub -h ${first.host} -p ${first.port} -t 'fieldgate/#' -v`);
-
-    const reload = async (): Promise<{ ok: boolean; errors: string[] }> => {
+    const reloadOnce = async (): Promise<{ ok: boolean; errors: string[] }> => {
       const errors: string[] = [];
       if (auth) {
         const result = auth.reload();
         if (!result.ok) errors.push(...result.errors);
       }
-      const fingerprint = mappingFingerprint(deviceFiles);
-      if (fingerprint !== mappingText) {
+      const texts = new Map(deviceFiles.map((file) => [file, readText(file)]));
+      const changed = deviceFiles.filter((file) => devicesByFile.get(file)?.text !== texts.get(file));
+      if (changed.length > 0) {
+        // All files are checked together (ids, buses and topics must stay unique across them).
         const result = loadDeviceMappings(deviceFiles);
         if (!result.ok) {
           errors.push(...result.errors);
           logger.error({ errors: result.errors }, 'new device mapping rejected; the running one is kept');
         } else {
-          await devices?.stop();
-          devices = await startDevices(result.mapping, clientFor, logger.child({ part: 'devices' }));
-          mappingText = fingerprint;
-          logger.info('device mappings reloaded');
+          for (const file of changed) {
+            await devicesByFile.get(file)?.handle.stop();
+            devicesByFile.delete(file);
+            await startFile(file, texts.get(file)!);
+          }
+          logger.info({ files: changed }, `device mappings reloaded: ${changed.length} file(s) changed, the others keep running`);
         }
       }
       return { ok: errors.length === 0, errors };
+    };
+    // Two SIGHUPs in a row must not restart the same devices twice at once.
+    let reloading: Promise<unknown> = Promise.resolve();
+    const reload = (): Promise<{ ok: boolean; errors: string[] }> => {
+      const next = reloading.then(reloadOnce);
+      reloading = next.catch(() => undefined);
+      return next;
     };
 
     return { broker, listeners, get metricsServer() { return metricsServer; }, reload, stop };
@@ -160,14 +178,19 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   }
 }
 
-function mappingFingerprint(files: string[]): string {
-  return files.map((file) => {
-    try {
-      return fs.readFileSync(file, 'utf8');
-    } catch {
-      return `missing:${file}`;
-    }
-  }).join('\u0000');
+/** A ready mosquitto_sub line for the first (plain MQTT) listener. */
+function watchCommand(listener: OpenListener, hasPasswordFile: boolean): string {
+  const host = listener.host === '0.0.0.0' || listener.host === '::' ? '127.0.0.1' : listener.host;
+  const credentials = listener.allowAnonymous || !hasPasswordFile ? '' : ' -u USER -P PASSWORD';
+  return `mosquitto_sub -h ${host} -p ${listener.port}${credentials} -t 'fieldgate/#' -v`;
+}
+
+function readText(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return `missing:${file}`;
+  }
 }
 
 function databaseWritable(broker: Broker): boolean {

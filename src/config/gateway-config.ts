@@ -47,7 +47,7 @@ export const listenerSchema = z.strictObject({
   allowAnonymous: z.boolean().optional().describe('Default: true on loopback addresses, false elsewhere.'),
 }).superRefine((l, ctx) => {
   if ((l.type === 'mqtts' || l.type === 'wss') && !l.tls) {
-    ctx.addIssue({ code: 'custom', path: ['tls'], message: `a ${l.type} listener needs "tls": { "cert": "...", "key": "..." }` });
+    ctx.addIssue({ code: 'custom', path: ['tls'], input: undefined, message: `a ${l.type} listener needs "tls": { "cert": "...", "key": "..." } (got none)` });
   }
 });
 

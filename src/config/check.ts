@@ -1,0 +1,103 @@
+// `fieldgate check` and the start of `fieldgate run`: the config, every device mapping it names and
+// every file it points at (TLS, password, ACL), with all problems reported at once.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import tls from 'node:tls';
+import { readAclFile } from '../auth/acl.js';
+import { readPasswordFile } from '../auth/password-file.js';
+import { loadDeviceMappings, type DeviceMapping } from '../devices/index.js';
+import { ConfigError, embeddedDefaultConfig, loadGatewayConfig, type GatewayConfig } from './gateway-config.js';
+
+export interface ConfigCheck {
+  config: GatewayConfig;
+  /** The device mappings the config names (not the demo's, which is written at start). */
+  mapping: DeviceMapping | null;
+}
+
+/**
+ * Loads `file` (or the embedded default) and checks everything it refers to. Throws one ConfigError
+ * listing every problem: when the config itself is invalid, the device mappings it names are still
+ * checked so the user sees all errors in one go.
+ */
+export function checkGatewayConfig(file: string | undefined): ConfigCheck {
+  let config: GatewayConfig;
+  try {
+    config = file === undefined ? embeddedDefaultConfig() : loadGatewayConfig(file);
+  } catch (error) {
+    if (!(error instanceof ConfigError) || file === undefined) throw error;
+    const mappingErrors = mappingErrorsOf(rawDeviceFiles(file));
+    throw new ConfigError([...error.errors, ...mappingErrors]);
+  }
+
+  const errors: string[] = [];
+  let mapping: DeviceMapping | null = null;
+  if (config.devices.length > 0) {
+    const result = loadDeviceMappings(config.devices);
+    if (result.ok) mapping = result.mapping;
+    else errors.push(...result.errors);
+  }
+  const source = file ?? '(embedded default)';
+  if (config.auth.passwordFile !== undefined) {
+    try {
+      readPasswordFile(config.auth.passwordFile);
+    } catch (error) {
+      errors.push(`${source}: auth.passwordFile: ${(error as Error).message}`);
+    }
+  }
+  if (config.auth.aclFile !== undefined) {
+    try {
+      readAclFile(config.auth.aclFile);
+    } catch (error) {
+      errors.push(`${source}: auth.aclFile: ${(error as Error).message}`);
+    }
+  }
+  config.listeners.forEach((listener, i) => {
+    if (!listener.tls) return;
+    const at = `${source}: listeners[${i}].tls`;
+    const read = (key: 'cert' | 'key' | 'ca'): Buffer | undefined => {
+      const name = listener.tls![key];
+      if (name === undefined) return undefined;
+      try {
+        return fs.readFileSync(name);
+      } catch (error) {
+        errors.push(`${at}.${key}: cannot read ${name} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+        return undefined;
+      }
+    };
+    const cert = read('cert');
+    const key = read('key');
+    const ca = read('ca');
+    if (cert && key) {
+      try {
+        tls.createSecureContext({ cert, key, ca });
+      } catch (error) {
+        errors.push(`${at}: the certificate, key or CA is not usable: ${(error as Error).message} (expected PEM files; the key must match the certificate)`);
+      }
+    }
+    if ((listener.tls.requireClientCertificate || listener.tls.useIdentityAsUsername) && listener.tls.ca === undefined) {
+      errors.push(`${at}.ca: client certificates need "ca": the PEM file of the CA that signs them`);
+    }
+  });
+  if (errors.length > 0) throw new ConfigError(errors);
+  return { config, mapping };
+}
+
+/** The config's "devices" entries when they are usable despite other errors, resolved like the loader does. */
+function rawDeviceFiles(file: string): string[] {
+  try {
+    const raw = JSON.parse(fs.readFileSync(file, 'utf8')) as { devices?: unknown };
+    if (!Array.isArray(raw.devices)) return [];
+    const dir = path.dirname(path.resolve(file));
+    return raw.devices.filter((d): d is string => typeof d === 'string').map((d) => path.resolve(dir, d));
+  } catch {
+    return [];
+  }
+}
+
+function mappingErrorsOf(files: string[]): string[] {
+  if (files.length === 0) return [];
+  const result = loadDeviceMappings(files);
+  return result.ok ? [] : result.errors;
+}
+
