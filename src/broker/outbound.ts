@@ -180,6 +180,18 @@ function sendNew(host: OutboundHost, session: Session, connection: Connection, d
   host.countSent();
 }
 
+/**
+ * The client finished a QoS 1 (PUBACK) or QoS 2 (PUBCOMP, or a refusing PUBREC) exchange: the
+ * message is done and its slot in the window is free. Unknown ids are ignored.
+ */
+export function completeOutgoing(host: OutboundHost, session: Session, packetId: number, qos: 1 | 2): Delivery | null {
+  const delivery = session.inflight.get(packetId);
+  if (!delivery || delivery.qos !== qos) return null;
+  session.inflight.delete(packetId);
+  if (delivery.seq !== 0) host.store.completeDelivery(delivery.seq);
+  return delivery;
+}
+
 /** Moves queued messages into the client's receive window. */
 export function pump(host: OutboundHost, session: Session): void {
   const connection = session.connection;

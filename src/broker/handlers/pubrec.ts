@@ -1,6 +1,7 @@
 import type mqttPacket from 'mqtt-packet';
 import type { Broker } from '../broker.js';
 import type { Connection } from '../connection.js';
+import { completeOutgoing } from '../outbound.js';
 
 /** QoS 2 towards the client, step 2: PUBREC received → PUBREL sent, the message is released [MQTT-4.3.3]. */
 export function handlePubrec(broker: Broker, connection: Connection, packet: mqttPacket.IPubrecPacket): void {
@@ -14,8 +15,7 @@ export function handlePubrec(broker: Broker, connection: Connection, packet: mqt
   }
   if (connection.protocolVersion === 5 && (packet.reasonCode ?? 0) >= 0x80) {
     // The client refused the message: the exchange ends here [MQTT-4.3.3 v5, §4.9 Flow Control].
-    session.inflight.delete(id);
-    if (delivery.seq !== 0) broker.store.completeDelivery(delivery.seq);
+    completeOutgoing(broker, session, id, 2);
     broker.pumpSession(session);
     return;
   }
