@@ -36,6 +36,14 @@ async function main(): Promise<void> {
   if (entry) await entry(rest);
 }
 
+// Exit through process.exit so that suites' 'exit' hooks stop the processes they started.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    process.stderr.write(`bench: ${signal}, stopping\n`);
+    process.exit(130);
+  });
+}
+
 main().then(
   () => process.exit(process.exitCode ?? 0),
   (error: Error) => {

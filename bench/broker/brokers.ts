@@ -2,11 +2,11 @@
 // scenario (so that peak RSS and CPU belong to that scenario alone).
 
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { nodeCommandFor, repoDir } from '../lib/child-scripts.js';
+import { benchDir, nodeCommandFor, repoDir } from '../lib/child-scripts.js';
 
 export type BrokerName = 'fieldgate' | 'mosquitto' | 'aedes';
 export const brokerNames: BrokerName[] = ['fieldgate', 'mosquitto', 'aedes'];
@@ -26,6 +26,19 @@ export interface BrokerUnderTest {
 }
 
 const START_TIMEOUT_MS = 15_000;
+
+// Broker processes still running: killed if the orchestrator exits early (an error, Ctrl-C), so
+// that no broker outlives the benchmark.
+const liveChildren = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of liveChildren) child.kill('SIGKILL');
+});
+
+function track(child: ChildProcess): ChildProcess {
+  liveChildren.add(child);
+  child.once('exit', () => liveChildren.delete(child));
+  return child;
+}
 
 /** `fieldgateNodeArgs`: extra `node` options for fieldgate's process only (e.g. V8 heap flags the CLI may ship with). */
 export async function prepareBroker(name: BrokerName, fieldgateNodeArgs: string[] = []): Promise<BrokerUnderTest> {
@@ -48,32 +61,60 @@ function newestMtime(dir: string): number {
   return newest;
 }
 
-function distIsFresh(): boolean {
+// A failed `tsc` still emits dist/, which then looks newer than src/: the outcome of the last
+// build this suite ran is kept here, so that a failed build is not mistaken for a good one.
+const buildRecord = path.join(benchDir, 'results', 'tmp', 'fieldgate-build.json');
+interface BuildRecord { ok: boolean; error: string; srcNewest: number; distMtime: number }
+
+function distMtime(): number {
   try {
-    return statSync(path.join(repoDir, 'dist/broker/broker.js')).mtimeMs >= newestMtime(path.join(repoDir, 'src'));
+    return statSync(path.join(repoDir, 'dist/broker/broker.js')).mtimeMs;
   } catch {
-    return false;
+    return 0;
   }
+}
+
+/** The error of the last build, if it failed and neither src/ nor dist/ changed since. */
+function lastBuildFailure(srcNewest: number): string | null {
+  try {
+    const record = JSON.parse(readFileSync(buildRecord, 'utf8')) as BuildRecord;
+    return !record.ok && record.srcNewest === srcNewest && record.distMtime === distMtime() ? record.error : null;
+  } catch {
+    return null;
+  }
+}
+
+function build(srcNewest: number): string | null {
+  process.stdout.write('fieldgate: dist/ is older than src/ or missing, building it (npx tsc -p tsconfig.build.json)...\n');
+  const result = spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: repoDir, encoding: 'utf8' });
+  const error = result.status === 0
+    ? null
+    : (`${result.stdout}${result.stderr}`.split('\n').find((line) => line.includes('error')) ?? `exit ${result.status}`).trim();
+  mkdirSync(path.dirname(buildRecord), { recursive: true });
+  const record: BuildRecord = { ok: error === null, error: error ?? '', srcNewest, distMtime: distMtime() };
+  writeFileSync(buildRecord, JSON.stringify(record));
+  return error;
 }
 
 async function prepareFieldgate(nodeArgs: string[]): Promise<BrokerUnderTest> {
   const server = await nodeCommandFor('broker/servers/fieldgate.ts');
+  const srcNewest = newestMtime(path.join(repoDir, 'src'));
+  const distArgs = [...server.args, path.join(repoDir, 'dist/broker/broker.js')];
   let args: string[];
   let how: string;
-  if (distIsFresh()) {
-    args = [...server.args, path.join(repoDir, 'dist/broker/broker.js')];
+  let failure = lastBuildFailure(srcNewest);
+  if (failure === null && distMtime() >= srcNewest) {
+    args = distArgs;
     how = `dist/ (up to date), server script ${server.how}`;
   } else {
-    process.stdout.write('fieldgate: dist/ is stale or missing, building it (npx tsc -p tsconfig.build.json)...\n');
-    const build = spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: repoDir, encoding: 'utf8' });
-    if (build.status === 0) {
-      args = [...server.args, path.join(repoDir, 'dist/broker/broker.js')];
+    if (failure === null) failure = build(srcNewest);
+    if (failure === null) {
+      args = distArgs;
       how = `dist/ (rebuilt by this run), server script ${server.how}`;
     } else {
-      const firstError = `${build.stdout}${build.stderr}`.split('\n').find((line) => line.includes('error')) ?? `exit ${build.status}`;
-      process.stdout.write(`fieldgate: dist build failed (${firstError.trim()}); running src/ through tsx instead\n`);
+      process.stdout.write(`fieldgate: dist build failed (${failure}); running src/ through tsx instead\n`);
       args = ['--import', 'tsx', path.join(repoDir, 'bench/broker/servers/fieldgate.ts'), path.join(repoDir, 'src/broker/broker.ts')];
-      how = `src/ through tsx (dist build failed: ${firstError.trim()})`;
+      how = `src/ through tsx (dist build failed: ${failure})`;
     }
   }
   const packageJson = JSON.parse(readFileSync(path.join(repoDir, 'package.json'), 'utf8')) as { version: string };
@@ -101,7 +142,7 @@ async function prepareAedes(): Promise<BrokerUnderTest> {
 }
 
 async function launchNodeServer(args: string[]): Promise<RunningBroker> {
-  const child = spawn(process.execPath, args, { cwd: repoDir, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = track(spawn(process.execPath, args, { cwd: repoDir, stdio: ['ignore', 'pipe', 'inherit'] }));
   const port = await new Promise<number>((resolve, reject) => {
     let output = '';
     const timer = setTimeout(() => fail(new Error(`broker did not report its port within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
@@ -169,7 +210,7 @@ async function launchMosquitto(): Promise<RunningBroker> {
     'connection_messages false',
     '',
   ].join('\n'));
-  const child = spawn('mosquitto', ['-c', config], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = track(spawn('mosquitto', ['-c', config], { stdio: ['ignore', 'ignore', 'inherit'] }));
   try {
     await waitForListener(port, child);
   } catch (error) {

@@ -79,6 +79,8 @@ export async function run(args: string[]): Promise<void> {
   const generator = await nodeCommandFor('broker/load/worker.ts');
   const brokers: BrokerUnderTest[] = [];
   for (const name of options.brokers) brokers.push(await prepareBroker(name, options.fieldgateNodeArgs));
+  for (const broker of brokers) process.stdout.write(`${broker.name} ${broker.version}: ${broker.how}\n`);
+  process.stdout.write(`load generator: ${generator.how}; load average ${loadBefore}\n\n`);
 
   // Rounds are interleaved (fieldgate, Mosquitto, Aedes, fieldgate, ...) so that a burst of other
   // work on the machine does not fall on one broker only.
