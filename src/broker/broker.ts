@@ -103,7 +103,7 @@ export class Broker implements ConnectionHost, OutboundHost {
     });
     this.retained = new RetainedStore(this.store);
     this.restoreSessions();
-    this.sweepTimer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
+    this.sweepTimer = setInterval(() => this.guarded('housekeeping', () => this.sweep()), SWEEP_INTERVAL_MS);
     this.sweepTimer.unref();
     if (this.options.sysIntervalMs > 0) {
       this.sys = new SysTopics(this, this.options.sysIntervalMs);
@@ -184,7 +184,7 @@ export class Broker implements ConnectionHost, OutboundHost {
       if (will.delaySeconds === 0) this.publishWill(will);
       else {
         session.pendingWill = will;
-        session.willTimer = setTimeout(() => this.firePendingWill(session), Math.min(will.delaySeconds, session.expiryInterval) * 1000);
+        session.willTimer = setTimeout(() => this.guarded('will', () => this.firePendingWill(session)), Math.min(will.delaySeconds, session.expiryInterval) * 1000);
         session.willTimer.unref();
       }
     }
@@ -450,11 +450,11 @@ export class Broker implements ConnectionHost, OutboundHost {
 
   private scheduleExpiry(session: Session, afterMs: number): void {
     if (session.expiryTimer) clearTimeout(session.expiryTimer);
-    session.expiryTimer = setTimeout(() => {
+    session.expiryTimer = setTimeout(() => this.guarded('session expiry', () => {
       this.logger.info({ clientId: session.clientId }, 'session expired');
       if (session.pendingWill) this.firePendingWill(session);
       this.endSession(session);
-    }, Math.min(afterMs, 2_147_000_000));
+    }), Math.min(afterMs, 2_147_000_000));
     session.expiryTimer.unref();
   }
 
@@ -499,6 +499,15 @@ export class Broker implements ConnectionHost, OutboundHost {
         connection.close(0x8d);
         connection.destroy();
       }
+    }
+  }
+
+  /** Timer work: a bug there is logged, it does not take the gateway down. */
+  guarded(what: string, work: () => void): void {
+    try {
+      work();
+    } catch (error) {
+      this.logger.error({ err: error }, `internal error in ${what}`);
     }
   }
 

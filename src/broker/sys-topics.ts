@@ -14,7 +14,7 @@ export class SysTopics {
   start(): void {
     void this.client.publish('$SYS/broker/version', `fieldgate ${VERSION}`, { retain: true });
     this.publish();
-    this.timer = setInterval(() => this.publish(), this.intervalMs);
+    this.timer = setInterval(() => this.broker.guarded('$SYS', () => this.publish()), this.intervalMs);
     this.timer.unref();
   }
 
