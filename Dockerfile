@@ -1,14 +1,16 @@
 # fieldgate container image.
 #   docker build -t fieldgate .
+#   mkdir config && cp docker/fieldgate.json config/ && mosquitto_passwd -c config/passwd alice   # or: npx fieldgate passwd config/passwd alice
+#   chmod 0644 config/passwd          # readable by the container's fieldgate user (the hashes are PBKDF2-SHA512)
 #   docker run -d --name fieldgate --init \
-#     -p 1883:1883 \
+#     -p 1883:1883 -p 9883:9883 \
 #     -v fieldgate-data:/data \
-#     -v "$PWD/fieldgate.json:/etc/fieldgate/fieldgate.json:ro" \
-#     -v "$PWD/devices:/etc/fieldgate/devices:ro" \
-#     --device /dev/ttyUSB0 \
+#     -v "$PWD/config:/etc/fieldgate:ro" \
+#     --device /dev/ttyUSB0 --group-add dialout \
 #     fieldgate
-# In the container the broker must listen on 0.0.0.0 (loopback is not reachable through -p), the
-# data directory should be /data, and the metrics endpoint must be on for the health check.
+# The image's own config is docker/fieldgate.json: the broker listens on 0.0.0.0 (loopback is not
+# reachable through -p) and so refuses anonymous clients; data in /data; metrics on 9883, which the
+# health check reads. Without a mounted /etc/fieldgate/passwd the gateway stops with that error.
 
 # ---- build: compile TypeScript and the native modules (better-sqlite3; serialport ships prebuilt bindings) ----
 FROM node:20-bookworm-slim AS build
@@ -43,10 +45,11 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY bin ./bin
 COPY devices ./devices
+COPY docker/fieldgate.json /etc/fieldgate/fieldgate.json
 USER fieldgate
 VOLUME /data
-# MQTT; add 8883 (TLS) and 9001 (WebSocket) with -p when the config enables those listeners.
-EXPOSE 1883
+# MQTT and metrics; add 8883 (TLS) and 9001 (WebSocket) with -p when the config enables those listeners.
+EXPOSE 1883 9883
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch(process.env.FIELDGATE_HEALTHCHECK_URL,{signal:AbortSignal.timeout(4000)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 STOPSIGNAL SIGTERM

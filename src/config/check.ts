@@ -79,6 +79,17 @@ export function checkGatewayConfig(file: string | undefined): ConfigCheck {
       errors.push(`${at}.ca: client certificates need "ca": the PEM file of the CA that signs them`);
     }
   });
+  config.bridges.forEach((bridge, i) => {
+    for (const key of ['ca', 'cert', 'key'] as const) {
+      const name = bridge.tls?.[key];
+      if (name === undefined) continue;
+      try {
+        fs.accessSync(name, fs.constants.R_OK);
+      } catch (error) {
+        errors.push(`${source}: bridges[${i}].tls.${key}: cannot read ${name} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+      }
+    }
+  });
   if (errors.length > 0) throw new ConfigError(errors);
   return { config, mapping };
 }

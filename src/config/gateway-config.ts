@@ -53,7 +53,10 @@ export const listenerSchema = z.strictObject({
 
 export const gatewayConfigSchema = z.strictObject({
   $schema: z.string().optional(),
-  gatewayId: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, "_", "-" or "."').default(() => os.hostname().replace(/[^A-Za-z0-9_.-]/g, '-')),
+  description: z.string().optional(),
+  _comment: z.string().optional().describe('JSON has no comments: put notes here'),
+  // No default in the schema: a generated JSON Schema must not carry the host name of the machine that wrote it.
+  gatewayId: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, "_", "-" or "."').optional().describe("Default: this machine's host name"),
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
   broker: brokerSectionSchema.default(() => brokerSectionSchema.parse({})),
   listeners: z.array(listenerSchema).default([]),
@@ -78,9 +81,13 @@ export class ConfigError extends Error {
   }
 }
 
+function defaultGatewayId(): string {
+  return os.hostname().replace(/[^A-Za-z0-9_.-]/g, '-') || 'fieldgate';
+}
+
 /** The built-in configuration `fieldgate run` uses without --config: loopback broker, ./data, the demo meter. */
 export function embeddedDefaultConfig(): GatewayConfig {
-  const config = gatewayConfigSchema.parse({ demo: true });
+  const config = gatewayConfigSchema.parse({ demo: true, gatewayId: defaultGatewayId() });
   config.broker.dataDir = path.resolve(config.broker.dataDir);
   return config;
 }
@@ -90,6 +97,7 @@ export function parseGatewayConfig(input: unknown, source: string, baseDir: stri
   const result = gatewayConfigSchema.safeParse(input, { reportInput: true });
   if (!result.success) throw new ConfigError(result.error.issues.map((issue) => formatIssue(source, issue)));
   const config = result.data;
+  config.gatewayId ??= defaultGatewayId();
   const resolve = (p: string) => path.resolve(baseDir, p);
   config.broker.dataDir = resolve(config.broker.dataDir);
   config.devices = config.devices.map(resolve);
