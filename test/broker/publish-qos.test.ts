@@ -213,6 +213,28 @@ describe('redelivery on reconnect, in order', () => {
     expect(again.peek('publish')).toEqual([]);
   });
 
+  it('QoS 2 from a client: a PUBLISH resent with DUP on a new connection before PUBREL is delivered once [MQTT-4.3.3-2, MQTT-4.4.0-1]', async () => {
+    const { port } = await h.broker();
+    const topic = uniqueTopic('q2dup');
+    const sub = await h.v4(port, { clientId: 'q2dup-sub' });
+    await sub.subscribe(topic, { qos: 2 });
+    const raw = await h.raw(port);
+    await raw.connect({ clientId: 'q2dup-pub', clean: false });
+    raw.send({ cmd: 'publish', topic, payload: Buffer.from('only once'), qos: 2, messageId: 5, dup: false, retain: false });
+    await raw.next('pubrec');
+    raw.destroy(); // the client never saw the PUBREC, as far as it knows
+    await raw.waitClosed();
+    const again = await h.raw(port);
+    await again.connect({ clientId: 'q2dup-pub', clean: false });
+    again.send({ cmd: 'publish', topic, payload: Buffer.from('only once'), qos: 2, messageId: 5, dup: true, retain: false });
+    expect(((await again.next('pubrec')) as IPubrecPacket).messageId).toBe(5);
+    again.send({ cmd: 'pubrel', messageId: 5 });
+    await again.next('pubcomp');
+    await sub.publish(`${topic}`, 'after', { qos: 2 });
+    await waitFor(() => sub.texts().includes('after'));
+    expect(sub.texts()).toEqual(['only once', 'after']);
+  });
+
   it('QoS 2 from a client: the PUBREL may come on a new connection of the same session', async () => {
     const { port } = await h.broker();
     const topic = uniqueTopic('q2resume');

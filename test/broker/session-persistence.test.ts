@@ -38,6 +38,19 @@ describe('persistent sessions within one broker run', () => {
     expect(q2).toEqual(Array.from({ length: 15 }, (_, k) => `b${2 * k + 1}`));
   });
 
+  it('3.1.1 persistent sessions end after persistentSessionExpiry', async () => {
+    const { port } = await h.broker({ persistentSessionExpiry: 1 });
+    const c = await h.v4(port, { clientId: 'old-style', clean: false });
+    await c.subscribe('os/t', { qos: 1 });
+    await c.end();
+    const soon = await h.v4(port, { clientId: 'old-style', clean: false });
+    expect(soon.connack.sessionPresent).toBe(true);
+    await soon.end();
+    await sleep(2_500);
+    const late = await h.v4(port, { clientId: 'old-style', clean: false });
+    expect(late.connack.sessionPresent).toBe(false);
+  });
+
   it('cleanSession=1 discards the stored session, and it stays discarded [MQTT-3.1.2-6]', async () => {
     const { port } = await h.broker();
     const sub = await h.v4(port, { clientId: 'discard', clean: false });
@@ -364,6 +377,23 @@ describe('persistence across kill -9 of the broker process', () => {
       expect(back5.texts()).toEqual(sent);
     });
   }
+
+  it('QoS 2 messages whose flow completed before kill -9 all reach the persistent subscriber, once each, in order', { timeout: 90_000 }, async () => {
+    const dataDir = await h.tempDir();
+    const first = await spawn(dataDir);
+    const sub = await h.v5(first.port, { clientId: 'k9-q2sub', properties: { sessionExpiryInterval: 3600 } });
+    await sub.subscribe('k9q2s/#', { qos: 2 });
+    await sub.end();
+    const pub = await h.v5(first.port, { clientId: 'k9-q2pub' });
+    const sent = Array.from({ length: 100 }, (_, i) => `q2-${i}`);
+    await Promise.all(sent.map((text) => pub.publish('k9q2s/t', text, { qos: 2 })));
+    await first.kill9();
+    const second = await spawn(dataDir);
+    const back = await h.v5(second.port, { clientId: 'k9-q2sub', clean: false, properties: { sessionExpiryInterval: 3600 } });
+    await back.waitMessages(100, 30_000);
+    await sleep(300);
+    expect(back.texts()).toEqual(sent);
+  });
 
   it('a retained message acknowledged before kill -9 is still retained after restart', { timeout: 60_000 }, async () => {
     const dataDir = await h.tempDir();

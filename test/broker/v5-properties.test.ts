@@ -3,7 +3,7 @@
 // live delivery, problem information, authentication method (MQTT 5.0 sections 3.1.2.11, 3.2.2.3, 3.3.2.3, 3.8.2.1).
 import type { IConnackPacket, IDisconnectPacket, IPubackPacket, IPublishPacket } from 'mqtt-packet';
 import { describe, expect, it } from 'vitest';
-import { uniqueTopic, useHarness, waitFor } from '../helpers/broker.js';
+import { sleep, uniqueTopic, useHarness, waitFor } from '../helpers/broker.js';
 
 function ids(value: number | number[] | undefined): number[] {
   if (value === undefined) return [];
@@ -206,5 +206,95 @@ describe('properties passed through', () => {
     const ack = (await raw.next('puback')) as IPubackPacket;
     expect(ack.reasonCode).toBe(0x87);
     expect(ack.properties?.reasonString).toBeUndefined();
+  });
+});
+
+describe('connection-scoped state and limits on a resumed session', () => {
+  const h = useHarness();
+
+  it('server topic aliases start afresh on a new connection of the same session [MQTT-3.3.2-7]', async () => {
+    const { port } = await h.broker();
+    const first = await h.raw(port, 5);
+    first.autoAck = true;
+    await first.connect({ clientId: 'alias-session', properties: { topicAliasMaximum: 5, sessionExpiryInterval: 600 } });
+    first.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'as/#', qos: 1 }] });
+    await first.next('suback');
+    const pub = await h.v5(port, { clientId: 'pub' });
+    await pub.publish('as/t', 'one', { qos: 1 });
+    await pub.publish('as/t', 'two', { qos: 1 });
+    await first.next('publish');
+    await first.next('publish');
+    first.send({ cmd: 'disconnect', reasonCode: 0 });
+    await first.waitClosed();
+    await pub.publish('as/t', 'queued', { qos: 1 });
+
+    const second = await h.raw(port, 5);
+    second.autoAck = true;
+    await second.connect({ clientId: 'alias-session', clean: false, properties: { topicAliasMaximum: 5, sessionExpiryInterval: 600 } });
+    const queued = (await second.next('publish')) as IPublishPacket;
+    expect(queued.topic).toBe('as/t'); // an alias from the old connection would leave it empty
+    await pub.publish('as/t', 'live', { qos: 1 });
+    const live = (await second.next('publish')) as IPublishPacket;
+    const alias = queued.properties?.topicAlias;
+    if (live.topic === '') expect(live.properties?.topicAlias).toBe(alias);
+    else expect(live.topic).toBe('as/t');
+  });
+
+  it('queued messages respect the receive maximum and maximum packet size of the new connection', async () => {
+    const { port } = await h.broker();
+    const c = await h.v5(port, { clientId: 'limits', properties: { sessionExpiryInterval: 600 } });
+    await c.subscribe('lim5/t', { qos: 1 });
+    await c.end();
+    const pub = await h.v5(port, { clientId: 'pub' });
+    for (let i = 0; i < 5; i++) await pub.publish('lim5/t', `m${i}`, { qos: 1 });
+    await pub.publish('lim5/t', Buffer.alloc(500, 0x62), { qos: 1 }); // bigger than the new limit
+    await pub.publish('lim5/t', 'last', { qos: 1 });
+    const raw = await h.raw(port, 5);
+    await raw.connect({ clientId: 'limits', clean: false, properties: { sessionExpiryInterval: 600, receiveMaximum: 2, maximumPacketSize: 200 } });
+    const got: string[] = [];
+    while (got.length < 6) {
+      await waitFor(() => raw.peek('publish').length > 0, 10_000, `publish #${got.length + 1}`);
+      await sleep(100);
+      expect(raw.peek('publish').length).toBeLessThanOrEqual(2); // [MQTT-3.3.4-9]
+      const p = (await raw.next('publish')) as IPublishPacket;
+      expect(p.length ?? 0).toBeLessThanOrEqual(200);
+      got.push(p.payload.toString());
+      raw.send({ cmd: 'puback', messageId: p.messageId });
+    }
+    expect(got).toEqual(['m0', 'm1', 'm2', 'm3', 'm4', 'last']); // [MQTT-3.1.2-25] the big one is discarded
+  });
+
+  it('QoS 0 messages still flow while the QoS 1 window of the client is full [MQTT-3.3.4-9 counts QoS 1 and 2 only]', async () => {
+    const { port } = await h.broker();
+    const raw = await h.raw(port, 5);
+    await raw.connect({ clientId: 'window', properties: { receiveMaximum: 1 } });
+    raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'win/#', qos: 1 }] });
+    await raw.next('suback');
+    const pub = await h.v5(port, { clientId: 'pub' });
+    await pub.publish('win/q1', 'held', { qos: 1 });
+    await pub.publish('win/q1', 'waiting', { qos: 1 });
+    await pub.publish('win/q0', 'zero', { qos: 0 });
+    await waitFor(() => (raw.peek('publish') as IPublishPacket[]).some((p) => p.payload.toString() === 'zero'), 10_000, 'the QoS 0 message');
+    const texts = (raw.peek('publish') as IPublishPacket[]).map((p) => p.payload.toString());
+    expect(texts).toContain('held');
+    expect(texts).not.toContain('waiting');
+  });
+
+  it('a message whose expiry passes while it waits for the client receive window is not delivered [MQTT-3.3.2-5]', async () => {
+    const { port } = await h.broker();
+    const raw = await h.raw(port, 5);
+    await raw.connect({ clientId: 'expiring-window', properties: { receiveMaximum: 1 } });
+    raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'ew/t', qos: 1 }] });
+    await raw.next('suback');
+    const pub = await h.v5(port, { clientId: 'pub' });
+    await pub.publish('ew/t', 'first', { qos: 1 });
+    await pub.publish('ew/t', 'expires', { qos: 1, properties: { messageExpiryInterval: 1 } });
+    await pub.publish('ew/t', 'stays', { qos: 1, properties: { messageExpiryInterval: 60 } });
+    const first = (await raw.next('publish')) as IPublishPacket;
+    await sleep(2_000);
+    raw.send({ cmd: 'puback', messageId: first.messageId });
+    const next = (await raw.next('publish')) as IPublishPacket;
+    expect(next.payload.toString()).toBe('stays');
+    expect(next.properties?.messageExpiryInterval).toBeLessThanOrEqual(59);
   });
 });
