@@ -2,11 +2,12 @@
 // scenario (so that peak RSS and CPU belong to that scenario alone).
 
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { benchDir, nodeCommandFor, repoDir } from '../lib/child-scripts.js';
+import { nodeCommandFor, repoDir } from '../lib/child-scripts.js';
+import { fieldgateServerArgs } from './fieldgate-dist.js';
 
 export type BrokerName = 'fieldgate' | 'mosquitto' | 'aedes';
 export const brokerNames: BrokerName[] = ['fieldgate', 'mosquitto', 'aedes'];
@@ -49,74 +50,12 @@ export async function prepareBroker(name: BrokerName, fieldgateNodeArgs: string[
   }
 }
 
-// ---- fieldgate: the compiled dist when it builds, else the sources through tsx
-
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) newest = Math.max(newest, newestMtime(full));
-    else if (entry.name.endsWith('.ts')) newest = Math.max(newest, statSync(full).mtimeMs);
-  }
-  return newest;
-}
-
-// A failed `tsc` still emits dist/, which then looks newer than src/: the outcome of the last
-// build this suite ran is kept here, so that a failed build is not mistaken for a good one.
-const buildRecord = path.join(benchDir, 'results', 'tmp', 'fieldgate-build.json');
-interface BuildRecord { ok: boolean; error: string; srcNewest: number; distMtime: number }
-
-function distMtime(): number {
-  try {
-    return statSync(path.join(repoDir, 'dist/broker/broker.js')).mtimeMs;
-  } catch {
-    return 0;
-  }
-}
-
-/** The error of the last build, if it failed and neither src/ nor dist/ changed since. */
-function lastBuildFailure(srcNewest: number): string | null {
-  try {
-    const record = JSON.parse(readFileSync(buildRecord, 'utf8')) as BuildRecord;
-    return !record.ok && record.srcNewest === srcNewest && record.distMtime === distMtime() ? record.error : null;
-  } catch {
-    return null;
-  }
-}
-
-function build(srcNewest: number): string | null {
-  process.stdout.write('fieldgate: dist/ is older than src/ or missing, building it (npx tsc -p tsconfig.build.json)...\n');
-  const result = spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: repoDir, encoding: 'utf8' });
-  const error = result.status === 0
-    ? null
-    : (`${result.stdout}${result.stderr}`.split('\n').find((line) => line.includes('error')) ?? `exit ${result.status}`).trim();
-  mkdirSync(path.dirname(buildRecord), { recursive: true });
-  const record: BuildRecord = { ok: error === null, error: error ?? '', srcNewest, distMtime: distMtime() };
-  writeFileSync(buildRecord, JSON.stringify(record));
-  return error;
-}
+// ---- fieldgate: dist/ or src/ (see fieldgate-dist.ts)
 
 async function prepareFieldgate(nodeArgs: string[]): Promise<BrokerUnderTest> {
   const server = await nodeCommandFor('broker/servers/fieldgate.ts');
-  const srcNewest = newestMtime(path.join(repoDir, 'src'));
-  const distArgs = [...server.args, path.join(repoDir, 'dist/broker/broker.js')];
-  let args: string[];
-  let how: string;
-  let failure = lastBuildFailure(srcNewest);
-  if (failure === null && distMtime() >= srcNewest) {
-    args = distArgs;
-    how = `dist/ (up to date), server script ${server.how}`;
-  } else {
-    if (failure === null) failure = build(srcNewest);
-    if (failure === null) {
-      args = distArgs;
-      how = `dist/ (rebuilt by this run), server script ${server.how}`;
-    } else {
-      process.stdout.write(`fieldgate: dist build failed (${failure}); running src/ through tsx instead\n`);
-      args = ['--import', 'tsx', path.join(repoDir, 'bench/broker/servers/fieldgate.ts'), path.join(repoDir, 'src/broker/broker.ts')];
-      how = `src/ through tsx (dist build failed: ${failure})`;
-    }
-  }
+  const { args, how: code } = fieldgateServerArgs(server.args, server.how);
+  let how = code;
   const packageJson = JSON.parse(readFileSync(path.join(repoDir, 'package.json'), 'utf8')) as { version: string };
   let commit = 'unknown';
   try {

@@ -36,7 +36,12 @@ export class LoadWorker {
     const script = command.args[command.args.length - 1]!;
     const child = fork(script, [], { execArgv: command.args.slice(0, -1), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     const worker = new LoadWorker(child, label);
-    await worker.request({ cmd: 'setup', spec }, 'ready');
+    try {
+      await worker.request({ cmd: 'setup', spec }, 'ready');
+    } catch (error) {
+      child.kill('SIGKILL');
+      throw error;
+    }
     return worker;
   }
 

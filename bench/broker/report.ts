@@ -3,7 +3,7 @@
 import type { MachineInfo } from '../lib/proc.js';
 import { formatCount, formatRatio, markdownTable } from '../lib/table.js';
 import type { BrokerName, BrokerUnderTest } from './brokers.js';
-import { scenarioNames, scenarioTitles, type Figure, type ScenarioResult, type Timing } from './scenarios.js';
+import { scenarioNames, scenarioTitles, type Figure, type ScenarioResult, type Timing } from './scenario.js';
 
 const displayName: Record<BrokerName, string> = { fieldgate: 'fieldgate', mosquitto: 'Mosquitto', aedes: 'Aedes' };
 

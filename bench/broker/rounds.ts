@@ -3,7 +3,7 @@
 // averaged away: the worst round's loss is reported.
 
 import { formatCount } from '../lib/table.js';
-import type { ScenarioResult } from './scenarios.js';
+import type { ScenarioResult } from './scenario.js';
 
 function key(result: ScenarioResult): number {
   // Latency rounds are compared by p99 (the last figure), the others by their only figure.

@@ -1,7 +1,7 @@
 // `npm run bench -- broker [--brokers fieldgate,mosquitto,aedes] [--scenarios fanin,...] [--measure-ms 3000] [--batch N] [--idle-clients N]
 //   [--fieldgate-node-args "--max-semi-space-size=1"] [--rounds 2] [--write | --no-write]`
 // Runs every scenario against every broker in turn, prints one table and writes it, with the
-// machine and versions, to bench/results/YYYY-MM-DD-broker.md (full runs only, unless --write).
+// machine and versions, to bench/results/YYYY-MM-DD-broker.md (standard runs only, unless --write).
 
 import { writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
@@ -10,7 +10,7 @@ import { loadAverage, machineInfo } from '../lib/proc.js';
 import { brokerNames, prepareBroker, type BrokerName, type BrokerUnderTest } from './brokers.js';
 import { renderReport, renderTable } from './report.js';
 import { combineRounds } from './rounds.js';
-import { runScenario, scenarioNames, scenarioTitles, type ScenarioName, type ScenarioResult, type Timing } from './scenarios.js';
+import { runScenario, scenarioNames, scenarioTitles, type ScenarioName, type ScenarioResult, type Timing } from './scenario.js';
 
 interface Options {
   brokers: BrokerName[];
@@ -58,6 +58,14 @@ function parseOptions(args: string[]): Options {
   return options;
 }
 
+/** Every broker and scenario with the default settings: the run that a dated results file records. */
+function isStandardRun(options: Options): boolean {
+  const { timing } = options;
+  return options.brokers.length === brokerNames.length && options.scenarios.length === scenarioNames.length
+    && timing.measureMs === 3000 && timing.warmupMs === 1000 && timing.publishBatch === null && timing.idleClients === 1000
+    && options.fieldgateNodeArgs.length === 0;
+}
+
 async function runOne(scenario: ScenarioName, broker: BrokerUnderTest, timing: Timing): Promise<ScenarioResult> {
   try {
     const result = await runScenario(scenario, broker, timing);
@@ -102,14 +110,13 @@ export async function run(args: string[]): Promise<void> {
     node: process.version, brokers, generator: generator.how, timing: options.timing, rounds: options.rounds, args,
   };
   process.stdout.write(`\n${renderTable(results, options.brokers)}\n\n`);
-  const full = options.brokers.length === brokerNames.length && options.scenarios.length === scenarioNames.length;
-  if (options.write ?? full) {
+  if (options.write ?? isStandardRun(options)) {
     const dir = path.join(benchDir, 'results');
     mkdirSync(dir, { recursive: true });
     const file = path.join(dir, `${startedAt.toISOString().slice(0, 10)}-broker.md`);
     writeFileSync(file, renderReport(results, context));
     process.stdout.write(`written to ${path.relative(process.cwd(), file)}\n`);
   } else {
-    process.stdout.write('partial run: results not written (add --write to write them anyway)\n');
+    process.stdout.write('not a standard run (a subset or changed settings): results not written (add --write to write them anyway)\n');
   }
 }
