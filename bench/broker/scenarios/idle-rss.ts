@@ -7,7 +7,7 @@ import { sleep } from '../measure.js';
 import type { Body } from '../scenario.js';
 
 export const idleRss: Body = async (broker, workers, timing) => {
-  const IDLE_CLIENTS = timing.idleClients;
+  const clients = timing.idleClients;
   // A first round of connections warms the broker's code paths and allocators, so that the
   // measured growth is what the connections themselves hold.
   const warmup = await LoadWorker.start('idle-warmup', { kind: 'idle', port: broker.port, count: 50, concurrency: 25, clientPrefix: 'bench-warm-' });
@@ -16,7 +16,7 @@ export const idleRss: Body = async (broker, workers, timing) => {
   const before = statusKiB(broker.pid, 'VmRSS');
   const cpuBefore = cpuSeconds(broker.pid);
   const started = performance.now();
-  const idle = await LoadWorker.start('idle', { kind: 'idle', port: broker.port, count: IDLE_CLIENTS, concurrency: 50, clientPrefix: 'bench-idle-' });
+  const idle = await LoadWorker.start('idle', { kind: 'idle', port: broker.port, count: clients, concurrency: 50, clientPrefix: 'bench-idle-' });
   workers.push(idle);
   const connectedAt = performance.now();
   const connectSeconds = (connectedAt - started) / 1000;
@@ -25,10 +25,10 @@ export const idleRss: Body = async (broker, workers, timing) => {
   await sleep(1000);
   const after = statusKiB(broker.pid, 'VmRSS');
   const connected = (await idle.request({ cmd: 'mark' }, 'mark')).counters['connected']!;
-  const notes = [`RSS ${(before / 1024).toFixed(1)} → ${(after / 1024).toFixed(1)} MiB; ${formatCount(IDLE_CLIENTS)} connects took ${((connectedAt - started) / 1000).toFixed(2)} s`];
-  if (connected !== IDLE_CLIENTS) notes.push(`only ${connected} of ${IDLE_CLIENTS} stayed connected`);
+  const notes = [`RSS ${(before / 1024).toFixed(1)} → ${(after / 1024).toFixed(1)} MiB; ${formatCount(clients)} connects took ${((connectedAt - started) / 1000).toFixed(2)} s`];
+  if (connected !== clients) notes.push(`only ${connected} of ${clients} stayed connected`);
   return {
-    figures: [{ label: 'KiB/conn', value: (after - before) / IDLE_CLIENTS, unit: 'KiB', higherIsBetter: false }],
+    figures: [{ label: 'KiB/conn', value: (after - before) / clients, unit: 'KiB', higherIsBetter: false }],
     lost: null,
     brokerCpuSeconds: brokerCpu,
     generatorCpuSeconds: generatorCpu,
