@@ -77,8 +77,11 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     await Promise.all([...devicesByFile.values()].map((d) => d.handle.stop()));
     await meter?.stop();
     await metricsServer?.close();
-    await Promise.all(listeners.map((l) => l.close().catch(() => undefined)));
+    // Stop accepting first; a listener's close completes only once its connections are gone, which
+    // broker.close() brings about after telling v5 clients why (DISCONNECT 0x8B).
+    const listenersClosed = Promise.all(listeners.map((l) => l.close().catch(() => undefined)));
     await broker.close();
+    await listenersClosed;
   };
 
   try {
