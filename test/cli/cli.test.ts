@@ -1,0 +1,311 @@
+// The command line as a user types it: `node bin/fieldgate.js …` in a child process.
+import fs from 'node:fs';
+import path from 'node:path';
+import mqtt from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startSimulatedMeter, type SimulatedMeter } from '../../src/demo/simulated-meter.js';
+import { parseGatewayConfig } from '../../src/config/gateway-config.js';
+import { startGateway, type Gateway } from '../../src/gateway.js';
+import { silentLogger } from '../../src/log.js';
+import { requireTool } from '../helpers/peers.js';
+import { startMosquitto, mosquittoPub } from '../auth/mosquitto-peer.js';
+import { ensureBuilt, freePort, ROOT, runCli, tempDir } from '../gateway/helpers.js';
+
+const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
+let dir: string;
+
+beforeAll(() => {
+  ensureBuilt();
+  dir = tempDir('fieldgate-cli-');
+}, 120_000);
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+function write(name: string, content: unknown): string {
+  const file = path.join(dir, name);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, typeof content === 'string' ? content : JSON.stringify(content, null, 2));
+  return file;
+}
+
+describe('help and version', () => {
+  it('--help lists every command and exits 0', async () => {
+    const result = await runCli(['--help']);
+    expect(result.code).toBe(0);
+    for (const command of ['run', 'check', 'probe', 'passwd', 'schema']) expect(result.stdout).toMatch(new RegExp(`^  fieldgate ${command}\\b`, 'm'));
+    expect(result.stdout).toContain(`fieldgate ${pkg.version}`);
+  });
+
+  it('--version prints the package version', async () => {
+    const result = await runCli(['--version']);
+    expect(result).toEqual({ code: 0, stdout: `${pkg.version}\n`, stderr: '' });
+  });
+
+  it('an unknown command or flag is a usage error (exit 2) that points at --help', async () => {
+    const unknown = await runCli(['frobnicate']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('unknown command "frobnicate"');
+    const flag = await runCli(['check', '--confg', 'x.json']);
+    expect(flag.code).toBe(2);
+    expect(flag.stderr).toMatch(/--confg/);
+    expect(flag.stderr).toContain('fieldgate --help');
+  });
+});
+
+describe('check', () => {
+  it('prints what would run for a valid config with devices, listeners, auth and a bridge', async () => {
+    write('good/devices/meter.json', {
+      buses: [{ id: 'lan', type: 'modbus-tcp', host: '127.0.0.1', port: 5020 }],
+      include: [{ profile: 'eastron-sdm120', id: 'kitchen', bus: 'lan', unitId: 3, topicPrefix: 'home/kitchen' }],
+    });
+    fs.writeFileSync(path.join(dir, 'good/acl'), 'pattern read home/#\n');
+    const passwd = await runCli(['passwd', '-b', path.join(dir, 'good/passwd'), 'alice', 'secret']);
+    expect(passwd.code).toBe(0);
+    const config = write('good/fieldgate.json', {
+      broker: { host: '0.0.0.0', port: 1883, dataDir: 'state' },
+      listeners: [{ type: 'ws', host: '127.0.0.1', port: 9001 }],
+      auth: { passwordFile: 'passwd', aclFile: 'acl' },
+      devices: ['devices/meter.json'],
+      bridges: [{ name: 'cloud', url: 'mqtt://cloud.example.com', clientId: 'gw', rules: [{ direction: 'out', filter: 'home/#' }] }],
+      metrics: { port: 9883 },
+    });
+    const result = await runCli(['check', '--config', config]);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    const out = result.stdout;
+    expect(out).toContain(`${config}: OK`);
+    expect(out).toContain('listener mqtt://0.0.0.0:1883 (user name and password required)');
+    expect(out).toContain('listener ws://127.0.0.1:9001/mqtt (anonymous allowed)');
+    expect(out).toContain(`data in ${path.join(dir, 'good/state')}`);
+    expect(out).toMatch(/bus lan \(modbus-tcp\) 127\.0\.0\.1:5020/);
+    expect(out).toMatch(/kitchen unit 3: \d+ points → home\/kitchen\/…/);
+    expect(out).toContain('bridge cloud → mqtt://cloud.example.com: out home/#');
+    expect(out).toContain('metrics on http://127.0.0.1:9883/metrics');
+  });
+
+  it('lists every error at once, config and device mappings, with JSON path, expected and got; exit 1', async () => {
+    write('bad/devices/meter.json', {
+      buses: [{ id: 'rs485', type: 'modbus-rtu', path: '/dev/ttyUSB0', baudRate: 9600 }],
+      devices: [{ id: 'm1', bus: 'nobus', unitId: 1, points: [{ name: 'v', table: 'input', address: 0, type: 'float' }] }],
+    });
+    const config = write('bad/fieldgate.json', {
+      broker: { port: 70000, durability: 'fast', hots: '0.0.0.0' },
+      listeners: [{ type: 'mqtts', port: 8883 }],
+      devices: ['devices/meter.json', 'devices/missing.json'],
+      metrics: { port: '9883' },
+    });
+    const result = await runCli(['check', '--config', config]);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toBe('');
+    const lines = result.stderr.trim().split('\n');
+    expect(lines[0]).toBe('fieldgate: the configuration has 8 errors:');
+    const meter = path.join(dir, 'bad/devices/meter.json');
+    expect(lines.slice(1).map((l) => l.trim()).sort()).toEqual([
+      `${config}: broker.durability: expected one of "full", "normal", "off" (got "fast")`,
+      `${config}: broker.port: Too big: expected number to be <=65535 (got 70000)`,
+      `${config}: broker: unknown key "hots": remove or correct the spelling`,
+      `${config}: listeners[0].tls: a mqtts listener needs "tls": { "cert": "...", "key": "..." } (got none)`,
+      `${config}: metrics.port: expected number (got "9883")`,
+      `${meter}: devices[0].bus: unknown bus "nobus" (buses: rs485)`,
+      `${meter}: devices[0].points[0].type: expected one of bool, bit, int16, uint16, int32, uint32, int64, uint64, float32, float64, string (got "float")`,
+      `${path.join(dir, 'bad/devices/missing.json')}: cannot read the file (ENOENT)`,
+    ].sort());
+  });
+
+  it('device-mapping errors alone also fail the check', async () => {
+    write('badmap/m.json', { buses: [], devices: [{ id: 'x', bus: 'b', unitId: 300, points: [] }] });
+    const config = write('badmap/fieldgate.json', { devices: ['m.json'] });
+    const result = await runCli(['check', '--config', config]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(`${path.join(dir, 'badmap/m.json')}: devices[0].unitId`);
+    expect(result.stderr).toMatch(/got 300/);
+  });
+
+  it('names files the config points at that cannot be used', async () => {
+    write('files/not-a-cert.pem', 'hello\n');
+    write('files/bad-acl', 'topic sideways x/#\n');
+    const config = write('files/fieldgate.json', {
+      listeners: [{ type: 'mqtts', port: 8883, tls: { cert: 'not-a-cert.pem', key: 'missing.key', useIdentityAsUsername: true } }],
+      auth: { passwordFile: 'nope', aclFile: 'bad-acl' },
+    });
+    const result = await runCli(['check', '--config', config]);
+    expect(result.code).toBe(1);
+    const err = result.stderr;
+    expect(err).toContain(`${config}: listeners[0].tls.key: cannot read ${path.join(dir, 'files/missing.key')} (ENOENT)`);
+    expect(err).toContain(`${config}: listeners[0].tls.ca: client certificates need "ca"`);
+    expect(err).toMatch(new RegExp(`${config}: auth.passwordFile: .*nope`));
+    expect(err).toMatch(new RegExp(`${config}: auth.aclFile: .*bad-acl`));
+  });
+
+  it('reports a missing or malformed config file', async () => {
+    const missing = await runCli(['check', '--config', path.join(dir, 'absent.json')]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain(`${path.join(dir, 'absent.json')}: cannot read the config file (ENOENT)`);
+    const broken = write('broken.json', '{ "broker": ');
+    const malformed = await runCli(['check', '--config', broken]);
+    expect(malformed.code).toBe(1);
+    expect(malformed.stderr).toContain(`${broken}: not valid JSON`);
+  });
+
+  it('without --config describes the embedded default (loopback broker, ./data, demo)', async () => {
+    const cwd = tempDir('fieldgate-cli-default-');
+    try {
+      const result = await runCli(['check'], { cwd });
+      expect(result.code).toBe(0);
+      expect(result.stdout).toContain('(embedded default): OK');
+      expect(result.stdout).toContain('listener mqtt://127.0.0.1:1883 (anonymous allowed)');
+      expect(result.stdout).toContain(`data in ${path.join(fs.realpathSync(cwd), 'data')}`);
+      expect(result.stdout).toContain('demo: simulated SDM120');
+    } finally {
+      fs.rmSync(cwd, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('schema', () => {
+  it('writes the gateway and device-mapping JSON Schemas', async () => {
+    const out = path.join(dir, 'schemas');
+    const result = await runCli(['schema', '--out', out]);
+    expect(result.code).toBe(0);
+    const gateway = JSON.parse(fs.readFileSync(path.join(out, 'gateway.schema.json'), 'utf8'));
+    const devices = JSON.parse(fs.readFileSync(path.join(out, 'device-mapping.schema.json'), 'utf8'));
+    expect(gateway.$schema).toMatch(/json-schema\.org/);
+    expect(Object.keys(gateway.properties)).toEqual(expect.arrayContaining(['broker', 'listeners', 'auth', 'devices', 'bridges', 'metrics']));
+    expect(gateway.properties.broker.properties.durability.enum).toEqual(['full', 'normal', 'off']);
+    expect(Object.keys(devices.properties)).toEqual(expect.arrayContaining(['buses', 'devices', 'include']));
+  });
+
+  it('the committed schemas/ are what `fieldgate schema` writes today, and every example references one that exists', async () => {
+    const out = path.join(dir, 'schemas-now');
+    expect((await runCli(['schema', '--out', out])).code).toBe(0);
+    for (const name of ['gateway.schema.json', 'device-mapping.schema.json']) {
+      expect(fs.readFileSync(path.join(ROOT, 'schemas', name), 'utf8'), `schemas/${name} is stale: run fieldgate schema`).toBe(fs.readFileSync(path.join(out, name), 'utf8'));
+    }
+    const configs = ['examples/pi-rs485-sdm120.json', 'examples/cloud-bridge.json', 'docker/fieldgate.json', 'examples/devices/sdm120-rs485.json'];
+    for (const file of configs) {
+      const ref = (JSON.parse(fs.readFileSync(path.join(ROOT, file), 'utf8')) as { $schema?: string }).$schema;
+      expect(ref, file).toBeDefined();
+      const target = path.resolve(path.dirname(path.join(ROOT, file)), ref!);
+      expect(path.basename(target)).toBe(file.includes('devices/') ? 'device-mapping.schema.json' : 'gateway.schema.json');
+      expect(fs.existsSync(target), `${file} → ${target}`).toBe(true);
+    }
+  });
+});
+
+describe('shipped example configs pass check', () => {
+  let copy: string;
+  beforeAll(() => {
+    copy = path.join(dir, 'shipped');
+    fs.cpSync(path.join(ROOT, 'examples'), path.join(copy, 'examples'), { recursive: true });
+    fs.cpSync(path.join(ROOT, 'docker'), path.join(copy, 'docker'), { recursive: true });
+  });
+
+  it('examples/cloud-bridge.json', async () => {
+    const result = await runCli(['check', '--config', path.join(copy, 'examples/cloud-bridge.json')]);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('bridge cloud → mqtts://cloud.example.com:8883');
+  });
+
+  it('examples/pi-rs485-sdm120.json once its password file exists (as its comment says)', async () => {
+    const config = path.join(copy, 'examples/pi-rs485-sdm120.json');
+    const before = await runCli(['check', '--config', config]);
+    expect(before.code).toBe(1);
+    expect(before.stderr).toContain('auth.passwordFile');
+    expect((await runCli(['passwd', '-b', path.join(copy, 'examples/passwd'), 'alice', 'pw'])).code).toBe(0);
+    const result = await runCli(['check', '--config', config]);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/bus rs485 \(modbus-rtu\) \/dev\/serial\/by-id\//);
+    expect(result.stdout).toMatch(/meter unit 1: \d+ points → fieldgate\/garage\/meter\/…/);
+    expect(result.stdout).toContain('listener mqtt://0.0.0.0:1883 (user name and password required)');
+  });
+
+  it('docker/fieldgate.json with a password file next to it', async () => {
+    expect((await runCli(['passwd', '-b', path.join(copy, 'docker/passwd'), 'alice', 'pw'])).code).toBe(0);
+    const result = await runCli(['check', '--config', path.join(copy, 'docker/fieldgate.json')]);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('data in /data');
+    expect(result.stdout).toContain('metrics on http://0.0.0.0:9883/metrics');
+  });
+});
+
+describe.skipIf(!requireTool('mosquitto') || !requireTool('mosquitto_pub'))('passwd', () => {
+  let passwdFile: string;
+  beforeAll(async () => {
+    passwdFile = path.join(dir, 'passwd-test');
+    expect((await runCli(['passwd', '-b', passwdFile, 'alice', 'first'])).code).toBe(0);
+    expect((await runCli(['passwd', passwdFile, 'bob'], { input: 'b0b-pass\n' })).code).toBe(0);
+    const update = await runCli(['passwd', '-b', passwdFile, 'alice', 's3cret']);
+    expect(update.code).toBe(0);
+  });
+
+  it('writes $7$ lines, one per user, updating in place', () => {
+    const lines = fs.readFileSync(passwdFile, 'utf8').trim().split('\n');
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(/^alice:\$7\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$/);
+    expect(lines[1]).toMatch(/^bob:\$7\$/);
+  });
+
+  it('Mosquitto itself accepts the file', async () => {
+    fs.mkdirSync(path.join(dir, 'mosquitto'));
+    const mosquitto = await startMosquitto(path.join(dir, 'mosquitto'), { passwordFile: passwdFile });
+    try {
+      expect(await mosquittoPub(mosquitto.port, 'alice', 's3cret')).toMatchObject({ code: 0 });
+      expect(await mosquittoPub(mosquitto.port, 'bob', 'b0b-pass')).toMatchObject({ code: 0 });
+      const refused = await mosquittoPub(mosquitto.port, 'alice', 'first');
+      expect(refused.code).not.toBe(0);
+      expect(refused.output).toMatch(/not authori[sz]ed|bad user name or password/i);
+    } finally {
+      await mosquitto.stop();
+    }
+  });
+
+  it('the gateway authenticates against it', async () => {
+    const config = parseGatewayConfig({ broker: { port: 0, dataDir: path.join(dir, 'passwd-gw') }, auth: { passwordFile: passwdFile } }, 'test', dir);
+    const gateway: Gateway = await startGateway(config, silentLogger);
+    try {
+      const port = gateway.listeners[0].port;
+      const good = await mqtt.connectAsync({ host: '127.0.0.1', port, username: 'alice', password: 's3cret', reconnectPeriod: 0 });
+      await good.endAsync();
+      await expect(mqtt.connectAsync({ host: '127.0.0.1', port, username: 'alice', password: 'first', reconnectPeriod: 0 })).rejects.toThrow(/Bad username or password|Not authorized/i);
+    } finally {
+      await gateway.stop();
+    }
+  });
+});
+
+describe('probe', () => {
+  let meter: SimulatedMeter;
+  beforeAll(async () => {
+    meter = await startSimulatedMeter({ port: 0, seed: 5, dayLengthMs: 24 * 3600 * 1000 });
+  });
+  afterAll(async () => meter?.stop());
+
+  it('reads the simulated SDM120 over Modbus TCP and shows its float32 ABCD values', async () => {
+    const result = await runCli(['probe', '--host', '127.0.0.1', '--port', String(meter.port), '--table', 'input', '--address', '0', '--count', '2']);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    const voltage = meter.readings().voltage;
+    const line = result.stdout.split('\n').find((l) => /^0\s+float32\s+ABCD\s/.test(l));
+    expect(line, result.stdout).toBeDefined();
+    const shown = Number(line!.trim().split(/\s+/)[3]);
+    expect(shown).toBeGreaterThan(200);
+    expect(Math.abs(shown - voltage)).toBeLessThan(5);
+    // The other orders of the same bytes are not a plausible voltage: that is how probe finds the order.
+    const dcba = Number(result.stdout.split('\n').find((l) => /^0\s+float32\s+DCBA\s/.test(l))!.trim().split(/\s+/)[3]);
+    expect(Math.abs(dcba - voltage)).toBeGreaterThan(5);
+    // The hex header shows the two raw registers.
+    expect(result.stdout.split('\n')[0]).toMatch(/^address\s+hex\s+[0-9a-f]{4} [0-9a-f]{4}$/);
+  });
+
+  it('a dead port is a clear error with exit 1; missing --address a usage error', async () => {
+    const port = await freePort();
+    const dead = await runCli(['probe', '--host', '127.0.0.1', '--port', String(port), '--address', '0', '--timeout', '500']);
+    expect(dead.code).toBe(1);
+    expect(dead.stderr).toMatch(/^fieldgate probe: .+/);
+    const usage = await runCli(['probe', '--host', '127.0.0.1']);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toContain('--address is required');
+  });
+});
