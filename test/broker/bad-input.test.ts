@@ -4,7 +4,7 @@
 import type { IDisconnectPacket } from 'mqtt-packet';
 import { describe, expect, it } from 'vitest';
 import { captureLogger, sleep, uniqueTopic, useHarness, waitFor, type Harness, type RawClient } from '../helpers/broker.js';
-import { encodeRemainingLength, packet, publishBytes, subscribeBytes } from '../helpers/packets.js';
+import { connectBytes, encodeRemainingLength, mqttString, packet, publishBytes, subscribeBytes } from '../helpers/packets.js';
 
 interface Case {
   name: string;
@@ -76,8 +76,118 @@ for (const version of [4, 5] as const) {
   });
 }
 
+/** v5-only protocol errors; the broker must answer with DISCONNECT carrying one of `reasons`, then close. */
+const v5Cases: Array<{ name: string; bytes: () => Buffer; reasons: number[] }> = [
+  {
+    name: 'a client PUBLISH carrying a Subscription Identifier [MQTT-3.3.4-6]',
+    // topic "a", QoS 0, properties: 0x0B subscription identifier = 1
+    bytes: () => packet(0x30, Buffer.from([0x00, 0x01, 0x61, 0x02, 0x0b, 0x01, 0x78])),
+    reasons: [0x82],
+  },
+  {
+    name: 'a PUBLISH with a property given twice (two content types)',
+    bytes: () => packet(0x30, Buffer.concat([Buffer.from([0x00, 0x01, 0x61, 0x08]), Buffer.from([0x03, 0x00, 0x01, 0x78, 0x03, 0x00, 0x01, 0x79]), Buffer.from('p')])),
+    reasons: [0x81, 0x82],
+  },
+  {
+    name: 'a SUBSCRIBE with Subscription Identifier 0',
+    bytes: () => packet(0x82, Buffer.from([0x00, 0x01, 0x02, 0x0b, 0x00, 0x00, 0x01, 0x61, 0x01])),
+    reasons: [0x81, 0x82],
+  },
+  {
+    name: 'a SUBSCRIBE with Retain Handling 3 [MQTT-3.8.3-5]',
+    bytes: () => subscribeBytes({ filters: [{ filter: 'a', options: 0x31 }], v5: true }),
+    reasons: [0x81, 0x82],
+  },
+  {
+    name: 'a SUBSCRIBE with reserved subscription option bits set [MQTT-3.8.3-5]',
+    bytes: () => subscribeBytes({ filters: [{ filter: 'a', options: 0xc1 }], v5: true }),
+    reasons: [0x81],
+  },
+  {
+    name: 'an AUTH packet when no authentication method was given',
+    bytes: () => packet(0xf0, Buffer.from([0x18, 0x00])),
+    reasons: [0x82],
+  },
+];
+
+describe('bad input: MQTT 5.0 protocol errors', () => {
+  const h = useHarness();
+
+  for (const c of v5Cases) {
+    it(c.name, async () => {
+      const { port } = await h.broker();
+      const bad = await connected(h, port, 5, 'offender5');
+      bad.sendBytes(c.bytes());
+      await bad.waitClosed();
+      const disconnect = bad.received.find((p) => p.cmd === 'disconnect') as IDisconnectPacket | undefined;
+      expect(disconnect, `DISCONNECT before closing; got ${bad.describe()}`).toBeDefined();
+      expect(c.reasons).toContain(disconnect!.reasonCode);
+      await assertBrokerServes(h, port);
+    });
+  }
+
+  for (const [name, properties] of [
+    ['Receive Maximum 0', Buffer.from([0x21, 0x00, 0x00])],
+    ['Maximum Packet Size 0', Buffer.from([0x27, 0x00, 0x00, 0x00, 0x00])],
+  ] as const) {
+    it(`a CONNECT with ${name} is refused (protocol error)`, async () => {
+      const { port } = await h.broker();
+      const raw = await h.raw(port, 5);
+      const variable = Buffer.concat([Buffer.from([0x00, 0x04]), Buffer.from('MQTT'), Buffer.from([5, 0x02, 0, 60, properties.length]), properties]);
+      raw.sendBytes(packet(0x10, Buffer.concat([variable, Buffer.from([0x00, 0x02, 0x69, 0x64])])));
+      await raw.waitClosed();
+      const connack = raw.received.find((p) => p.cmd === 'connack') as { reasonCode?: number } | undefined;
+      if (connack) expect([0x81, 0x82]).toContain(connack.reasonCode);
+    });
+  }
+});
+
 describe('bad input: details', () => {
   const h = useHarness();
+
+  for (const [name, clientId, flags, tail] of [
+    ['ill-formed UTF-8 in the client id', Buffer.from([0x69, 0xff, 0x64]), 0x02, Buffer.alloc(0)],
+    ['U+0000 in the client id', Buffer.from([0x69, 0x00, 0x64]), 0x02, Buffer.alloc(0)],
+    ['ill-formed UTF-8 in the user name', Buffer.from('uname'), 0x82, mqttString(Buffer.from([0xc3, 0x28]))],
+  ] as const) {
+    it(`a CONNECT with ${name} is refused [MQTT-1.5.3-1, MQTT-1.5.3-2]`, async () => {
+      const { port } = await h.broker();
+      const raw = await h.raw(port);
+      raw.sendBytes(connectBytes({ clientId, flags, tail }));
+      await waitFor(() => raw.isClosed || raw.received.length > 0, 10_000, 'CONNACK or close');
+      const connack = raw.received.find((p) => p.cmd === 'connack') as { returnCode?: number } | undefined;
+      if (connack) expect(connack.returnCode, 'the CONNECT was accepted').not.toBe(0);
+      await raw.waitClosed();
+      await assertBrokerServes(h, port);
+    });
+  }
+
+  it('a will topic with a wildcard is never published (the CONNECT may be refused)', async () => {
+    const { port } = await h.broker();
+    const watcher = await h.v4(port, { clientId: 'watcher' });
+    await watcher.subscribe('#', { qos: 1 });
+    const raw = await h.raw(port);
+    const will = Buffer.concat([mqttString('wild/#'), mqttString('bye')]);
+    raw.sendBytes(connectBytes({ clientId: 'wild-will', flags: 0x02 | 0x04 | 0x08, tail: will }));
+    await waitFor(() => raw.isClosed || raw.received.length > 0, 10_000, 'CONNACK or close');
+    raw.destroy();
+    await raw.waitClosed();
+    await watcher.publish('end', 'end', { qos: 1 });
+    await waitFor(() => watcher.texts().includes('end'));
+    await sleep(200);
+    expect(watcher.messages.map((m) => m.topic)).toEqual(['end']);
+  });
+
+  it('a SUBSCRIBE filter with U+0000 is refused (SUBACK failure or closed) [MQTT-1.5.3-2]', async () => {
+    const { port } = await h.broker();
+    const raw = await connected(h, port, 4, 'nul-filter');
+    raw.sendBytes(subscribeBytes({ filters: [{ filter: Buffer.from([0x61, 0x00]), options: 1 }] }));
+    await waitFor(() => raw.isClosed || raw.peek('suback').length > 0, 10_000, 'SUBACK or close');
+    const suback = raw.peek('suback')[0] as { granted: number[] } | undefined;
+    if (suback) expect(suback.granted).toEqual([0x80]);
+    await assertBrokerServes(h, port);
+  });
 
   it('a PUBLISH with an invalid topic is not delivered to anyone', async () => {
     const { port } = await h.broker();
