@@ -167,6 +167,28 @@ describe('durable local subscriptions and durability of local publishes', () => 
     expect(rows.map((r) => r.payload.toString())).toEqual(Array.from({ length: 20 }, (_, i) => `r${i}`));
   });
 
+  it('QoS 2: the durable row is committed before PUBREC', async () => {
+    const dataDir = await h.tempDir();
+    const { port, broker } = await h.broker({ dataDir, commitWindowMs: 20 });
+    broker.db.exec('CREATE TABLE test_outbox2 (topic TEXT NOT NULL)');
+    const insert = broker.db.prepare('INSERT INTO test_outbox2 (topic) VALUES (?)');
+    const local = broker.createLocalClient('bridge2');
+    h.defer(() => local.close());
+    local.subscribe('up2/#', (m) => insert.run(m.topic), { durable: true, qos: 2 });
+    const reader = new Database(broker.db.name, { readonly: true, fileMustExist: true });
+    h.defer(() => reader.close());
+    const count = () => (reader.prepare('SELECT COUNT(*) AS n FROM test_outbox2').get() as { n: number }).n;
+    const raw = await h.raw(port);
+    await raw.connect({ clientId: 'q2-field' });
+    for (let id = 1; id <= 10; id++) {
+      raw.send({ cmd: 'publish', topic: `up2/${id}`, payload: Buffer.from('x'), qos: 2, messageId: id, dup: false, retain: false });
+      await raw.next('pubrec');
+      expect(count()).toBe(id);
+      raw.send({ cmd: 'pubrel', messageId: id });
+      await raw.next('pubcomp');
+    }
+  });
+
   it('a QoS 1 local publish resolves once it is stored for an offline persistent session, which gets it after a restart', async () => {
     const dataDir = await h.tempDir();
     let started = await startBroker({ dataDir });

@@ -200,6 +200,25 @@ describe('queue limits per session', () => {
     expect(outcomes.slice(3)).toEqual([0x97, 0x97, 0x97]);
   });
 
+  it('the limit also holds for an online client whose receive window is full (drop-oldest)', async () => {
+    const { port } = await h.broker({ maxQueuedMessages: 3, queuePolicy: 'drop-oldest' });
+    const raw = await h.raw(port, 5);
+    await raw.connect({ clientId: 'slow-online', properties: { receiveMaximum: 1 } });
+    raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'so/t', qos: 1 }] });
+    await raw.next('suback');
+    const pub = await h.v5(port, { clientId: 'pub' });
+    for (let i = 0; i < 10; i++) await pub.publish('so/t', `m${i}`, { qos: 1 });
+    const got: string[] = [];
+    while (got.length < 4) {
+      const p = (await raw.next('publish')) as IPublishPacket;
+      got.push(p.payload.toString());
+      raw.send({ cmd: 'puback', messageId: p.messageId });
+    }
+    await sleep(400);
+    expect(raw.peek('publish')).toEqual([]);
+    expect(got).toEqual(['m0', 'm7', 'm8', 'm9']); // m0 was in flight; the queue kept the newest 3
+  });
+
   it('maxQueuedBytes bounds the queue by size (drop-oldest)', async () => {
     const payload = (i: number) => `m${i}` + '.'.repeat(98);
     const { back } = await fillQueue({ maxQueuedBytes: 250, queuePolicy: 'drop-oldest' }, 6, payload);

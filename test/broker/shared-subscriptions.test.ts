@@ -47,6 +47,24 @@ describe('shared subscriptions', () => {
     expect(b.texts()).toEqual(Array.from({ length: 10 }, (_, i) => `m${i}`));
   });
 
+  it('a QoS 1 message unacknowledged by a member whose session ends goes to another member (SHOULD, MQTT 5.0 section 4.8.2)', async () => {
+    const { port } = await h.broker();
+    const topic = uniqueTopic('handoff');
+    const a = await h.raw(port, 5);
+    await a.connect({ clientId: 'member-a', properties: { sessionExpiryInterval: 0 } });
+    a.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `$share/grp/${topic}`, qos: 1 }] });
+    await a.next('suback');
+    const pub = await h.v5(port, { clientId: 'pub' });
+    // with only member a in the group, the first message must go to a
+    await pub.publish(topic, 'in flight', { qos: 1 });
+    await a.next('publish');
+    const b = await h.v5(port, { clientId: 'member-b' });
+    await b.subscribe(`$share/grp/${topic}`, { qos: 1 });
+    a.destroy(); // never acknowledged; session expiry 0 ends the session
+    await b.waitMessages(1, 10_000);
+    expect(b.texts()).toEqual(['in flight']);
+  });
+
   it('UNSUBSCRIBE of the shared filter stops deliveries to that member', async () => {
     const { port } = await h.broker();
     const topic = uniqueTopic('unshare');
