@@ -143,6 +143,53 @@ describe('bad input: MQTT 5.0 protocol errors', () => {
   }
 });
 
+describe('framing', () => {
+  const h = useHarness();
+
+  it('packets split into single bytes, and many packets in one write, are both read correctly', async () => {
+    const { port } = await h.broker();
+    const watcher = await h.v4(port, { clientId: 'watcher' });
+    await watcher.subscribe('frag/#', { qos: 1 });
+    const raw = await h.raw(port);
+    const bytes = Buffer.concat([
+      connectBytes({ clientId: 'fragmented' }),
+      publishBytes({ topic: 'frag/one', payload: 'x'.repeat(300), qos: 1, messageId: 1 }),
+    ]);
+    for (const byte of bytes) {
+      raw.sendBytes([byte]);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await raw.next('connack');
+    await raw.next('puback');
+    const burst = Buffer.concat(Array.from({ length: 50 }, (_, i) => publishBytes({ topic: 'frag/burst', payload: `b${i}`, qos: 1, messageId: 100 + i })));
+    raw.sendBytes(burst);
+    await waitFor(() => raw.peek('puback').length >= 50);
+    await watcher.waitMessages(51);
+    expect(watcher.texts().slice(1)).toEqual(Array.from({ length: 50 }, (_, i) => `b${i}`));
+  });
+
+  it('maximumPacketSize counts the whole packet: exactly the limit is accepted, one byte more is refused', async () => {
+    const limit = 1024;
+    const { port } = await h.broker({ maximumPacketSize: limit });
+    const sized = (extra: number) => {
+      // fixed header 1 + 2 length bytes, topic 2+1, payload fills the rest (v5: +1 property length byte)
+      const payloadLength = limit - 3 - 3 - 1 + extra;
+      return publishBytes({ topic: 'm', payload: Buffer.alloc(payloadLength, 0x2e), qos: 0, v5: true });
+    };
+    expect(sized(0).length).toBe(limit);
+    const watcher = await h.v5(port, { clientId: 'watcher' });
+    await watcher.subscribe('m', { qos: 0 });
+    const ok = await connected(h, port, 5, 'at-limit');
+    ok.sendBytes(sized(0));
+    await watcher.waitMessages(1);
+    expect(ok.isClosed).toBe(false);
+    const over = await connected(h, port, 5, 'over-limit');
+    over.sendBytes(sized(1));
+    const d = (await over.next('disconnect')) as IDisconnectPacket;
+    expect(d.reasonCode).toBe(0x95);
+  });
+});
+
 describe('bad input: details', () => {
   const h = useHarness();
 
