@@ -95,8 +95,9 @@ export class GatewayProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private readonly child: ChildProcess;
 
-  constructor(args: string[], cwd: string) {
-    this.child = spawn(process.execPath, [BIN, 'run', ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  /** `node bin/fieldgate.js run …args`, or exactly `nodeArgs` (e.g. a Dockerfile's ENTRYPOINT + CMD) when given. */
+  constructor(args: string[], cwd: string, nodeArgs: string[] = [BIN, 'run', ...args]) {
+    this.child = spawn(process.execPath, nodeArgs, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     let pending = '';
     this.child.stdout!.on('data', (chunk: Buffer) => {
       pending += chunk.toString();
