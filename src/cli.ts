@@ -2,11 +2,11 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import readline from 'node:readline';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 type ParseArgsOptionsConfig = NonNullable<ParseArgsConfig['options']>;
 import { z } from 'zod';
+import { runPasswdCommand } from './auth/passwd-command.js';
 import { addOrUpdateUser } from './auth/password-file.js';
 import { ConfigError, gatewayConfigSchema, type GatewayConfig } from './config/gateway-config.js';
 import { checkGatewayConfig } from './config/check.js';
@@ -209,33 +209,23 @@ async function probe(args: string[]): Promise<number> {
 async function passwd(args: string[]): Promise<number> {
   try {
     const { values, positionals } = parse(args, { batch: { type: 'boolean', short: 'b' } }, true);
-    const [file, user, given] = positionals;
-    if (!file || !user) throw new UsageError('usage: fieldgate passwd [-b] FILE USER [PASSWORD]');
-    let password = given;
-    if (values.batch && password === undefined) throw new UsageError('-b needs the password as the third argument');
-    if (password === undefined) password = await readPassword(`Password for ${user}: `);
-    if (password.length === 0) throw new UsageError('the password must not be empty');
-    const result = addOrUpdateUser(file, user, password);
-    process.stdout.write(`${file}: ${JSON.stringify(result)}\n`);
+    const [file, user, given, ...extra] = positionals;
+    if (!file || !user || extra.length > 0) throw new UsageError('usage: fieldgate passwd [-b] FILE USER [PASSWORD]');
+    if (values.batch) {
+      if (given === undefined) throw new UsageError('-b needs the password as the third argument');
+      if (given.length === 0) throw new UsageError('the password must not be empty');
+      const result = addOrUpdateUser(file, user, given);
+      process.stderr.write(`${result.added ? 'added' : 'updated'} user "${user}" in ${file}${result.createdFile ? ' (new file, mode 0600)' : ''}\n`);
+      return 0;
+    }
+    if (given !== undefined) throw new UsageError('a password on the command line needs -b (it shows in the process list and the shell history)');
+    // Asked twice without echo on a terminal; the first line of stdin when piped.
+    await runPasswdCommand(file, user, { input: process.stdin, output: process.stderr });
     return 0;
   } catch (error) {
     if (error instanceof UsageError) return reportConfigErrors(error);
     process.stderr.write(`fieldgate passwd: ${(error as Error).message}\n`);
     return 1;
-  }
-}
-
-async function readPassword(prompt: string): Promise<string> {
-  const rl = readline.createInterface({ input: process.stdin, output: process.stdin.isTTY ? process.stdout : undefined, terminal: process.stdin.isTTY === true });
-  try {
-    if (process.stdin.isTTY) process.stdout.write(prompt);
-    const line = await new Promise<string>((resolve) => {
-      rl.once('line', resolve);
-      rl.once('close', () => resolve(''));
-    });
-    return line;
-  } finally {
-    rl.close();
   }
 }
 

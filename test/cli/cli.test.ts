@@ -9,7 +9,8 @@ import { startGateway, type Gateway } from '../../src/gateway.js';
 import { silentLogger } from '../../src/log.js';
 import { requireTool } from '../helpers/peers.js';
 import { startMosquitto, mosquittoPub } from '../auth/mosquitto-peer.js';
-import { ensureBuilt, freePort, ROOT, runCli, tempDir } from '../gateway/helpers.js';
+import { checkCredentials, readPasswordFile } from '../../src/auth/password-file.js';
+import { ensureBuilt, freePort, ROOT, runCli, tempDir, waitFor } from '../gateway/helpers.js';
 
 const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
 let dir: string;
@@ -245,6 +246,31 @@ describe.skipIf(!requireTool('mosquitto') || !requireTool('mosquitto_pub'))('pas
     expect(lines).toHaveLength(2);
     expect(lines[0]).toMatch(/^alice:\$7\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$/);
     expect(lines[1]).toMatch(/^bob:\$7\$/);
+  });
+
+  it.skipIf(!requireTool('script'))('asks twice without echo on a terminal (run under script(1) for a real pty)', async () => {
+    const file = path.join(dir, 'passwd-tty');
+    const { spawn } = await import('node:child_process');
+    const child = spawn('script', ['-qc', `${process.execPath} ${path.join(ROOT, 'bin/fieldgate.js')} passwd ${file} carol`, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let screen = '';
+    child.stdout.on('data', (d: Buffer) => (screen += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    await waitFor(() => screen.includes('Password: '), 'the first prompt', 10_000);
+    child.stdin.write('tty-secret\r');
+    await waitFor(() => screen.includes('Reenter password: '), 'the second prompt', 10_000);
+    child.stdin.write('tty-secret\r');
+    expect(await exited).toBe(0);
+    child.stdin.end();
+    expect(screen).not.toContain('tty-secret');
+    expect(screen).toContain(`added user "carol" in ${file}`);
+    expect(checkCredentials(readPasswordFile(file), 'carol', 'tty-secret')).toBe(true);
+  });
+
+  it('refuses a password on the command line without -b', async () => {
+    const result = await runCli(['passwd', path.join(dir, 'passwd-x'), 'dave', 'visible']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('needs -b');
+    expect(fs.existsSync(path.join(dir, 'passwd-x'))).toBe(false);
   });
 
   it('Mosquitto itself accepts the file', async () => {
