@@ -98,7 +98,11 @@ async function run(args: string[]): Promise<number> {
       config.broker.port = port;
     }
     if (values.data !== undefined) config.broker.dataDir = path.resolve(values.data as string);
-    if (values['log-level'] !== undefined) config.log.level = values['log-level'] as GatewayConfig['log']['level'];
+    if (values['log-level'] !== undefined) {
+      const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+      if (!levels.includes(values['log-level'] as string)) throw new UsageError(`--log-level: expected one of ${levels.join(', ')} (got "${values['log-level']}")`);
+      config.log.level = values['log-level'] as GatewayConfig['log']['level'];
+    }
   } catch (error) {
     return reportConfigErrors(error);
   }
@@ -240,6 +244,8 @@ async function schema(args: string[]): Promise<number> {
     process.stdout.write(`wrote ${path.join(dir, 'gateway.schema.json')} and ${path.join(dir, 'device-mapping.schema.json')}\n`);
     return 0;
   } catch (error) {
-    return reportConfigErrors(error);
+    if (error instanceof UsageError) return reportConfigErrors(error);
+    process.stderr.write(`fieldgate schema: cannot write the schemas: ${(error as Error).message}\n`);
+    return 1;
   }
 }

@@ -39,6 +39,14 @@ function tlsOptions(config: NonNullable<ListenerConfig['tls']>): tls.TlsOptions 
   };
 }
 
+function listenError(config: ListenerConfig, error: NodeJS.ErrnoException): Error {
+  const where = `${config.type} listener on ${config.host}:${config.port}`;
+  if (error.code === 'EADDRINUSE') return new Error(`${where}: the port is already in use (another MQTT broker or fieldgate?); stop it or choose another port (--port, or "port" in the config)`);
+  if (error.code === 'EACCES') return new Error(`${where}: not allowed to bind this port (ports below 1024 need CAP_NET_BIND_SERVICE)`);
+  if (error.code === 'EADDRNOTAVAIL') return new Error(`${where}: this machine has no address ${config.host}`);
+  return new Error(`${where}: ${error.message}`);
+}
+
 export async function openListener(broker: Broker, config: ListenerConfig, allowAnonymous: boolean, maxConnections: number): Promise<OpenListener> {
   const useIdentity = config.tls?.useIdentityAsUsername ?? false;
   let server: net.Server;
@@ -80,11 +88,11 @@ export async function openListener(broker: Broker, config: ListenerConfig, allow
     }
   }
   server.maxConnections = maxConnections;
-  server.on('error', (error) => broker.logger.error({ err: error, listener: config.type }, 'listener error'));
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (error: NodeJS.ErrnoException) => reject(listenError(config, error)));
     server.listen(config.port, config.host, () => {
-      server.off('error', reject);
+      server.removeAllListeners('error');
+      server.on('error', (error) => broker.logger.error({ err: error, listener: config.type }, 'listener error'));
       resolve();
     });
   });
