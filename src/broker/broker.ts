@@ -284,9 +284,9 @@ export class Broker implements ConnectionHost, OutboundHost {
     return accepted;
   }
 
-  private offer(session: Session, message: Message, qos: 0 | 1 | 2, retain: boolean, subscriptionIds: number[] | undefined): boolean {
+  private offer(session: Session, message: Message, qos: 0 | 1 | 2, retain: boolean, subscriptionIds: number[] | undefined, shareKey?: string): boolean {
     if (session.connection === null && qos === 0 && !this.options.queueQos0) return true;
-    const delivery: Delivery = { seq: 0, message, qos, retain, subscriptionIds, packetId: 0, released: false };
+    const delivery: Delivery = { seq: 0, message, qos, retain, subscriptionIds, packetId: 0, released: false, shareKey };
     const accepted = deliver(this, session, delivery, this.shared);
     if (qos > 0 && session.queue.length >= QUEUE_HIGH_WATER && session.connection !== null) this.holdPublisher(session);
     return accepted;
@@ -339,7 +339,15 @@ export class Broker implements ConnectionHost, OutboundHost {
     }
     const qos = chosen.qos < message.qos ? chosen.qos : message.qos;
     const ids = chosen.subscriptionId !== undefined ? [chosen.subscriptionId] : undefined;
-    return this.offer(chosen.subscriber as Session, message, qos, chosen.retainAsPublished && message.retain, ids);
+    return this.offer(chosen.subscriber as Session, message, qos, chosen.retainAsPublished && message.retain, ids, key);
+  }
+
+  /** A shared-subscription message its member never acknowledged goes to another member (v5 §4.8.2 SHOULD). */
+  private redeliverShared(key: string, message: Message): void {
+    const group = this.tree.match(message.topic).filter((s) => s.share !== null && `${s.share}\u0000${s.matchFilter}` === key);
+    if (group.length === 0) return;
+    this.shared.reset(message);
+    this.deliverShared(key, group, message);
   }
 
   private deliverLocal(sub: Subscription<Session | LocalEndpoint>, message: Message): void {
@@ -422,12 +430,14 @@ export class Broker implements ConnectionHost, OutboundHost {
       const sub = session.subscriptions.get(filter)!;
       this.tree.remove(session, filter, sub.matchFilter);
     }
+    const orphans = [...session.inflight.values(), ...session.queue].filter((d) => d.shareKey !== undefined && !d.released);
     session.subscriptions.clear();
     session.inflight.clear();
     session.queue = [];
     session.queuedBytes = 0;
     if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
     this.store.dropSession(session.clientId);
+    for (const delivery of orphans) this.redeliverShared(delivery.shareKey!, delivery.message);
   }
 
   publishWill(will: Will): void {

@@ -13,4 +13,6 @@ export interface Delivery {
   packetId: number;
   /** QoS 2: PUBREC received, PUBREL sent; waiting for PUBCOMP. */
   released: boolean;
+  /** Set when the message came through a shared subscription (`group\u0000filter`). */
+  shareKey?: string;
 }

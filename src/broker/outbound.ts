@@ -126,7 +126,7 @@ export function deliver(host: OutboundHost, session: Session, delivery: Delivery
     delivery.seq = host.store.allocateSeq();
     host.store.enqueue(session.clientId, delivery);
   }
-  if (connection !== null && session.queue.length === 0 && session.inflight.size < connection.clientReceiveMaximum && !connection.congested) {
+  if (connection !== null && session.queue.length === 0 && session.qos2Barrier === 0 && session.inflight.size < connection.clientReceiveMaximum && !connection.congested) {
     sendNew(host, session, connection, delivery, shared);
     return true;
   }
@@ -175,6 +175,7 @@ function sendNew(host: OutboundHost, session: Session, connection: Connection, d
     return;
   }
   session.addInflight(delivery);
+  if (delivery.qos === 2) session.qos2Barrier = delivery.packetId;
   if (delivery.seq !== 0) host.store.markSent(delivery);
   connection.write(bytes);
   host.countSent();
@@ -188,6 +189,7 @@ export function completeOutgoing(host: OutboundHost, session: Session, packetId:
   const delivery = session.inflight.get(packetId);
   if (!delivery || delivery.qos !== qos) return null;
   session.inflight.delete(packetId);
+  if (session.qos2Barrier === packetId) session.qos2Barrier = 0;
   if (delivery.seq !== 0) host.store.completeDelivery(delivery.seq);
   return delivery;
 }
@@ -197,7 +199,7 @@ export function pump(host: OutboundHost, session: Session): void {
   const connection = session.connection;
   if (connection === null) return;
   let sent = 0;
-  while (sent < session.queue.length && session.inflight.size < connection.clientReceiveMaximum && !connection.congested) {
+  while (sent < session.queue.length && session.qos2Barrier === 0 && session.inflight.size < connection.clientReceiveMaximum && !connection.congested) {
     const delivery = session.queue[sent++];
     sendNew(host, session, connection, delivery, null);
   }
@@ -215,11 +217,13 @@ export function resume(host: OutboundHost, session: Session): void {
   const connection = session.connection;
   if (connection === null) return;
   const now = Date.now();
+  session.qos2Barrier = 0;
   for (const delivery of session.inflight.values()) {
     if (delivery.released) {
       connection.send({ cmd: 'pubrel', messageId: delivery.packetId });
       continue;
     }
+    if (delivery.qos === 2 && session.qos2Barrier === 0) session.qos2Barrier = delivery.packetId;
     const bytes = encodeFor(connection, delivery, true, null, now);
     if (bytes !== null) connection.write(bytes);
   }

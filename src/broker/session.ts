@@ -47,6 +47,12 @@ export class Session implements Subscriber {
   /** Waiting for the client's receive window (or for the client to come back). */
   queue: Delivery[] = [];
   queuedBytes = 0;
+  /**
+   * Packet id of a QoS 2 PUBLISH whose PUBREC has not come yet; nothing newer is sent until then.
+   * Clients hand a QoS 2 message to the application only on PUBREL, so without this a later QoS 1
+   * message would overtake it: with it, applications see messages in publish order across QoS levels.
+   */
+  qos2Barrier = 0;
   incomingQos2: Set<number> = noIncomingQos2;
   expiryTimer: NodeJS.Timeout | null = null;
   willTimer: NodeJS.Timeout | null = null;

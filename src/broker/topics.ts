@@ -13,6 +13,14 @@ export function isValidTopicName(topic: string): boolean {
   return true;
 }
 
+/** A UTF-8 string field (client id, user name) as [MQTT-1.5.3-1, 1.5.3-2] allow it: well-formed, no U+0000. */
+export function isWellFormedString(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    if (text.charCodeAt(i) === 0 || !isAllowedCodeUnit(text, i)) return false;
+  }
+  return true;
+}
+
 /**
  * A topic filter: '#' only as the last level and alone in it [MQTT-4.7.1-2]; '+' alone in its level [MQTT-4.7.1-3].
  * Shared subscriptions ($share/group/filter) are validated by parseSharedFilter first.

@@ -4,7 +4,7 @@ import type { Broker } from '../broker.js';
 import type { Connection } from '../connection.js';
 import { resume } from '../outbound.js';
 import { Session } from '../session.js';
-import { isValidTopicName } from '../topics.js';
+import { isValidTopicName, isWellFormedString } from '../topics.js';
 import { protocolError } from './dispatch.js';
 import type { Message } from '../types.js';
 
@@ -35,6 +35,13 @@ export function handleConnect(broker: Broker, connection: Connection, packet: mq
   if (packet.will && ((packet.will.qos ?? 0) > 2)) {
     // [MQTT-3.1.2-14]: will QoS 3 is malformed.
     return protocolError(broker, connection, 'will QoS 3', 0x81);
+  }
+  if (!isWellFormedString(clientId)) {
+    return refuse(broker, connection, v5 ? V5_CLIENT_IDENTIFIER_NOT_VALID : V3_IDENTIFIER_REJECTED, 'client id is not well-formed UTF-8 or contains U+0000');
+  }
+  if (packet.username !== undefined && !isWellFormedString(packet.username)) {
+    if (v5) return refuse(broker, connection, 0x81, 'user name is not well-formed UTF-8');
+    return protocolError(broker, connection, 'user name is not well-formed UTF-8', 0x81);
   }
   if (clientId === '') {
     if (v5) {

@@ -12,6 +12,10 @@ const QUOTA_EXCEEDED = 0x97;
 export function handlePublish(broker: Broker, connection: Connection, packet: mqttPacket.IPublishPacket): void {
   const session = connection.session!;
   const v5 = connection.protocolVersion === 5;
+  if (v5 && packet.properties?.subscriptionIdentifier !== undefined) {
+    // [MQTT-3.3.4-6]: a client's PUBLISH must not carry a Subscription Identifier.
+    return protocolError(broker, connection, 'PUBLISH from a client carries a Subscription Identifier', 0x82);
+  }
   let topic = packet.topic;
   const alias = v5 ? packet.properties?.topicAlias : undefined;
   if (alias !== undefined) {

@@ -24,4 +24,8 @@ export function handlePubrec(broker: Broker, connection: Connection, packet: mqt
     if (delivery.seq !== 0) broker.store.markSent(delivery);
   }
   connection.send({ cmd: 'pubrel', messageId: id });
+  if (session.qos2Barrier === id) {
+    session.qos2Barrier = 0;
+    broker.pumpSession(session);
+  }
 }

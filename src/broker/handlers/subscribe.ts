@@ -17,6 +17,7 @@ export function handleSubscribe(broker: Broker, connection: Connection, packet: 
   const session = connection.session!;
   const v5 = connection.protocolVersion === 5;
   const subscriptionId = v5 ? packet.properties?.subscriptionIdentifier : undefined;
+  if (subscriptionId === 0) return protocolError(broker, connection, 'Subscription Identifier 0 (allowed: 1 to 268,435,455)');
   if (packet.subscriptions.length === 0) {
     // [MQTT-3.8.3-3]: a SUBSCRIBE must carry at least one filter.
     return protocolError(broker, connection, 'SUBSCRIBE without a topic filter');
