@@ -63,7 +63,7 @@ export const gatewayConfigSchema = z.strictObject({
   auth: z.strictObject({
     passwordFile: z.string().optional().describe('Mosquitto password file (mosquitto_passwd or fieldgate passwd)'),
     aclFile: z.string().optional().describe('Mosquitto ACL file'),
-    allowAnonymous: z.boolean().optional().describe('Default: true when every listener is on loopback, else false.'),
+    allowAnonymous: z.boolean().optional().describe('For listeners without their own allowAnonymous. Default: true on loopback addresses, false elsewhere.'),
   }).default({}),
   devices: z.array(z.string()).default([]).describe('Device-mapping files, relative to this config file'),
   demo: z.boolean().default(false).describe('Start the built-in simulated energy meter and its mapping'),
