@@ -59,7 +59,9 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     connectTimeoutMs: b.connectTimeoutMs, maxKeepAlive: b.maxKeepAlive, receiveMaximum: b.receiveMaximum,
     maximumPacketSize: b.maximumPacketSize, topicAliasMaximum: b.topicAliasMaximum, maxQueuedMessages: b.maxQueuedMessages,
     maxQueuedBytes: b.maxQueuedBytes, queuePolicy: b.queuePolicy, queueQos0: b.queueQos0, sysIntervalMs: b.sysIntervalSeconds * 1000,
-    authenticate: auth?.authenticate, authorize: auth?.authorize,
+    // Without a password file there is nothing to check a user name against: leave authentication to
+    // the listeners (a listener that takes no anonymous clients then refuses every user name too).
+    authenticate: config.auth.passwordFile !== undefined ? auth?.authenticate : undefined, authorize: auth?.authorize,
   });
   await broker.start();
 

@@ -192,3 +192,42 @@ describe.skipIf(!haveTools)('gateway security with real clients', () => {
     expect(log.entries.map((e) => e.msg)).toContain(`mqtt://0.0.0.0:${lan[0].port}: anonymous clients refused (set "allowAnonymous": true on the listener to allow them)`);
   });
 });
+
+describe('an ACL file without a password file', () => {
+  let dir: string;
+  let gateway: Gateway;
+  const clients: MqttClient[] = [];
+  beforeAll(async () => {
+    dir = tempDir('fieldgate-acl-only-');
+    fs.writeFileSync(path.join(dir, 'acl'), 'user ops\ntopic readwrite ops/#\n');
+    const input: GatewayConfigInput = {
+      broker: { port: 0, dataDir: 'data', sysIntervalSeconds: 0 },
+      listeners: [{ type: 'mqtt', host: '0.0.0.0', port: 0 }],
+      auth: { aclFile: 'acl' },
+    };
+    gateway = await startGateway(parseGatewayConfig(input, 'acl-only', dir), captureLogger().logger);
+  });
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => c.endAsync(true).catch(() => undefined)));
+    await gateway?.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('does not let any user name through a listener that refuses anonymous clients', async () => {
+    const lan = gateway.listeners[1];
+    expect(lan.allowAnonymous).toBe(false);
+    await expect(mqtt.connectAsync({ host: '127.0.0.1', port: lan.port, username: 'ops', password: 'anything', reconnectPeriod: 0 })).rejects.toThrow(/Not authorized/);
+  });
+
+  it('on loopback takes the user name as given and applies the ACL to it', async () => {
+    const port = gateway.listeners[0].port;
+    const ops = await mqtt.connectAsync({ host: '127.0.0.1', port, username: 'ops', reconnectPeriod: 0, protocolVersion: 5 });
+    clients.push(ops);
+    const seen: string[] = [];
+    ops.on('message', (topic) => seen.push(topic));
+    await ops.subscribeAsync('ops/#');
+    await expect(ops.subscribeAsync('other/#')).rejects.toThrow(/Not authorized/);
+    await ops.publishAsync('ops/ping', 'x', { qos: 1 });
+    await waitFor(() => seen.includes('ops/ping'), 'ops/ping');
+  });
+});
