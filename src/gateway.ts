@@ -12,8 +12,7 @@ import { startSimulatedMeter, type SimulatedMeter } from './demo/simulated-meter
 import { loadDeviceMappings, startDevices, type DeviceMapping, type DevicesHandle } from './devices/index.js';
 import { isLoopback, openListener, type OpenListener } from './listeners.js';
 import type { Logger } from './log.js';
-import { startMetricsServer, type MetricsServer } from './metrics/http.js';
-import { createMetrics } from './metrics/registry.js';
+import { brokerCollector, bridgesCollector, createMetrics, gatewayHealth, startMetricsServer, type MetricsServer } from './metrics/index.js';
 
 export interface Gateway {
   readonly broker: Broker;
@@ -121,24 +120,15 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
 
     if (config.metrics) {
       const metrics = createMetrics({ logger });
-      metrics.registerCollector(() => {
-        const stats = broker.snapshotStats();
-        let sqliteSizeBytes = 0;
-        for (const suffix of ['', '-wal']) {
-          try {
-            sqliteSizeBytes += fs.statSync(path.join(b.dataDir, `fieldgate.db${suffix}`)).size;
-          } catch { /* not there (yet) */ }
-        }
-        return {
-          clientsConnected: stats.clientsConnected, messagesReceivedTotal: stats.messagesReceived, messagesSentTotal: stats.messagesSent,
-          devices: deviceStatus().map((d) => ({ device: d.id, online: d.online, errorsTotal: d.failedPolls })),
-          bridges: bridges.map((bridge) => bridge.state()).map((s) => ({ bridge: s.name, outboxDepth: s.outboxDepth, outboxOldestAgeSeconds: s.oldestAgeSeconds ?? 0 })),
-          sqliteSizeBytes,
-        };
-      });
+      metrics.registerCollector(brokerCollector(broker));
+      metrics.registerCollector(() => ({
+        devices: deviceStatus().map((d) => ({ device: d.id, online: d.online, errorsTotal: d.failedPolls })),
+      }));
+      metrics.registerCollector(bridgesCollector(() => bridges));
       metricsServer = await startMetricsServer({
         host: config.metrics.host, port: config.metrics.port, metrics, logger,
-        health: () => listeners.length > 0 && !broker.shuttingDown && databaseWritable(broker),
+        // Every listener accepts a TCP connection and the database takes a write lock (nothing is written).
+        health: gatewayHealth({ broker, listeners: () => listeners }),
       });
       logger.info(`metrics on http://${config.metrics.host}:${metricsServer.port}/metrics, health on /healthz`);
     }
@@ -195,15 +185,5 @@ function readText(file: string): string {
     return fs.readFileSync(file, 'utf8');
   } catch {
     return `missing:${file}`;
-  }
-}
-
-function databaseWritable(broker: Broker): boolean {
-  try {
-    broker.db.prepare('CREATE TABLE IF NOT EXISTS health_probe (at INTEGER)').run();
-    broker.db.prepare('REPLACE INTO health_probe (rowid, at) VALUES (1, ?)').run(Date.now());
-    return true;
-  } catch {
-    return false;
   }
 }
