@@ -82,8 +82,10 @@ function issueMessage(issue: z.core.$ZodIssue): string {
       return `${issue.message}${got}`;
     case 'invalid_union': {
       if ('discriminator' in issue && issue.discriminator) {
-        const options = (issue as { options?: unknown[] }).options ?? [];
-        return `expected ${String(issue.discriminator)} one of ${options.join(', ')}${got}`;
+        // zod reports the whole object as input; the user needs to see the tag value they wrote.
+        const options = ((issue as { options?: unknown[] }).options ?? []).map((o) => (typeof o === 'string' ? o : JSON.stringify(o))).join(', ');
+        const value = discriminatorValue(issue.input, String(issue.discriminator));
+        return value === undefined ? `missing: expected one of ${options}` : `expected one of ${options} (got ${describeInput(value)})`;
       }
       const literals = issue.errors.flat().filter((e) => e.code === 'invalid_value').flatMap((e) => (e as { values: unknown[] }).values);
       if (literals.length > 0) return `expected one of ${literals.map((v) => JSON.stringify(v)).join(', ')}${got}`;
@@ -92,6 +94,17 @@ function issueMessage(issue: z.core.$ZodIssue): string {
     default:
       return `${issue.message}${got}`;
   }
+}
+
+function discriminatorValue(input: unknown, key: string): unknown {
+  return typeof input === 'object' && input !== null && !Array.isArray(input) ? (input as Record<string, unknown>)[key] : input;
+}
+
+/** The JSON path of an issue; a discriminator issue points at the discriminator key itself. */
+function issuePath(basePath: string, issue: z.core.$ZodIssue): string {
+  const segments: PropertyKey[] = [...issue.path];
+  if (issue.code === 'invalid_union' && 'discriminator' in issue && issue.discriminator && segments.at(-1) !== issue.discriminator) segments.push(String(issue.discriminator));
+  return joinPath(basePath, segments);
 }
 
 /** One MappingError per zod issue; unknown keys become one error each, with a "did you mean". */
@@ -105,7 +118,7 @@ export function issuesToErrors(file: string, basePath: string, issues: readonly 
       }
       continue;
     }
-    out.push({ file, path: joinPath(basePath, issue.path), message: issueMessage(issue) });
+    out.push({ file, path: issuePath(basePath, issue), message: issueMessage(issue) });
   }
   return out;
 }

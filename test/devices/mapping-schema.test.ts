@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { deviceMappingJsonSchema, loadDeviceMapping, loadDeviceMappings, parseModiconAddress } from '../../src/devices/mapping-schema.js';
+import { busSchema, deviceMappingJsonSchema, loadDeviceMapping, loadDeviceMappings, parseModiconAddress } from '../../src/devices/mapping-schema.js';
+import { formatMappingError, issuesToErrors } from '../../src/devices/mapping-errors.js';
 import { describeMapping } from '../../src/devices/summary.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'fieldgate-mapping-'));
@@ -185,6 +186,25 @@ describe('device mapping loader', () => {
     expect(text).toMatch(/devices\[1\]\.bus: .*serial-line/);
     expect(text).toContain('devices[2].topicPrefix: duplicate topic "fieldgate/meter/availability"');
     expect(text).toContain('devices[2].fields.v: duplicate topic "fieldgate/meter/v"');
+  });
+
+  it('shows the offending value of a discriminated union (bus, framing and parser types), not "an object"', () => {
+    const parsed = busSchema.safeParse({ id: 'x', type: 'modbus', path: '/dev/ttyUSB0' }, { reportInput: true });
+    expect(parsed.success).toBe(false);
+    const direct = issuesToErrors('devices/site.json', 'buses[0]', parsed.success ? [] : parsed.error.issues, () => []).map(formatMappingError);
+    expect(direct).toEqual(['devices/site.json: buses[0].type: expected one of modbus-rtu, modbus-tcp, modbus-rtu-over-tcp, serial-line (got "modbus")']);
+    const errors = errorsOf({
+      buses: [{ id: 'gps-port', type: 'serial-line', path: '/dev/ttyACM0', framing: { type: 'line' } }, { id: 'ok-port', type: 'serial-line', path: '/dev/ttyACM1' }],
+      devices: [
+        { id: 'gps', protocol: 'line', bus: 'ok-port', parser: { type: 'csv' }, fields: { speed: {} } },
+        { id: 'gps2', protocol: 'line', bus: 'ok-port', parser: { pattern: 'x' }, fields: { speed: {} } },
+      ],
+    });
+    const text = errors.join('\n');
+    expect(text).toContain('buses[0].framing.type: expected one of delimiter, fixed-length, regex (got "line")');
+    expect(text).toContain('devices[0].parser.type: expected one of regex, json, key-value, nmea0183 (got "csv")');
+    expect(text).toContain('devices[1].parser.type: missing: expected one of regex, json, key-value, nmea0183');
+    expect(text).not.toContain('an object');
   });
 
   it('summarises a mapping for `fieldgate check`', () => {
