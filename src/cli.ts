@@ -135,7 +135,7 @@ async function run(args: string[]): Promise<number> {
     process.once('SIGINT', () => shutdown('SIGINT'));
     process.once('SIGTERM', () => shutdown('SIGTERM'));
     process.on('SIGHUP', () => {
-      logger.info('SIGHUP: reloading password file, ACL and device mappings');
+      logger.info('SIGHUP: reloading password file, ACL, TLS certificates and device mappings');
       gateway.reload().then(
         (result) => { if (!result.ok) logger.error({ errors: result.errors }, 'reload kept the running configuration'); },
         (error: unknown) => logger.error({ err: error }, 'reload failed'),

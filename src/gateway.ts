@@ -18,7 +18,7 @@ export interface Gateway {
   readonly broker: Broker;
   readonly listeners: OpenListener[];
   readonly metricsServer: MetricsServer | null;
-  /** SIGHUP: re-reads the password/ACL files and device mappings; a bad new file keeps the running one. */
+  /** SIGHUP: re-reads the password/ACL files, TLS certificates and device mappings; a bad new file keeps the running one. */
   reload(): Promise<{ ok: boolean; errors: string[] }>;
   stop(): Promise<void>;
 }
@@ -138,6 +138,17 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       if (auth) {
         const result = auth.reload();
         if (!result.ok) errors.push(...result.errors);
+      }
+      for (const listener of listeners) {
+        if (!listener.reloadTls) continue;
+        try {
+          listener.reloadTls();
+          logger.info(`${listener.url}: certificate and key reloaded`);
+        } catch (error) {
+          const message = `${listener.url}: new certificate/key not usable, the old ones stay: ${(error as Error).message}`;
+          errors.push(message);
+          logger.error(message);
+        }
       }
       const texts = new Map(deviceFiles.map((file) => [file, readText(file)]));
       const changed = deviceFiles.filter((file) => devicesByFile.get(file)?.text !== texts.get(file));

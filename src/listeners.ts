@@ -16,6 +16,8 @@ export interface OpenListener {
   port: number;
   allowAnonymous: boolean;
   url: string;
+  /** TLS listeners: re-reads the certificate, key and CA for new connections (SIGHUP after a renewal). Throws when they are unusable; the old ones stay. */
+  reloadTls?(): void;
   close(): Promise<void>;
 }
 
@@ -50,6 +52,7 @@ function listenError(config: ListenerConfig, error: NodeJS.ErrnoException): Erro
 export async function openListener(broker: Broker, config: ListenerConfig, allowAnonymous: boolean, maxConnections: number): Promise<OpenListener> {
   const useIdentity = config.tls?.useIdentityAsUsername ?? false;
   let server: net.Server;
+  let secureServer: tls.Server | undefined;
   switch (config.type) {
     case 'mqtt':
       server = net.createServer({ noDelay: true }, (socket) => {
@@ -57,7 +60,7 @@ export async function openListener(broker: Broker, config: ListenerConfig, allow
       });
       break;
     case 'mqtts':
-      server = tls.createServer(tlsOptions(config.tls!), (socket) => {
+      server = secureServer = tls.createServer(tlsOptions(config.tls!), (socket) => {
         socket.setNoDelay(true);
         broker.handle(socket, {
           address: `${socket.remoteAddress}:${socket.remotePort}`, allowAnonymous,
@@ -67,7 +70,7 @@ export async function openListener(broker: Broker, config: ListenerConfig, allow
       break;
     case 'ws':
     case 'wss': {
-      const web = config.type === 'ws' ? http.createServer() : https.createServer(tlsOptions(config.tls!));
+      const web = config.type === 'ws' ? http.createServer() : (secureServer = https.createServer(tlsOptions(config.tls!)));
       const wss = new WebSocketServer({
         server: web,
         path: config.path,
@@ -102,6 +105,7 @@ export async function openListener(broker: Broker, config: ListenerConfig, allow
   return {
     type: config.type, host: address.address, port: address.port, allowAnonymous,
     url: `${config.type}://${shownHost}:${address.port}${path}`,
+    reloadTls: secureServer ? () => secureServer!.setSecureContext(tlsOptions(config.tls!)) : undefined,
     close: () => new Promise<void>((resolve) => {
       server.close(() => resolve());
       // http servers keep idle keep-alive sockets: the broker closes the MQTT ones itself.

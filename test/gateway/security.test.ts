@@ -1,8 +1,10 @@
 // The gateway's listeners and authentication with real clients: MQTT.js over mqtts://, ws:// and wss://,
 // certificates made with the openssl CLI, a password file made by mosquitto_passwd, a Mosquitto ACL
 // with %c/%u patterns, and the Mosquitto-2-style refusal of anonymous clients off loopback.
+import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseGatewayConfig, type GatewayConfigInput } from '../../src/config/gateway-config.js';
@@ -190,6 +192,32 @@ describe.skipIf(!haveTools)('gateway security with real clients', () => {
     const local = await connect(`mqtt://127.0.0.1:${url('mqtt').port}`);
     expect(local.connected).toBe(true);
     expect(log.entries.map((e) => e.msg)).toContain(`mqtt://0.0.0.0:${lan[0].port}: anonymous clients refused (set "allowAnonymous": true on the listener to allow them)`);
+  });
+  it('reload() serves a renewed server certificate to new connections and keeps the old one if the new is bad', async () => {
+    const served = () => new Promise<string>((resolve, reject) => {
+      const socket = tlsConnect({ host: '127.0.0.1', port: url('mqtts').port, ca: tlsFiles().ca, servername: 'localhost' }, () => {
+        resolve(socket.getPeerX509Certificate()!.fingerprint256);
+        socket.end();
+      });
+      socket.once('error', reject);
+    });
+    const fingerprint = (file: string) => new X509Certificate(fs.readFileSync(path.join(dir, file))).fingerprint256;
+    const before = await served();
+    expect(before).toBe(fingerprint('server.crt'));
+    // Renewal: a new key and certificate from the same CA, written over the old files.
+    const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+    run('openssl', ['req', ...ec, '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost'], { cwd: dir });
+    run('openssl', ['x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt', '-days', '2', '-extfile', 'server.ext'], { cwd: dir });
+    const renewed = fingerprint('server.crt');
+    expect(renewed).not.toBe(before);
+    expect(await gateway.reload()).toEqual({ ok: true, errors: [] });
+    expect(await served()).toBe(renewed);
+
+    fs.writeFileSync(path.join(dir, 'server.crt'), 'not a certificate\n');
+    const result = await gateway.reload();
+    expect(result.ok).toBe(false);
+    expect(result.errors.join('\n')).toMatch(/mqtts:\/\/127\.0\.0\.1:\d+: new certificate\/key not usable, the old ones stay/);
+    expect(await served()).toBe(renewed);
   });
 });
 
