@@ -52,10 +52,28 @@ export async function prepareBroker(name: BrokerName, fieldgateNodeArgs: string[
 
 // ---- fieldgate: dist/ or src/ (see fieldgate-dist.ts)
 
-async function prepareFieldgate(nodeArgs: string[]): Promise<BrokerUnderTest> {
+/**
+ * The `node` options fieldgate ships with, read from bin/fieldgate.js's
+ * `#!/usr/bin/env -S node <options>` line, so that the benchmark measures what users run.
+ */
+function shippedNodeOptions(): string[] {
+  try {
+    const firstLine = readFileSync(path.join(repoDir, 'bin/fieldgate.js'), 'utf8').split('\n', 1)[0]!;
+    const words = firstLine.startsWith('#!') ? firstLine.slice(2).trim().split(/\s+/) : [];
+    const node = words.findIndex((word) => word === 'node' || word.endsWith('/node'));
+    return node >= 0 ? words.slice(node + 1).filter((word) => word.startsWith('-')) : [];
+  } catch {
+    return [];
+  }
+}
+
+async function prepareFieldgate(extraNodeArgs: string[]): Promise<BrokerUnderTest> {
   const server = await nodeCommandFor('broker/servers/fieldgate.ts');
   const { args, how: code } = fieldgateServerArgs(server.args, server.how);
+  const shipped = shippedNodeOptions();
+  const nodeArgs = [...shipped, ...extraNodeArgs];
   let how = code;
+  if (shipped.length > 0) how += `; node options from bin/fieldgate.js: ${shipped.join(' ')}`;
   const packageJson = JSON.parse(readFileSync(path.join(repoDir, 'package.json'), 'utf8')) as { version: string };
   let commit = 'unknown';
   try {
@@ -63,7 +81,7 @@ async function prepareFieldgate(nodeArgs: string[]): Promise<BrokerUnderTest> {
     const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], { cwd: repoDir, encoding: 'utf8' }).trim();
     if (dirty) commit += ' + uncommitted changes in src/';
   } catch { /* not a git checkout */ }
-  if (nodeArgs.length > 0) how += `; node options: ${nodeArgs.join(' ')}`;
+  if (extraNodeArgs.length > 0) how += `; extra node options: ${extraNodeArgs.join(' ')}`;
   return {
     name: 'fieldgate',
     version: `${packageJson.version} (${commit})`,
