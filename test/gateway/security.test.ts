@@ -193,6 +193,7 @@ describe.skipIf(!haveTools)('gateway security with real clients', () => {
     expect(local.connected).toBe(true);
     expect(log.entries.map((e) => e.msg)).toContain(`mqtt://0.0.0.0:${lan[0].port}: anonymous clients refused (set "allowAnonymous": true on the listener to allow them)`);
   });
+
   it('reload() serves a renewed server certificate to new connections and keeps the old one if the new is bad', async () => {
     const served = () => new Promise<string>((resolve, reject) => {
       const socket = tlsConnect({ host: '127.0.0.1', port: url('mqtts').port, ca: tlsFiles().ca, servername: 'localhost' }, () => {
