@@ -157,12 +157,21 @@ describe('device mapping loader', () => {
   it('checks every shipped profile and example', async () => {
     const { readdirSync } = await import('node:fs');
     const shipped = path.resolve(import.meta.dirname, '../../devices');
-    const files = readdirSync(shipped).filter((f) => f.endsWith('.json') && f !== 'nmea-gps.json').map((f) => path.join(shipped, f));
-    expect(files.length).toBeGreaterThanOrEqual(4);
+    const files = readdirSync(shipped).filter((f) => f.endsWith('.json')).map((f) => path.join(shipped, f));
+    expect(files.map((f) => path.basename(f)).sort()).toEqual(['eastron-sdm120.json', 'eastron-sdm630.json', 'example.json', 'nmea-gps.json', 'xy-md02.json']);
     for (const f of files) {
       const r = loadDeviceMapping(f);
       expect(r.ok ? [] : r.errors).toEqual([]);
     }
+    // The example shows both kinds of device: Modbus (included and inline) and line (included profile and inline).
+    const example = loadDeviceMapping(path.join(shipped, 'example.json'));
+    if (!example.ok) throw new Error(example.errors.join('\n'));
+    expect(example.mapping.modbusDevices.map((d) => d.id).sort()).toEqual(['boiler', 'cellar', 'main-meter']);
+    expect(example.mapping.lineDevices.map((d) => [d.id, d.bus, d.parser.type]).sort()).toEqual([
+      ['gps', 'gps', 'nmea0183'],
+      ['greenhouse', 'arduino', 'key-value'],
+    ]);
+    expect(describeMapping(example.mapping)).toContain('  gps: 10 fields → home/gps/…');
   });
 
   it('accepts line devices next to Modbus devices and checks them against the same buses and topics', () => {
