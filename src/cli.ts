@@ -215,6 +215,7 @@ async function passwd(args: string[]): Promise<number> {
     const { values, positionals } = parse(args, { batch: { type: 'boolean', short: 'b' } }, true);
     const [file, user, given, ...extra] = positionals;
     if (!file || !user || extra.length > 0) throw new UsageError('usage: fieldgate passwd [-b] FILE USER [PASSWORD]');
+    if (!fs.existsSync(path.dirname(path.resolve(file)))) throw new Error(`the directory ${path.dirname(path.resolve(file))} does not exist; nothing was changed`);
     if (values.batch) {
       if (given === undefined) throw new UsageError('-b needs the password as the third argument');
       if (given.length === 0) throw new UsageError('the password must not be empty');

@@ -2,10 +2,12 @@
 // every file it points at (TLS, password, ACL), with all problems reported at once.
 
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import { readAclFile } from '../auth/acl.js';
 import { readPasswordFile } from '../auth/password-file.js';
+import { writeDemoMapping } from '../demo/demo-mapping.js';
 import { loadDeviceMappings, type DeviceMapping } from '../devices/index.js';
 import { ConfigError, embeddedDefaultConfig, loadGatewayConfig, type GatewayConfig } from './gateway-config.js';
 
@@ -36,6 +38,7 @@ export function checkGatewayConfig(file: string | undefined): ConfigCheck {
     const result = loadDeviceMappings(config.devices);
     if (result.ok) mapping = result.mapping;
     else errors.push(...result.errors);
+    if (result.ok && config.demo) errors.push(...demoConflicts(config.devices));
   }
   const source = file ?? '(embedded default)';
   if (config.auth.passwordFile !== undefined) {
@@ -92,6 +95,18 @@ export function checkGatewayConfig(file: string | undefined): ConfigCheck {
   });
   if (errors.length > 0) throw new ConfigError(errors);
   return { config, mapping };
+}
+
+/** The demo mapping runs next to the user's: ids, buses and topics must not collide with it. */
+function demoConflicts(files: string[]): string[] {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fieldgate-check-'));
+  try {
+    const demoFile = writeDemoMapping(dir, 1);
+    const result = loadDeviceMappings([demoFile, ...files]);
+    return result.ok ? [] : result.errors.map((e) => e.split(demoFile).join('the demo mapping ("demo": true)'));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** The config's "devices" entries when they are usable despite other errors, resolved like the loader does. */

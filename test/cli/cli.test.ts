@@ -121,6 +121,17 @@ describe('check', () => {
     expect(result.stderr).toMatch(/got 300/);
   });
 
+  it('a mapping that collides with the demo\'s (with "demo": true) is reported', async () => {
+    write('demo-clash/m.json', {
+      buses: [{ id: 'demo', type: 'modbus-tcp', host: '127.0.0.1', port: 502 }],
+      devices: [{ id: 'demo-meter', bus: 'demo', unitId: 1, points: [{ name: 'p', table: 'input', address: 0, type: 'float32' }] }],
+    });
+    const config = write('demo-clash/fieldgate.json', { demo: true, devices: ['m.json'] });
+    const result = await runCli(['check', '--config', config]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(`${path.join(dir, 'demo-clash/m.json')}: devices[0].id: duplicate device id "demo-meter" (first defined at the demo mapping ("demo": true) devices[0])`);
+  });
+
   it('names files the config points at that cannot be used', async () => {
     write('files/not-a-cert.pem', 'hello\n');
     write('files/bad-acl', 'topic sideways x/#\n');
@@ -264,6 +275,12 @@ describe.skipIf(!requireTool('mosquitto') || !requireTool('mosquitto_pub'))('pas
     expect(screen).not.toContain('tty-secret');
     expect(screen).toContain(`added user "carol" in ${file}`);
     expect(checkCredentials(readPasswordFile(file), 'carol', 'tty-secret')).toBe(true);
+  });
+
+  it('names a missing directory instead of a temp file', async () => {
+    const result = await runCli(['passwd', '-b', path.join(dir, 'no/such/dir/passwd'), 'erin', 'pw']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe(`fieldgate passwd: the directory ${path.join(dir, 'no/such/dir')} does not exist; nothing was changed\n`);
   });
 
   it('refuses a password on the command line without -b', async () => {
