@@ -3,11 +3,11 @@ import type { Logger } from '../log.js';
 import type { LocalClient } from '../broker/types.js';
 import type { DeviceMapping, LineBus, LineDevice } from './mapping-schema.js';
 import { ModbusBusRunner, type BusStatus } from './modbus/bus.js';
-import { ModbusDeviceRunner, type DeviceStatus } from './modbus/device.js';
+import { ModbusDeviceRunner, type DeviceStatus, type PollObserver } from './modbus/device.js';
 import type { ModbusBus } from './modbus/schema.js';
 import { startLineBus, type LineBusHandle } from './line/runtime.js';
 
-export type { DeviceStatus, BusStatus };
+export type { DeviceStatus, BusStatus, PollObserver };
 export { loadDeviceMapping, loadDeviceMappings, deviceMappingJsonSchema, deviceMappingSchema, shippedProfileDir, type DeviceMapping, type LoadResult, type LoadOptions } from './mapping-schema.js';
 export { probeRegisters, decodeAll, formatProbe, type ProbeOptions, type ProbeResult, type ProbeDecoding } from './modbus/probe.js';
 export { planDeviceReads, minimumRequests, type ReadBlock } from './modbus/planner.js';
@@ -24,7 +24,17 @@ export interface DevicesHandle {
 /** A LocalClient, or a factory the gateway passes as `(id) => broker.createLocalClient(id)` (one client per device). */
 export type ClientSource = LocalClient | ((clientId: string) => LocalClient);
 
-export async function startDevices(mapping: DeviceMapping, clients: ClientSource, logger: Logger): Promise<DevicesHandle> {
+export interface StartDevicesOptions {
+  /**
+   * Called after each poll of a device: a Modbus poll cycle (every read of one poll group, bus queueing
+   * included) or a line device's request/response poll. `seconds` is its duration, `ok` false when it failed
+   * (timeout, refused read, link lost mid-poll). Polls skipped while the bus is not open are not reported.
+   * For the gateway: `onPoll: (id, seconds) => metrics.observePollLatency(id, seconds)`.
+   */
+  onPoll?: PollObserver;
+}
+
+export async function startDevices(mapping: DeviceMapping, clients: ClientSource, logger: Logger, options: StartDevicesOptions = {}): Promise<DevicesHandle> {
   const clientFor = (id: string): LocalClient => (typeof clients === 'function' ? clients(id) : clients);
   const ownClients: LocalClient[] = [];
   const busRunners = new Map<string, ModbusBusRunner>();
@@ -38,7 +48,7 @@ export async function startDevices(mapping: DeviceMapping, clients: ClientSource
     }
     const client = clientFor(`fieldgate-device-${device.id}`);
     if (typeof clients === 'function') ownClients.push(client);
-    devices.push(new ModbusDeviceRunner(device, bus, client, logger.child({ device: device.id })));
+    devices.push(new ModbusDeviceRunner(device, bus, client, logger.child({ device: device.id }), options.onPoll));
   }
   for (const b of busRunners.values()) b.start();
   await Promise.all([...busRunners.values()].map((b) => b.firstAttempt));
@@ -51,7 +61,7 @@ export async function startDevices(mapping: DeviceMapping, clients: ClientSource
     if (onBus.length === 0) continue;
     const client = clientFor(`fieldgate-line-${bus.id}`);
     if (typeof clients === 'function') ownClients.push(client);
-    lineBuses.push({ bus, devices: onBus, handle: await startLineBus(bus, onBus, client, logger) });
+    lineBuses.push({ bus, devices: onBus, handle: await startLineBus(bus, onBus, client, logger, options.onPoll) });
   }
 
   let stopping: Promise<void> | undefined;

@@ -31,7 +31,10 @@ interface Transaction {
 
 const maxQueuedTransactions = 32;
 
-export async function startLineBus(bus: LineBus, devices: LineDevice[], client: LocalClient, logger: Logger): Promise<LineBusHandle> {
+/** Told about every request/response poll that was written to the port: its round trip and whether a reply came. */
+export type LinePollObserver = (deviceId: string, seconds: number, ok: boolean) => void;
+
+export async function startLineBus(bus: LineBus, devices: LineDevice[], client: LocalClient, logger: Logger, onPoll?: LinePollObserver): Promise<LineBusHandle> {
   const log = logger.child({ bus: bus.id });
   const runtimes = devices.map((d) => new LineDeviceRuntime(d, client, log.child({ device: d.id })));
   const listeners = runtimes.filter((r) => !r.polled);
@@ -130,6 +133,15 @@ export async function startLineBus(bus: LineBus, devices: LineDevice[], client: 
     lastPollAt.set(r, now);
     pollPending.add(r);
     r.stats.pollsSent++;
+    const startedHr = process.hrtime.bigint();
+    const report = (ok: boolean) => {
+      if (!onPoll) return;
+      try {
+        onPoll(r.config.id, Number(process.hrtime.bigint() - startedHr) / 1e9, ok);
+      } catch (err) {
+        log.warn({ err, device: r.config.id }, 'poll observer failed');
+      }
+    };
     enqueue({
       device: r,
       text: poll.command,
@@ -137,9 +149,11 @@ export async function startLineBus(bus: LineBus, devices: LineDevice[], client: 
       replyTimeoutMs: poll.timeoutMs,
       done(result) {
         pollPending.delete(r);
-        if (!result.ok && link.isOpen && !stopped) {
+        if (result.ok) report(true);
+        else if (link.isOpen && !stopped) {
           log.debug({ device: r.config.id, error: result.error }, 'poll failed');
           r.pollTimedOut();
+          report(false);
         }
       },
     });

@@ -62,9 +62,10 @@ export class ModbusBusRunner {
   private connectLoop: Promise<void> | undefined;
   private counters = { requests: 0, timeouts: 0, strayBytes: 0, reconnects: 0 };
   private lastError: string | undefined;
-  private settleFirstAttempt!: () => void;
+  private firstAttemptSettled = false;
+  private settleFirstAttemptPromise!: () => void;
   /** Resolves once the first open attempt has succeeded or failed, so devices do not start by flapping offline. */
-  readonly firstAttempt = new Promise<void>((resolve) => (this.settleFirstAttempt = resolve));
+  readonly firstAttempt = new Promise<void>((resolve) => (this.settleFirstAttemptPromise = resolve));
   readonly silentMs: number;
 
   constructor(
@@ -77,6 +78,16 @@ export class ModbusBusRunner {
 
   get online(): boolean {
     return this.link !== undefined && !this.link.closed;
+  }
+
+  /** True once the first open attempt has succeeded or failed: before that, offline only means "not yet". */
+  get attempted(): boolean {
+    return this.firstAttemptSettled;
+  }
+
+  private settleFirstAttempt(): void {
+    this.firstAttemptSettled = true;
+    this.settleFirstAttemptPromise();
   }
 
   /** Called with true when the port/connection opens, false when it is lost. */

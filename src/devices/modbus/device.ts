@@ -44,6 +44,12 @@ interface PollGroup {
 
 const readFunction = { coil: 1, 'discrete-input': 2, holding: 3, input: 4 } as const;
 
+/**
+ * Called after every poll that reached the bus: how long it took (queueing on the bus included) and
+ * whether it succeeded. Polls skipped because the bus is not open are not reported.
+ */
+export type PollObserver = (deviceId: string, seconds: number, ok: boolean) => void;
+
 export class ModbusDeviceRunner {
   private readonly publisher: DevicePublisher;
   private readonly groups: PollGroup[];
@@ -60,6 +66,7 @@ export class ModbusDeviceRunner {
     private readonly bus: ModbusBusRunner,
     private readonly client: LocalClient,
     private readonly logger: Logger,
+    private readonly onPoll?: PollObserver,
   ) {
     this.publisher = new DevicePublisher(client, { topicPrefix: device.topicPrefix, qos: device.qos, retain: device.retain, ...device.publish }, logger);
     const byInterval = new Map<number, ModbusPoint[]>();
@@ -138,8 +145,19 @@ export class ModbusDeviceRunner {
       this.schedule(group, group.intervalMs);
       return;
     }
+    if (!this.bus.online) {
+      // The port or connection is not open (yet): nothing was asked of the device, so this is no failed poll.
+      // The bus reopening schedules the next poll; until then the device is offline only once the bus has really failed.
+      if (this.bus.attempted) {
+        this.stats.lastError = this.bus.status().lastError ?? `bus ${this.device.bus.id} is offline`;
+        this.publisher.setAvailability(false);
+      }
+      this.schedule(group, Math.max(group.intervalMs, this.device.offlinePollIntervalMs));
+      return;
+    }
     group.running = true;
     const startedAt = Date.now();
+    const startedHr = process.hrtime.bigint();
     let ok = true;
     try {
       const blocks = this.unresponsive ? group.blocks.slice(0, 1) : group.blocks;
@@ -169,6 +187,7 @@ export class ModbusDeviceRunner {
       group.running = false;
     }
     if (this.stopped) return;
+    this.reportPoll(Number(process.hrtime.bigint() - startedHr) / 1e9, ok);
     if (!ok && this.unresponsive) {
       const delay = this.backoffMs;
       this.backoffMs = Math.min(this.backoffMs * 2, this.device.offlinePollIntervalMs);
@@ -178,6 +197,15 @@ export class ModbusDeviceRunner {
       this.schedule(group, Math.max(group.intervalMs, this.device.offlinePollIntervalMs));
     } else {
       this.schedule(group, Math.max(0, startedAt + group.intervalMs - Date.now()));
+    }
+  }
+
+  private reportPoll(seconds: number, ok: boolean): void {
+    if (!this.onPoll) return;
+    try {
+      this.onPoll(this.device.id, seconds, ok);
+    } catch (err) {
+      this.logger.warn({ device: this.device.id, err }, 'poll observer failed');
     }
   }
 
