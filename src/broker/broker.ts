@@ -436,7 +436,7 @@ export class Broker implements ConnectionHost, OutboundHost {
     session.queue = [];
     session.queuedBytes = 0;
     if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
-    this.store.dropSession(session.clientId);
+    if (session.persistent) this.store.dropSession(session.clientId);
     for (const delivery of orphans) this.redeliverShared(delivery.shareKey!, delivery.message);
   }
 
