@@ -43,7 +43,18 @@ describe.skipIf(!requirePymodbus() || !requireSocat())('startDevices with a Modb
           { id: 'scale-port', type: 'serial-line', path: pty.gateway },
         ],
         include: [{ profile: 'xy-md02', id: 'climate', bus: 'tcp', unitId: 1, pollIntervalMs: 200 }],
-        devices: [{ id: 'scale', protocol: 'line', bus: 'scale-port', parser: { type: 'json' }, fields: { weight: { unit: 'kg' } } }],
+        devices: [
+          { id: 'scale', protocol: 'line', bus: 'scale-port', parser: { type: 'json' }, fields: { weight: { unit: 'kg' } } },
+          {
+            id: 'pinger',
+            protocol: 'line',
+            bus: 'scale-port',
+            description: 'Polled on the same port; nobody answers its PING',
+            parser: { type: 'regex', pattern: '^PONG (?<rtt>\\d+)$' },
+            fields: { rtt: {} },
+            poll: { command: 'PING\n', intervalMs: 300, timeoutMs: 100, offlineAfterMissedReplies: 1 },
+          },
+        ],
       }),
     );
     const loaded = loadDeviceMapping(file);
@@ -78,10 +89,59 @@ describe.skipIf(!requirePymodbus() || !requireSocat())('startDevices with a Modb
     }
     expect(last('fieldgate/scale/weight')).toBe('12.5');
     const status = devices.status();
+    // Line devices are online one by one: the silent poller on the same open port is not.
     expect(status.map((s) => [s.id, s.protocol, s.online])).toEqual([
       ['climate', 'modbus', true],
       ['scale', 'line', true],
+      ['pinger', 'line', false],
     ]);
+    await waitFor(() => (devices.status().find((s) => s.id === 'pinger')?.failedPolls ?? 0) >= 1, 10_000, 'a missed PING');
+    expect(last('fieldgate/pinger/availability')).toBe('offline');
+    expect(last('fieldgate/scale/availability')).toBe('online');
+  });
+});
+
+describe.skipIf(!requirePymodbus() || !requireSocat())('startDevices before the RS-485 adapter is plugged in', () => {
+  it('does not count polls as failed while the port is missing, and polls once it appears', async () => {
+    const pty = await startPtyPair();
+    await pty.kill(); // the link names are known, the ptys are gone: an adapter not plugged in yet
+    const broker = new Broker({ dataDir: null, logger: silentLogger });
+    await broker.start();
+    const seen: Array<{ topic: string; payload: string }> = [];
+    const watcher = broker.createLocalClient('watcher');
+    watcher.subscribe('fieldgate/#', (m) => seen.push({ topic: m.topic, payload: m.payload.toString() }));
+    const dir = mkdtempSync(path.join(tmpdir(), 'fieldgate-later-'));
+    const file = path.join(dir, 'm.json');
+    writeFileSync(file, JSON.stringify({
+      buses: [{ id: 'usb', type: 'modbus-rtu', path: pty.gateway, baudRate: 9600 }],
+      devices: [{ id: 'late', bus: 'usb', unitId: 1, pollIntervalMs: 100, timeoutMs: 300, offlinePollIntervalMs: 500, points: [{ name: 'v', table: 'holding', address: 0 }] }],
+    }));
+    const loaded = loadDeviceMapping(file);
+    if (!loaded.ok) throw new Error(loaded.errors.join('\n'));
+    const polls: boolean[] = [];
+    const handle = await startDevices(loaded.mapping, (id) => broker.createLocalClient(id), silentLogger, { onPoll: (_id, _s, ok) => polls.push(ok) });
+    let slave: Slave | undefined;
+    try {
+      await waitFor(() => seen.some((m) => m.topic === 'fieldgate/late/availability' && m.payload === 'offline'), 10_000, 'offline');
+      await new Promise((r) => setTimeout(r, 1500));
+      // Nothing was sent to the device: the bus is down, not the device.
+      expect(handle.status()[0]).toMatchObject({ id: 'late', online: false, polls: 0, failedPolls: 0 });
+      expect(handle.status()[0].lastError).toContain(pty.gateway);
+      expect(polls).toEqual([]);
+      await pty.restart();
+      slave = await startSlave({ transport: 'rtu', device: pty.slave, units: { 1: { hr: { size: 2, values: { 0: 4321 } } } } });
+      await waitFor(() => seen.some((m) => m.topic === 'fieldgate/late/v' && m.payload === '4321'), 30_000, 'a value once plugged in');
+      await waitFor(() => seen.filter((m) => m.topic === 'fieldgate/late/availability').at(-1)?.payload === 'online', 5000, 'online');
+      expect(handle.status()[0].polls).toBeGreaterThanOrEqual(1);
+      expect(polls).toContain(true);
+    } finally {
+      await handle.stop();
+      watcher.close();
+      await broker.close();
+      await slave?.stop();
+      await pty.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
