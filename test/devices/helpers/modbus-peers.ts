@@ -47,7 +47,10 @@ export interface SlaveRequest {
   address: number;
   count: number;
   ok: boolean;
+  /** When the test process read the event (Date.now()). */
   at: number;
+  /** When the slave validated the request, on its own monotonic clock (ms): no pipe jitter. */
+  t: number;
 }
 
 export interface Slave {
