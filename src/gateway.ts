@@ -107,8 +107,11 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     }
     const mapping = loadMappingsOrThrow(deviceFiles);
     const clientFor = (id: string) => broker.createLocalClient(id);
+    // Created before the devices so their polls feed the latency histogram from the first one.
+    const metrics = config.metrics ? createMetrics({ logger }) : null;
+    const onPoll = metrics ? (deviceId: string, seconds: number) => metrics.observePollLatency(deviceId, seconds) : undefined;
     const startFile = async (file: string, text: string): Promise<void> => {
-      const handle = await startDevices(loadMappingsOrThrow([file]), clientFor, logger.child({ part: 'devices' }));
+      const handle = await startDevices(loadMappingsOrThrow([file]), clientFor, logger.child({ part: 'devices' }), { onPoll });
       devicesByFile.set(file, { text, handle });
     };
     for (const file of deviceFiles) await startFile(file, readText(file));
@@ -118,8 +121,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
 
     for (const bridgeConfig of config.bridges) bridges.push(await startBridge(broker, bridgeConfig, logger));
 
-    if (config.metrics) {
-      const metrics = createMetrics({ logger });
+    if (config.metrics && metrics) {
       metrics.registerCollector(brokerCollector(broker));
       metrics.registerCollector(() => ({
         devices: deviceStatus().map((d) => ({ device: d.id, online: d.online, errorsTotal: d.failedPolls })),
@@ -159,11 +161,14 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
           errors.push(...result.errors);
           logger.error({ errors: result.errors }, 'new device mapping rejected; the running one is kept');
         } else {
+          const before = new Set(deviceStatus().map((d) => d.id));
           for (const file of changed) {
             await devicesByFile.get(file)?.handle.stop();
             devicesByFile.delete(file);
             await startFile(file, texts.get(file)!);
           }
+          for (const d of deviceStatus()) before.delete(d.id);
+          for (const removed of before) metrics?.forgetDevice(removed);
           logger.info({ files: changed }, `device mappings reloaded: ${changed.length} file(s) changed, the others keep running`);
         }
       }

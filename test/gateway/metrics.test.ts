@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startSimulatedMeter, type SimulatedMeter } from '../../src/demo/simulated-meter.js';
 import { parseGatewayConfig } from '../../src/config/gateway-config.js';
 import { startGateway, type Gateway } from '../../src/gateway.js';
 import { silentLogger } from '../../src/log.js';
@@ -20,6 +21,7 @@ describe('metrics endpoint of a running gateway', () => {
   let gateway: Gateway;
   let base: string;
   let client: MqttClient;
+  let meter: SimulatedMeter;
   const scrape = async () => {
     const response = await fetch(`${base}/metrics`);
     expect(response.status).toBe(200);
@@ -28,11 +30,12 @@ describe('metrics endpoint of a running gateway', () => {
 
   beforeAll(async () => {
     dir = tempDir('fieldgate-metrics-');
-    const deadModbus = await freePort();
+    // A Modbus TCP server that answers unit 1 only: unit 9 behind it never replies, as a dead meter on a gateway.
+    meter = await startSimulatedMeter({ seed: 3 });
     const deadCloud = await freePort();
     fs.writeFileSync(path.join(dir, 'gone.json'), JSON.stringify({
-      buses: [{ id: 'gone', type: 'modbus-tcp', host: '127.0.0.1', port: deadModbus }],
-      devices: [{ id: 'gone-meter', bus: 'gone', unitId: 1, pollIntervalMs: 200, timeoutMs: 300, offlinePollIntervalMs: 1000, points: [{ name: 'v', table: 'input', address: 0, type: 'uint16' }] }],
+      buses: [{ id: 'gone', type: 'modbus-tcp', host: '127.0.0.1', port: meter.port }],
+      devices: [{ id: 'gone-meter', bus: 'gone', unitId: 9, pollIntervalMs: 200, timeoutMs: 300, offlinePollIntervalMs: 1000, points: [{ name: 'v', table: 'input', address: 0, type: 'uint16' }] }],
     }));
     const config = parseGatewayConfig({
       broker: { port: 0, dataDir: 'data', sysIntervalSeconds: 0 },
@@ -50,17 +53,22 @@ describe('metrics endpoint of a running gateway', () => {
   afterAll(async () => {
     await client?.endAsync(true);
     await gateway?.stop();
+    await meter?.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('serves Prometheus text with the fieldgate_* series', async () => {
+    let last = '';
     const { type, text } = await waitFor(async () => {
       const s = await scrape();
+      last = s.text;
       const ready = series(s.text, 'fieldgate_device_online{device="demo-meter"}') === 1
         && (series(s.text, 'fieldgate_device_errors_total{device="gone-meter"}') ?? 0) > 0
         && (series(s.text, 'fieldgate_bridge_outbox_depth{bridge="cloud"}') ?? 0) > 0;
       return ready && s;
-    }, 'device and bridge series', 20_000);
+    }, 'device and bridge series', 20_000).catch((error: Error) => {
+      throw new Error(`${error.message}; last scrape:\n${last.split('\n').filter((l) => l.startsWith('fieldgate_')).join('\n')}`);
+    });
     expect(type).toMatch(/^text\/plain; version=0\.0\.4/);
     expect(series(text, 'fieldgate_clients_connected')).toBe(1);
     expect(series(text, 'fieldgate_messages_received_total')).toBeGreaterThanOrEqual(1);
@@ -70,6 +78,8 @@ describe('metrics endpoint of a running gateway', () => {
     expect(series(text, 'fieldgate_bridge_outbox_oldest_age_seconds{bridge="cloud"}')).toBeGreaterThanOrEqual(0);
     expect(series(text, 'fieldgate_sqlite_size_bytes')).toBeGreaterThan(0);
     expect(text).toContain('# TYPE fieldgate_device_poll_latency_seconds histogram');
+    expect(series(text, 'fieldgate_device_poll_latency_seconds_count{device="demo-meter"}')).toBeGreaterThan(0);
+    expect(series(text, 'fieldgate_device_poll_latency_seconds_bucket{le="+Inf",device="demo-meter"}')).toBeGreaterThan(0);
     expect(text).toMatch(/^process_resident_memory_bytes \d+/m);
   });
 
