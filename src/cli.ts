@@ -13,7 +13,7 @@ import { checkGatewayConfig } from './config/check.js';
 import { describeMapping, deviceMappingJsonSchema } from './devices/index.js';
 import { formatProbe, probeRegisters } from './devices/modbus/probe.js';
 import type { ModbusBus } from './devices/modbus/schema.js';
-import { anonymousAllowed, listenerConfigs, startGateway } from './gateway.js';
+import { anonymousAllowed, listenerConfigs, startGateway, type Gateway } from './gateway.js';
 import { createLogger, type LogLevel } from './log.js';
 import { VERSION } from './version.js';
 
@@ -109,39 +109,50 @@ async function run(args: string[]): Promise<number> {
 
   const logger = createLogger(config.log.level as LogLevel);
   logger.info({ version: VERSION, pid: process.pid, dataDir: config.broker.dataDir }, `fieldgate ${VERSION} starting`);
-  let gateway: Awaited<ReturnType<typeof startGateway>>;
+  // Signals are handled from the first moment: a stop or reload asked for while starting waits for the start.
+  let gateway: Gateway | undefined;
+  let pendingStop: string | undefined;
+  let stopping = false;
+  let finish: (code: number) => void = () => undefined;
+  const finished = new Promise<number>((resolve) => (finish = resolve));
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    if (!gateway) {
+      pendingStop = signal;
+      logger.info(`${signal}: stopping as soon as the start completes`);
+      return;
+    }
+    stopping = true;
+    logger.info(`${signal}: stopping (telling clients, flushing the database)`);
+    gateway.stop().then(
+      () => { logger.info('stopped'); finish(0); },
+      (error: unknown) => { logger.error({ err: error }, 'error while stopping'); finish(1); },
+    );
+  };
+  const reload = () => {
+    if (!gateway) {
+      logger.info('SIGHUP while starting: ignored (the files are being read right now)');
+      return;
+    }
+    logger.info('SIGHUP: reloading password file, ACL, TLS certificates and device mappings');
+    gateway.reload().then(
+      (result) => { if (!result.ok) logger.error({ errors: result.errors }, 'reload kept the running configuration'); },
+      (error: unknown) => logger.error({ err: error }, 'reload failed'),
+    );
+  };
+  process.once('SIGINT', () => shutdown('SIGINT'));
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGHUP', reload);
+
   try {
     gateway = await startGateway(config, logger);
   } catch (error) {
-    if (error instanceof ConfigError) {
-      for (const line of error.errors) logger.error(line);
-      return 1;
-    }
-    logger.fatal({ err: error }, `cannot start: ${(error as Error).message}`);
+    if (error instanceof ConfigError) for (const line of error.errors) logger.error(line);
+    else logger.fatal({ err: error }, `cannot start: ${(error as Error).message}`);
     return 1;
   }
-
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const shutdown = (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      logger.info(`${signal}: stopping (telling clients, flushing the database)`);
-      gateway.stop().then(
-        () => { logger.info('stopped'); resolve(0); },
-        (error: unknown) => { logger.error({ err: error }, 'error while stopping'); resolve(1); },
-      );
-    };
-    process.once('SIGINT', () => shutdown('SIGINT'));
-    process.once('SIGTERM', () => shutdown('SIGTERM'));
-    process.on('SIGHUP', () => {
-      logger.info('SIGHUP: reloading password file, ACL, TLS certificates and device mappings');
-      gateway.reload().then(
-        (result) => { if (!result.ok) logger.error({ errors: result.errors }, 'reload kept the running configuration'); },
-        (error: unknown) => logger.error({ err: error }, 'reload failed'),
-      );
-    });
-  });
+  if (pendingStop) shutdown(pendingStop);
+  return finished;
 }
 
 async function check(args: string[]): Promise<number> {

@@ -81,4 +81,14 @@ describe.skipIf(!haveClients)('first run without a config', () => {
     gateway.signal('SIGTERM');
     expect((await gateway.exited).code).toBe(0);
   });
+
+  it('SIGHUP and SIGTERM right after the first log line: no crash, a clean stop (the start takes ~20 ms, so usually after it)', async () => {
+    const gateway = new GatewayProcess(['--port', '0', '--data', 'data-signals'], cwd);
+    processes.push(gateway);
+    await gateway.waitForLog((l) => l.msg.startsWith('fieldgate ') && l.msg.endsWith(' starting'), 'the first line');
+    gateway.signal('SIGHUP');
+    gateway.signal('SIGTERM');
+    expect(await gateway.exited).toEqual({ code: 0, signal: null });
+    expect(gateway.logs.map((l) => l.msg)).toContain('stopped');
+  });
 });
