@@ -75,7 +75,18 @@ describe.skipIf(!requirePymodbus())('publishing Modbus readings', () => {
             publish: { onChange: true, deadband: 5, maxSilenceMs: 1500 },
             points: [{ name: 'level', table: 'holding', address: 0 }],
           },
-          { id: 'pump', bus: 'lan', unitId: 2, pollIntervalMs: 100, qos: 0, retain: false, points: [{ name: 'speed', table: 'holding', address: 0 }] },
+          {
+            id: 'pump',
+            bus: 'lan',
+            unitId: 2,
+            pollIntervalMs: 100,
+            qos: 0,
+            retain: false,
+            points: [
+              { name: 'speed', table: 'holding', address: 0 },
+              { name: 'target', table: 'holding', address: 1, writable: true },
+            ],
+          },
           {
             id: 'capped',
             bus: 'lan',
@@ -108,6 +119,8 @@ describe.skipIf(!requirePymodbus())('publishing Modbus readings', () => {
     subscriber = await connect(brokerPort);
     subscriber.on('message', (topic, payload, packet) => messages.push({ topic, payload: payload.toString(), qos: packet.qos, retain: packet.retain, at: Date.now() }));
     await subscriber.subscribeAsync('fieldgate/#', { qos: 2 });
+    // A command someone published with retain before the gateway started: stale, must not reach the device.
+    await subscriber.publishAsync('fieldgate/pump/target/set', '55', { qos: 1, retain: true });
     devices = await startDevices(loaded.mapping, (id) => broker.createLocalClient(id), silentLogger);
   });
 
@@ -161,6 +174,19 @@ describe.skipIf(!requirePymodbus())('publishing Modbus readings', () => {
     // Availability is always retained; the pump's values are not.
     expect(retained.find((m) => m.topic === 'fieldgate/pump/availability')).toMatchObject({ retain: true, payload: 'online' });
     expect(retained.filter((m) => m.topic === 'fieldgate/pump/speed' && m.retain)).toEqual([]);
+  });
+
+  it('does not write a retained …/set left on the broker into the device at start; live commands still work', async () => {
+    await waitFor(() => on('fieldgate/pump/target').length > 0, 10_000, 'target read');
+    await sleep(300);
+    expect(slave.requests.filter((r) => r.unit === 2 && r.fc !== 3)).toEqual([]);
+    expect(on('fieldgate/pump/target/set/result')).toEqual([]);
+    expect(on('fieldgate/pump/target').at(-1)?.payload).toBe('0');
+    await subscriber.publishAsync('fieldgate/pump/target/set', '', { qos: 1, retain: true }); // clearing it is no command
+    await subscriber.publishAsync('fieldgate/pump/target/set', '56', { qos: 1 });
+    await waitFor(() => on('fieldgate/pump/target/set/result').length > 0, 10_000, 'live command result');
+    expect(JSON.parse(on('fieldgate/pump/target/set/result')[0].payload)).toEqual({ ok: true, value: 56 });
+    expect(slave.requests.filter((r) => r.unit === 2 && r.fc === 6).map((r) => r.address)).toEqual([1]);
   });
 
   it('keeps each read within the device\'s maxRegistersPerRequest', async () => {

@@ -83,8 +83,24 @@ export class ModbusDeviceRunner {
   }
 
   start(): void {
+    // Retained messages are replayed to a new subscription within this turn of the event loop. A retained
+    // `…/set` is a stale command (from before a restart): writing it into the device again would be wrong.
+    let replayingRetained = true;
+    setImmediate(() => (replayingRetained = false));
     for (const p of this.device.points) {
-      this.client.subscribe(`${p.topic}/set`, (m) => this.onCommand(p, m), { qos: 1 });
+      this.client.subscribe(
+        `${p.topic}/set`,
+        (m) => {
+          if (m.retain && replayingRetained) {
+            this.logger.info({ device: this.device.id, point: p.name }, 'ignoring a retained command left on the broker');
+            return;
+          }
+          // An empty retained message is someone clearing a retained command, not a command.
+          if (m.retain && m.payload.length === 0) return;
+          this.onCommand(p, m);
+        },
+        { qos: 1 },
+      );
     }
     this.bus.onStateChange((online) => {
       if (this.stopped) return;
