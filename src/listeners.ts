@@ -74,6 +74,9 @@ export async function openListener(broker: Broker, config: ListenerConfig, allow
       const wss = new WebSocketServer({
         server: web,
         path: config.path,
+        // ws buffers a whole message before handing it on (default limit 100 MiB): bound it by the
+        // broker's packet size limit, with room for a client that puts several packets in one message.
+        maxPayload: 2 * broker.options.maximumPacketSize + 64 * 1024,
         // MQTT over WebSocket uses the "mqtt" subprotocol [MQTT-6.0.0-3].
         handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : protocols.has('mqttv3.1') ? 'mqttv3.1' : false),
       });

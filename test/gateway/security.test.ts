@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { WebSocket } from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseGatewayConfig, type GatewayConfigInput } from '../../src/config/gateway-config.js';
 import { startGateway, type Gateway } from '../../src/gateway.js';
@@ -177,6 +178,16 @@ describe.skipIf(!haveTools)('gateway security with real clients', () => {
     await waitFor(() => seen.includes('dash/status up'), 'wss → tcp delivery');
     // A WebSocket on another path is not MQTT.
     expect(await refusal(`ws://127.0.0.1:${url('ws').port}/other`)).toMatch(/Unexpected server response: 400|closed/);
+  });
+
+  it('a WebSocket message far over the packet size limit closes that connection (1009) before it is buffered', async () => {
+    const socket = new WebSocket(`ws://127.0.0.1:${url('ws').port}/mqtt`, 'mqtt');
+    await new Promise((resolve, reject) => { socket.once('open', resolve); socket.once('error', reject); });
+    const closed = new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)));
+    socket.send(Buffer.alloc(4 * 1024 * 1024));
+    expect(await closed).toBe(1009);
+    const other = await connect(`ws://127.0.0.1:${url('ws').port}/mqtt`, { username: 'alice', password: 'alice-pw' });
+    expect(other.connected).toBe(true);
   });
 
   it('a listener bound to 0.0.0.0 refuses anonymous clients unless allowAnonymous, and says so at start', async () => {
