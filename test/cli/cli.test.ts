@@ -8,6 +8,7 @@ import { parseGatewayConfig } from '../../src/config/gateway-config.js';
 import { startGateway, type Gateway } from '../../src/gateway.js';
 import { silentLogger } from '../../src/log.js';
 import { requireTool } from '../helpers/peers.js';
+import { requirePymodbus, requireSocat, startPtyPair, startSlave } from '../devices/helpers/modbus-peers.js';
 import { startMosquitto, mosquittoPub } from '../auth/mosquitto-peer.js';
 import { checkCredentials, readPasswordFile } from '../../src/auth/password-file.js';
 import { ensureBuilt, freePort, ROOT, runCli, tempDir, waitFor } from '../gateway/helpers.js';
@@ -340,6 +341,24 @@ describe('probe', () => {
     expect(Math.abs(dcba - voltage)).toBeGreaterThan(5);
     // The hex header shows the two raw registers.
     expect(result.stdout.split('\n')[0]).toMatch(/^address\s+hex\s+[0-9a-f]{4} [0-9a-f]{4}$/);
+  });
+
+  it.skipIf(!requirePymodbus() || !requireSocat())('reads a pymodbus RTU slave on a serial port (socat pty) and shows float32 in every word order', async () => {
+    const pty = await startPtyPair();
+    // 230.5 as float32 high word first (ABCD): 0x4366 0x8000.
+    const slave = await startSlave({ transport: 'rtu', device: pty.slave, units: { 1: { hr: { size: 10, values: { 0: 0x4366, 1: 0x8000 } } } } });
+    try {
+      const result = await runCli(['probe', '--serial', pty.gateway, '--baud', '9600', '--unit', '1', '--table', 'holding', '--address', '0', '--count', '2']);
+      expect(result.stderr).toBe('');
+      expect(result.code).toBe(0);
+      const value = (order: string) => result.stdout.split('\n').find((l) => new RegExp(`^0\\s+float32\\s+${order}\\s`).test(l))?.trim().split(/\s+/)[3];
+      expect(result.stdout.split('\n')[0]).toMatch(/4366 8000$/);
+      expect(value('ABCD')).toBe('230.5');
+      expect(value('CDAB')).not.toBe('230.5');
+    } finally {
+      await slave.stop();
+      await pty.stop();
+    }
   });
 
   it('a dead port is a clear error with exit 1; missing --address a usage error', async () => {
