@@ -1,7 +1,7 @@
 // Publishing device readings through the broker's in-process client: retained per-point values,
 // on change with a deadband and a maximum silence, an optional JSON state message, availability.
 import type { Logger } from '../log.js';
-import type { LocalClient, QoS } from '../broker/types.js';
+import type { LocalClient, MessageProperties, QoS } from '../broker/types.js';
 import { formatValue, jsonValue, type PointValue } from './modbus/value.js';
 
 export interface PublisherOptions {
@@ -32,8 +32,12 @@ export class DevicePublisher {
     private readonly logger: Logger,
   ) {}
 
-  /** Publishes a point's value if it changed beyond the deadband, the silence ran out, or `force`. */
-  offer(name: string, topic: string, value: PointValue, deadband: number, now = Date.now(), force = false): void {
+  /**
+   * Publishes a point's value if it changed beyond the deadband, the silence ran out, or `force`.
+   * A unit travels as the MQTT 5 user property "unit", as for line devices.
+   */
+  offer(point: { name: string; topic: string; deadband: number; unit?: string }, value: PointValue, now = Date.now(), force = false): void {
+    const { name, topic, deadband } = point;
     const previous = this.last.get(name);
     const payload = formatValue(value);
     const due =
@@ -46,7 +50,7 @@ export class DevicePublisher {
     if (!due) return;
     this.last.set(name, { value, payload, at: now });
     this.dirty = true;
-    this.send(topic, payload, this.options.retain);
+    this.send(topic, payload, this.options.retain, point.unit === undefined ? undefined : { userProperties: { unit: point.unit } });
   }
 
   /** A Modbus exception on one point: reported on `<point>/error` (retained until the point reads again). */
@@ -79,13 +83,13 @@ export class DevicePublisher {
     this.send(this.options.topicPrefix, JSON.stringify({ timestamp: new Date(now).toISOString(), values }), this.options.retain);
   }
 
-  async publishNow(topic: string, payload: string, retain: boolean): Promise<void> {
+  async publishNow(topic: string, payload: string, retain: boolean, properties?: MessageProperties): Promise<void> {
     this.published++;
-    await this.client.publish(topic, payload, { qos: this.options.qos, retain });
+    await this.client.publish(topic, payload, { qos: this.options.qos, retain, ...(properties ? { properties } : {}) });
   }
 
-  send(topic: string, payload: string, retain: boolean): void {
-    this.publishNow(topic, payload, retain).catch((err: unknown) => this.logger.warn({ topic, err }, 'publish failed'));
+  send(topic: string, payload: string, retain: boolean, properties?: MessageProperties): void {
+    this.publishNow(topic, payload, retain, properties).catch((err: unknown) => this.logger.warn({ topic, err }, 'publish failed'));
   }
 }
 

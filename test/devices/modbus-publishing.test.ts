@@ -23,6 +23,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Received {
   topic: string;
+  unit?: unknown;
   payload: string;
   qos: number;
   retain: boolean;
@@ -53,7 +54,7 @@ describe.skipIf(!requirePymodbus())('publishing Modbus readings', () => {
     slave = await startSlave({
       transport: 'tcp',
       units: {
-        1: { hr: { size: 4, values: { 0: 1000 } } },
+        1: { hr: { size: 4, values: { 0: 1000, 1: 2931 } } },
         2: { hr: { size: 4, values: { 0: 7 } } },
         3: { ir: { size: 12, values: Object.fromEntries(Array.from({ length: 10 }, (_, i) => [i, 100 + i])) } },
         4: { hr: { size: 12, values: { 2: 4242 } }, co: { size: 4, values: { 2: true } } },
@@ -73,7 +74,10 @@ describe.skipIf(!requirePymodbus())('publishing Modbus readings', () => {
             pollIntervalMs: 100,
             qos: 2,
             publish: { onChange: true, deadband: 5, maxSilenceMs: 1500 },
-            points: [{ name: 'level', table: 'holding', address: 0 }],
+            points: [
+              { name: 'level', table: 'holding', address: 0, unit: 'cm' },
+              { name: 'temperature', table: 'holding', address: 1, scale: 0.1, offset: -273.1, decimals: 1, unit: '°C', writable: true, min: -40, max: 120 },
+            ],
           },
           {
             id: 'pump',
@@ -117,7 +121,9 @@ describe.skipIf(!requirePymodbus())('publishing Modbus readings', () => {
     await broker.start();
     brokerPort = (await broker.listen({ port: 0, host: '127.0.0.1' })).port;
     subscriber = await connect(brokerPort);
-    subscriber.on('message', (topic, payload, packet) => messages.push({ topic, payload: payload.toString(), qos: packet.qos, retain: packet.retain, at: Date.now() }));
+    subscriber.on('message', (topic, payload, packet) =>
+      messages.push({ topic, payload: payload.toString(), qos: packet.qos, retain: packet.retain, at: Date.now(), unit: packet.properties?.userProperties?.unit }),
+    );
     await subscriber.subscribeAsync('fieldgate/#', { qos: 2 });
     // A command someone published with retain before the gateway started: stale, must not reach the device.
     await subscriber.publishAsync('fieldgate/pump/target/set', '55', { qos: 1, retain: true });
@@ -137,6 +143,20 @@ describe.skipIf(!requirePymodbus())('publishing Modbus readings', () => {
     expect(on('fieldgate/tank/level')[0]).toMatchObject({ payload: '1000', qos: 2 });
     expect(on('fieldgate/tank/availability')[0]).toMatchObject({ payload: 'online', qos: 2 });
     expect(on('fieldgate/pump/speed')[0]).toMatchObject({ payload: '7', qos: 0 });
+  });
+
+  it('applies scale, offset and decimals both ways and sends the unit as a user property', async () => {
+    await waitFor(() => on('fieldgate/tank/temperature').length > 0, 10_000, 'temperature');
+    expect(on('fieldgate/tank/temperature')[0]).toMatchObject({ payload: '20', unit: '°C' });
+    expect(on('fieldgate/tank/level')[0]).toMatchObject({ unit: 'cm' });
+    expect(on('fieldgate/tank/availability')[0].unit).toBeUndefined();
+    const from = slave.requests.length;
+    await subscriber.publishAsync('fieldgate/tank/temperature/set', '-20.5', { qos: 1 });
+    await waitFor(() => on('fieldgate/tank/temperature/set/result').length > 0, 10_000, 'write result');
+    expect(JSON.parse(on('fieldgate/tank/temperature/set/result')[0].payload)).toEqual({ ok: true, value: -20.5 });
+    // (-20.5 + 273.1) / 0.1 = 2526 on the wire
+    expect(slave.requests.slice(from).filter((r) => r.fc === 6).map((r) => [r.unit, r.address])).toEqual([[1, 1]]);
+    expect(on('fieldgate/tank/temperature').at(-1)?.payload).toBe('-20.5');
   });
 
   it('ignores changes inside the deadband, publishes a change beyond it', async () => {

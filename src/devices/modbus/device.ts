@@ -266,7 +266,7 @@ export class ModbusDeviceRunner {
     const now = Date.now();
     for (const p of block.points) {
       const value = this.decodePoint(p, block, reply);
-      if (value !== undefined) this.publisher.offer(p.name, p.topic, value, p.deadband, now);
+      if (value !== undefined) this.publisher.offer(p, value, now);
     }
   }
 
@@ -297,7 +297,7 @@ export class ModbusDeviceRunner {
       const reply = await this.read(single, this.device.retries, true);
       const value = this.decodePoint(p, single, reply);
       if (value === undefined) throw new Error('read-back could not be decoded');
-      this.publisher.offer(p.name, p.topic, value, p.deadband, Date.now(), true);
+      this.publisher.offer(p, value, Date.now(), true);
       this.publisher.flushState();
       result = { ok: true, value };
     } catch (err) {
