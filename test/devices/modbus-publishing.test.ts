@@ -58,7 +58,7 @@ describe.skipIf(!requirePymodbus())('publishing Modbus readings', () => {
         2: { hr: { size: 4, values: { 0: 7 } } },
         3: { ir: { size: 12, values: Object.fromEntries(Array.from({ length: 10 }, (_, i) => [i, 100 + i])) } },
         4: { hr: { size: 12, values: { 2: 4242 } }, co: { size: 4, values: { 2: true } } },
-        5: { hr: { size: 12, values: { 9: 99 } } },
+        5: { hr: { size: 12, values: { 9: 99 } }, holes: { hr: [11] } },
       },
     });
     const file = path.join(dir, 'site.json');
@@ -111,7 +111,7 @@ describe.skipIf(!requirePymodbus())('publishing Modbus readings', () => {
               { name: 'relay', address: 3 },
             ],
           },
-          { id: 'onebased', bus: 'lan', unitId: 5, pollIntervalMs: 60_000, addressBase: 1, topicPrefix: 'fieldgate/onebased', points: [{ name: 'reg10', table: 'holding', address: 10 }] },
+          { id: 'onebased', bus: 'lan', unitId: 5, pollIntervalMs: 60_000, addressBase: 1, topicPrefix: 'fieldgate/onebased', points: [{ name: 'reg10', table: 'holding', address: 10 }, { name: 'reg12', table: 'holding', address: 12, writable: true }] },
         ],
       }),
     );
@@ -226,6 +226,20 @@ describe.skipIf(!requirePymodbus())('publishing Modbus readings', () => {
     expect(on('fieldgate/datasheet/relay').at(-1)?.payload).toBe('true');
     expect(on('fieldgate/onebased/reg10').at(-1)?.payload).toBe('99');
     expect(slave.requests.filter((r) => r.unit === 4).map((r) => [r.fc, r.address, r.count])).toEqual(expect.arrayContaining([[3, 2, 1], [1, 2, 1]]));
-    expect(slave.requests.filter((r) => r.unit === 5).map((r) => [r.fc, r.address, r.count])).toEqual([[3, 9, 1]]);
+    // 10 and 12 (wire 9 and 11) merge into one read; the device refuses it (11 is a hole) and it is split.
+    expect(slave.requests.filter((r) => r.unit === 5).map((r) => [r.fc, r.address, r.count, r.ok])).toEqual([
+      [3, 9, 3, false],
+      [3, 9, 1, true],
+      [3, 11, 1, false],
+    ]);
+  });
+
+  it('answers a write the device refuses with the device\'s reason, and the device stays online', async () => {
+    await waitFor(() => on('fieldgate/onebased/reg12/error').length > 0, 10_000, 'error on reg12');
+    await subscriber.publishAsync('fieldgate/onebased/reg12/set', '5', { qos: 1 });
+    await waitFor(() => on('fieldgate/onebased/reg12/set/result').length > 0, 10_000, 'write result');
+    expect(JSON.parse(on('fieldgate/onebased/reg12/set/result')[0].payload)).toEqual({ ok: false, error: 'device refused: illegal data address (exception 2 to function 6)' });
+    expect(slave.requests.filter((r) => r.unit === 5 && r.fc === 6).map((r) => [r.address, r.ok])).toEqual([[11, false]]);
+    expect(on('fieldgate/onebased/availability').map((m) => m.payload)).toEqual(['online']);
   });
 });
