@@ -10,7 +10,8 @@ import { runPasswdCommand } from './auth/passwd-command.js';
 import { addOrUpdateUser } from './auth/password-file.js';
 import { ConfigError, gatewayConfigSchema, type GatewayConfig } from './config/gateway-config.js';
 import { checkGatewayConfig } from './config/check.js';
-import { describeMapping, deviceMappingJsonSchema } from './devices/index.js';
+import { describeMapping, deviceMappingJsonSchema, type DeviceMapping } from './devices/index.js';
+import { lineDeviceTopicPrefix } from './devices/line/schema.js';
 import { formatProbe, probeRegisters } from './devices/modbus/probe.js';
 import type { ModbusBus } from './devices/modbus/schema.js';
 import { anonymousAllowed, listenerConfigs, startGateway, type Gateway } from './gateway.js';
@@ -23,8 +24,9 @@ Usage:
   fieldgate run [--config FILE] [--host H] [--port N] [--data DIR] [--log-level L]
       Run the gateway. Without --config: broker on 127.0.0.1:1883, data in ./data,
       and a built-in simulated energy meter so readings flow at once.
-  fieldgate check [--config FILE]
-      Validate the config and every device mapping it names; print what would run.
+  fieldgate check [--config FILE] [--points]
+      Validate the config, every device mapping and every file it names; print what would run
+      (with --points: every point and its topic).
   fieldgate probe (--host H [--port 502] | --serial PATH [--baud 9600] [--parity none])
                   [--unit 1] [--table holding|input] --address A [--count 4]
       Read registers once and show them decoded as every type and byte order.
@@ -157,7 +159,7 @@ async function run(args: string[]): Promise<number> {
 
 async function check(args: string[]): Promise<number> {
   try {
-    const { values } = parse(args, { config: { type: 'string', short: 'c' } });
+    const { values } = parse(args, { config: { type: 'string', short: 'c' }, points: { type: 'boolean' } });
     const file = values.config as string | undefined;
     const { config, mapping } = checkGatewayConfig(file);
     const out: string[] = [`${file ?? '(embedded default)'}: OK`];
@@ -170,6 +172,7 @@ async function check(args: string[]): Promise<number> {
     if (config.auth.aclFile) out.push(`  ACL file ${config.auth.aclFile}`);
     if (config.demo) out.push('  demo: simulated SDM120 energy meter under fieldgate/demo-meter/');
     if (mapping) for (const line of describeMapping(mapping)) out.push(`  ${line}`);
+    if (mapping && values.points) out.push(...describePoints(mapping));
     for (const b of config.bridges) out.push(`  bridge ${b.name} → ${b.url}: ${b.rules.map((r) => `${r.direction} ${r.localPrefix}${r.filter}`).join(', ')}`);
     if (config.metrics) out.push(`  metrics on http://${config.metrics.host}:${config.metrics.port}/metrics, health on /healthz`);
     process.stdout.write(out.join('\n') + '\n');
@@ -177,6 +180,24 @@ async function check(args: string[]): Promise<number> {
   } catch (error) {
     return reportConfigErrors(error);
   }
+}
+
+/** `check --points`: one line per point or field with the topic it is published on. */
+function describePoints(mapping: DeviceMapping): string[] {
+  const out: string[] = [];
+  for (const d of mapping.modbusDevices) {
+    out.push(`  points of ${d.id} (0-based wire addresses):`);
+    for (const p of d.points) {
+      const order = p.count > 1 ? ` ${p.byteOrder}` : '';
+      const write = p.writable ? ` (write: ${p.topic}/set)` : '';
+      out.push(`    ${p.name.padEnd(20)} ${(p.type + order).padEnd(13)} ${p.table} ${String(p.address).padEnd(6)} every ${p.pollIntervalMs} ms → ${p.topic}${write}`);
+    }
+  }
+  for (const d of mapping.lineDevices) {
+    out.push(`  fields of ${d.id}:`);
+    for (const name of Object.keys(d.fields)) out.push(`    ${name.padEnd(20)} → ${lineDeviceTopicPrefix(d)}/${name}`);
+  }
+  return out;
 }
 
 async function probe(args: string[]): Promise<number> {

@@ -82,6 +82,12 @@ describe('check', () => {
     expect(out).toMatch(/kitchen unit 3: \d+ points → home\/kitchen\/…/);
     expect(out).toContain('bridge cloud → mqtt://cloud.example.com: out home/#');
     expect(out).toContain('metrics on http://127.0.0.1:9883/metrics');
+
+    const withPoints = await runCli(['check', '--config', config, '--points']);
+    expect(withPoints.code).toBe(0);
+    expect(withPoints.stdout).toContain('points of kitchen (0-based wire addresses):');
+    // The SDM120 profile's voltage is 30001 in the data sheet: input register 0 on the wire.
+    expect(withPoints.stdout).toMatch(/^ {4}voltage +float32 ABCD +input 0 +every \d+ ms → home\/kitchen\/voltage$/m);
   });
 
   it('lists every error at once, config and device mappings, with JSON path, expected and got; exit 1', async () => {
