@@ -398,6 +398,8 @@ function resolvePoint(d: ModbusDeviceInput, p: ModbusPointInput, prefix: string,
   if (p.min !== undefined && p.max !== undefined && p.min > p.max) fail('min', `min ${p.min} is above max ${p.max}`);
   if (p.scale === 0) fail('scale', 'must not be 0');
   const count = bitTable ? 1 : registerCount(type, p.length ?? 1);
+  const cap = d.maxRegistersPerRequest ?? 125;
+  if (!bitTable && count > cap) fail(type === 'string' ? 'length' : 'type', `${type} needs ${count} registers, more than one read may take (maxRegistersPerRequest ${cap})`);
   if (address > 65535) fail('address', `expected at most 65535 (got ${address}${address !== p.address ? ` from ${p.address}` : ''})`);
   else if (address + count - 1 > 65535) fail('address', `${type} at ${address} needs ${count} registers and runs past 65535`);
   if (p.name === 'availability' || /(^|\/)(set|set\/result|error)$/.test(p.name)) fail('name', `"${p.name}" collides with the topics fieldgate uses for availability and commands`);

@@ -77,6 +77,7 @@ describe('device mapping loader', () => {
         { id: 'other', bus: 'nowhere', unitId: 2, points: [{ name: 'x', table: 'input', address: 0 }] },
         { id: 'meter', bus: 'rs485', unitId: 1, pollInterval: 5, points: [] },
         { id: 'zero', bus: 'rs485', unitId: 0, points: [{ name: 'x', table: 'input', address: 0 }] },
+        { id: 'small', bus: 'rs485', unitId: 9, maxRegistersPerRequest: 2, points: [{ name: 'label', table: 'holding', address: 0, type: 'string', length: 8 }, { name: 'energy', table: 'holding', address: 10, type: 'float64' }] },
       ],
       version: 2,
     });
@@ -95,6 +96,8 @@ describe('device mapping loader', () => {
     expect(text).toContain('devices[3].unitId: expected 1…247 on an RTU bus (got 0)');
     expect(text).toContain('devices[0].points[9].type: expected one of bool, bit');
     expect(text).toContain('meter.json: version: unknown key');
+    expect(text).toContain('devices[4].points[0].length: string needs 8 registers, more than one read may take (maxRegistersPerRequest 2)');
+    expect(text).toContain('devices[4].points[1].type: float64 needs 4 registers, more than one read may take (maxRegistersPerRequest 2)');
     expect(errors.length).toBeGreaterThanOrEqual(12);
     for (const e of errors) expect(e.startsWith(path.join(dir, 'meter.json') + ': ')).toBe(true);
   });
