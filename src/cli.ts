@@ -200,6 +200,12 @@ function describePoints(mapping: DeviceMapping): string[] {
   return out;
 }
 
+function parityOf(text: string | undefined): 'none' | 'even' | 'odd' {
+  const parity = text ?? 'none';
+  if (parity !== 'none' && parity !== 'even' && parity !== 'odd') throw new UsageError(`--parity: expected none, even or odd (got "${parity}")`);
+  return parity;
+}
+
 async function probe(args: string[]): Promise<number> {
   try {
     const { values } = parse(args, {
@@ -223,7 +229,7 @@ async function probe(args: string[]): Promise<number> {
     } else if (values.serial !== undefined) {
       bus = {
         id: 'probe', type: 'modbus-rtu', path: values.serial as string, baudRate: number('baud', 9600) as never,
-        parity: ((values.parity as string | undefined) ?? 'none') as 'none', dataBits: 8, stopBits: 1, interRequestDelayMs: 0,
+        parity: parityOf(values.parity as string | undefined), dataBits: 8, stopBits: 1, interRequestDelayMs: 0,
       };
     } else {
       throw new UsageError('give --host (Modbus TCP) or --serial (Modbus RTU)');
