@@ -80,6 +80,8 @@ export async function openListener(broker: Broker, config: ListenerConfig, allow
         // MQTT over WebSocket uses the "mqtt" subprotocol [MQTT-6.0.0-3].
         handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : protocols.has('mqttv3.1') ? 'mqttv3.1' : false),
       });
+      // ws re-emits the http server's errors; they are logged on the server below.
+      wss.on('error', () => undefined);
       wss.on('connection', (socket, request) => {
         const stream = createWebSocketStream(socket);
         stream.on('error', () => stream.destroy());
@@ -94,10 +96,18 @@ export async function openListener(broker: Broker, config: ListenerConfig, allow
     }
   }
   server.maxConnections = maxConnections;
+  if (secureServer) {
+    // A failed handshake (no or an untrusted client certificate, a client that does not trust ours):
+    // one line, so a refused device can be diagnosed without it spamming at error level.
+    secureServer.on('tlsClientError', (error, socket) => {
+      broker.logger.info({ listener: config.type, address: `${socket.remoteAddress}:${socket.remotePort}`, reason: error.message }, 'TLS handshake failed');
+    });
+  }
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (error: NodeJS.ErrnoException) => reject(listenError(config, error)));
+    const failed = (error: NodeJS.ErrnoException) => reject(listenError(config, error));
+    server.once('error', failed);
     server.listen(config.port, config.host, () => {
-      server.removeAllListeners('error');
+      server.off('error', failed);
       server.on('error', (error) => broker.logger.error({ err: error, listener: config.type }, 'listener error'));
       resolve();
     });

@@ -161,6 +161,7 @@ describe.skipIf(!haveTools)('gateway security with real clients', () => {
     expect(ok.connected).toBe(true);
     expect(await refusal(`mqtts://127.0.0.1:${port}`, { ...tlsFiles(), username: 'alice', password: 'alice-pw' })).toMatch(/certificate required|closed|ECONNRESET/);
     expect(await refusal(`mqtts://127.0.0.1:${port}`, { ...tlsFiles(), ...clientCert('intruder') })).toMatch(/unknown ca|closed|ECONNRESET/);
+    await waitFor(() => log.entries.filter((e) => e.msg === 'TLS handshake failed').length >= 2, 'a log line per refused handshake');
   });
 
   it('ws:// and wss:// carry MQTT for browser dashboards', async () => {
