@@ -1,7 +1,8 @@
 // Benchmark: the gateway's CPU time per 1,000 Modbus points polled and published, and the requests
 // per poll cycle against the minimum possible, for a 200-point mapping.
 // Peer: a pymodbus slave (Debian python3-pymodbus) in another process over Modbus TCP on loopback,
-// so its CPU is not counted. Run: node --import tsx bench/devices/poll.ts  (about 25 s)
+// so its CPU is not counted. Poll latency comes from startDevices' onPoll hook (bus queueing included).
+// Run: node --import tsx bench/devices/poll.ts  (about 25 s)
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -71,6 +72,12 @@ function device(bus: ModbusTcpBus, pollIntervalMs: number, onChange: boolean, ma
   };
 }
 
+function percentile(values: number[], q: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+
 async function scenario(name: string, bus: ModbusTcpBus, slave: SlaveHandle, onChange: boolean, maxGap: number) {
   const broker = new Broker({ dataDir: null, logger: silentLogger });
   await broker.start();
@@ -78,7 +85,13 @@ async function scenario(name: string, bus: ModbusTcpBus, slave: SlaveHandle, onC
   const subscriber = broker.createLocalClient('bench-subscriber');
   subscriber.subscribe('bench/#', () => delivered++);
   const dev = device(bus, 10, onChange, maxGap);
-  const handle = await startDevices({ files: [], buses: [bus], lineDevices: [], modbusDevices: [dev] }, (id) => broker.createLocalClient(id), silentLogger);
+  let measuring = false;
+  const latencies: number[] = [];
+  const handle = await startDevices({ files: [], buses: [bus], lineDevices: [], modbusDevices: [dev] }, (id) => broker.createLocalClient(id), silentLogger, {
+    onPoll: (_id, seconds) => {
+      if (measuring) latencies.push(seconds * 1000);
+    },
+  });
   // Warm up (JIT, first publishes of every point), then measure.
   const warm = Date.now();
   while (Date.now() - warm < 1000) await new Promise((r) => setTimeout(r, 50));
@@ -87,7 +100,9 @@ async function scenario(name: string, bus: ModbusTcpBus, slave: SlaveHandle, onC
   const delivered0 = delivered;
   const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
+  measuring = true;
   await new Promise((r) => setTimeout(r, secondsPerScenario * 1000));
+  measuring = false;
   const cpu = process.cpuUsage(cpu0);
   const wallMs = Number(process.hrtime.bigint() - t0) / 1e6;
   const cycles = handle.status()[0].polls - polls0;
@@ -107,6 +122,7 @@ async function scenario(name: string, bus: ModbusTcpBus, slave: SlaveHandle, onC
     'CPU ms / 1000 points': points > 0 ? ((cpuMs / points) * 1000).toFixed(2) : 'n/a',
     'CPU %': ((cpuMs / wallMs) * 100).toFixed(0),
     'requests/cycle': cycles > 0 ? (requests / cycles).toFixed(2) : 'n/a',
+    'poll ms p50/p99': `${percentile(latencies, 0.5).toFixed(1)}/${percentile(latencies, 0.99).toFixed(1)}`,
     planned: planReads(dev.points, { ...limits, maxGap }).length,
     minimum: minimumRequests(dev.points, limits),
   };
