@@ -3,6 +3,31 @@ import { readFileSync } from 'node:fs';
 import type { IClientOptions } from 'mqtt';
 import type { BridgeConfig } from './config.js';
 
+/** Packet ids 1..SENDER_PACKET_IDS belong to the outbox sender; the ids above it to MQTT.js (birth, subscriptions). */
+export const SENDER_PACKET_IDS = 65535 - 1024;
+
+/** MQTT.js's packet ids, cycling through the top 1024 so they never collide with the sender's. */
+export class ClientPacketIds implements NonNullable<IClientOptions['messageIdProvider']> {
+  private last = 65535;
+
+  allocate(): number {
+    this.last = this.last >= 65535 ? SENDER_PACKET_IDS + 1 : this.last + 1;
+    return this.last;
+  }
+
+  getLastAllocated(): number {
+    return this.last;
+  }
+
+  register(id: number): boolean {
+    return id > SENDER_PACKET_IDS;
+  }
+
+  deallocate(): void {}
+
+  clear(): void {}
+}
+
 /** Builds the options of one connection attempt. Reads TLS files each time so a fixed certificate is picked up without a restart. */
 export function connectOptions(config: BridgeConfig): IClientOptions {
   const v5 = config.protocolVersion === 5;
@@ -16,6 +41,7 @@ export function connectOptions(config: BridgeConfig): IClientOptions {
     resubscribe: false,
     queueQoSZero: false,
     connectTimeout: config.connectTimeoutMs,
+    messageIdProvider: new ClientPacketIds(),
   };
   if (config.username !== undefined) options.username = config.username;
   if (config.password !== undefined) options.password = config.password;

@@ -1,10 +1,14 @@
 // Drains the outbox to the remote: QoS 1, FIFO, bounded in-flight window, rows deleted only after PUBACK.
+// MQTT.js keeps the connection (TLS, WebSocket, CONNACK, keepalive, subscriptions); the outbox's PUBLISH packets are
+// encoded here and written to its stream, one write per batch, and their PUBACKs are taken from 'packetreceive'.
+// Packet ids are split: SENDER_PACKET_IDS are ours, the rest MQTT.js's (see connection.ts), so no PUBACK is mistaken.
 import mqttPacket from 'mqtt-packet';
-import type { IClientPublishOptions, MqttClient } from 'mqtt';
+import type { IClientPublishOptions, MqttClient, Packet } from 'mqtt';
 import type { Logger } from '../log.js';
 import type { Outbox, OutboxRow } from './outbox.js';
 import { describeError } from './outbox.js';
-import { permanentPubackCodes } from './connection.js';
+import { permanentPubackCodes, SENDER_PACKET_IDS } from './connection.js';
+import { encodePublish } from '../broker/packet-writer.js';
 
 export interface SenderOptions {
   /** Configured maximum of unacknowledged messages. */
@@ -23,6 +27,12 @@ export interface RemoteLimits {
   maximumPacketSize?: number;
 }
 
+interface InFlight {
+  row: OutboxRow;
+  packetId: number;
+  sentAt: number;
+}
+
 export interface SenderCounters {
   sent: number;
   acked: number;
@@ -36,12 +46,15 @@ export interface SenderCounters {
  */
 export class Sender {
   private client: MqttClient | undefined;
+  private packetListener: ((packet: Packet) => void) | undefined;
   private generation = 0;
   private windowNow = 1;
   private maxPacket: number | undefined;
-  private readonly inflight = new Map<number, OutboxRow>();
-  /** Send time of each in-flight row (insertion order = send order). */
-  private readonly sentAt = new Map<number, number>();
+  /** Unacknowledged rows by row id (insertion order = send order). */
+  private readonly inflight = new Map<number, InFlight>();
+  /** The same entries by packet id. */
+  private byPacketId: (InFlight | undefined)[] = [];
+  private nextPacketId = 1;
   private ackTimer: NodeJS.Timeout | undefined;
   private acked: number[] = [];
   private page: OutboxRow[] = [];
@@ -72,7 +85,12 @@ export class Sender {
   attach(client: MqttClient, limits: RemoteLimits): void {
     this.generation += 1;
     this.client = client;
-    this.windowNow = Math.max(1, Math.min(this.options.window, limits.receiveMaximum ?? 65535));
+    const generation = this.generation;
+    this.packetListener = (packet) => {
+      if (packet.cmd === 'puback' && generation === this.generation) this.onPuback(packet.messageId, packet.reasonCode);
+    };
+    client.on('packetreceive', this.packetListener);
+    this.windowNow = Math.max(1, Math.min(this.options.window, limits.receiveMaximum ?? 65535, SENDER_PACKET_IDS));
     this.maxPacket = limits.maximumPacketSize;
     this.rewind();
     this.schedulePump();
@@ -83,19 +101,21 @@ export class Sender {
   }
 
   private checkAckTimeout(timeoutMs: number): void {
-    const oldest = this.sentAt.values().next();
-    if (oldest.done === true || Date.now() - oldest.value < timeoutMs) return;
+    const oldest = this.inflight.values().next();
+    if (oldest.done === true || Date.now() - oldest.value.sentAt < timeoutMs) return;
     this.onFatal(`no PUBACK from the remote for ${Math.round(timeoutMs / 1000)} s with ${this.inflight.size} messages in flight`);
   }
 
   detach(): void {
     this.generation += 1;
+    if (this.packetListener !== undefined) this.client?.removeListener('packetreceive', this.packetListener);
+    this.packetListener = undefined;
     this.client = undefined;
     clearInterval(this.ackTimer);
     this.ackTimer = undefined;
     for (const id of this.inflight.keys()) this.sentBefore.add(id);
     this.inflight.clear();
-    this.sentAt.clear();
+    this.byPacketId = [];
     this.flushAcks();
     this.reserved = 0;
     if (this.rateTimer !== undefined) clearTimeout(this.rateTimer);
@@ -151,12 +171,14 @@ export class Sender {
   private pump(): void {
     const client = this.client;
     if (client === undefined || !client.connected) return;
+    const stream = client.stream;
+    if (stream === undefined || stream.destroyed || !stream.writable) return;
     // Rows appended inside a transaction still open are not read: a rollback could reuse their ids.
     if (this.outbox.db.inTransaction) {
       this.schedulePump();
       return;
     }
-    const generation = this.generation;
+    const packets: Buffer[] = [];
     try {
       while (this.inflight.size + this.acked.length + this.reserved < this.windowNow) {
         if (!this.takeToken()) return;
@@ -171,12 +193,15 @@ export class Sender {
           this.outbox.moveToDead(row, `larger than the remote's maximum packet size ${this.maxPacket}`);
           continue;
         }
-        this.send(client, generation, row);
+        packets.push(this.encode(row));
       }
     } catch (err) {
       this.outbox.markSuspect();
       this.logger.error({ bridge: this.outbox.bridgeName, err: describeError(err) }, 'bridge: cannot read the outbox; retrying in 1 s');
       setTimeout(() => this.schedulePump(), 1000).unref();
+    } finally {
+      // Everything registered as in flight goes out, in order, in one write.
+      if (packets.length > 0) stream.write(packets.length === 1 ? packets[0]! : Buffer.concat(packets));
     }
   }
 
@@ -195,49 +220,68 @@ export class Sender {
     return row;
   }
 
-  private send(client: MqttClient, generation: number, row: OutboxRow): void {
+  /** Registers the row as in flight under a free packet id and returns its PUBLISH packet. */
+  private encode(row: OutboxRow): Buffer {
     const dup = this.sentBefore.delete(row.id);
     if (dup) this.counters.resent += 1;
     if (this.sentBefore.size > 0) {
       // Rows are sent in id order: smaller remembered ids were dropped from the outbox meanwhile.
       for (const id of this.sentBefore) if (id < row.id) this.sentBefore.delete(id);
     }
-    const opts: IClientPublishOptions = { qos: 1, retain: row.retain, dup };
-    const props = this.publishProperties(row);
-    if (props !== undefined) opts.properties = props;
-    this.inflight.set(row.id, row);
-    this.sentAt.set(row.id, Date.now());
+    const packetId = this.allocatePacketId();
+    const entry: InFlight = { row, packetId, sentAt: Date.now() };
+    this.inflight.set(row.id, entry);
+    this.byPacketId[packetId] = entry;
     this.counters.sent += 1;
-    client.publish(row.topic, row.payload, opts, (err) => {
-      if (generation !== this.generation) return;
-      if (err === undefined || err === null) {
-        this.inflight.delete(row.id);
-        this.sentAt.delete(row.id);
-        this.counters.acked += 1;
-        this.acked.push(row.id);
-        this.scheduleAckFlush();
-        this.schedulePump();
-        return;
+    const v5 = this.options.protocolVersion === 5;
+    const props = this.publishProperties(row);
+    if (props === undefined) return encodePublish(Buffer.from(row.topic), row.payload, 1, row.retain, dup, packetId, v5);
+    return mqttPacket.generate(
+      { cmd: 'publish', topic: row.topic, payload: row.payload, qos: 1, messageId: packetId, dup, retain: row.retain, properties: props },
+      { protocolVersion: 5 },
+    );
+  }
+
+  /** The window is at most SENDER_PACKET_IDS, so a free id exists whenever a row may be sent. */
+  private allocatePacketId(): number {
+    for (;;) {
+      const id = this.nextPacketId;
+      this.nextPacketId = id >= SENDER_PACKET_IDS ? 1 : id + 1;
+      if (this.byPacketId[id] === undefined) return id;
+    }
+  }
+
+  private onPuback(packetId: number | undefined, reasonCode: number | undefined): void {
+    if (packetId === undefined) return;
+    const entry = this.byPacketId[packetId];
+    // Not ours: an acknowledgement of MQTT.js's own publish (birth, QoS 0 has none), or a stray one.
+    if (entry === undefined) return;
+    const row = entry.row;
+    this.byPacketId[packetId] = undefined;
+    this.inflight.delete(row.id);
+    if (reasonCode === undefined || reasonCode < 0x80) {
+      this.counters.acked += 1;
+      this.acked.push(row.id);
+      this.scheduleAckFlush();
+      this.schedulePump();
+      return;
+    }
+    const text = `PUBACK reason code 0x${reasonCode.toString(16)}`;
+    if (permanentPubackCodes.has(reasonCode)) {
+      try {
+        this.outbox.moveToDead(row, `remote refused it (${text})`);
+      } catch (deadErr) {
+        // Left in the outbox: tried again after the next reconnect.
+        this.outbox.markSuspect();
+        this.logger.error({ bridge: this.outbox.bridgeName, err: describeError(deadErr) }, 'bridge: cannot move a refused message to bridge_dead');
       }
-      const code = (err as { code?: unknown }).code;
-      // Without a reason code it is MQTT.js giving up on a closing connection ("Connection closed"): the close handler resends.
-      if (typeof code !== 'number') return;
-      if (permanentPubackCodes.has(code)) {
-        this.inflight.delete(row.id);
-        this.sentAt.delete(row.id);
-        try {
-          this.outbox.moveToDead(row, `remote refused it: ${err.message} (PUBACK reason code 0x${code.toString(16)})`);
-        } catch (deadErr) {
-          // Left in the outbox: tried again after the next reconnect.
-          this.outbox.markSuspect();
-          this.logger.error({ bridge: this.outbox.bridgeName, err: describeError(deadErr) }, 'bridge: cannot move a refused message to bridge_dead');
-        }
-        this.schedulePump();
-        return;
-      }
-      // A transient refusal (quota exceeded, unspecified error): still in flight, resent with DUP after reconnecting.
-      this.onFatal(`remote did not accept a message: ${err.message} (PUBACK reason code 0x${code.toString(16)})`);
-    });
+      this.schedulePump();
+      return;
+    }
+    // A transient refusal (quota exceeded, unspecified error): put back in flight, resent with DUP after reconnecting.
+    this.inflight.set(row.id, entry);
+    this.byPacketId[packetId] = entry;
+    this.onFatal(`remote did not accept a message (${text})`);
   }
 
   private publishProperties(row: OutboxRow): IClientPublishOptions['properties'] {

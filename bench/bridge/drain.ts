@@ -1,0 +1,94 @@
+// Focused drain measurement (for profiling): one gateway process with a queued backlog drains to a Mosquitto cloud.
+// Run: node --import tsx bench/bridge/drain.ts   env: BENCH_DRAIN (100000), BENCH_WINDOW, GATEWAY_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof")
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { CountingSubscriber, publishFlood } from './loadgen.js';
+
+const DRAIN = Number(process.env.BENCH_DRAIN ?? 100_000);
+const WINDOW = process.env.BENCH_WINDOW !== undefined ? Number(process.env.BENCH_WINDOW) : undefined;
+const work = mkdtempSync(join(tmpdir(), 'fieldgate-bench-drain-'));
+chmodSync(work, 0o777);
+const children = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const c of children) c.kill('SIGKILL');
+  rmSync(work, { recursive: true, force: true });
+});
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address() as AddressInfo;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = connect(port, '127.0.0.1', () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once('error', () => resolve(false));
+  });
+}
+
+async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+const cloudPort = await freePort();
+const nodeArgs = (process.env.GATEWAY_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+const gw = spawn(
+  process.execPath,
+  [...nodeArgs, '--import', 'tsx', join(import.meta.dirname, 'gateway.ts'), JSON.stringify({ dataDir: join(work, 'gw'), remoteUrl: `mqtt://127.0.0.1:${cloudPort}`, window: WINDOW })],
+  { stdio: ['pipe', 'pipe', 'inherit'] },
+);
+children.add(gw);
+const lines = createInterface({ input: gw.stdout! });
+const answers: ((line: string) => void)[] = [];
+let ready!: (port: number) => void;
+const portP = new Promise<number>((r) => (ready = r));
+lines.on('line', (line) => {
+  const m = /^READY (\d+)/.exec(line);
+  if (m) ready(Number(m[1]));
+  else answers.shift()?.(line);
+});
+const state = (): Promise<{ outboxDepth: number; resent: number; sent: number; acked: number }> =>
+  new Promise((resolve) => {
+    answers.push((line) => resolve(JSON.parse(line)));
+    gw.stdin!.write('state\n');
+  });
+const gwPort = await portP;
+await sleep(500);
+const t0 = performance.now();
+const per = Math.ceil(DRAIN / 4);
+await Promise.all(Array.from({ length: 4 }, (_, i) => publishFlood(gwPort, { count: per, topic: `sensors/dev${i}/value`, payloadBytes: 64, window: 500, clientId: `drain-pub-${i}` })));
+const enqueue = (per * 4 * 1000) / (performance.now() - t0);
+
+const dir = join(work, 'cloud');
+mkdirSync(dir, { mode: 0o777 });
+chmodSync(dir, 0o777);
+writeFileSync(join(dir, 'm.conf'), `listener ${cloudPort} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n`);
+const cloud = spawn('mosquitto', ['-c', join(dir, 'm.conf')], { stdio: 'ignore' });
+children.add(cloud);
+await waitFor(() => canConnect(cloudPort), 10_000, 'mosquitto');
+const sub = new CountingSubscriber();
+await sub.start(cloudPort, 'fleet/#');
+await waitFor(() => sub.count >= per * 4, 300_000, 'all messages at the cloud');
+await waitFor(async () => (await state()).outboxDepth === 0, 60_000, 'outbox empty');
+const st = await state();
+sub.stop();
+const drain = ((sub.count - 1) * 1000) / (sub.lastAt - sub.firstAt);
+console.log(`enqueue ${Math.round(enqueue)} msg/s, drain ${Math.round(drain)} msg/s (${sub.count} received, sent ${st.sent}, acked ${st.acked}, resent ${st.resent})`);
+gw.stdin!.write('stop\n');
+await new Promise((r) => gw.once('exit', r));
+process.exit(0);
