@@ -38,7 +38,7 @@ function device(bus: ModbusTcpBus, id: string, unitId: number, timeoutMs: number
     qos: 0,
     retain: true,
     publish: { onChange: false, maxSilenceMs: 0, state: false },
-    points: [{ name: 'value', topic: `${topicPrefix}/value`, table: 'holding', address: 0, type: 'uint16', count: 1, byteOrder: 'ABCD', pollIntervalMs: 100, deadband: 0, writable: false }],
+    points: [{ name: 'value', topic: `${topicPrefix}/value`, table: 'holding', address: 0, type: 'uint16', count: 1, byteOrder: 'ABCD', pollIntervalMs: 100, deadband: 0, writable: true }],
   };
 }
 
@@ -100,6 +100,12 @@ describe.skipIf(!requirePymodbus())('Modbus TCP: a unit id that stops answering 
       ['ghost', false],
     ]);
     expect(devices.status().find((s) => s.id === 'alive')?.failedPolls).toBe(0);
+  });
+
+  it('answers a command to the silent unit with "did not answer" after its retries', async () => {
+    await watcher.publish('fieldgate/ghost/value/set', '3', { qos: 1 });
+    await waitFor(() => last('fieldgate/ghost/value/set/result') !== undefined, 15_000, 'result');
+    expect(JSON.parse(last('fieldgate/ghost/value/set/result')!)).toEqual({ ok: false, error: 'device did not answer: unit 8 did not answer within 1500 ms' });
   });
 
   it('reports every poll with its duration and outcome to onPoll', () => {

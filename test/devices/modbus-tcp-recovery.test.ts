@@ -46,7 +46,7 @@ describe.skipIf(!requirePymodbus())('Modbus TCP recovery and probing', () => {
       qos: 1,
       retain: true,
       publish: { onChange: true, maxSilenceMs: 0, state: false },
-      points: [{ name: 'speed', topic: 'fieldgate/pump/speed', table: 'holding', address: 2, type: 'int16', count: 1, byteOrder: 'ABCD', pollIntervalMs: 100, deadband: 0, writable: false }],
+      points: [{ name: 'speed', topic: 'fieldgate/pump/speed', table: 'holding', address: 2, type: 'int16', count: 1, byteOrder: 'ABCD', pollIntervalMs: 100, deadband: 0, writable: true }],
     };
     broker = new Broker({ dataDir: null, logger: silentLogger });
     await broker.start();
@@ -78,6 +78,10 @@ describe.skipIf(!requirePymodbus())('Modbus TCP recovery and probing', () => {
     await slave.stop();
     await waitFor(() => last('fieldgate/pump/availability') === 'offline', 15_000, 'offline');
     expect(devices.buses()[0].online).toBe(false);
+    // A command while the gateway cannot reach the device is answered at once with the reason, not left hanging.
+    await watcher.publish('fieldgate/pump/speed/set', '5', { qos: 1 });
+    await waitFor(() => last('fieldgate/pump/speed/set/result') !== undefined, 10_000, 'result while offline');
+    expect(JSON.parse(last('fieldgate/pump/speed/set/result')!)).toMatchObject({ ok: false, error: expect.stringMatching(/^bus offline: (bus gw lost|connect to 127\.0\.0\.1)/) });
     slave = await startSlave({ transport: 'tcp', port: bus.port, units: { 5: { hr: { size: 8, values: { 2: 42 } } } } });
     await waitFor(() => last('fieldgate/pump/availability') === 'online', 30_000, 'online again');
     await waitFor(() => last('fieldgate/pump/speed') === '42', 10_000, 'fresh value');
