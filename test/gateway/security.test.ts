@@ -272,3 +272,20 @@ describe('an ACL file without a password file', () => {
     await waitFor(() => seen.includes('ops/ping'), 'ops/ping');
   });
 });
+
+describe('a LAN listener without any password file', () => {
+  it('refuses everyone, user names included, and warns at start', async () => {
+    const dir = tempDir('fieldgate-no-auth-');
+    const log = captureLogger();
+    const gateway = await startGateway(parseGatewayConfig({ broker: { host: '0.0.0.0', port: 0, dataDir: 'data', sysIntervalSeconds: 0 } }, 'no-auth', dir), log.logger);
+    try {
+      const { port, url: where } = gateway.listeners[0];
+      expect(log.entries.find((e) => e.level === 40)?.msg).toBe(`${where}: not on loopback and no auth.passwordFile: every client is refused (add a password file, or "allowAnonymous": true on the listener)`);
+      await expect(mqtt.connectAsync({ host: '127.0.0.1', port, reconnectPeriod: 0 })).rejects.toThrow(/Not authorized/);
+      await expect(mqtt.connectAsync({ host: '127.0.0.1', port, username: 'root', password: 'root', reconnectPeriod: 0 })).rejects.toThrow(/Not authorized/);
+    } finally {
+      await gateway.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
