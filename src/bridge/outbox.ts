@@ -28,16 +28,8 @@ export interface OutboxStats {
 
 export type DropReason = 'max-rows' | 'max-bytes' | 'max-age' | 'expired';
 
-interface RawRow {
-  id: number;
-  topic: string;
-  payload: Buffer;
-  retain: number;
-  props: string | null;
-  expires_at: number | null;
-  created_at: number;
-  size: number;
-}
+/** A page row as returned by the raw statement: id, topic, payload, retain, props, expires_at, created_at, size. */
+type RawRow = [number, string, Buffer, number, string | null, number | null, number, number];
 
 const DEAD_ROWS_KEPT = 10_000;
 const DEAD_BYTES_KEPT = 64 * 1024 * 1024;
@@ -64,6 +56,8 @@ export class Outbox {
   private dropHeadStmt!: Statement;
   private pageStmt!: Statement;
   private deleteStmt!: Statement;
+  private deleteRangeStmt!: Statement;
+  private deleteListStmt!: Statement;
   private headStmt!: Statement;
   private headPageStmt!: Statement;
   private deleteUpToStmt!: Statement;
@@ -114,10 +108,12 @@ export class Outbox {
         `INSERT INTO ${t} (topic, payload, retain, props, expires_at, created_at, size) VALUES (?, ?, ?, ?, ?, ?, ?)`,
       );
       this.dropHeadStmt = this.db.prepare(`DELETE FROM ${t} WHERE id = (SELECT min(id) FROM ${t}) RETURNING size`);
-      this.pageStmt = this.db.prepare(
-        `SELECT id, topic, payload, retain, props, expires_at, created_at, size FROM ${t} WHERE id > ? ORDER BY id LIMIT ?`,
-      );
+      this.pageStmt = this.db
+        .prepare(`SELECT id, topic, payload, retain, props, expires_at, created_at, size FROM ${t} WHERE id > ? ORDER BY id LIMIT ?`)
+        .raw();
       this.deleteStmt = this.db.prepare(`DELETE FROM ${t} WHERE id = ? RETURNING size`);
+      this.deleteRangeStmt = this.db.prepare(`DELETE FROM ${t} WHERE id BETWEEN ? AND ? RETURNING size`).pluck();
+      this.deleteListStmt = this.db.prepare(`DELETE FROM ${t} WHERE id IN (SELECT value FROM json_each(?)) RETURNING size`).pluck();
       this.headStmt = this.db.prepare(`SELECT id, created_at FROM ${t} ORDER BY id LIMIT 1`);
       this.headPageStmt = this.db.prepare(`SELECT id, created_at FROM ${t} ORDER BY id LIMIT ?`);
       this.deleteUpToStmt = this.db.prepare(`DELETE FROM ${t} WHERE id <= ? RETURNING size`);
@@ -211,17 +207,21 @@ export class Outbox {
     return (this.pageStmt.all(afterId, limit) as RawRow[]).map(toRow);
   }
 
-  /** Deletes acknowledged rows in one transaction; ids already gone (dropped meanwhile) are ignored. */
+  /** Deletes acknowledged rows in one statement and transaction; ids already gone (dropped meanwhile) are ignored. */
   remove(ids: readonly number[]): void {
     if (ids.length === 0) return;
     const run = (): void => {
+      let lowest = ids[0]!;
+      let highest = lowest;
       for (const id of ids) {
-        const r = this.deleteStmt.get(id) as { size: number } | undefined;
-        if (r !== undefined) {
-          this.rows -= 1;
-          this.bytes -= r.size;
-        }
+        if (id < lowest) lowest = id;
+        else if (id > highest) highest = id;
       }
+      // Acknowledgements usually cover a gap-free run of ids: then a range is deleted, otherwise the exact list.
+      const dense = highest - lowest + 1 === ids.length && new Set(ids).size === ids.length;
+      const sizes = (dense ? this.deleteRangeStmt.all(lowest, highest) : this.deleteListStmt.all(JSON.stringify(ids))) as number[];
+      for (const size of sizes) this.bytes -= size;
+      this.rows -= sizes.length;
     };
     if (this.db.inTransaction) run();
     else this.db.transaction(run)();
@@ -322,14 +322,14 @@ export class Outbox {
 
 function toRow(r: RawRow): OutboxRow {
   return {
-    id: r.id,
-    topic: r.topic,
-    payload: r.payload,
-    retain: r.retain === 1,
-    properties: r.props === null ? undefined : decodeProperties(r.props),
-    expiresAt: r.expires_at,
-    createdAt: r.created_at,
-    size: r.size,
+    id: r[0],
+    topic: r[1],
+    payload: r[2],
+    retain: r[3] === 1,
+    properties: r[4] === null ? undefined : decodeProperties(r[4]),
+    expiresAt: r[5],
+    createdAt: r[6],
+    size: r[7],
   };
 }
 

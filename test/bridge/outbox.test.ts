@@ -39,6 +39,22 @@ describe('Outbox', () => {
     expect(outbox.stats().rows).toBe(15);
   });
 
+  it('deletes exactly the acknowledged ids when they are not one gap-free run, and keeps the byte total right', () => {
+    const { outbox } = openOutbox();
+    for (let i = 0; i < 10; i++) outbox.enqueue(`t/${i}`, Buffer.alloc(i + 1), false);
+    const ids = outbox.readAfter(0, 10).map((r) => r.id);
+    const bytesBefore = outbox.stats().bytes;
+    // spans three ids but names only two of them (one twice): the id in between is not acknowledged
+    outbox.remove([ids[2]!, ids[2]!, ids[4]!]);
+    outbox.remove([ids[7]!, ids[0]!]);
+    expect(outbox.readAfter(0, 10).map((r) => r.topic)).toEqual(['t/1', 't/3', 't/5', 't/6', 't/8', 't/9']);
+    // payloads of 3, 5, 8 and 1 bytes and four 3-byte topics are gone
+    expect(outbox.stats()).toMatchObject({ rows: 6, bytes: bytesBefore - (3 + 5 + 8 + 1) - 4 * 3 });
+    outbox.remove([ids[5]!, ids[6]!, ids[8]!, ids[9]!].reverse());
+    expect(outbox.readAfter(0, 10).map((r) => r.topic)).toEqual(['t/1', 't/3']);
+    expect(outbox.stats().rows).toBe(2);
+  });
+
   it('drops the oldest rows past maxRows, counts and logs the drops', () => {
     const { outbox, entries } = openOutbox({ maxRows: 5 });
     for (let i = 0; i < 12; i++) expect(outbox.enqueue(`t/${i}`, Buffer.from('x'), false)).toBe(true);
