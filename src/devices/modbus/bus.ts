@@ -53,6 +53,9 @@ export function rtuSilentIntervalMs(bus: ModbusBus): number {
   return (3.5 * bitsPerChar * 1000) / bus.baudRate;
 }
 
+/** A link that stayed open this long is considered healthy: after losing it, reopening starts fast again. */
+const steadyLinkMs = 10_000;
+
 export class ModbusBusRunner {
   private link: ModbusLink | undefined;
   private readonly lanes = new Map<string, Lane>();
@@ -228,7 +231,7 @@ export class ModbusBusRunner {
       }
       if (everConnected) this.counters.reconnects++;
       everConnected = true;
-      delay = this.reconnect.initialMs;
+      const openedAt = Date.now();
       this.lastError = undefined;
       this.link = link;
       this.logger.info({ bus: this.bus.id }, 'modbus bus open');
@@ -245,7 +248,11 @@ export class ModbusBusRunner {
       this.logger.warn({ bus: this.bus.id, reason }, 'modbus bus lost; reopening');
       for (const lane of this.lanes.values()) for (const job of lane.queue.splice(0)) job.reject(new LinkDown(this.lastError));
       this.emit(false);
+      // Only a link that stayed up for a while earns a quick reopen: one that drops right after opening
+      // (a flapping USB adapter, a converter that accepts and hangs up) keeps backing off.
+      if (Date.now() - openedAt >= steadyLinkMs) delay = this.reconnect.initialMs;
       await this.pause(delay);
+      delay = Math.min(delay * 2, this.reconnect.maxMs);
     }
   }
 
