@@ -27,6 +27,7 @@ describe.skipIf(!requirePymodbus() || !requireSocat())('startDevices with a Modb
   let devices: DevicesHandle;
   let watcher: LocalClient;
   const messages: Array<{ topic: string; payload: string }> = [];
+  const polls: Array<[string, boolean]> = [];
   const last = (topic: string) => messages.filter((m) => m.topic === topic).at(-1)?.payload;
 
   beforeAll(async () => {
@@ -63,7 +64,7 @@ describe.skipIf(!requirePymodbus() || !requireSocat())('startDevices with a Modb
     await broker.start();
     watcher = broker.createLocalClient('watcher');
     watcher.subscribe('fieldgate/#', (m) => messages.push({ topic: m.topic, payload: m.payload.toString() }));
-    devices = await startDevices(loaded.mapping, (id) => broker.createLocalClient(id), silentLogger);
+    devices = await startDevices(loaded.mapping, (id) => broker.createLocalClient(id), silentLogger, { onPoll: (id, _seconds, ok) => polls.push([id, ok]) });
     far = new SerialPort({ path: pty.slave, baudRate: 9600, autoOpen: false });
     await new Promise<void>((resolve, reject) => far.open((err) => (err ? reject(err) : resolve())));
   });
@@ -98,6 +99,8 @@ describe.skipIf(!requirePymodbus() || !requireSocat())('startDevices with a Modb
     await waitFor(() => (devices.status().find((s) => s.id === 'pinger')?.failedPolls ?? 0) >= 1, 10_000, 'a missed PING');
     expect(last('fieldgate/pinger/availability')).toBe('offline');
     expect(last('fieldgate/scale/availability')).toBe('online');
+    // onPoll hears from both kinds of device; the streaming scale has no polls.
+    expect(new Set(polls.map(([id, ok]) => `${id}:${ok}`))).toEqual(new Set(['climate:true', 'pinger:false']));
   });
 });
 

@@ -28,6 +28,7 @@ describe.skipIf(!requireTool('socat'))('line devices on a socat pty', () => {
   let observer: LocalClient;
   let handle: LineBusHandle | undefined;
   let messages: Message[];
+  let polls: Array<{ device: string; seconds: number; ok: boolean }>;
 
   const latest = (topic: string) => [...messages].reverse().find((m) => m.topic === topic);
   const payloadOf = (topic: string) => latest(topic)?.payload.toString();
@@ -35,7 +36,7 @@ describe.skipIf(!requireTool('socat'))('line devices on a socat pty', () => {
 
   const start = async (devices: LineDeviceInput[], busExtra: Record<string, unknown> = {}) => {
     const bus = lineBusSchema.parse({ id: 'line1', type: 'serial-line', path: pty.gatewayPath, reconnectInitialDelayMs: 50, reconnectMaxDelayMs: 200, ...busExtra });
-    handle = await startLineBus(bus, devices.map((d) => lineDeviceSchema.parse(d)), adapterClient, silentLogger);
+    handle = await startLineBus(bus, devices.map((d) => lineDeviceSchema.parse(d)), adapterClient, silentLogger, (id, seconds, ok) => polls.push({ device: id, seconds, ok }));
     await waitFor(() => handle!.stats().open, 10_000, 'gateway port open');
   };
 
@@ -50,6 +51,7 @@ describe.skipIf(!requireTool('socat'))('line devices on a socat pty', () => {
     adapterClient = broker.createLocalClient('line-adapter');
     observer = broker.createLocalClient('observer');
     messages = [];
+    polls = [];
     observer.subscribe('#', (m) => messages.push(m));
   });
 
@@ -158,9 +160,17 @@ describe.skipIf(!requireTool('socat'))('line devices on a socat pty', () => {
     expect(payloadOf('fieldgate/scale/availability')).toBe('online');
     expect(device.received.filter((l) => l === 'W?\r\n').length).toBeGreaterThanOrEqual(2);
 
+    // Each answered poll is reported with its round trip: the reply comes in three fragments 15 ms apart.
+    expect(polls.length).toBeGreaterThanOrEqual(2);
+    expect(polls.every((p) => p.device === 'scale' && p.ok && p.seconds >= 0.025 && p.seconds < 0.8)).toBe(true);
+
     answering = false;
     await waitFor(() => payloadOf('fieldgate/scale/availability') === 'offline', 10_000, 'offline after missed replies');
     expect(handle!.stats().devices.scale.pollTimeouts).toBeGreaterThanOrEqual(2);
+    // A poll nobody answers is reported as failed after its 800 ms timeout.
+    const failed = polls.filter((p) => !p.ok);
+    expect(failed.length).toBe(handle!.stats().devices.scale.pollTimeouts);
+    expect(failed.every((p) => p.seconds >= 0.79)).toBe(true);
 
     // Offline, it is probed every 1.5 s instead of every 0.3 s.
     const sentBefore = handle!.stats().devices.scale.pollsSent;
