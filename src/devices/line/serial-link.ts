@@ -19,6 +19,9 @@ export interface SerialLink {
   stop(): Promise<void>;
 }
 
+/** A port that stayed open this long is considered healthy: after losing it, reopening starts fast again. */
+const steadyPortMs = 10_000;
+
 type PortSettings = Pick<LineBus, 'path' | 'baudRate' | 'parity' | 'dataBits' | 'stopBits' | 'dtr' | 'rts' | 'reconnectInitialDelayMs' | 'reconnectMaxDelayMs'>;
 
 export function openSerialLink(bus: PortSettings, handlers: SerialLinkHandlers, logger: Logger): SerialLink {
@@ -30,6 +33,7 @@ export function openSerialLink(bus: PortSettings, handlers: SerialLinkHandlers, 
   let delay = bus.reconnectInitialDelayMs;
   let retryTimer: NodeJS.Timeout | undefined;
   let lastFailure = '';
+  let openedAt = 0;
 
   const safely = (what: string, fn: () => void) => {
     try {
@@ -58,6 +62,9 @@ export function openSerialLink(bus: PortSettings, handlers: SerialLinkHandlers, 
     if (candidate.isOpen) candidate.close(() => undefined);
     if (open) {
       open = false;
+      // Only a port that stayed open for a while earns a quick reopen; one that drops right after
+      // opening (a flapping USB connection) keeps backing off.
+      if (Date.now() - openedAt >= steadyPortMs) delay = bus.reconnectInitialDelayMs;
       logger.warn({ path: bus.path, reason }, 'serial port lost; reopening with backoff');
       safely('onLost', () => handlers.onLost(reason));
     }
@@ -94,8 +101,8 @@ export function openSerialLink(bus: PortSettings, handlers: SerialLinkHandlers, 
         return;
       }
       open = true;
+      openedAt = Date.now();
       lastFailure = '';
-      delay = bus.reconnectInitialDelayMs;
       if (everOpened) reopenCount++;
       everOpened = true;
       candidate.on('data', (chunk: Buffer) => safely('onData', () => handlers.onData(chunk)));
