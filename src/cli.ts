@@ -23,18 +23,23 @@ const HELP = `fieldgate ${VERSION} — MQTT edge gateway: local broker, Modbus/s
 Usage:
   fieldgate run [--config FILE] [--host H] [--port N] [--data DIR] [--log-level L]
       Run the gateway. Without --config: broker on 127.0.0.1:1883, data in ./data,
-      and a built-in simulated energy meter so readings flow at once.
+      and a built-in simulated energy meter so readings flow at once. SIGTERM/SIGINT stop
+      gracefully; SIGHUP reloads the password file, ACL, TLS certificates and device mappings.
   fieldgate check [--config FILE] [--points]
       Validate the config, every device mapping and every file it names; print what would run
       (with --points: every point and its topic).
   fieldgate probe (--host H [--port 502] | --serial PATH [--baud 9600] [--parity none])
-                  [--unit 1] [--table holding|input] --address A [--count 4]
-      Read registers once and show them decoded as every type and byte order.
+                  [--unit 1] [--table holding|input] --address A [--count 4] [--timeout 1000]
+      Read registers once and show them decoded as every type and byte order (addresses are
+      0-based wire addresses: data-sheet register 30001 is --table input --address 0).
   fieldgate passwd [-b] FILE USER [PASSWORD]
-      Add or update a user in a Mosquitto-format password file ($7$ PBKDF2-SHA512).
+      Add or update a user in a Mosquitto-format password file ($7$ PBKDF2-SHA512). Asks twice
+      without echo; -b takes the password from the command line (visible in the process list).
   fieldgate schema [--out DIR]
       Write JSON Schemas of the gateway config and of device mappings (for editors).
   fieldgate --help | --version
+
+Exit codes: 0 fine, 1 bad configuration or runtime error, 2 usage error.
 `;
 
 export async function main(argv: string[]): Promise<number> {
