@@ -39,16 +39,21 @@ export interface SenderCounters {
   resent: number;
 }
 
+/** A batch of acknowledged rows smaller than half the window is deleted this long after its first PUBACK. */
+const ACK_FLUSH_DELAY_MS = 20;
+
 /**
  * One Sender per bridge; it is attached to a fresh MQTT.js client after each CONNACK and detached on close.
- * Acknowledged-but-not-yet-deleted rows still count against the window, so after a crash at most `window`
- * messages are sent twice.
+ * Two limits: unacknowledged messages ≤ the remote window (configured window, lowered to the remote's Receive Maximum),
+ * and unacknowledged + acknowledged-but-not-yet-deleted rows ≤ the configured window, so after a crash at most
+ * `window` messages are sent twice. Deletions are committed in batches of half the window: each commit is an fsync.
  */
 export class Sender {
   private client: MqttClient | undefined;
   private packetListener: ((packet: Packet) => void) | undefined;
   private generation = 0;
-  private windowNow = 1;
+  private remoteWindow = 1;
+  private readonly flushBatch: number;
   private maxPacket: number | undefined;
   /** Unacknowledged rows by row id (insertion order = send order). */
   private readonly inflight = new Map<number, InFlight>();
@@ -64,7 +69,8 @@ export class Sender {
   /** Ids that were in flight when the last connection dropped: resent with DUP. */
   private sentBefore = new Set<number>();
   private pumpScheduled = false;
-  private ackFlushScheduled = false;
+  private ackFlushTimer: NodeJS.Timeout | undefined;
+  private ackFlushRetrying = false;
   private rateTimer: NodeJS.Timeout | undefined;
   private tokens = 0;
   private lastRefill = Date.now();
@@ -80,6 +86,7 @@ export class Sender {
     private readonly onFatal: (reason: string) => void,
   ) {
     this.pageSize = options.pageSize ?? 512;
+    this.flushBatch = Math.max(1, options.window >> 1);
   }
 
   attach(client: MqttClient, limits: RemoteLimits): void {
@@ -90,7 +97,7 @@ export class Sender {
       if (packet.cmd === 'puback' && generation === this.generation) this.onPuback(packet.messageId, packet.reasonCode);
     };
     client.on('packetreceive', this.packetListener);
-    this.windowNow = Math.max(1, Math.min(this.options.window, limits.receiveMaximum ?? 65535, SENDER_PACKET_IDS));
+    this.remoteWindow = Math.max(1, Math.min(this.options.window, limits.receiveMaximum ?? 65535, SENDER_PACKET_IDS));
     this.maxPacket = limits.maximumPacketSize;
     this.rewind();
     this.schedulePump();
@@ -132,12 +139,13 @@ export class Sender {
     this.schedulePump();
   }
 
+  /** Messages sent and not yet acknowledged by the remote. */
   get inflightCount(): number {
-    return this.inflight.size + this.acked.length;
+    return this.inflight.size;
   }
 
   get window(): number {
-    return this.windowNow;
+    return this.remoteWindow;
   }
 
   /** New rows were appended: send them when the current turn (and the broker's transaction) is over. */
@@ -180,7 +188,7 @@ export class Sender {
     }
     const packets: Buffer[] = [];
     try {
-      while (this.inflight.size + this.acked.length + this.reserved < this.windowNow) {
+      while (this.inflight.size + this.reserved < this.remoteWindow && this.inflight.size + this.acked.length + this.reserved < this.options.window) {
         if (!this.takeToken()) return;
         const row = this.nextRow();
         if (row === undefined) return;
@@ -331,19 +339,23 @@ export class Sender {
   }
 
   private scheduleAckFlush(): void {
-    if (this.acked.length >= Math.max(1, this.windowNow >> 2)) {
+    if (this.ackFlushRetrying) return;
+    if (this.acked.length >= this.flushBatch) {
       this.flushAcks();
       return;
     }
-    if (this.ackFlushScheduled) return;
-    this.ackFlushScheduled = true;
-    setImmediate(() => {
-      this.ackFlushScheduled = false;
+    if (this.ackFlushTimer !== undefined) return;
+    this.ackFlushTimer = setTimeout(() => {
+      this.ackFlushTimer = undefined;
       this.flushAcks();
-    });
+      this.schedulePump();
+    }, ACK_FLUSH_DELAY_MS);
+    this.ackFlushTimer.unref();
   }
 
   private flushAcks(): void {
+    if (this.ackFlushTimer !== undefined) clearTimeout(this.ackFlushTimer);
+    this.ackFlushTimer = undefined;
     if (this.acked.length === 0) return;
     const ids = this.acked;
     try {
@@ -358,10 +370,10 @@ export class Sender {
       // Keep them: they will be deleted on the next flush, or resent (a duplicate) after a restart.
       this.outbox.markSuspect();
       this.logger.error({ bridge: this.outbox.bridgeName, err: describeError(err), rows: ids.length }, 'bridge: cannot delete acknowledged rows from the outbox');
-      if (!this.ackFlushScheduled) {
-        this.ackFlushScheduled = true;
+      if (!this.ackFlushRetrying) {
+        this.ackFlushRetrying = true;
         setTimeout(() => {
-          this.ackFlushScheduled = false;
+          this.ackFlushRetrying = false;
           this.flushAcks();
           this.schedulePump();
         }, 1000).unref();
