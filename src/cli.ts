@@ -115,7 +115,7 @@ async function run(args: string[]): Promise<number> {
   }
 
   const logger = createLogger(config.log.level as LogLevel);
-  logger.info({ version: VERSION, pid: process.pid, dataDir: config.broker.dataDir }, `fieldgate ${VERSION} starting`);
+  logger.info({ version: VERSION, pid: process.pid, gatewayId: config.gatewayId, dataDir: config.broker.dataDir }, `fieldgate ${VERSION} starting`);
   // Signals are handled from the first moment: a stop or reload asked for while starting waits for the start.
   let gateway: Gateway | undefined;
   let pendingStop: string | undefined;
