@@ -82,6 +82,7 @@ export function checkGatewayConfig(file: string | undefined): ConfigCheck {
       errors.push(`${at}.ca: client certificates need "ca": the PEM file of the CA that signs them`);
     }
   });
+  errors.push(...portClashes(config, source));
   config.bridges.forEach((bridge, i) => {
     for (const key of ['ca', 'cert', 'key'] as const) {
       const name = bridge.tls?.[key];
@@ -95,6 +96,22 @@ export function checkGatewayConfig(file: string | undefined): ConfigCheck {
   });
   if (errors.length > 0) throw new ConfigError(errors);
   return { config, mapping };
+}
+
+/** Two listeners (or a listener and the metrics endpoint) on one port and overlapping addresses cannot both start. */
+function portClashes(config: GatewayConfig, source: string): string[] {
+  const sockets = [
+    { where: 'broker.port', host: config.broker.host, port: config.broker.port },
+    ...config.listeners.map((l, i) => ({ where: `listeners[${i}].port`, host: l.host, port: l.port })),
+    ...(config.metrics ? [{ where: 'metrics.port', host: config.metrics.host, port: config.metrics.port }] : []),
+  ].filter((s) => s.port !== 0);
+  const wildcard = (host: string) => host === '0.0.0.0' || host === '::' || host === '';
+  const errors: string[] = [];
+  sockets.forEach((socket, i) => {
+    const earlier = sockets.slice(0, i).find((o) => o.port === socket.port && (o.host === socket.host || wildcard(o.host) || wildcard(socket.host)));
+    if (earlier) errors.push(`${source}: ${socket.where}: port ${socket.port} on ${socket.host} is already taken by ${earlier.where} (on ${earlier.host}): choose another port`);
+  });
+  return errors;
 }
 
 /** The demo mapping runs next to the user's: ids, buses and topics must not collide with it. */

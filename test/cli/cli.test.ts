@@ -139,6 +139,18 @@ describe('check', () => {
     expect(result.stderr).toContain(`${path.join(dir, 'demo-clash/m.json')}: devices[0].id: duplicate device id "demo-meter" (first defined at the demo mapping ("demo": true) devices[0])`);
   });
 
+  it('two listeners on one port are refused before anything starts', async () => {
+    const config = write('ports/fieldgate.json', {
+      broker: { host: '0.0.0.0', port: 1883 },
+      listeners: [{ type: 'ws', host: '127.0.0.1', port: 1883 }, { type: 'ws', host: '127.0.0.1', port: 9001, path: '/a' }],
+      metrics: { host: '127.0.0.1', port: 9001 },
+    });
+    const result = await runCli(['check', '--config', config]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(`${config}: listeners[0].port: port 1883 on 127.0.0.1 is already taken by broker.port (on 0.0.0.0): choose another port`);
+    expect(result.stderr).toContain(`${config}: metrics.port: port 9001 on 127.0.0.1 is already taken by listeners[1].port (on 127.0.0.1)`);
+  });
+
   it('names files the config points at that cannot be used', async () => {
     write('files/not-a-cert.pem', 'hello\n');
     write('files/bad-acl', 'topic sideways x/#\n');
