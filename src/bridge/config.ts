@@ -71,8 +71,12 @@ export const bridgeConfigSchema = z
     sessionExpirySeconds: z.number().int().min(0).max(0xffffffff).optional(),
     rules: z.array(bridgeRuleSchema).min(1, 'needs at least one rule, e.g. { "direction": "out", "filter": "sensors/#" }'),
     outbox: outboxLimitsSchema.default(() => outboxLimitsSchema.parse({})),
-    /** Maximum unacknowledged QoS 1 messages; lowered to the remote's v5 Receive Maximum. */
-    inflightWindow: z.number().int().min(1).max(65535).default(256),
+    /**
+     * Maximum QoS 1 messages sent and not yet deleted from the outbox (so at most this many are sent twice after a
+     * crash); the unacknowledged ones are also capped by the remote's v5 Receive Maximum. Deletions are committed
+     * (fsync) per half window, so a small window costs drain speed; in-flight payloads are held in memory.
+     */
+    inflightWindow: z.number().int().min(1).max(65535).default(1024),
     reconnect: z
       .object({
         minMs: z.number().int().positive().default(1000),

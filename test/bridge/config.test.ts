@@ -10,7 +10,7 @@ const minimal = { name: 'cloud', url: 'mqtts://cloud.example.com:8883', clientId
 describe('bridge config', () => {
   it('fills defaults', () => {
     const c = parseBridgeConfig(minimal);
-    expect(c).toMatchObject({ protocolVersion: 4, keepaliveSeconds: 60, cleanSession: true, inflightWindow: 256 });
+    expect(c).toMatchObject({ protocolVersion: 4, keepaliveSeconds: 60, cleanSession: true, inflightWindow: 1024 });
     expect(c.outbox).toEqual({ maxRows: 1_000_000, maxBytes: 512 * 1024 * 1024, maxAgeSeconds: 604800, policy: 'drop-oldest' });
     expect(c.rules[0]).toEqual({ direction: 'out', filter: 'sensors/#', localPrefix: '', remotePrefix: '', qos: 1, queueQos0: true });
   });
