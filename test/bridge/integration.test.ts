@@ -247,6 +247,35 @@ describe.skipIf(!haveMosquitto)('bridge against Mosquitto', () => {
   });
 });
 
+describe.skipIf(!haveMosquitto)('bridge against Mosquitto (MQTT 5 PUBACK reason codes)', () => {
+  it('moves a message the remote refuses with PUBACK 0x87 (not authorized) to bridge_dead and delivers the rest in order', async () => {
+    const acl = tempDir('fieldgate-acl-');
+    cleanups.push(() => acl.remove());
+    chmodSync(acl.path, 0o755);
+    const aclFile = join(acl.path, 'acl');
+    writeFileSync(aclFile, ['topic write fleet/gw-1/sensors/ok/#', 'topic read fleet/#', ''].join('\n'), { mode: 0o644 });
+    const mosq = new MosquittoRemote([`acl_file ${aclFile}`]);
+    cleanups.push(() => mosq.dispose());
+    const port = await mosq.start();
+    const got: string[] = [];
+    const sub = await mqtt.connectAsync(`mqtt://${HOST}:${port}`, { reconnectPeriod: 0 });
+    cleanups.push(() => sub.endAsync());
+    sub.on('message', (t, p) => got.push(`${t} ${p.toString()}`));
+    await sub.subscribeAsync('fleet/#', { qos: 1 });
+    const gw = await startGateway({ url: `mqtt://${HOST}:${port}`, protocolVersion: 5 });
+    await waitFor(() => gw.bridge.state().connected, 10_000, 'bridge connected');
+    const local = await mqtt.connectAsync(gw.url, { reconnectPeriod: 0 });
+    cleanups.push(() => local.endAsync());
+    for (let i = 0; i < 200; i++) await local.publishAsync(i === 100 ? 'sensors/secret/x' : 'sensors/ok/n', String(i), { qos: 1 });
+    await waitFor(() => gw.bridge.state().dead === 1 && gw.bridge.state().outboxDepth === 0, 10_000, 'refused message set aside, the rest delivered');
+    await waitFor(() => got.length >= 199, 10_000, '199 at the cloud subscriber');
+    expect(got).toEqual(Array.from({ length: 200 }, (_, i) => i).filter((i) => i !== 100).map((i) => `fleet/gw-1/sensors/ok/n ${i}`));
+    expect(gw.bridge.state()).toMatchObject({ connects: 1, acked: 199, dead: 1, connected: true });
+    const dead = gw.broker.db.prepare('SELECT topic, reason FROM bridge_dead').all() as { topic: string; reason: string }[];
+    expect(dead).toEqual([{ topic: 'fleet/gw-1/sensors/secret/x', reason: expect.stringMatching(/0x87/) }]);
+  });
+});
+
 describe.skipIf(!haveMosquitto)('bridge against Mosquitto (MQTT 5 limits)', () => {
   it("honours the remote's Receive Maximum, and a both rule does not echo its own messages back", async () => {
     const mosq = new MosquittoRemote(['max_inflight_messages 5']);
