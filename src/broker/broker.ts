@@ -154,6 +154,7 @@ export class Broker implements ConnectionHost, OutboundHost {
 
   onProtocolError(connection: Connection, error: Error & { reasonCode?: number }): void {
     const reasonCode = error.reasonCode ?? 0x82;
+    connection.closeReason ??= `protocol error: ${error.message}`;
     this.logger.warn({ clientId: connection.identity.clientId || undefined, address: connection.address, reasonCode }, `closing client: ${error.message}`);
     if (!connection.connected && /protocol version/i.test(error.message)) {
       // [MQTT-3.1.2-2]: answer an unsupported protocol level with CONNACK 0x01, then close.
@@ -171,7 +172,8 @@ export class Broker implements ConnectionHost, OutboundHost {
     if (session === null || session.connection !== connection) return;
     session.connection = null;
     this.relieve(session);
-    this.logger.info({ clientId: session.clientId, address: connection.address }, connection.cleanDisconnect ? 'client disconnected' : 'client connection lost');
+    const reason = connection.closeReason ?? (connection.cleanDisconnect ? 'DISCONNECT from the client' : 'network connection closed by the client');
+    this.logger.info({ clientId: session.clientId, address: connection.address, reason }, 'client disconnected');
     const will = connection.cleanDisconnect || this.shuttingDown ? null : connection.will;
     if (session.expiryInterval === 0) {
       if (will) this.publishWill(will);
@@ -505,7 +507,7 @@ export class Broker implements ConnectionHost, OutboundHost {
         }
       } else if (connection.keepAliveMs > 0 && now - connection.lastActivity > connection.keepAliveMs * 1.5) {
         // [MQTT-3.1.2-24]: one and a half times the keep alive without a packet.
-        this.logger.info({ clientId: connection.identity.clientId }, 'keep alive timeout');
+        connection.closeReason = `no packet within 1.5 × keep alive (${connection.keepAliveMs / 1000} s)`;
         connection.close(0x8d);
         connection.destroy();
       }
@@ -540,6 +542,7 @@ export class Broker implements ConnectionHost, OutboundHost {
     if (this.resumeTimer) clearTimeout(this.resumeTimer);
     const closing = [...this.servers].map((server) => new Promise<void>((resolve) => server.close(() => resolve())));
     for (const connection of [...this.connections]) {
+      connection.closeReason = 'server shutting down';
       connection.close(0x8b, 'server shutting down');
       connection.destroy();
     }

@@ -43,6 +43,8 @@ export class Connection {
   protocolVersion = 4;
   connected = false;
   closing = false;
+  /** Why the broker closed the connection, for the disconnect log line. */
+  closeReason: string | null = null;
   /** A DISCONNECT was received: no will unless a v5 reason 0x04 asked for it. */
   cleanDisconnect = false;
   keepAliveMs = 0;

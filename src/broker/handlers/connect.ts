@@ -113,7 +113,7 @@ export function handleConnect(broker: Broker, connection: Connection, packet: mq
   const existing = broker.sessions.get(clientId);
   if (existing?.connection) {
     const old = existing.connection;
-    broker.logger.info({ clientId, address: old.address }, 'session taken over by a new connection');
+    old.closeReason = `session taken over by a new connection from ${connection.address}`;
     old.close(V5_SESSION_TAKEN_OVER, 'session taken over');
     old.destroy();
   }

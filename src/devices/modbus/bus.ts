@@ -218,7 +218,7 @@ export class ModbusBusRunner {
         link = await openLink(this.bus);
       } catch (err) {
         const message = (err as Error).message;
-        if (message !== this.lastError) this.logger.warn({ bus: this.bus.id, err: message, retryInMs: delay }, 'modbus bus cannot open');
+        if (message !== this.lastError) this.logger.warn({ err: message, retryInMs: delay }, 'modbus bus cannot open');
         this.lastError = message;
         this.settleFirstAttempt();
         await this.pause(delay);
@@ -234,7 +234,7 @@ export class ModbusBusRunner {
       const openedAt = Date.now();
       this.lastError = undefined;
       this.link = link;
-      this.logger.info({ bus: this.bus.id }, 'modbus bus open');
+      this.logger.info('modbus bus open');
       const closed = new Promise<string>((resolve) => link.onClose(resolve));
       this.settleFirstAttempt();
       this.emit(true);
@@ -245,7 +245,7 @@ export class ModbusBusRunner {
       this.link = undefined;
       if (this.stopped) break;
       this.lastError = `bus ${this.bus.id} lost: ${reason}`;
-      this.logger.warn({ bus: this.bus.id, reason }, 'modbus bus lost; reopening');
+      this.logger.warn({ reason }, 'modbus bus lost; reopening');
       for (const lane of this.lanes.values()) for (const job of lane.queue.splice(0)) job.reject(new LinkDown(this.lastError));
       this.emit(false);
       // Only a link that stayed up for a while earns a quick reopen: one that drops right after opening
