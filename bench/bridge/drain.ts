@@ -1,7 +1,7 @@
 // Focused drain measurement (for profiling): one gateway process with a queued backlog drains to a Mosquitto cloud.
 // Run: node --import tsx bench/bridge/drain.ts   env: BENCH_DRAIN (100000), BENCH_WINDOW, GATEWAY_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof")
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -74,6 +74,12 @@ const per = Math.ceil(DRAIN / 4);
 await Promise.all(Array.from({ length: 4 }, (_, i) => publishFlood(gwPort, { count: per, topic: `sensors/dev${i}/value`, payloadBytes: 64, window: 500, clientId: `drain-pub-${i}` })));
 const enqueue = (per * 4 * 1000) / (performance.now() - t0);
 
+/** CPU seconds (user + system) the process used so far. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+const cpuBefore = cpuSeconds(gw.pid!);
 const dir = join(work, 'cloud');
 mkdirSync(dir, { mode: 0o777 });
 chmodSync(dir, 0o777);
@@ -81,14 +87,23 @@ writeFileSync(join(dir, 'm.conf'), `listener ${cloudPort} 127.0.0.1\nallow_anony
 const cloud = spawn('mosquitto', ['-c', join(dir, 'm.conf')], { stdio: 'ignore' });
 children.add(cloud);
 await waitFor(() => canConnect(cloudPort), 10_000, 'mosquitto');
+const cloudCpuBefore = cpuSeconds(cloud.pid!);
+const selfCpuBefore = process.cpuUsage();
 const sub = new CountingSubscriber();
 await sub.start(cloudPort, 'fleet/#');
 await waitFor(() => sub.count >= per * 4, 300_000, 'all messages at the cloud');
 await waitFor(async () => (await state()).outboxDepth === 0, 60_000, 'outbox empty');
+const cpu = cpuSeconds(gw.pid!) - cpuBefore;
+const cloudCpu = cpuSeconds(cloud.pid!) - cloudCpuBefore;
+const selfCpu = process.cpuUsage(selfCpuBefore);
 const st = await state();
 sub.stop();
 const drain = ((sub.count - 1) * 1000) / (sub.lastAt - sub.firstAt);
-console.log(`enqueue ${Math.round(enqueue)} msg/s, drain ${Math.round(drain)} msg/s (${sub.count} received, sent ${st.sent}, acked ${st.acked}, resent ${st.resent})`);
+const wall = (sub.lastAt - sub.firstAt) / 1000;
+console.log(
+  `enqueue ${Math.round(enqueue)} msg/s, drain ${Math.round(drain)} msg/s, gateway CPU ${(cpu * 1e6 / sub.count).toFixed(1)} µs/msg (${Math.round((100 * cpu) / wall)}% of the drain) (${sub.count} received, sent ${st.sent}, acked ${st.acked}, resent ${st.resent})`,
+);
+console.log(`  cloud Mosquitto CPU ${((cloudCpu * 1e6) / sub.count).toFixed(1)} µs/msg, counting subscriber ${((selfCpu.user + selfCpu.system) / sub.count).toFixed(1)} µs/msg, drain took ${wall.toFixed(2)} s`);
 gw.stdin!.write('stop\n');
 await new Promise((r) => gw.once('exit', r));
 process.exit(0);

@@ -42,7 +42,11 @@ export function connectOptions(config: BridgeConfig): IClientOptions {
     queueQoSZero: false,
     connectTimeout: config.connectTimeoutMs,
     messageIdProvider: new ClientPacketIds(),
+    // Every PUBACK would otherwise clear and re-arm the keepalive timer; a PINGREQ per keepalive period costs nothing.
+    reschedulePings: false,
   };
+  // MQTT.js traces every packet through `debug`; skip that unless someone asked for traces (DEBUG=mqttjs*).
+  if (process.env.DEBUG === undefined || process.env.DEBUG === '') options.log = () => undefined;
   if (config.username !== undefined) options.username = config.username;
   if (config.password !== undefined) options.password = config.password;
   if (v5) {
