@@ -68,15 +68,7 @@ function delimiterFramer(delimiter: string, options: FramerOptions): Framer {
           continue;
         }
         if (stripCarriageReturn && frame.endsWith('\r')) frame = frame.slice(0, -1);
-        if (frame.length > options.maxFrameLength) {
-          stats.overlong++;
-          stats.droppedBytes += frame.length;
-          continue;
-        }
-        const text = finish(frame, options);
-        if (text === '') continue;
-        stats.frames++;
-        frames.push(text);
+        acceptFrame(frame, options, stats, frames);
       }
       if (buffer.length > options.maxFrameLength) {
         if (!discarding) stats.overlong++;
@@ -90,6 +82,19 @@ function delimiterFramer(delimiter: string, options: FramerOptions): Framer {
       return frames;
     },
   };
+}
+
+/** Counts and drops an overlong frame, otherwise keeps its non-empty text. */
+function acceptFrame(frame: string, options: FramerOptions, stats: FramerStats, frames: string[]): void {
+  if (frame.length > options.maxFrameLength) {
+    stats.overlong++;
+    stats.droppedBytes += frame.length;
+    return;
+  }
+  const text = finish(frame, options);
+  if (text === '') return;
+  stats.frames++;
+  frames.push(text);
 }
 
 function fixedLengthFramer(length: number, options: FramerOptions): Framer {
@@ -131,16 +136,7 @@ function regexFramer(pattern: RegExp, options: FramerOptions): Framer {
         if (!m || m[0].length === 0) break;
         stats.droppedBytes += m.index;
         buffer = buffer.slice(m.index + m[0].length);
-        const frame = m.groups?.frame ?? m[0];
-        if (frame.length > options.maxFrameLength) {
-          stats.overlong++;
-          stats.droppedBytes += frame.length;
-          continue;
-        }
-        const text = finish(frame, options);
-        if (text === '') continue;
-        stats.frames++;
-        frames.push(text);
+        acceptFrame(m.groups?.frame ?? m[0], options, stats, frames);
       }
       if (buffer.length > options.maxFrameLength) {
         stats.overlong++;
