@@ -35,6 +35,12 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/** CPU seconds (user + system) a process used so far. */
+function cpuOf(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 function rssOf(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : NaN;
@@ -147,6 +153,7 @@ async function drainRate(cloudPort: number, expected: number): Promise<{ rate: n
 
 const mb = (b: number) => (b / 1024 / 1024).toFixed(1);
 const k = (n: number) => Math.round(n).toLocaleString('en-US');
+const us = (cpuSeconds: number, messages: number) => `${((cpuSeconds * 1e6) / Math.max(1, messages)).toFixed(1)} µs`;
 
 async function benchFieldgate(cloudPort: number) {
   const dataDir = join(work, 'gw-data');
@@ -157,9 +164,11 @@ async function benchFieldgate(cloudPort: number) {
   console.log(`fieldgate: enqueued ${k(depth)} rows at ${k(enqueue)} msg/s`);
 
   const cloud = await startMosquitto('cloud-gw', cloudPort, ['max_queued_messages 0']);
+  const cpu0 = { edge: cpuOf(gw.proc.pid!), cloud: cpuOf(cloud.pid!) };
   const drain = await drainRate(cloudPort, DRAIN);
+  const cpu = { edge: cpuOf(gw.proc.pid!) - cpu0.edge, cloud: cpuOf(cloud.pid!) - cpu0.cloud };
   await waitFor(async () => (await gw.state()).outboxDepth === 0, 60_000, 'outbox empty');
-  console.log(`fieldgate: drained ${k(drain.received)} at ${k(drain.rate)} msg/s`);
+  console.log(`fieldgate: drained ${k(drain.received)} at ${k(drain.rate)} msg/s; CPU per message: gateway ${us(cpu.edge, drain.received)}, cloud ${us(cpu.cloud, drain.received)}`);
   await stopProc(cloud, 'SIGKILL');
   await waitFor(async () => !(await gw.state()).connected, 10_000, 'bridge disconnected');
 
@@ -199,8 +208,10 @@ async function benchMosquitto(cloudPort: number) {
   const enqueue = await enqueueRate(edgePort, DRAIN);
   console.log(`mosquitto: accepted ${k(DRAIN)} at ${k(enqueue)} msg/s (held in RAM, not on disk)`);
   const cloud = await startMosquitto('cloud-mq', cloudPort, ['max_queued_messages 0']);
+  const cpu0 = { edge: cpuOf(edge.pid!), cloud: cpuOf(cloud.pid!) };
   const drain = await drainRate(cloudPort, DRAIN);
-  console.log(`mosquitto: drained ${k(drain.received)} at ${k(drain.rate)} msg/s`);
+  const cpu = { edge: cpuOf(edge.pid!) - cpu0.edge, cloud: cpuOf(cloud.pid!) - cpu0.cloud };
+  console.log(`mosquitto: drained ${k(drain.received)} at ${k(drain.rate)} msg/s; CPU per message: edge ${us(cpu.edge, drain.received)}, cloud ${us(cpu.cloud, drain.received)}`);
   await stopProc(cloud, 'SIGKILL');
   await sleep(1500);
   const rssBefore = rssOf(edge.pid!);
