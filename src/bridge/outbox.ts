@@ -14,7 +14,6 @@ export interface OutboxRow {
   /** Epoch ms after which the message must not be sent (MQTT 5 message expiry), or null. */
   expiresAt: number | null;
   createdAt: number;
-  size: number;
 }
 
 export interface OutboxStats {
@@ -28,8 +27,8 @@ export interface OutboxStats {
 
 export type DropReason = 'max-rows' | 'max-bytes' | 'max-age' | 'expired';
 
-/** A page row as returned by the raw statement: id, topic, payload, retain, props, expires_at, created_at, size. */
-type RawRow = [number, string, Buffer, number, string | null, number | null, number, number];
+/** A page row as returned by the raw statement: id, topic, payload, retain, props, expires_at, created_at. */
+type RawRow = [number, string, Buffer, number, string | null, number | null, number];
 
 const DEAD_ROWS_KEPT = 10_000;
 const DEAD_BYTES_KEPT = 64 * 1024 * 1024;
@@ -109,7 +108,7 @@ export class Outbox {
       );
       this.dropHeadStmt = this.db.prepare(`DELETE FROM ${t} WHERE id = (SELECT min(id) FROM ${t}) RETURNING size`);
       this.pageStmt = this.db
-        .prepare(`SELECT id, topic, payload, retain, props, expires_at, created_at, size FROM ${t} WHERE id > ? ORDER BY id LIMIT ?`)
+        .prepare(`SELECT id, topic, payload, retain, props, expires_at, created_at FROM ${t} WHERE id > ? ORDER BY id LIMIT ?`)
         .raw();
       this.deleteStmt = this.db.prepare(`DELETE FROM ${t} WHERE id = ? RETURNING size`);
       this.deleteRangeStmt = this.db.prepare(`DELETE FROM ${t} WHERE id BETWEEN ? AND ? RETURNING size`).pluck();
@@ -329,7 +328,6 @@ function toRow(r: RawRow): OutboxRow {
     properties: r[4] === null ? undefined : decodeProperties(r[4]),
     expiresAt: r[5],
     createdAt: r[6],
-    size: r[7],
   };
 }
 

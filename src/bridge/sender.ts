@@ -60,6 +60,8 @@ export class Sender {
   /** The same entries by packet id. */
   private byPacketId: (InFlight | undefined)[] = [];
   private nextPacketId = 1;
+  /** UTF-8 encoded remote topics; a handful of distinct topics repeat over millions of rows. */
+  private topicBytes = new Map<string, Buffer>();
   private ackTimer: NodeJS.Timeout | undefined;
   private acked: number[] = [];
   private page: OutboxRow[] = [];
@@ -243,11 +245,21 @@ export class Sender {
     this.counters.sent += 1;
     const v5 = this.options.protocolVersion === 5;
     const props = this.publishProperties(row);
-    if (props === undefined) return encodePublish(Buffer.from(row.topic), row.payload, 1, row.retain, dup, packetId, v5);
+    if (props === undefined) return encodePublish(this.encodedTopic(row.topic), row.payload, 1, row.retain, dup, packetId, v5);
     return mqttPacket.generate(
       { cmd: 'publish', topic: row.topic, payload: row.payload, qos: 1, messageId: packetId, dup, retain: row.retain, properties: props },
       { protocolVersion: 5 },
     );
+  }
+
+  private encodedTopic(topic: string): Buffer {
+    let bytes = this.topicBytes.get(topic);
+    if (bytes === undefined) {
+      if (this.topicBytes.size >= 4096) this.topicBytes = new Map();
+      bytes = Buffer.from(topic);
+      this.topicBytes.set(topic, bytes);
+    }
+    return bytes;
   }
 
   /** The window is at most SENDER_PACKET_IDS, so a free id exists whenever a row may be sent. */
