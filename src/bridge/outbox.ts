@@ -210,14 +210,11 @@ export class Outbox {
   remove(ids: readonly number[]): void {
     if (ids.length === 0) return;
     const run = (): void => {
-      let lowest = ids[0]!;
-      let highest = lowest;
-      for (const id of ids) {
-        if (id < lowest) lowest = id;
-        else if (id > highest) highest = id;
-      }
-      // Acknowledgements usually cover a gap-free run of ids: then a range is deleted, otherwise the exact list.
-      const dense = highest - lowest + 1 === ids.length && new Set(ids).size === ids.length;
+      // Acknowledgements usually come as a gap-free ascending run of ids: then a range is deleted, otherwise the exact list.
+      let dense = true;
+      for (let i = 1; i < ids.length && dense; i++) dense = ids[i] === ids[i - 1]! + 1;
+      const lowest = ids[0]!;
+      const highest = ids[ids.length - 1]!;
       const sizes = (dense ? this.deleteRangeStmt.all(lowest, highest) : this.deleteListStmt.all(JSON.stringify(ids))) as number[];
       for (const size of sizes) this.bytes -= size;
       this.rows -= sizes.length;
