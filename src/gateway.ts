@@ -56,7 +56,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   const broker = new Broker({
     dataDir: b.dataDir, logger: logger.child({ part: 'broker' }), durability: b.durability, commitWindowMs: b.commitWindowMs,
     connectTimeoutMs: b.connectTimeoutMs, maxKeepAlive: b.maxKeepAlive, receiveMaximum: b.receiveMaximum,
-    maximumPacketSize: b.maximumPacketSize, topicAliasMaximum: b.topicAliasMaximum, maxQueuedMessages: b.maxQueuedMessages,
+    maximumPacketSize: b.maximumPacketSize, topicAliasMaximum: b.topicAliasMaximum, maxInflightMessages: b.maxInflightMessages, maxQueuedMessages: b.maxQueuedMessages,
     maxQueuedBytes: b.maxQueuedBytes, queuePolicy: b.queuePolicy, queueQos0: b.queueQos0, sysIntervalMs: b.sysIntervalSeconds * 1000,
     // Without a password file there is nothing to check a user name against: leave authentication to
     // the listeners (a listener that takes no anonymous clients then refuses every user name too).

@@ -52,7 +52,8 @@ export class Connection {
   readonly openedAt = Date.now();
   identity: ClientIdentity;
   will: Will | null = null;
-  clientReceiveMaximum = 65535;
+  /** QoS 1/2 messages we may have in flight to the client: its Receive Maximum, capped by ours. */
+  inflightWindow = 65535;
   clientMaximumPacketSize = 0;
   clientTopicAliasMaximum = 0;
   inboundAliases: Map<number, string> | null = null;

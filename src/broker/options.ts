@@ -20,6 +20,8 @@ export interface BrokerOptions {
   /** Largest packet we accept (bytes, whole packet). */
   maximumPacketSize: number;
   topicAliasMaximum: number;
+  /** QoS 1/2 messages in flight towards one client at most (also capped by its v5 Receive Maximum). */
+  maxInflightMessages: number;
   /** Messages waiting per session beyond the client's in-flight window. */
   maxQueuedMessages: number;
   maxQueuedBytes: number;
@@ -45,6 +47,7 @@ export const defaultBrokerOptions: Omit<BrokerOptions, 'logger'> = {
   receiveMaximum: 1024,
   maximumPacketSize: 1024 * 1024,
   topicAliasMaximum: 64,
+  maxInflightMessages: 1000,
   maxQueuedMessages: 100_000,
   maxQueuedBytes: 64 * 1024 * 1024,
   queuePolicy: 'drop-oldest',

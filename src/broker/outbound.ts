@@ -126,7 +126,7 @@ export function deliver(host: OutboundHost, session: Session, delivery: Delivery
     delivery.seq = host.store.allocateSeq();
     host.store.enqueue(session.clientId, delivery);
   }
-  if (connection !== null && session.queue.length === 0 && session.qos2Barrier === 0 && session.inflight.size < connection.clientReceiveMaximum && !connection.congested) {
+  if (connection !== null && session.queue.length === 0 && session.qos2Barrier === 0 && session.inflight.size < connection.inflightWindow && !connection.congested) {
     sendNew(host, session, connection, delivery, shared);
     return true;
   }
@@ -199,7 +199,7 @@ export function pump(host: OutboundHost, session: Session): void {
   const connection = session.connection;
   if (connection === null) return;
   let sent = 0;
-  while (sent < session.queue.length && session.qos2Barrier === 0 && session.inflight.size < connection.clientReceiveMaximum && !connection.congested) {
+  while (sent < session.queue.length && session.qos2Barrier === 0 && session.inflight.size < connection.inflightWindow && !connection.congested) {
     const delivery = session.queue[sent++];
     sendNew(host, session, connection, delivery, null);
   }

@@ -21,6 +21,7 @@ export const brokerSectionSchema = z.strictObject({
   receiveMaximum: z.number().int().min(1).max(65535).default(1024),
   maximumPacketSize: z.number().int().min(64).max(268_435_455).default(1024 * 1024),
   topicAliasMaximum: z.number().int().min(0).max(65535).default(64),
+  maxInflightMessages: z.number().int().min(1).max(65535).default(1000).describe('QoS 1/2 messages in flight towards one client (also capped by its Receive Maximum)'),
   maxQueuedMessages: z.number().int().positive().default(100_000),
   maxQueuedBytes: z.number().int().positive().default(64 * 1024 * 1024),
   queuePolicy: z.enum(['drop-oldest', 'drop-newest', 'refuse']).default('drop-oldest'),

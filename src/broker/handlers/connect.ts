@@ -150,7 +150,7 @@ export function handleConnect(broker: Broker, connection: Connection, packet: mq
     serverKeepAlive = cap;
   }
   connection.keepAliveMs = keepAlive * 1000;
-  connection.clientReceiveMaximum = properties.receiveMaximum ?? 65535;
+  connection.inflightWindow = Math.min(properties.receiveMaximum ?? 65535, broker.options.maxInflightMessages);
   connection.clientMaximumPacketSize = properties.maximumPacketSize ?? 0;
   connection.clientTopicAliasMaximum = properties.topicAliasMaximum ?? 0;
   connection.will = will ? { message: will, delaySeconds: willDelay, expirySeconds: willExpiry } : null;
