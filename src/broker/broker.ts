@@ -406,7 +406,7 @@ export class Broker implements ConnectionHost, OutboundHost {
     return removed !== undefined;
   }
 
-  /** Retained messages for a new subscription (not for shared subscriptions [MQTT-3.8.4-? v5 §4.8.2]). */
+  /** Retained messages for a new subscription; none for a shared one (MQTT 5.0 §4.8.2). */
   retainedFor(filter: string): Message[] {
     if (parseSharedFilter(filter) !== null) return [];
     return this.retained.match(filter);
