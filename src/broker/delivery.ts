@@ -13,6 +13,8 @@ export interface Delivery {
   packetId: number;
   /** QoS 2: PUBREC received, PUBREL sent; waiting for PUBCOMP. */
   released: boolean;
+  /** Its queue row is committed (a change before that is written by the pending insert itself). */
+  persisted?: boolean;
   /** Set when the message came through a shared subscription (`group\u0000filter`). */
   shareKey?: string;
 }

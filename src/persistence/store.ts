@@ -155,7 +155,8 @@ export class Store {
   }
   /** Records the packet id and QoS 2 state of a delivery (read at commit time). */
   markSent(delivery: Delivery): void {
-    this.push({ k: 'sent', delivery });
+    // Not yet inserted: the pending insert reads the packet id and state at commit time.
+    if (delivery.persisted) this.push({ k: 'sent', delivery });
   }
   completeDelivery(seq: number): void {
     this.push({ k: 'done', seq });
@@ -241,6 +242,7 @@ export class Store {
           d.subscriptionIds ? JSON.stringify(d.subscriptionIds) : null,
           d.packetId === 0 ? null : d.packetId, d.released ? 1 : 0,
         );
+        d.persisted = true;
         break;
       }
       case 'sent':
@@ -300,7 +302,7 @@ export class Store {
         },
         qos: row.qos as QoS, retain: row.retain === 1,
         subscriptionIds: row.subscription_ids ? (JSON.parse(row.subscription_ids) as number[]) : undefined,
-        packetId: row.packet_id ?? 0, released: row.released === 1,
+        packetId: row.packet_id ?? 0, released: row.released === 1, persisted: true,
       });
     }
     for (const row of this.db.prepare('SELECT * FROM incoming_qos2').all() as { client_id: string; packet_id: number }[]) {
