@@ -19,6 +19,8 @@ export interface SenderOptions {
   ackTimeoutMs?: number;
   messagesPerSecond?: number;
   protocolVersion: 4 | 5;
+  /** Payload bytes held for unacknowledged messages; past it no more are sent (at least one always is). */
+  maxInflightBytes?: number;
 }
 
 /** What the sender learned about the remote from its CONNACK. */
@@ -57,6 +59,8 @@ export class Sender {
   private maxPacket: number | undefined;
   /** Unacknowledged rows by row id (insertion order = send order). */
   private readonly inflight = new Map<number, InFlight>();
+  private inflightBytes = 0;
+  private readonly maxInflightBytes: number;
   /** The same entries by packet id. */
   private byPacketId: (InFlight | undefined)[] = [];
   private nextPacketId = 1;
@@ -89,6 +93,7 @@ export class Sender {
   ) {
     this.pageSize = options.pageSize ?? 512;
     this.flushBatch = Math.max(1, options.window >> 1);
+    this.maxInflightBytes = options.maxInflightBytes ?? 8 * 1024 * 1024;
   }
 
   attach(client: MqttClient, limits: RemoteLimits): void {
@@ -124,6 +129,7 @@ export class Sender {
     this.ackTimer = undefined;
     for (const id of this.inflight.keys()) this.sentBefore.add(id);
     this.inflight.clear();
+    this.inflightBytes = 0;
     this.byPacketId = [];
     this.flushAcks();
     this.reserved = 0;
@@ -190,7 +196,11 @@ export class Sender {
     }
     const packets: Buffer[] = [];
     try {
-      while (this.inflight.size + this.reserved < this.remoteWindow && this.inflight.size + this.acked.length + this.reserved < this.options.window) {
+      while (
+        this.inflight.size + this.reserved < this.remoteWindow &&
+        this.inflight.size + this.acked.length + this.reserved < this.options.window &&
+        (this.inflight.size === 0 || this.inflightBytes < this.maxInflightBytes)
+      ) {
         if (!this.takeToken()) return;
         const row = this.nextRow();
         if (row === undefined) return;
@@ -241,6 +251,7 @@ export class Sender {
     const packetId = this.allocatePacketId();
     const entry: InFlight = { row, packetId, sentAt: Date.now() };
     this.inflight.set(row.id, entry);
+    this.inflightBytes += row.payload.length;
     this.byPacketId[packetId] = entry;
     this.counters.sent += 1;
     const v5 = this.options.protocolVersion === 5;
@@ -279,6 +290,7 @@ export class Sender {
     const row = entry.row;
     this.byPacketId[packetId] = undefined;
     this.inflight.delete(row.id);
+    this.inflightBytes -= row.payload.length;
     if (reasonCode === undefined || reasonCode < 0x80) {
       this.counters.acked += 1;
       this.acked.push(row.id);
@@ -300,6 +312,7 @@ export class Sender {
     }
     // A transient refusal (quota exceeded, unspecified error): put back in flight, resent with DUP after reconnecting.
     this.inflight.set(row.id, entry);
+    this.inflightBytes += row.payload.length;
     this.byPacketId[packetId] = entry;
     this.onFatal(`remote did not accept a message (${text})`);
   }

@@ -191,6 +191,23 @@ describe('bridge against Aedes', () => {
     expect(bridge.state().connects).toBeGreaterThanOrEqual(2);
   });
 
+  it('holds at most ~8 MB of unacknowledged payload whatever the window, and delivers everything in order once acknowledged', async () => {
+    let holding = true;
+    const { remote, bridge, local } = await setup({ remote: { holdPublishes: () => holding }, config: { ackTimeoutSeconds: 2, inflightWindow: 1024 } });
+    await waitFor(() => bridge.state().connected, 10_000, 'connected');
+    const payload = (i: number) => Buffer.alloc(300_000, i);
+    for (let i = 0; i < 40; i++) await local.publish('sensors/big', payload(i), { qos: 1 });
+    await waitFor(() => bridge.state().inflight > 1, 10_000, 'sending');
+    await sleep(500);
+    // 40 × 300 kB = 12 MB queued; sending stops once 8 MiB are unacknowledged: 28 messages
+    expect(bridge.state().inflight).toBe(28);
+    holding = false;
+    await waitFor(() => bridge.state().acked >= 40, 20_000, 'all acknowledged after the ack timeout and a reconnect');
+    const got = remote.received.filter((m) => m.topic === 'fleet/gw-1/sensors/big');
+    expect(got.map((m) => m.payload.length)).toEqual(Array(40).fill(300_000));
+    expect(got.map((m) => m.payload.charCodeAt(0))).toEqual(Array.from({ length: 40 }, (_, i) => i));
+  });
+
   it('bridges over a ws:// URL', async () => {
     const { remote, bridge, local } = await setup({ remote: { websocket: true }, scheme: 'ws' });
     await waitFor(() => bridge.state().connected, 10_000, 'connected over WebSocket');
