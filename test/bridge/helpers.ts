@@ -8,14 +8,9 @@ import { Aedes } from 'aedes';
 import { createServer as createHttpServer } from 'node:http';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { pino } from 'pino';
-import type { Logger } from '../../src/log.js';
 
-export const HOST = '127.0.0.1';
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
+export { HOST, sleep, captureLogger } from '../helpers/broker.js';
+import { HOST, sleep } from '../helpers/broker.js';
 
 export async function waitFor(predicate: () => unknown, timeoutMs = 20_000, what = 'condition'): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -26,22 +21,6 @@ export async function waitFor(predicate: () => unknown, timeoutMs = 20_000, what
   }
 }
 
-export function captureLogger(): { logger: Logger; entries: Array<Record<string, unknown>> } {
-  const entries: Array<Record<string, unknown>> = [];
-  const logger = pino(
-    { level: 'trace', base: undefined },
-    {
-      write(line: string) {
-        try {
-          entries.push(JSON.parse(line) as Record<string, unknown>);
-        } catch {
-          entries.push({ msg: line });
-        }
-      },
-    },
-  );
-  return { logger, entries };
-}
 
 export function tempDir(prefix = 'fieldgate-bridge-'): { path: string; remove(): void } {
   const path = mkdtempSync(join(tmpdir(), prefix));
