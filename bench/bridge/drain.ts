@@ -1,49 +1,20 @@
 // Focused drain measurement (for profiling): one gateway process with a queued backlog drains to a Mosquitto cloud.
 // Run: node --import tsx bench/bridge/drain.ts   env: BENCH_DRAIN (100000), BENCH_WINDOW, GATEWAY_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof")
-import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer, type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { cpuSeconds } from '../lib/proc.js';
+import { canConnect, freePort, scratch, sleep, waitFor } from '../lib/scratch.js';
 import { CountingSubscriber, publishFlood } from './loadgen.js';
+
+const { dir: work, children } = scratch('fieldgate-bench-drain-');
 
 const DRAIN = Number(process.env.BENCH_DRAIN ?? 100_000);
 const WINDOW = process.env.BENCH_WINDOW !== undefined ? Number(process.env.BENCH_WINDOW) : undefined;
-const work = mkdtempSync(join(tmpdir(), 'fieldgate-bench-drain-'));
-chmodSync(work, 0o777);
-const children = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const c of children) c.kill('SIGKILL');
-  rmSync(work, { recursive: true, force: true });
-});
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const c = connect(port, '127.0.0.1', () => {
-      c.destroy();
-      resolve(true);
-    });
-    c.once('error', () => resolve(false));
-  });
-}
 
-async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 const cloudPort = await freePort();
 const nodeArgs = (process.env.GATEWAY_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
@@ -74,11 +45,6 @@ const per = Math.ceil(DRAIN / 4);
 await Promise.all(Array.from({ length: 4 }, (_, i) => publishFlood(gwPort, { count: per, topic: `sensors/dev${i}/value`, payloadBytes: 64, window: 500, clientId: `drain-pub-${i}` })));
 const enqueue = (per * 4 * 1000) / (performance.now() - t0);
 
-/** CPU seconds (user + system) the process used so far. */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
 const cpuBefore = cpuSeconds(gw.pid!);
 const dir = join(work, 'cloud');
 mkdirSync(dir, { mode: 0o777 });

@@ -4,12 +4,14 @@
 //   RSS growth with a 1,000,000-message backlog
 // Run: node --import tsx bench/bridge/run.ts   (BENCH_DRAIN / BENCH_BACKLOG override the sizes)
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { cpuSeconds, statusKiB } from '../lib/proc.js';
+import { canConnect, freePort, scratch, sleep, waitFor } from '../lib/scratch.js';
 import { CountingSubscriber, publishFlood } from './loadgen.js';
+
+const { dir: work, children } = scratch('fieldgate-bench-bridge-');
 
 const DRAIN = Number(process.env.BENCH_DRAIN ?? 100_000);
 const BACKLOG = Number(process.env.BENCH_BACKLOG ?? 1_000_000);
@@ -17,49 +19,15 @@ const PUBLISHERS = 4;
 const PAYLOAD = 64;
 const FLOORS = { enqueue: 20_000, drain: 10_000, rssMb: 20 };
 
-const work = mkdtempSync(join(tmpdir(), 'fieldgate-bench-bridge-'));
-chmodSync(work, 0o777);
-const children = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const c of children) c.kill('SIGKILL');
-  rmSync(work, { recursive: true, force: true });
-});
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
-/** CPU seconds (user + system) a process used so far. */
-function cpuOf(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
-function rssOf(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) * 1024 : NaN;
-}
-
-async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 // ---------- processes
 
 async function startMosquitto(name: string, port: number, extra: string[]): Promise<ChildProcess> {
   const dir = join(work, name);
   rmSync(dir, { recursive: true, force: true });
-  const { mkdirSync } = await import('node:fs');
   mkdirSync(dir, { mode: 0o777 });
   chmodSync(dir, 0o777);
   const conf = join(dir, 'mosquitto.conf');
@@ -75,19 +43,6 @@ async function startMosquitto(name: string, port: number, extra: string[]): Prom
   return proc;
 }
 
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    void s;
-    import('node:net').then(({ connect }) => {
-      const c = connect(port, '127.0.0.1', () => {
-        c.destroy();
-        resolve(true);
-      });
-      c.once('error', () => resolve(false));
-    });
-  });
-}
 
 async function stopProc(proc: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
   if (proc.exitCode !== null || proc.signalCode !== null) return;
@@ -155,7 +110,7 @@ async function drainRate(cloudPort: number, expected: number): Promise<{ rate: n
 
 const mb = (b: number) => (b / 1024 / 1024).toFixed(1);
 const k = (n: number) => Math.round(n).toLocaleString('en-US');
-const us = (cpuSeconds: number, messages: number) => `${((cpuSeconds * 1e6) / Math.max(1, messages)).toFixed(1)} µs`;
+const us = (seconds: number, messages: number) => `${((seconds * 1e6) / Math.max(1, messages)).toFixed(1)} µs`;
 
 async function benchFieldgate(cloudPort: number) {
   const dataDir = join(work, 'gw-data');
@@ -166,9 +121,9 @@ async function benchFieldgate(cloudPort: number) {
   console.log(`fieldgate: enqueued ${k(depth)} rows at ${k(enqueue)} msg/s`);
 
   const cloud = await startMosquitto('cloud-gw', cloudPort, ['max_queued_messages 0']);
-  const cpu0 = { edge: cpuOf(gw.proc.pid!), cloud: cpuOf(cloud.pid!) };
+  const cpu0 = { edge: cpuSeconds(gw.proc.pid!), cloud: cpuSeconds(cloud.pid!) };
   const drain = await drainRate(cloudPort, DRAIN);
-  const cpu = { edge: cpuOf(gw.proc.pid!) - cpu0.edge, cloud: cpuOf(cloud.pid!) - cpu0.cloud };
+  const cpu = { edge: cpuSeconds(gw.proc.pid!) - cpu0.edge, cloud: cpuSeconds(cloud.pid!) - cpu0.cloud };
   await waitFor(async () => (await gw.state()).outboxDepth === 0, 60_000, 'outbox empty');
   console.log(`fieldgate: drained ${k(drain.received)} at ${k(drain.rate)} msg/s; CPU per message: gateway ${us(cpu.edge, drain.received)}, cloud ${us(cpu.cloud, drain.received)}`);
   await stopProc(cloud, 'SIGKILL');
@@ -210,16 +165,16 @@ async function benchMosquitto(cloudPort: number) {
   const enqueue = await enqueueRate(edgePort, DRAIN);
   console.log(`mosquitto: accepted ${k(DRAIN)} at ${k(enqueue)} msg/s (held in RAM, not on disk)`);
   const cloud = await startMosquitto('cloud-mq', cloudPort, ['max_queued_messages 0']);
-  const cpu0 = { edge: cpuOf(edge.pid!), cloud: cpuOf(cloud.pid!) };
+  const cpu0 = { edge: cpuSeconds(edge.pid!), cloud: cpuSeconds(cloud.pid!) };
   const drain = await drainRate(cloudPort, DRAIN);
-  const cpu = { edge: cpuOf(edge.pid!) - cpu0.edge, cloud: cpuOf(cloud.pid!) - cpu0.cloud };
+  const cpu = { edge: cpuSeconds(edge.pid!) - cpu0.edge, cloud: cpuSeconds(cloud.pid!) - cpu0.cloud };
   console.log(`mosquitto: drained ${k(drain.received)} at ${k(drain.rate)} msg/s; CPU per message: edge ${us(cpu.edge, drain.received)}, cloud ${us(cpu.cloud, drain.received)}`);
   await stopProc(cloud, 'SIGKILL');
   await sleep(1500);
-  const rssBefore = rssOf(edge.pid!);
+  const rssBefore = statusKiB(edge.pid!, 'VmRSS') * 1024;
   await enqueueRate(edgePort, BACKLOG);
   await sleep(2000);
-  const rssAfter = rssOf(edge.pid!);
+  const rssAfter = statusKiB(edge.pid!, 'VmRSS') * 1024;
   console.log(`mosquitto: ${k(BACKLOG)}-message backlog, RSS ${mb(rssBefore)} → ${mb(rssAfter)} MB`);
   await stopProc(edge, 'SIGKILL');
   return { enqueue, drain: drain.rate, drained: drain.received, rssBefore, rssAfter };
