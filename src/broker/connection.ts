@@ -10,6 +10,13 @@ import type { ClientIdentity } from './types.js';
 
 export type Packet = mqttPacket.Packet;
 
+/**
+ * Small packets are copied into one buffer per turn; when a turn carries many bytes in large packets
+ * (often shared by many subscribers) they go out as they are, in one writev, without the copy.
+ */
+const COPY_COALESCE_LIMIT = 64 * 1024;
+const LARGE_CHUNK_BYTES = 1024;
+
 // Stream listeners shared by all connections (an emitter calls them with `this` = the stream),
 // so an idle connection holds no closures of its own.
 const owner = Symbol('fieldgate.connection');
@@ -143,10 +150,21 @@ export class Connection {
   flush(): void {
     this.flushScheduled = false;
     if (this.pending.length === 0) return;
-    const data = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending, this.pendingBytes);
+    const pending = this.pending;
+    const bytes = this.pendingBytes;
     this.pending = [];
     this.pendingBytes = 0;
-    if (this.stream.writable) this.stream.write(data);
+    if (!this.stream.writable) return;
+    if (pending.length === 1) {
+      this.stream.write(pending[0]);
+    } else if (bytes <= COPY_COALESCE_LIMIT || bytes < pending.length * LARGE_CHUNK_BYTES) {
+      this.stream.write(Buffer.concat(pending, bytes));
+    } else {
+      // Large payloads are often shared by many subscribers: hand them over without a copy (one writev).
+      this.stream.cork();
+      for (const chunk of pending) this.stream.write(chunk);
+      this.stream.uncork();
+    }
   }
 
   /** Sends what is queued (and a v5 DISCONNECT with the reason when given), then closes. */
