@@ -89,9 +89,10 @@ describe.skipIf(!requirePymodbus())('Modbus TCP: a unit id that stops answering 
     const longestGap = Math.max(...aliveWindow.slice(1).map((r, i) => r.at - aliveWindow[i].at));
     const ghostTimeouts = devices.buses()[0].timeouts - timeoutsBefore;
     // 100 ms interval → about 40 polls in 4 s, and never a pause as long as the ghost's 1.5 s timeout,
-    // which is what waiting behind the ghost's probes would cause.
+    // which is what waiting behind the ghost's probes would cause. (One request lost by pymodbus costs
+    // a 1 s timeout: see the onPoll test below.)
     expect(aliveRequests).toBeGreaterThanOrEqual(Math.floor((elapsed / 100) * 0.5));
-    expect(longestGap).toBeLessThan(1200);
+    expect(longestGap).toBeLessThan(1450);
     // Probed at most every 2 s, without retries, once it is known to be silent.
     expect(ghostTimeouts).toBeGreaterThanOrEqual(1);
     expect(ghostTimeouts).toBeLessThanOrEqual(3);
@@ -112,7 +113,14 @@ describe.skipIf(!requirePymodbus())('Modbus TCP: a unit id that stops answering 
     const alive = polls.filter((p) => p.device === 'alive');
     const ghost = polls.filter((p) => p.device === 'ghost');
     expect(alive.length).toBeGreaterThanOrEqual(20);
-    expect(alive.every((p) => p.ok && p.seconds > 0 && p.seconds < 1)).toBe(true);
+    expect(alive.every((p) => p.ok && p.seconds > 0)).toBe(true);
+    // pymodbus discards its whole receive buffer when it sees a request for a unit it does not serve, so a
+    // request to unit 7 that shares a TCP segment with one to unit 8 is lost and answered on the retry,
+    // one timeout (1 s) later. That can happen on a loaded machine; waiting behind the ghost cannot:
+    // no alive poll lasts as long as a failed ghost poll, and almost all are quick.
+    const slow = alive.filter((p) => p.seconds >= 0.5);
+    expect(slow.every((p) => p.seconds < 1.45), JSON.stringify(slow)).toBe(true);
+    expect(slow.length, JSON.stringify(slow)).toBeLessThanOrEqual(Math.ceil(alive.length * 0.1));
     expect(ghost.length).toBeGreaterThanOrEqual(2);
     // A failed poll of the ghost lasts at least one timeout (1.5 s).
     expect(ghost.every((p) => !p.ok && p.seconds >= 1.49)).toBe(true);
