@@ -2,6 +2,7 @@
 // it with exponential backoff until stopped. Never throws into the caller's event loop.
 import { SerialPort } from 'serialport';
 import type { Logger } from '../../log.js';
+import { describeSerialOpenError } from '../serial-open-error.js';
 import type { LineBus } from './schema.js';
 
 export interface SerialLinkHandlers {
@@ -91,7 +92,7 @@ export function openSerialLink(bus: PortSettings, handlers: SerialLinkHandlers, 
       }
       if (err) {
         port = undefined;
-        if (err.message !== lastFailure) logger.warn({ path: bus.path, err: err.message }, 'cannot open serial port; retrying');
+        if (err.message !== lastFailure) logger.warn({ path: bus.path, err: describeSerialOpenError(bus.path, err.message) }, 'cannot open serial port; retrying');
         lastFailure = err.message;
         scheduleOpen();
         return;

@@ -4,6 +4,7 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { SerialPort } from 'serialport';
+import { describeSerialOpenError } from '../serial-open-error.js';
 import { LinkDown, ModbusTimeout, crc16, expectedReplyLength } from './pdu.js';
 import type { ModbusBus } from './schema.js';
 
@@ -256,7 +257,7 @@ function openSerial(bus: Extract<ModbusBus, { type: 'modbus-rtu' }>): Promise<Se
   return new Promise((resolve, reject) => {
     const port = new SerialPort({ path: bus.path, baudRate: bus.baudRate, dataBits: bus.dataBits, stopBits: bus.stopBits, parity: bus.parity, autoOpen: false });
     port.open((err) => {
-      if (err) reject(new LinkDown(`open ${bus.path}: ${err.message}`));
+      if (err) reject(new LinkDown(describeSerialOpenError(bus.path, err.message)));
       else resolve(port);
     });
   });
