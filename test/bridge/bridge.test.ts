@@ -193,12 +193,13 @@ describe('bridge against Aedes', () => {
 
   it('holds at most ~8 MB of unacknowledged payload whatever the window, and delivers everything in order once acknowledged', async () => {
     let holding = true;
-    const { remote, bridge, local } = await setup({ remote: { holdPublishes: () => holding }, config: { ackTimeoutSeconds: 2, inflightWindow: 1024 } });
+    const { remote, bridge, local } = await setup({ remote: { holdPublishes: () => holding }, config: { ackTimeoutSeconds: 4, inflightWindow: 1024 } });
     await waitFor(() => bridge.state().connected, 10_000, 'connected');
     const payload = (i: number) => Buffer.alloc(300_000, i);
     for (let i = 0; i < 40; i++) await local.publish('sensors/big', payload(i), { qos: 1 });
-    await waitFor(() => bridge.state().inflight > 1, 10_000, 'sending');
-    await sleep(500);
+    // The ack timeout (4 s) must not cut the connection before the cap is observed, even on a slow machine.
+    await waitFor(() => bridge.state().inflight >= 28, 3_000, '28 messages in flight');
+    await sleep(500); // and no more go out
     // 40 × 300 kB = 12 MB queued; sending stops once 8 MiB are unacknowledged: 28 messages
     expect(bridge.state().inflight).toBe(28);
     holding = false;

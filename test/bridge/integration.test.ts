@@ -308,6 +308,7 @@ describe.skipIf(!haveMosquitto)('bridge against Mosquitto (MQTT 5 limits)', () =
     expect(maxInflight).toBeLessThanOrEqual(5);
     expect(maxInflight).toBeGreaterThan(1);
     expect(cloudSeen).toEqual(Array.from({ length: 3000 }, (_, i) => String(i)));
+    await waitFor(() => localSeen.length >= 3000, 10_000, '3000 local deliveries');
     await sleep(300);
     // no-local on the remote subscription: each local message reached local subscribers exactly once
     expect(localSeen).toHaveLength(3000);

@@ -164,8 +164,9 @@ describe('will messages', () => {
     });
     const started = Date.now();
     await c.kill();
-    await watcher.waitMessages(1, 10_000);
-    expect(Date.now() - started).toBeLessThan(5_000);
+    await watcher.waitMessages(1, 20_000);
+    // At the session's end (1 s), not at the will delay (30 s); the slack is for a loaded machine.
+    expect(Date.now() - started).toBeLessThan(15_000);
     expect(watcher.texts()).toEqual(['session over']);
   });
 });
