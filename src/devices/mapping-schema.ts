@@ -19,6 +19,8 @@ import {
   type Table,
 } from './modbus/schema.js';
 import { formatMappingError, issuesToErrors, joinPath, type MappingError } from './mapping-errors.js';
+import { homeAssistantComponentIssue } from './home-assistant/components.js';
+import { homeAssistantDeviceSchema, homeAssistantEntitySchema } from './home-assistant/schema.js';
 
 export { formatMappingError, type MappingError };
 
@@ -72,7 +74,7 @@ let knownKeysCache: Set<string> | undefined;
 function knownKeys(): Set<string> {
   if (knownKeysCache) return knownKeysCache;
   const keys = new Set<string>();
-  for (const s of [deviceMappingSchema, modbusDeviceSchema, modbusPointSchema, publishSchema, ...modbusBusSchemas]) {
+  for (const s of [deviceMappingSchema, modbusDeviceSchema, modbusPointSchema, publishSchema, homeAssistantDeviceSchema, homeAssistantEntitySchema, ...modbusBusSchemas]) {
     for (const k of Object.keys(s.shape)) keys.add(k);
   }
   for (const s of [lineBusSchema, lineDeviceSchema] as unknown[]) {
@@ -345,6 +347,9 @@ function resolveModbusDevice(entry: ModbusEntry, bus: ModbusBus, errors: Mapping
   return {
     id: d.id,
     name: d.name ?? d.id,
+    manufacturer: d.manufacturer,
+    model: d.model,
+    announce: d.homeAssistant?.announce ?? true,
     bus,
     unitId: d.unitId,
     pollIntervalMs: d.pollIntervalMs,
@@ -403,6 +408,8 @@ function resolvePoint(d: ModbusDeviceInput, p: ModbusPointInput, prefix: string,
   if (address > 65535) fail('address', `expected at most 65535 (got ${address}${address !== p.address ? ` from ${p.address}` : ''})`);
   else if (address + count - 1 > 65535) fail('address', `${type} at ${address} needs ${count} registers and runs past 65535`);
   if (p.name === 'availability' || /(^|\/)(set|set\/result|error)$/.test(p.name)) fail('name', `"${p.name}" collides with the topics fieldgate uses for availability and commands`);
+  const componentIssue = homeAssistantComponentIssue(p.homeAssistant?.component, { writable: p.writable, bool: type === 'bool' || type === 'bit', text: type === 'string' });
+  if (componentIssue) fail('homeAssistant.component', componentIssue);
   if (errors.length > before) return undefined;
   return {
     name: p.name,
@@ -422,6 +429,7 @@ function resolvePoint(d: ModbusDeviceInput, p: ModbusPointInput, prefix: string,
     writable: p.writable,
     min: p.min,
     max: p.max,
+    homeAssistant: p.homeAssistant,
   };
 }
 

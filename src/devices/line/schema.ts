@@ -3,6 +3,8 @@
 import { z } from 'zod';
 import { closestKey } from '../mapping-errors.js';
 import { nmeaFieldNames, isNmeaRawFieldName } from './nmea.js';
+import { homeAssistantComponentIssue } from '../home-assistant/components.js';
+import { deviceManufacturer, deviceModel, homeAssistantDeviceOption, homeAssistantEntityOption } from '../home-assistant/schema.js';
 
 const note = { description: z.string().optional(), _comment: z.string().optional() };
 
@@ -105,6 +107,7 @@ export const lineFieldSchema = z.strictObject({
   offset: z.number().default(0),
   decimals: z.number().int().min(0).max(15).optional(),
   unit: z.string().optional().describe('Sent as the MQTT 5 user property "unit"'),
+  homeAssistant: homeAssistantEntityOption,
 });
 
 export const pollSchema = z.strictObject({
@@ -135,6 +138,8 @@ const lineDeviceObject = z.strictObject({
   protocol: z.literal('line'),
   name: z.string().optional(),
   ...note,
+  manufacturer: deviceManufacturer,
+  model: deviceModel,
   bus: z.string().min(1).describe('Id of a "serial-line" bus'),
   topicPrefix: topicSuffix.optional().describe('Default: fieldgate/<id>'),
   parser: lineParserSchema,
@@ -144,11 +149,19 @@ const lineDeviceObject = z.strictObject({
   staleAfterMs: z.number().int().min(10).max(86_400_000).optional().describe('Mark the device offline when no line it accepts arrived for this long'),
   qos: z.union([z.literal(0), z.literal(1), z.literal(2)]).default(0),
   retain: z.boolean().default(true),
+  homeAssistant: homeAssistantDeviceOption,
 });
 
 function checkLineDevice(device: z.infer<typeof lineDeviceObject> | Omit<z.infer<typeof lineDeviceObject>, 'id' | 'bus'>, ctx: z.RefinementCtx): void {
   checkFieldsAgainstParser(device.parser, device.fields, ctx);
   checkTopicsUnique(device.fields, device.commands, ctx);
+  for (const [name, field] of Object.entries(device.fields)) {
+    const component = field.homeAssistant?.component;
+    const issue = component === 'switch' || component === 'number'
+      ? 'a line field is read-only in Home Assistant: use "sensor" or "binary_sensor"'
+      : homeAssistantComponentIssue(component, { writable: false, bool: field.type === 'boolean', text: field.type === 'string' });
+    if (issue) ctx.addIssue({ code: 'custom', path: ['fields', name, 'homeAssistant', 'component'], input: component, message: issue });
+  }
   for (const [name, command] of Object.entries(device.commands)) {
     topicSuffixIssue(name, ['commands', name], ctx);
     if (command.min !== undefined && command.max !== undefined && command.min > command.max) {

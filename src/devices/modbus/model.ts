@@ -2,6 +2,7 @@
 // filled in, topics computed. Produced by the mapping loader, consumed by the engine.
 import type { ByteOrder, PointType } from './codec.js';
 import type { ModbusBus, Table } from './schema.js';
+import type { HomeAssistantEntityOptions } from '../home-assistant/schema.js';
 
 export interface ModbusPoint {
   name: string;
@@ -23,11 +24,17 @@ export interface ModbusPoint {
   writable: boolean;
   min?: number;
   max?: number;
+  /** Overrides for Home Assistant discovery. */
+  homeAssistant?: HomeAssistantEntityOptions;
 }
 
 export interface ModbusDevice {
   id: string;
   name: string;
+  manufacturer?: string;
+  model?: string;
+  /** False: left out of Home Assistant discovery. Default true. */
+  announce?: boolean;
   bus: ModbusBus;
   unitId: number;
   pollIntervalMs: number;

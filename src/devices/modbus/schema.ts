@@ -1,6 +1,7 @@
 // zod schemas for Modbus buses, devices and points as a user writes them in devices/*.json.
 import { z } from 'zod';
 import { byteOrders, registerTypes } from './codec.js';
+import { deviceManufacturer, deviceModel, homeAssistantDeviceOption, homeAssistantEntityOption } from '../home-assistant/schema.js';
 
 const note = { description: z.string().optional(), _comment: z.string().optional() };
 
@@ -68,6 +69,7 @@ export const modbusPointSchema = z.strictObject({
   writable: z.boolean().default(false),
   min: z.number().optional(),
   max: z.number().optional(),
+  homeAssistant: homeAssistantEntityOption,
 });
 
 export const publishSchema = z.strictObject({
@@ -82,6 +84,8 @@ export const modbusDeviceSchema = z.strictObject({
   protocol: z.literal('modbus').optional(),
   name: z.string().optional(),
   ...note,
+  manufacturer: deviceManufacturer,
+  model: deviceModel,
   bus: z.string().min(1),
   unitId: z.number().int().min(0).max(255),
   pollIntervalMs: z.number().int().min(10).default(1000),
@@ -99,6 +103,7 @@ export const modbusDeviceSchema = z.strictObject({
   qos: z.union([z.literal(0), z.literal(1), z.literal(2)]).default(0),
   retain: z.boolean().default(true),
   publish: publishSchema.prefault({}),
+  homeAssistant: homeAssistantDeviceOption,
   points: z.array(modbusPointSchema).min(1),
 });
 

@@ -1,0 +1,98 @@
+// Keeps Home Assistant's view of the devices current: publishes the discovery configs retained,
+// again when Home Assistant announces itself (its birth message "online" on <prefix>/status), and
+// clears (empty retained message) the configs of devices and points that are gone, including those
+// a previous run left on the broker.
+import type { LocalClient, Message } from '../../broker/types.js';
+import type { Logger } from '../../log.js';
+import type { DeviceMapping } from '../mapping-schema.js';
+import { buildDiscoveryConfigs, gatewayIdentifier, type DiscoveryOptions } from './discovery.js';
+
+export interface HomeAssistantDiscovery {
+  /** Announces the mapping's devices and clears the configs of those no longer in it. */
+  update(mapping: Pick<DeviceMapping, 'modbusDevices' | 'lineDevices'>): Promise<void>;
+  /** Publishes every current config again (as on Home Assistant's birth message). */
+  republish(): Promise<void>;
+  /** Topics of the configs currently announced. */
+  topics(): string[];
+  stop(): void;
+}
+
+/**
+ * Starts listening for Home Assistant's birth message and looks for configs a previous run of this
+ * gateway left retained. Nothing is announced until the first `update`.
+ */
+export async function startHomeAssistantDiscovery(client: LocalClient, options: DiscoveryOptions, logger: Logger): Promise<HomeAssistantDiscovery> {
+  const statusTopic = `${options.prefix}/status`;
+  const current = new Map<string, string>();
+  const leftOver = await retainedConfigsOfThisGateway(client, options);
+  let chain: Promise<void> = Promise.resolve();
+  let stopped = false;
+  const serial = (job: () => Promise<void>): Promise<void> => {
+    const next = chain.then(job);
+    chain = next.catch(() => undefined);
+    return next;
+  };
+  const publish = (topic: string, payload: string) => client.publish(topic, payload, { qos: 1, retain: true });
+
+  // A status message retained on the broker arrives at once; the first update announces everything anyway.
+  let replaying = true;
+  client.subscribe(statusTopic, (message: Message) => {
+    if (stopped || (replaying && message.retain)) return;
+    if (message.payload.toString('utf8').trim() !== 'online') return;
+    logger.info({ topic: statusTopic, configs: current.size }, 'Home Assistant is online: publishing the discovery configs again');
+    handle.republish().catch((err: unknown) => logger.warn({ err }, 'republishing Home Assistant discovery configs failed'));
+  });
+  setImmediate(() => (replaying = false));
+
+  const handle: HomeAssistantDiscovery = {
+    update(mapping) {
+      return serial(async () => {
+        if (stopped) return;
+        const next = new Map(buildDiscoveryConfigs(mapping, options).map((c) => [c.topic, JSON.stringify(c.payload)]));
+        const gone = [...new Set([...current.keys(), ...leftOver])].filter((topic) => !next.has(topic));
+        const changed = [...next].filter(([topic, payload]) => current.get(topic) !== payload);
+        await Promise.all([...gone.map((topic) => publish(topic, '')), ...changed.map(([topic, payload]) => publish(topic, payload))]);
+        leftOver.clear();
+        current.clear();
+        for (const [topic, payload] of next) current.set(topic, payload);
+        if (changed.length > 0 || gone.length > 0) {
+          logger.info({ prefix: options.prefix, entities: next.size, published: changed.length, removed: gone.length }, `Home Assistant discovery: ${next.size} entities announced under ${options.prefix}/`);
+        }
+      });
+    },
+    republish() {
+      return serial(async () => {
+        if (stopped) return;
+        await Promise.all([...current].map(([topic, payload]) => publish(topic, payload)));
+      });
+    },
+    topics() {
+      return [...current.keys()];
+    },
+    stop() {
+      stopped = true;
+      client.unsubscribe(statusTopic);
+    },
+  };
+  return handle;
+}
+
+/** Config topics retained on the broker that this gateway published (their device is routed via it). */
+async function retainedConfigsOfThisGateway(client: LocalClient, options: DiscoveryOptions): Promise<Set<string>> {
+  const filter = `${options.prefix}/+/+/+/config`;
+  const via = gatewayIdentifier(options.gatewayId);
+  const found = new Set<string>();
+  client.subscribe(filter, (message) => {
+    if (!message.retain || message.payload.length === 0) return;
+    try {
+      const payload = JSON.parse(message.payload.toString('utf8')) as { device?: { via_device?: unknown }; origin?: { name?: unknown } };
+      if (payload.origin?.name === 'fieldgate' && payload.device?.via_device === via) found.add(message.topic);
+    } catch {
+      // Someone else's config, not JSON: not ours.
+    }
+  });
+  // Retained messages are handed to a new in-process subscription within this turn of the event loop.
+  await new Promise((resolve) => setImmediate(resolve));
+  client.unsubscribe(filter);
+  return found;
+}
