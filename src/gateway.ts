@@ -9,7 +9,7 @@ import { startBridge, type BridgeHandle } from './bridge/index.js';
 import { ConfigError, type GatewayConfig, type ListenerConfig } from './config/gateway-config.js';
 import { writeDemoMapping } from './demo/demo-mapping.js';
 import { startSimulatedMeter, type SimulatedMeter } from './demo/simulated-meter.js';
-import { loadDeviceMappings, startDevices, type DeviceMapping, type DevicesHandle } from './devices/index.js';
+import { loadDeviceMappings, startDevices, startHomeAssistantDiscovery, type DeviceMapping, type DevicesHandle, type HomeAssistantDiscovery } from './devices/index.js';
 import { isLoopback, openListener, type OpenListener } from './listeners.js';
 import type { Logger } from './log.js';
 import { brokerCollector, bridgesCollector, createMetrics, gatewayHealth, startMetricsServer, type MetricsServer } from './metrics/index.js';
@@ -68,13 +68,22 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   let meter: SimulatedMeter | null = null;
   // One handle per mapping file, so a reload restarts only the files that changed (a bus and its
   // devices always live in one file: bus ids are unique across files).
-  const devicesByFile = new Map<string, { text: string; handle: DevicesHandle }>();
+  const devicesByFile = new Map<string, { text: string; handle: DevicesHandle; mapping: DeviceMapping }>();
   const deviceStatus = () => [...devicesByFile.values()].flatMap((d) => d.handle.status());
+  let discovery: HomeAssistantDiscovery | null = null;
+  const announceDevices = async (): Promise<void> => {
+    if (!discovery) return;
+    const running = [...devicesByFile.values()].map((d) => d.mapping);
+    await discovery
+      .update({ modbusDevices: running.flatMap((m) => m.modbusDevices), lineDevices: running.flatMap((m) => m.lineDevices) })
+      .catch((err: unknown) => logger.error({ err }, 'Home Assistant discovery configs could not be published'));
+  };
   const bridges: BridgeHandle[] = [];
   let metricsServer: MetricsServer | null = null;
 
   const stop = async (): Promise<void> => {
     await Promise.all(bridges.map((bridge) => bridge.stop()));
+    discovery?.stop();
     await Promise.all([...devicesByFile.values()].map((d) => d.handle.stop()));
     await meter?.stop();
     await metricsServer?.close();
@@ -111,10 +120,19 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     const metrics = config.metrics ? createMetrics({ logger }) : null;
     const onPoll = metrics ? (deviceId: string, seconds: number) => metrics.observePollLatency(deviceId, seconds) : undefined;
     const startFile = async (file: string, text: string): Promise<void> => {
-      const handle = await startDevices(loadMappingsOrThrow([file]), clientFor, logger.child({ part: 'devices' }), { onPoll });
-      devicesByFile.set(file, { text, handle });
+      const fileMapping = loadMappingsOrThrow([file]);
+      const handle = await startDevices(fileMapping, clientFor, logger.child({ part: 'devices' }), { onPoll });
+      devicesByFile.set(file, { text, handle, mapping: fileMapping });
     };
     for (const file of deviceFiles) await startFile(file, readText(file));
+    if (config.homeAssistant.discovery) {
+      discovery = await startHomeAssistantDiscovery(
+        broker.createLocalClient('fieldgate-home-assistant'),
+        { prefix: config.homeAssistant.prefix, gatewayId: config.gatewayId ?? 'fieldgate' },
+        logger.child({ part: 'home-assistant' }),
+      );
+      await announceDevices();
+    }
     if (mapping.modbusDevices.length + mapping.lineDevices.length > 0) {
       logger.info({ devices: mapping.modbusDevices.length + mapping.lineDevices.length, files: deviceFiles.length }, 'device adapters started');
     }
@@ -169,6 +187,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
           }
           for (const d of deviceStatus()) before.delete(d.id);
           for (const removed of before) metrics?.forgetDevice(removed);
+          await announceDevices();
           logger.info({ files: changed }, `device mappings reloaded: ${changed.length} file(s) changed, the others keep running`);
         }
       }

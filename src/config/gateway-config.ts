@@ -52,6 +52,17 @@ export const listenerSchema = z.strictObject({
   }
 });
 
+const homeAssistantSchema = z.strictObject({
+  _comment: z.string().optional(),
+  discovery: z.boolean().default(false).describe('Announce every device point to Home Assistant (MQTT discovery): retained configs under <prefix>/…/config, published again when Home Assistant sends "online" on <prefix>/status'),
+  prefix: z
+    .string()
+    .regex(/^[^#+\u0000]+$/, 'no "+", "#" or NUL')
+    .refine((s) => !s.startsWith('/') && !s.endsWith('/') && !s.includes('//'), 'no leading, trailing or double "/"')
+    .default('homeassistant')
+    .describe("Home Assistant's discovery prefix (its MQTT integration's default: homeassistant)"),
+}).describe('Home Assistant MQTT discovery');
+
 export const gatewayConfigSchema = z.strictObject({
   $schema: z.string().optional(),
   description: z.string().optional(),
@@ -70,6 +81,7 @@ export const gatewayConfigSchema = z.strictObject({
   demo: z.boolean().default(false).describe('Start the built-in simulated energy meter and its mapping'),
   bridges: bridgeListSchema.default([]),
   metrics: z.strictObject({ host: z.string().default('127.0.0.1'), port: port.default(9883) }).optional(),
+  homeAssistant: homeAssistantSchema.default(() => homeAssistantSchema.parse({})),
 });
 
 export type GatewayConfig = z.output<typeof gatewayConfigSchema>;
@@ -86,9 +98,10 @@ function defaultGatewayId(): string {
   return os.hostname().replace(/[^A-Za-z0-9_.-]/g, '-') || 'fieldgate';
 }
 
-/** The built-in configuration `fieldgate run` uses without --config: loopback broker, ./data, the demo meter. */
+/** The built-in configuration `fieldgate run` uses without --config: loopback broker, ./data, the demo meter, Home Assistant discovery. */
 export function embeddedDefaultConfig(): GatewayConfig {
-  const config = gatewayConfigSchema.parse({ demo: true, gatewayId: defaultGatewayId() });
+  // Discovery on: harmless without Home Assistant, and with it the demo meter appears there by itself.
+  const config = gatewayConfigSchema.parse({ demo: true, gatewayId: defaultGatewayId(), homeAssistant: { discovery: true } });
   config.broker.dataDir = path.resolve(config.broker.dataDir);
   return config;
 }
