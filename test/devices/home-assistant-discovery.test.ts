@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { writeDemoMapping } from '../../src/demo/demo-mapping.js';
-import { buildDiscoveryConfigs, numberRange, type DiscoveryConfig } from '../../src/devices/home-assistant/index.js';
+import { buildDiscoveryConfigs, gatewayDiscoveryConfig, numberRange, type DiscoveryConfig } from '../../src/devices/home-assistant/index.js';
 import { loadDeviceMapping, shippedProfileDir, type DeviceMapping } from '../../src/devices/mapping-schema.js';
 import { formatValue, parseCommand } from '../../src/devices/modbus/value.js';
 
@@ -260,6 +260,23 @@ describe('per-device and per-point settings', () => {
       expect.stringMatching(/devices\[0\]\.fields\.t\.homeAssistant\.component: a line field is read-only in Home Assistant: use "sensor" or "binary_sensor"/),
       expect.stringMatching(/devices\[0\]\.fields\.ok\.homeAssistant\.component: a binary_sensor needs a boolean/),
     ]);
+  });
+});
+
+describe('the gateway as a device', () => {
+  it('is announced with one sensor, under the identifier every device names as via_device', () => {
+    const gateway = gatewayDiscoveryConfig({ prefix: 'homeassistant', gatewayId: 'barn.local' });
+    expect(gateway.topic).toBe('homeassistant/sensor/barn_local/devices_online/config');
+    expect(gateway.payload).toMatchObject({
+      name: 'Devices online',
+      unique_id: 'fieldgate_barn_local_devices_online',
+      state_topic: 'homeassistant/sensor/barn_local/devices_online/state',
+      state_class: 'measurement',
+      device: { identifiers: ['fieldgate_barn_local'], name: 'fieldgate barn.local', manufacturer: 'fieldgate' },
+    });
+    const mapping = load(writeDemoMapping(path.join(dir, 'demo-gw'), 1502));
+    const deviceConfig = buildDiscoveryConfigs(mapping, { prefix: 'homeassistant', gatewayId: 'barn.local' })[0];
+    expect((deviceConfig.payload.device as { via_device: string }).via_device).toBe((gateway.payload.device as { identifiers: string[] }).identifiers[0]);
   });
 });
 

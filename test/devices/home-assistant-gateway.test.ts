@@ -99,9 +99,10 @@ describe('Home Assistant discovery from a running gateway', () => {
   it('announces every point with retained configs that a new subscriber gets at once', async () => {
     const configs = await waitFor(() => {
       const latest = configsIn(ha.seen);
-      return latest.size >= 9 ? latest : undefined;
-    }, 'the configs of the demo meter (8 points) and meter-b (1 point)');
+      return latest.size >= 10 ? latest : undefined;
+    }, 'the configs of the gateway, the demo meter (8 points) and meter-b (1 point)');
     expect([...configs.keys()].sort()).toEqual([
+      'homeassistant/sensor/test-gw/devices_online/config',
       'homeassistant/sensor/test-gw_demo-meter/current/config',
       'homeassistant/sensor/test-gw_demo-meter/energy-import/config',
       'homeassistant/sensor/test-gw_demo-meter/energy-total/config',
@@ -125,6 +126,10 @@ describe('Home Assistant discovery from a running gateway', () => {
     // The topics a config names are the ones the gateway really publishes on.
     await waitFor(() => latestValue(ha.seen, b.availability_topic) === b.payload_available, 'meter-b to be available');
     await waitFor(() => Number(latestValue(ha.seen, b.state_topic)) > 200, 'a voltage reading on the state topic');
+    // The gateway's own entity counts the devices that say they are online.
+    const gatewayConfig = JSON.parse(configs.get('homeassistant/sensor/test-gw/devices_online/config')!);
+    expect(gatewayConfig.device).toMatchObject({ identifiers: [b.device.via_device], name: 'fieldgate test-gw' });
+    await waitFor(() => latestValue(ha.seen, gatewayConfig.state_topic) === '2', 'two devices online');
   });
 
   it("a switch's command_topic switches the demo relay, and its state topic follows", async () => {
@@ -163,6 +168,7 @@ describe('Home Assistant discovery from a running gateway', () => {
     const bTopics = ['homeassistant/sensor/test-gw_meter-b/voltage/config', 'homeassistant/sensor/test-gw_meter-b/frequency/config'];
     // An empty retained message is how Home Assistant is told to remove an entity.
     await waitFor(() => bTopics.every((t) => configsIn(ha.seen).get(t) === ''), 'empty configs for both meter-b points');
+    await waitFor(() => latestValue(ha.seen, 'homeassistant/sensor/test-gw/devices_online/state') === '1', 'one device online');
     const retained = gateway!.broker.retainedFor('homeassistant/#').map((m) => m.topic);
     expect(retained.filter((t) => t.includes('meter-b'))).toEqual([]);
     expect(retained.filter((t) => t.includes('demo-meter'))).toHaveLength(8);
@@ -206,7 +212,7 @@ describe('configs a previous run left on the broker', () => {
       expect(retained.has('homeassistant/sensor/gw2_old/x/config')).toBe(true);
       expect(retained.has('homeassistant/light/0x01/light/config')).toBe(true);
       expect(retained.has('homeassistant/sensor/legacy/thing/config')).toBe(true);
-      expect(discovery.topics()).toHaveLength(8);
+      expect(discovery.topics()).toHaveLength(9);
       for (const topic of discovery.topics()) expect(retained.has(topic), topic).toBe(true);
       discovery.stop();
     } finally {

@@ -53,6 +53,33 @@ export function gatewayIdentifier(gatewayId: string): string {
   return `fieldgate_${safeId(gatewayId)}`;
 }
 
+/** Where the gateway publishes how many of its devices are online (its own entity in Home Assistant). */
+export function gatewayStateTopic(options: DiscoveryOptions): string {
+  return `${options.prefix}/sensor/${safeId(options.gatewayId)}/devices_online/state`;
+}
+
+/**
+ * The gateway itself as a Home Assistant device, with one sensor: how many of its devices are online.
+ * Every device names it as `via_device`; announcing it gives that device a name instead of a blank entry.
+ */
+export function gatewayDiscoveryConfig(options: DiscoveryOptions): DiscoveryConfig {
+  const node = safeId(options.gatewayId);
+  return {
+    topic: `${options.prefix}/sensor/${node}/devices_online/config`,
+    deviceId: '',
+    payload: {
+      name: 'Devices online',
+      unique_id: `fieldgate_${node}_devices_online`,
+      default_entity_id: `sensor.${entityIdSlug(`fieldgate_${node}_devices_online`)}`,
+      state_topic: gatewayStateTopic(options),
+      state_class: 'measurement',
+      icon: 'mdi:lan-connect',
+      device: { identifiers: [gatewayIdentifier(options.gatewayId)], name: `fieldgate ${options.gatewayId}`, manufacturer: 'fieldgate', model: 'MQTT edge gateway', sw_version: VERSION },
+      origin: { name: 'fieldgate', sw_version: VERSION },
+    },
+  };
+}
+
 /** Every discovery config of the mapping's devices, except those announced with "announce": false. */
 export function buildDiscoveryConfigs(mapping: Pick<DeviceMapping, 'modbusDevices' | 'lineDevices'>, options: DiscoveryOptions): DiscoveryConfig[] {
   const sources = [

@@ -1,11 +1,12 @@
 // Keeps Home Assistant's view of the devices current: publishes the discovery configs retained,
 // again when Home Assistant announces itself (its birth message "online" on <prefix>/status), and
 // clears (empty retained message) the configs of devices and points that are gone, including those
-// a previous run left on the broker.
+// a previous run left on the broker. Also keeps the gateway's own sensor (devices online) current.
 import type { LocalClient, Message } from '../../broker/types.js';
 import type { Logger } from '../../log.js';
 import type { DeviceMapping } from '../mapping-schema.js';
-import { buildDiscoveryConfigs, gatewayIdentifier, type DiscoveryOptions } from './discovery.js';
+import { lineDeviceTopicPrefix } from '../line/schema.js';
+import { availabilityPayloads, buildDiscoveryConfigs, gatewayDiscoveryConfig, gatewayIdentifier, gatewayStateTopic, type DiscoveryOptions } from './discovery.js';
 
 export interface HomeAssistantDiscovery {
   /** Announces the mapping's devices and clears the configs of those no longer in it. */
@@ -33,6 +34,9 @@ export async function startHomeAssistantDiscovery(client: LocalClient, options: 
     return next;
   };
   const publish = (topic: string, payload: string) => client.publish(topic, payload, { qos: 1, retain: true });
+  const availability = trackAvailability(client, (online) => {
+    publish(gatewayStateTopic(options), String(online)).catch((err: unknown) => logger.warn({ err }, 'publishing the number of devices online failed'));
+  });
 
   // A status message retained on the broker arrives at once; the first update announces everything anyway.
   let replaying = true;
@@ -48,13 +52,16 @@ export async function startHomeAssistantDiscovery(client: LocalClient, options: 
     update(mapping) {
       return serial(async () => {
         if (stopped) return;
-        const next = new Map(buildDiscoveryConfigs(mapping, options).map((c) => [c.topic, JSON.stringify(c.payload)]));
+        // The gateway first: every device names it as the device it is connected through.
+        const configs = [gatewayDiscoveryConfig(options), ...buildDiscoveryConfigs(mapping, options)];
+        const next = new Map(configs.map((c) => [c.topic, JSON.stringify(c.payload)]));
         const gone = [...new Set([...current.keys(), ...leftOver])].filter((topic) => !next.has(topic));
         const changed = [...next].filter(([topic, payload]) => current.get(topic) !== payload);
         await Promise.all([...gone.map((topic) => publish(topic, '')), ...changed.map(([topic, payload]) => publish(topic, payload))]);
         leftOver.clear();
         current.clear();
         for (const [topic, payload] of next) current.set(topic, payload);
+        availability.watch([...mapping.modbusDevices.map((d) => d.topicPrefix), ...mapping.lineDevices.map(lineDeviceTopicPrefix)].map((prefix) => `${prefix}/availability`));
         if (changed.length > 0 || gone.length > 0) {
           logger.info({ prefix: options.prefix, entities: next.size, published: changed.length, removed: gone.length }, `Home Assistant discovery: ${next.size} entities announced under ${options.prefix}/`);
         }
@@ -72,6 +79,7 @@ export async function startHomeAssistantDiscovery(client: LocalClient, options: 
     stop() {
       stopped = true;
       client.unsubscribe(statusTopic);
+      availability.stop();
     },
   };
   return handle;
@@ -95,4 +103,44 @@ async function retainedConfigsOfThisGateway(client: LocalClient, options: Discov
   await new Promise((resolve) => setImmediate(resolve));
   client.unsubscribe(filter);
   return found;
+}
+
+/** Follows the availability topics of the running devices and reports how many say "online" when that changes. */
+function trackAvailability(client: LocalClient, report: (online: number) => void) {
+  const online = new Map<string, boolean>();
+  let reported: number | undefined;
+  let stopped = false;
+  const reportIfChanged = () => {
+    if (stopped) return;
+    const count = [...online.values()].filter(Boolean).length;
+    if (count === reported) return;
+    reported = count;
+    report(count);
+  };
+  return {
+    watch(topics: string[]) {
+      const wanted = new Set(topics);
+      for (const topic of online.keys()) {
+        if (wanted.has(topic)) continue;
+        client.unsubscribe(topic);
+        online.delete(topic);
+      }
+      for (const topic of wanted) {
+        if (online.has(topic)) continue;
+        online.set(topic, false);
+        client.subscribe(topic, (message) => {
+          if (!online.has(topic)) return;
+          online.set(topic, message.payload.toString('utf8') === availabilityPayloads.available);
+          reportIfChanged();
+        });
+      }
+      // After the retained availability messages of new subscriptions (delivered within this turn).
+      setImmediate(reportIfChanged);
+    },
+    stop() {
+      stopped = true;
+      for (const topic of online.keys()) client.unsubscribe(topic);
+      online.clear();
+    },
+  };
 }
