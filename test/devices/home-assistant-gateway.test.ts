@@ -94,7 +94,7 @@ describe('Home Assistant discovery from a running gateway', () => {
     await gateway?.stop();
     await Promise.all(meters.map((m) => m.stop()));
     rmSync(dir, { recursive: true, force: true });
-  });
+  }, 60_000);
 
   it('announces every point with retained configs that a new subscriber gets at once', async () => {
     const configs = await waitFor(() => {
@@ -130,7 +130,7 @@ describe('Home Assistant discovery from a running gateway', () => {
     const gatewayConfig = JSON.parse(configs.get('homeassistant/sensor/test-gw/devices_online/config')!);
     expect(gatewayConfig.device).toMatchObject({ identifiers: [b.device.via_device], name: 'fieldgate test-gw' });
     await waitFor(() => latestValue(ha.seen, gatewayConfig.state_topic) === '2', 'two devices online');
-  });
+  }, 60_000);
 
   it("a switch's command_topic switches the demo relay, and its state topic follows", async () => {
     const relay = JSON.parse(await waitFor(() => configsIn(ha.seen).get('homeassistant/switch/test-gw_demo-meter/relay/config'), 'the relay config'));
@@ -143,7 +143,7 @@ describe('Home Assistant discovery from a running gateway', () => {
     await ha.client.publishAsync(relay.command_topic, relay.payload_on);
     await waitFor(() => meters[0].relayOn, 'the simulated relay to close');
     await waitFor(() => latestValue(ha.seen, relay.state_topic) === relay.payload_on, 'the state topic to say on');
-  });
+  }, 60_000);
 
   it("Home Assistant's birth message makes the gateway publish every config again", async () => {
     const before = configsIn(ha.seen);
@@ -155,7 +155,7 @@ describe('Home Assistant discovery from a running gateway', () => {
       return latest.size === before.size ? latest : undefined;
     }, 'every config to be published again');
     expect(again).toEqual(before);
-  });
+  }, 60_000);
 
   it('a reload that changes a mapping announces new points; one that removes a device clears its configs', async () => {
     writeFileSync(bFile, JSON.stringify(meterB(meters[1].port, [voltage, frequency])));
@@ -175,9 +175,9 @@ describe('Home Assistant discovery from a running gateway', () => {
     // A Home Assistant that connects now learns of the demo meter only.
     const late = await watcher(port, ['homeassistant/#']);
     clients.push(late.client);
-    await waitFor(() => late.seen.length >= 8, 'the retained demo configs');
+    await waitFor(() => late.seen.length >= 10, 'the retained configs of the gateway and the demo meter, and the gateway state');
     expect(late.seen.map((m) => m.topic).filter((t) => t.includes('meter-b'))).toEqual([]);
-  });
+  }, 60_000);
 });
 
 describe('configs a previous run left on the broker', () => {
