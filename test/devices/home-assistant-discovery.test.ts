@@ -199,14 +199,18 @@ describe('per-device and per-point settings', () => {
   const device = (points: unknown[], extra: Record<string, unknown> = {}) => ({ id: 'plc1', bus: 'plc', unitId: 1, points, ...extra });
 
   it('"announce": false leaves out a device or a point', () => {
+    const lineBus = { id: 'ard', type: 'serial-line', path: '/dev/ttyACM0' };
+    const lineDevice = (id: string, extra: Record<string, unknown>) => ({ id, protocol: 'line', bus: 'ard', parser: { type: 'json' }, fields: { t: { unit: '°C' }, h: { unit: '%RH' } }, ...extra });
     const mapping = load(write('announce.json', {
-      buses: [tcpBus],
+      buses: [tcpBus, lineBus],
       devices: [
         device([{ name: 'a', table: 'input', address: 0 }, { name: 'b', table: 'input', address: 1, homeAssistant: { announce: false } }]),
         { id: 'hidden', bus: 'plc', unitId: 2, homeAssistant: { announce: false }, points: [{ name: 'x', table: 'input', address: 0 }] },
+        lineDevice('shed', { fields: { t: { unit: '°C' }, h: { unit: '%RH', homeAssistant: { announce: false } } } }),
+        lineDevice('attic', { homeAssistant: { announce: false } }),
       ],
     }));
-    expect(buildDiscoveryConfigs(mapping, options).map((c) => c.payload.state_topic)).toEqual(['fieldgate/plc1/a']);
+    expect(buildDiscoveryConfigs(mapping, options).map((c) => c.payload.state_topic)).toEqual(['fieldgate/plc1/a', 'fieldgate/shed/t']);
   });
 
   it('name, component, device class and state class can be set; "none" removes an inferred class', () => {
