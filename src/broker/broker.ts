@@ -40,6 +40,8 @@ export interface ListenOptions {
 }
 
 const SWEEP_INTERVAL_MS = 500;
+/** How long a closing connection may take to end gracefully before its socket is destroyed. */
+const CLOSE_GRACE_MS = 2000;
 /**
  * Flow control towards publishers: when a connected subscriber's queue passes the high-water mark,
  * the publisher feeding it stops being read until the queue is back under the low-water mark
@@ -172,8 +174,10 @@ export class Broker implements ConnectionHost, OutboundHost {
     if (session === null || session.connection !== connection) return;
     session.connection = null;
     this.relieve(session);
-    const reason = connection.closeReason ?? (connection.cleanDisconnect ? 'DISCONNECT from the client' : 'network connection closed by the client');
-    this.logger.info({ clientId: session.clientId, address: connection.address, reason }, 'client disconnected');
+    if (this.logger.isLevelEnabled('info')) {
+      const reason = connection.closeReason ?? (connection.cleanDisconnect ? 'DISCONNECT from the client' : 'network connection closed by the client');
+      this.logger.info({ clientId: session.clientId, address: connection.address, reason }, 'client disconnected');
+    }
     const will = connection.cleanDisconnect || this.shuttingDown ? null : connection.will;
     if (session.expiryInterval === 0) {
       if (will) this.publishWill(will);
@@ -428,11 +432,10 @@ export class Broker implements ConnectionHost, OutboundHost {
   /** Ends a session: its subscriptions go, its messages are discarded. */
   endSession(session: Session): void {
     session.clearTimers();
-    for (const filter of [...session.subscriptions.keys()]) {
-      const sub = session.subscriptions.get(filter)!;
-      this.tree.remove(session, filter, sub.matchFilter);
-    }
-    const orphans = [...session.inflight.values(), ...session.queue].filter((d) => d.shareKey !== undefined && !d.released);
+    for (const [filter, sub] of session.subscriptions) this.tree.remove(session, filter, sub.matchFilter);
+    const orphans = session.inflight.size + session.queue.length === 0
+      ? []
+      : [...session.inflight.values(), ...session.queue].filter((d) => d.shareKey !== undefined && !d.released);
     session.subscriptions.clear();
     session.inflight.clear();
     session.queue = [];
@@ -500,7 +503,10 @@ export class Broker implements ConnectionHost, OutboundHost {
   private sweep(): void {
     const now = Date.now();
     for (const connection of this.connections) {
-      if (!connection.connected) {
+      if (connection.closing) {
+        // A peer that never reads must not keep the socket (and its buffers) alive.
+        if (now - connection.closingSince > CLOSE_GRACE_MS) connection.destroy();
+      } else if (!connection.connected) {
         if (now - connection.openedAt > this.options.connectTimeoutMs) {
           this.logger.info({ address: connection.address }, 'no CONNECT within the connect timeout; closing');
           connection.destroy();

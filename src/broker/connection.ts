@@ -55,8 +55,10 @@ export class Connection {
   /** A DISCONNECT was received: no will unless a v5 reason 0x04 asked for it. */
   cleanDisconnect = false;
   keepAliveMs = 0;
-  lastActivity = Date.now();
-  readonly openedAt = Date.now();
+  lastActivity: number;
+  readonly openedAt: number;
+  /** When close() began; the broker's sweep destroys a socket still open long after (a peer that never reads). */
+  closingSince = 0;
   identity: ClientIdentity;
   will: Will | null = null;
   /** QoS 1/2 messages we may have in flight to the client: its Receive Maximum, capped by ours. */
@@ -82,6 +84,7 @@ export class Connection {
     /** False on listeners where clients must present a user name (or a client certificate). */
     readonly allowAnonymous = true,
   ) {
+    this.openedAt = this.lastActivity = Date.now();
     this.identity = { clientId: '', address, local: false };
     this.framer = new PacketFramer(host.maximumPacketSize);
     (stream as OwnedStream)[owner] = this;
@@ -175,9 +178,14 @@ export class Connection {
     }
     this.flush();
     this.closing = true;
+    this.closingSince = Date.now();
     this.stream.end();
-    // A peer that never reads must not keep the socket (and its buffers) alive.
-    setTimeout(() => this.stream.destroy(), 2000).unref();
+  }
+
+  /** Sends what is queued and closes at once (the client said DISCONNECT: no graceful end to wait for). */
+  closeNow(): void {
+    if (!this.closing) this.flush();
+    this.destroy();
   }
 
   destroy(): void {

@@ -30,6 +30,12 @@ function parserFor(protocolVersion: number): SharedParser {
 
 /** The packet in `frame`; throws FrameError (reason 0x81 Malformed Packet) when it does not parse. */
 export function decodePacket(frame: Buffer, protocolVersion: number): Packet {
+  if (frame.length === 2 && frame[1] === 0) {
+    // Bodiless DISCONNECT and PINGREQ (one of each per connection, or per keep alive) skip the parser.
+    // A v5 DISCONNECT without a body means reason 0x00 (MQTT 5.0 §3.14.2.1).
+    if (frame[0] === 0xe0) return protocolVersion === 5 ? { cmd: 'disconnect', reasonCode: 0, length: 0 } : { cmd: 'disconnect', length: 0 };
+    if (frame[0] === 0xc0) return { cmd: 'pingreq', length: 0 };
+  }
   const shared = parserFor(protocolVersion);
   const settings = (shared.parser as unknown as { settings: { protocolVersion?: number } });
   // A CONNECT replaces the parser's settings with the packet itself: put ours back.

@@ -18,6 +18,9 @@ const V5_BAD_CREDENTIALS = 0x86;
 const V5_PROTOCOL_ERROR = 0x82;
 const V5_TOPIC_NAME_INVALID = 0x90;
 const V5_SESSION_TAKEN_OVER = 0x8e;
+// 3.1/3.1.1 CONNACK accepting the connection (§3.2), encoded once: written as they are, never modified.
+const V3_CONNACK_ACCEPTED = Buffer.from([0x20, 0x02, 0x00, 0x00]);
+const V3_CONNACK_ACCEPTED_SESSION_PRESENT = Buffer.from([0x20, 0x02, 0x01, 0x00]);
 
 /** CONNECT (MQTT 3.1.1 §3.1, 5.0 §3.1): validate, authenticate, take over or resume the session, CONNACK. */
 export function handleConnect(broker: Broker, connection: Connection, packet: mqttPacket.IConnectPacket): void {
@@ -177,9 +180,11 @@ export function handleConnect(broker: Broker, connection: Connection, packet: mq
       },
     });
   } else {
-    connection.send({ cmd: 'connack', returnCode: 0, sessionPresent });
+    connection.write(sessionPresent ? V3_CONNACK_ACCEPTED_SESSION_PRESENT : V3_CONNACK_ACCEPTED);
   }
-  broker.logger.info({ clientId, address: connection.address, protocol: version, cleanStart, sessionPresent, keepAlive }, 'client connected');
+  if (broker.logger.isLevelEnabled('info')) {
+    broker.logger.info({ clientId, address: connection.address, protocol: version, cleanStart, sessionPresent, keepAlive }, 'client connected');
+  }
   resume(broker, session);
 }
 

@@ -19,6 +19,5 @@ export function handleDisconnect(broker: Broker, connection: Connection, packet:
   }
   connection.cleanDisconnect = !(connection.protocolVersion === 5 && packet.reasonCode === DISCONNECT_WITH_WILL);
   if (connection.cleanDisconnect) connection.will = null;
-  connection.close();
-  connection.destroy();
+  connection.closeNow();
 }
