@@ -9,7 +9,7 @@ import { startBridge, type BridgeHandle } from './bridge/index.js';
 import { ConfigError, type GatewayConfig, type ListenerConfig } from './config/gateway-config.js';
 import { writeDemoMapping } from './demo/demo-mapping.js';
 import { startSimulatedMeter, type SimulatedMeter } from './demo/simulated-meter.js';
-import { loadDeviceMappings, startDevices, startHomeAssistantDiscovery, type DeviceMapping, type DevicesHandle, type HomeAssistantDiscovery } from './devices/index.js';
+import { clearHomeAssistantDiscovery, loadDeviceMappings, startDevices, startHomeAssistantDiscovery, type DeviceMapping, type DevicesHandle, type HomeAssistantDiscovery } from './devices/index.js';
 import { isLoopback, openListener, type OpenListener } from './listeners.js';
 import type { Logger } from './log.js';
 import { brokerCollector, bridgesCollector, createMetrics, gatewayHealth, startMetricsServer, type MetricsServer } from './metrics/index.js';
@@ -125,13 +125,14 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       devicesByFile.set(file, { text, handle, mapping: fileMapping });
     };
     for (const file of deviceFiles) await startFile(file, readText(file));
+    const discoveryOptions = { prefix: config.homeAssistant.prefix, gatewayId: config.gatewayId ?? 'fieldgate' };
+    const discoveryClient = broker.createLocalClient('fieldgate-home-assistant');
     if (config.homeAssistant.discovery) {
-      discovery = await startHomeAssistantDiscovery(
-        broker.createLocalClient('fieldgate-home-assistant'),
-        { prefix: config.homeAssistant.prefix, gatewayId: config.gatewayId ?? 'fieldgate' },
-        logger.child({ part: 'home-assistant' }),
-      );
+      discovery = await startHomeAssistantDiscovery(discoveryClient, discoveryOptions, logger.child({ part: 'home-assistant' }));
       await announceDevices();
+    } else {
+      await clearHomeAssistantDiscovery(discoveryClient, discoveryOptions, logger.child({ part: 'home-assistant' }));
+      discoveryClient.close();
     }
     if (mapping.modbusDevices.length + mapping.lineDevices.length > 0) {
       logger.info({ devices: mapping.modbusDevices.length + mapping.lineDevices.length, files: deviceFiles.length }, 'device adapters started');

@@ -12,7 +12,7 @@ export { loadDeviceMapping, loadDeviceMappings, deviceMappingJsonSchema, deviceM
 export { probeRegisters, decodeAll, formatProbe, type ProbeOptions, type ProbeResult, type ProbeDecoding } from './modbus/probe.js';
 export { planDeviceReads, minimumRequests, type ReadBlock } from './modbus/planner.js';
 export { describeMapping } from './summary.js';
-export { buildDiscoveryConfigs, startHomeAssistantDiscovery, type DiscoveryConfig, type HomeAssistantDiscovery } from './home-assistant/index.js';
+export { buildDiscoveryConfigs, clearHomeAssistantDiscovery, startHomeAssistantDiscovery, type DiscoveryConfig, type HomeAssistantDiscovery } from './home-assistant/index.js';
 export type { ModbusDevice, ModbusPoint } from './modbus/model.js';
 export type { ModbusBus } from './modbus/schema.js';
 

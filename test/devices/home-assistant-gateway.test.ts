@@ -10,7 +10,7 @@ import { Broker } from '../../src/broker/broker.js';
 import { embeddedDefaultConfig, parseGatewayConfig } from '../../src/config/gateway-config.js';
 import { writeDemoMapping } from '../../src/demo/demo-mapping.js';
 import { startSimulatedMeter, type SimulatedMeter } from '../../src/demo/simulated-meter.js';
-import { startHomeAssistantDiscovery } from '../../src/devices/home-assistant/index.js';
+import { clearHomeAssistantDiscovery, gatewayDiscoveryConfig, startHomeAssistantDiscovery } from '../../src/devices/home-assistant/index.js';
 import { loadDeviceMapping } from '../../src/devices/mapping-schema.js';
 import { startGateway, type Gateway } from '../../src/gateway.js';
 import { silentLogger } from '../../src/log.js';
@@ -59,6 +59,7 @@ describe('Home Assistant discovery from a running gateway', () => {
   let ha: { client: MqttClient; seen: Seen[] };
   const clients: MqttClient[] = [];
   let bFile: string;
+  let configInput: Record<string, unknown>;
   /** The latest config payload per topic, as Home Assistant would hold it. */
   const configsIn = (seen: Seen[]) => {
     const latest = new Map<string, string>();
@@ -78,12 +79,8 @@ describe('Home Assistant discovery from a running gateway', () => {
     writeFileSync(demoFile, JSON.stringify(demo));
     bFile = path.join(dir, 'b.json');
     writeFileSync(bFile, JSON.stringify(meterB(meters[1].port, [voltage])));
-    const config = parseGatewayConfig(
-      { gatewayId: 'test-gw', broker: { port: 0, dataDir: 'data', sysIntervalSeconds: 0 }, devices: [demoFile, bFile], homeAssistant: { discovery: true } },
-      'test config',
-      dir,
-    );
-    gateway = await startGateway(config, silentLogger);
+    configInput = { gatewayId: 'test-gw', broker: { port: 0, dataDir: 'data', sysIntervalSeconds: 0 }, devices: [demoFile, bFile], homeAssistant: { discovery: true } };
+    gateway = await startGateway(parseGatewayConfig(configInput, 'test config', dir), silentLogger);
     port = gateway.listeners[0].port;
     ha = await watcher(port, ['homeassistant/#', 'fieldgate/#']);
     clients.push(ha.client);
@@ -178,6 +175,19 @@ describe('Home Assistant discovery from a running gateway', () => {
     await waitFor(() => late.seen.length >= 10, 'the retained configs of the gateway and the demo meter, and the gateway state');
     expect(late.seen.map((m) => m.topic).filter((t) => t.includes('meter-b'))).toEqual([]);
   }, 60_000);
+
+  it('restarted with discovery off, the gateway removes what it announced before (the broker kept it on disk)', async () => {
+    await Promise.all(clients.splice(0).map((c) => c.endAsync(true).catch(() => undefined)));
+    await gateway!.stop();
+    gateway = undefined;
+    gateway = await startGateway(parseGatewayConfig({ ...configInput, homeAssistant: { discovery: false } }, 'test config', dir), silentLogger);
+    const retained = gateway.broker.retainedFor('homeassistant/#');
+    expect(retained.map((m) => `${m.topic} ${m.payload.length}`)).toEqual([]);
+    // The devices themselves still run and publish.
+    const watcherAfter = await watcher(gateway.listeners[0].port, ['fieldgate/demo-meter/voltage']);
+    clients.push(watcherAfter.client);
+    await waitFor(() => watcherAfter.seen.length > 0, 'a demo reading after the restart');
+  }, 60_000);
 });
 
 describe('configs a previous run left on the broker', () => {
@@ -215,6 +225,13 @@ describe('configs a previous run left on the broker', () => {
       expect(discovery.topics()).toHaveLength(9);
       for (const topic of discovery.topics()) expect(retained.has(topic), topic).toBe(true);
       discovery.stop();
+
+      // Discovery turned off: this gateway's configs go (its own included), the others stay.
+      const removed = await clearHomeAssistantDiscovery(broker.createLocalClient('ha-off'), { prefix: 'homeassistant', gatewayId: 'gw1' }, silentLogger);
+      expect(removed).toBe(9);
+      const after = new Set(broker.retainedFor('homeassistant/#').map((m) => m.topic));
+      expect([...after].sort()).toEqual(['homeassistant/light/0x01/light/config', 'homeassistant/sensor/gw2_old/x/config', 'homeassistant/sensor/legacy/thing/config']);
+      expect(after.has(gatewayDiscoveryConfig({ prefix: 'homeassistant', gatewayId: 'gw1' }).topic)).toBe(false);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

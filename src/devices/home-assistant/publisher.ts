@@ -85,7 +85,20 @@ export async function startHomeAssistantDiscovery(client: LocalClient, options: 
   return handle;
 }
 
-/** Config topics retained on the broker that this gateway published (their device is routed via it). */
+/**
+ * With discovery off: clears the configs an earlier run of this gateway left retained, so that Home
+ * Assistant does not keep entities nobody announces any more. Returns how many were cleared.
+ */
+export async function clearHomeAssistantDiscovery(client: LocalClient, options: DiscoveryOptions, logger: Logger): Promise<number> {
+  const leftOver = await retainedConfigsOfThisGateway(client, options);
+  if (leftOver.size === 0) return 0;
+  const clear = (topic: string) => client.publish(topic, '', { qos: 1, retain: true });
+  await Promise.all([...[...leftOver].map(clear), clear(gatewayStateTopic(options))]);
+  logger.info({ prefix: options.prefix, removed: leftOver.size }, `Home Assistant discovery is off: removed the ${leftOver.size} configs an earlier run published`);
+  return leftOver.size;
+}
+
+/** Config topics retained on the broker that this gateway published (the gateway's own, and its devices'). */
 async function retainedConfigsOfThisGateway(client: LocalClient, options: DiscoveryOptions): Promise<Set<string>> {
   const filter = `${options.prefix}/+/+/+/config`;
   const via = gatewayIdentifier(options.gatewayId);
@@ -93,8 +106,10 @@ async function retainedConfigsOfThisGateway(client: LocalClient, options: Discov
   client.subscribe(filter, (message) => {
     if (!message.retain || message.payload.length === 0) return;
     try {
-      const payload = JSON.parse(message.payload.toString('utf8')) as { device?: { via_device?: unknown }; origin?: { name?: unknown } };
-      if (payload.origin?.name === 'fieldgate' && payload.device?.via_device === via) found.add(message.topic);
+      const payload = JSON.parse(message.payload.toString('utf8')) as { device?: { via_device?: unknown; identifiers?: unknown }; origin?: { name?: unknown } };
+      if (payload.origin?.name !== 'fieldgate') return;
+      const gatewayItself = Array.isArray(payload.device?.identifiers) && payload.device.identifiers.includes(via);
+      if (payload.device?.via_device === via || gatewayItself) found.add(message.topic);
     } catch {
       // Someone else's config, not JSON: not ours.
     }
