@@ -69,6 +69,8 @@ describe('check', () => {
       devices: ['devices/meter.json'],
       bridges: [{ name: 'cloud', url: 'mqtt://cloud.example.com', clientId: 'gw', rules: [{ direction: 'out', filter: 'home/#' }] }],
       metrics: { port: 9883 },
+      gatewayId: 'pi-kitchen',
+      homeAssistant: { discovery: true },
     });
     const result = await runCli(['check', '--config', config]);
     expect(result.stderr).toBe('');
@@ -82,6 +84,9 @@ describe('check', () => {
     expect(out).toMatch(/kitchen unit 3: \d+ points → home\/kitchen\/…/);
     expect(out).toContain('bridge cloud → mqtt://cloud.example.com: out home/#');
     expect(out).toContain('metrics on http://127.0.0.1:9883/metrics');
+    // One Home Assistant entity per point of the meter.
+    const points = Number(/kitchen unit 3: (\d+) points/.exec(out)![1]);
+    expect(out).toContain(`Home Assistant discovery under homeassistant/ (gateway id pi-kitchen): ${points} entities from the device mappings`);
 
     const withPoints = await runCli(['check', '--config', config, '--points']);
     expect(withPoints.code).toBe(0);
@@ -186,6 +191,7 @@ describe('check', () => {
       expect(result.stdout).toContain('listener mqtt://127.0.0.1:1883 (anonymous allowed)');
       expect(result.stdout).toContain(`data in ${path.join(fs.realpathSync(cwd), 'data')}`);
       expect(result.stdout).toContain('demo: simulated SDM120');
+      expect(result.stdout).toMatch(/^  Home Assistant discovery under homeassistant\/ \(gateway id \S+\): the demo meter$/m);
     } finally {
       fs.rmSync(cwd, { recursive: true, force: true });
     }
