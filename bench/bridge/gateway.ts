@@ -7,7 +7,8 @@ import { createLogger } from '../../src/log.js';
 
 const args = JSON.parse(process.argv[2] ?? '{}') as { dataDir: string; remoteUrl: string; window?: number };
 const logger = createLogger('warn', false);
-const broker = new Broker({ dataDir: args.dataDir, logger, sysIntervalMs: 0 });
+const durability = (process.env.BENCH_DURABILITY ?? 'full') as 'full' | 'normal' | 'off';
+const broker = new Broker({ dataDir: args.dataDir, logger, sysIntervalMs: 0, durability });
 await broker.start();
 const { port } = await broker.listen({ port: 0, host: '127.0.0.1' });
 const bridge = await startBridge(
