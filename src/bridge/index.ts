@@ -6,6 +6,7 @@ import type { Logger } from '../log.js';
 import { bridgeConfigSchema, formatConfigIssues, type BridgeConfig, type BridgeConfigInput, type BridgeRule } from './config.js';
 import { Outbox, describeError } from './outbox.js';
 import { Sender } from './sender.js';
+import { PubackFramer, filterPubacks } from './puback-filter.js';
 import { Inbound } from './inbound.js';
 import { StatusPublisher, type BridgeState } from './status.js';
 import { Backoff } from './backoff.js';
@@ -271,6 +272,14 @@ class Bridge {
       return;
     }
     this.client = client;
+    // The stream exists now and no byte has arrived yet (that takes an event-loop turn): the framer starts at the first frame.
+    if (client.stream !== undefined) {
+      const framer = new PubackFramer(this.config.protocolVersion === 5, (id, rc) => this.client === client && this.sender.takePuback(client, id, rc));
+      filterPubacks(client.stream, framer, (err) => {
+        this.noteFailure(`bridge: cannot handle a PUBACK: ${describeError(err)}`);
+        client.stream.destroy();
+      });
+    }
     this.inbound.install(client);
     client.on('connect', (connack) => this.onConnect(client, connack));
     client.on('error', (err) => {

@@ -1,6 +1,7 @@
 // Drains the outbox to the remote: QoS 1, FIFO, bounded in-flight window, rows deleted only after PUBACK.
 // MQTT.js keeps the connection (TLS, WebSocket, CONNACK, keepalive, subscriptions); the outbox's PUBLISH packets are
-// encoded here and written to its stream, one write per batch, and their PUBACKs are taken from 'packetreceive'.
+// encoded here and written to its stream, one write per batch. Their PUBACKs are taken from the received bytes before
+// MQTT.js parses them (puback-filter.ts); any that reach MQTT.js (with properties) come through 'packetreceive'.
 // Packet ids are split: SENDER_PACKET_IDS are ours, the rest MQTT.js's (see connection.ts), so no PUBACK is mistaken.
 import mqttPacket from 'mqtt-packet';
 import type { IClientPublishOptions, MqttClient, Packet } from 'mqtt';
@@ -280,6 +281,16 @@ export class Sender {
       this.nextPacketId = id >= SENDER_PACKET_IDS ? 1 : id + 1;
       if (this.byPacketId[id] === undefined) return id;
     }
+  }
+
+  /**
+   * A PUBACK taken from the received bytes before MQTT.js saw them (see puback-filter.ts). Returns false when the
+   * packet id is not one of ours in flight on the attached connection: then the frame goes on to MQTT.js.
+   */
+  takePuback(client: MqttClient, packetId: number, reasonCode: number): boolean {
+    if (client !== this.client || this.byPacketId[packetId] === undefined) return false;
+    this.onPuback(packetId, reasonCode);
+    return true;
   }
 
   private onPuback(packetId: number | undefined, reasonCode: number | undefined): void {
