@@ -3,6 +3,7 @@
 // connection needs no parser state of its own (memory per idle connection stays small).
 
 import mqttPacket from 'mqtt-packet';
+import { decodeSimpleConnect } from './connect-decoder.js';
 import { FrameError } from './framer.js';
 
 export type Packet = mqttPacket.Packet;
@@ -35,6 +36,10 @@ export function decodePacket(frame: Buffer, protocolVersion: number): Packet {
     // A v5 DISCONNECT without a body means reason 0x00 (MQTT 5.0 §3.14.2.1).
     if (frame[0] === 0xe0) return protocolVersion === 5 ? { cmd: 'disconnect', reasonCode: 0, length: 0 } : { cmd: 'disconnect', length: 0 };
     if (frame[0] === 0xc0) return { cmd: 'pingreq', length: 0 };
+  }
+  if (frame[0] === 0x10) {
+    const connect = decodeSimpleConnect(frame);
+    if (connect !== null) return connect;
   }
   const shared = parserFor(protocolVersion);
   const settings = (shared.parser as unknown as { settings: { protocolVersion?: number } });
