@@ -9,7 +9,7 @@ import type { Logger } from '../log.js';
 import type { Outbox, OutboxRow } from './outbox.js';
 import { describeError } from './outbox.js';
 import { permanentPubackCodes, SENDER_PACKET_IDS } from './connection.js';
-import { encodePublish } from '../broker/packet-writer.js';
+import { PublishBatch, varintLength } from './publish-batch.js';
 
 export interface SenderOptions {
   /** Configured maximum of unacknowledged messages. */
@@ -195,7 +195,7 @@ export class Sender {
       this.schedulePump();
       return;
     }
-    const packets: Buffer[] = [];
+    const packets = new PublishBatch(this.options.protocolVersion === 5);
     try {
       while (
         this.inflight.size + this.reserved < this.remoteWindow &&
@@ -214,7 +214,7 @@ export class Sender {
           this.outbox.moveToDead(row, `larger than the remote's maximum packet size ${this.maxPacket}`);
           continue;
         }
-        packets.push(this.encode(row));
+        this.encode(row, packets);
       }
     } catch (err) {
       this.outbox.markSuspect();
@@ -222,7 +222,7 @@ export class Sender {
       setTimeout(() => this.schedulePump(), 1000).unref();
     } finally {
       // Everything registered as in flight goes out, in order, in one write.
-      if (packets.length > 0) stream.write(packets.length === 1 ? packets[0]! : Buffer.concat(packets));
+      if (packets.length > 0) stream.write(packets.toBuffer());
     }
   }
 
@@ -241,8 +241,8 @@ export class Sender {
     return row;
   }
 
-  /** Registers the row as in flight under a free packet id and returns its PUBLISH packet. */
-  private encode(row: OutboxRow): Buffer {
+  /** Registers the row as in flight under a free packet id and adds its PUBLISH packet to the batch. */
+  private encode(row: OutboxRow, batch: PublishBatch): void {
     const dup = this.sentBefore.delete(row.id);
     if (dup) this.counters.resent += 1;
     if (this.sentBefore.size > 0) {
@@ -255,12 +255,16 @@ export class Sender {
     this.inflightBytes += row.payload.length;
     this.byPacketId[packetId] = entry;
     this.counters.sent += 1;
-    const v5 = this.options.protocolVersion === 5;
     const props = this.publishProperties(row);
-    if (props === undefined) return encodePublish(this.encodedTopic(row.topic), row.payload, 1, row.retain, dup, packetId, v5);
-    return mqttPacket.generate(
-      { cmd: 'publish', topic: row.topic, payload: row.payload, qos: 1, messageId: packetId, dup, retain: row.retain, properties: props },
-      { protocolVersion: 5 },
+    if (props === undefined) {
+      batch.addPublish(this.encodedTopic(row.topic), row.payload, row.retain, dup, packetId);
+      return;
+    }
+    batch.addEncoded(
+      mqttPacket.generate(
+        { cmd: 'publish', topic: row.topic, payload: row.payload, qos: 1, messageId: packetId, dup, retain: row.retain, properties: props },
+        { protocolVersion: 5 },
+      ),
     );
   }
 
@@ -416,8 +420,4 @@ export class Sender {
       }
     }
   }
-}
-
-function varintLength(n: number): number {
-  return n < 128 ? 1 : n < 16384 ? 2 : n < 2097152 ? 3 : 4;
 }
