@@ -14,6 +14,8 @@ export interface OutboxRow {
   /** Epoch ms after which the message must not be sent (MQTT 5 message expiry), or null. */
   expiresAt: number | null;
   createdAt: number;
+  /** What the row counts towards maxBytes. */
+  size: number;
 }
 
 export interface OutboxStats {
@@ -27,8 +29,8 @@ export interface OutboxStats {
 
 export type DropReason = 'max-rows' | 'max-bytes' | 'max-age' | 'expired';
 
-/** A page row as returned by the raw statement: id, topic, payload, retain, props, expires_at, created_at. */
-type RawRow = [number, string, Buffer, number, string | null, number | null, number];
+/** A page row as returned by the raw statement: id, topic, payload, retain, props, expires_at, created_at, size. */
+type RawRow = [number, string, Buffer, number, string | null, number | null, number, number];
 
 const DEAD_ROWS_KEPT = 10_000;
 const DEAD_BYTES_KEPT = 64 * 1024 * 1024;
@@ -50,6 +52,8 @@ export class Outbox {
   private countersSuspect = false;
   /** Highest id this process inserted; AUTOINCREMENT ids only grow, so seeing one again means a rollback. */
   private lastInsertId = 0;
+  /** Limits and expiry delete from the head of the queue: every row with an id up to this one may be gone. */
+  private headDeletedUpTo = 0;
 
   private insertStmt!: Statement;
   private dropHeadStmt!: Statement;
@@ -57,6 +61,8 @@ export class Outbox {
   private deleteStmt!: Statement;
   private deleteRangeStmt!: Statement;
   private deleteListStmt!: Statement;
+  private deleteRangePlainStmt!: Statement;
+  private deleteListPlainStmt!: Statement;
   private headStmt!: Statement;
   private headPageStmt!: Statement;
   private deleteUpToStmt!: Statement;
@@ -106,13 +112,15 @@ export class Outbox {
       this.insertStmt = this.db.prepare(
         `INSERT INTO ${t} (topic, payload, retain, props, expires_at, created_at, size) VALUES (?, ?, ?, ?, ?, ?, ?)`,
       );
-      this.dropHeadStmt = this.db.prepare(`DELETE FROM ${t} WHERE id = (SELECT min(id) FROM ${t}) RETURNING size`);
+      this.dropHeadStmt = this.db.prepare(`DELETE FROM ${t} WHERE id = (SELECT min(id) FROM ${t}) RETURNING id, size`);
       this.pageStmt = this.db
-        .prepare(`SELECT id, topic, payload, retain, props, expires_at, created_at FROM ${t} WHERE id > ? ORDER BY id LIMIT ?`)
+        .prepare(`SELECT id, topic, payload, retain, props, expires_at, created_at, size FROM ${t} WHERE id > ? ORDER BY id LIMIT ?`)
         .raw();
       this.deleteStmt = this.db.prepare(`DELETE FROM ${t} WHERE id = ? RETURNING size`);
       this.deleteRangeStmt = this.db.prepare(`DELETE FROM ${t} WHERE id BETWEEN ? AND ? RETURNING size`).pluck();
       this.deleteListStmt = this.db.prepare(`DELETE FROM ${t} WHERE id IN (SELECT value FROM json_each(?)) RETURNING size`).pluck();
+      this.deleteRangePlainStmt = this.db.prepare(`DELETE FROM ${t} WHERE id BETWEEN ? AND ?`);
+      this.deleteListPlainStmt = this.db.prepare(`DELETE FROM ${t} WHERE id IN (SELECT value FROM json_each(?))`);
       this.headStmt = this.db.prepare(`SELECT id, created_at FROM ${t} ORDER BY id LIMIT 1`);
       this.headPageStmt = this.db.prepare(`SELECT id, created_at FROM ${t} ORDER BY id LIMIT ?`);
       this.deleteUpToStmt = this.db.prepare(`DELETE FROM ${t} WHERE id <= ? RETURNING size`);
@@ -188,7 +196,7 @@ export class Outbox {
     }
     while (!fits() && this.rows > 0) {
       const reason: DropReason = this.rows + 1 > maxRows ? 'max-rows' : 'max-bytes';
-      const dropped = this.dropHeadStmt.get() as { size: number } | undefined;
+      const dropped = this.dropHeadStmt.get() as { id: number; size: number } | undefined;
       if (dropped === undefined) {
         this.rows = 0;
         this.bytes = 0;
@@ -196,6 +204,7 @@ export class Outbox {
       }
       this.rows -= 1;
       this.bytes -= dropped.size;
+      if (dropped.id > this.headDeletedUpTo) this.headDeletedUpTo = dropped.id;
       this.countDrop(reason, 1);
     }
     return true;
@@ -221,6 +230,38 @@ export class Outbox {
     };
     if (this.db.inTransaction) run();
     else this.db.transaction(run)();
+  }
+
+  /**
+   * Deletes acknowledged rows whose sizes add up to `bytes`, as `remove` does but without asking SQLite for each
+   * row's size. Only rows at the head can have been deleted meanwhile (limits, expiry): when some of these ids may be
+   * among them, `remove` counts exactly.
+   */
+  removeAcknowledged(ids: readonly number[], bytes: number): void {
+    if (ids.length === 0) return;
+    const lowest = ids[0]!;
+    if (lowest <= this.headDeletedUpTo) {
+      this.remove(ids);
+      return;
+    }
+    let counted = true;
+    const run = (): void => {
+      let dense = true;
+      for (let i = 1; i < ids.length && dense; i++) dense = ids[i] === ids[i - 1]! + 1;
+      const highest = ids[ids.length - 1]!;
+      const { changes } = dense ? this.deleteRangePlainStmt.run(lowest, highest) : this.deleteListPlainStmt.run(JSON.stringify(ids));
+      counted = changes === ids.length;
+      if (counted) {
+        this.rows -= changes;
+        this.bytes -= bytes;
+      }
+    };
+    if (this.db.inTransaction) run();
+    else this.db.transaction(run)();
+    if (counted) return;
+    // Not expected: an acknowledged row was already gone. Count the table again rather than guess.
+    this.countersSuspect = true;
+    if (!this.db.inTransaction) this.resync();
   }
 
   /** Removes a row that can never be delivered and keeps it aside in bridge_dead. */
@@ -264,6 +305,7 @@ export class Outbox {
       }
       if (boundary < 0) break;
       const deleted = this.db.transaction(() => this.deleteUpToStmt.all(boundary) as { size: number }[])();
+      if (boundary > this.headDeletedUpTo) this.headDeletedUpTo = boundary;
       for (const d of deleted) this.bytes -= d.size;
       this.rows -= deleted.length;
       total += deleted.length;
@@ -325,6 +367,7 @@ function toRow(r: RawRow): OutboxRow {
     properties: r[4] === null ? undefined : decodeProperties(r[4]),
     expiresAt: r[5],
     createdAt: r[6],
+    size: r[7],
   };
 }
 

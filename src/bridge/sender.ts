@@ -69,6 +69,8 @@ export class Sender {
   private topicBytes = new Map<string, Buffer>();
   private ackTimer: NodeJS.Timeout | undefined;
   private acked: number[] = [];
+  /** Sum of the acknowledged rows' sizes (as the outbox counts them). */
+  private ackedBytes = 0;
   private page: OutboxRow[] = [];
   private pageIndex = 0;
   private cursor = 0;
@@ -309,6 +311,7 @@ export class Sender {
     if (reasonCode === undefined || reasonCode < 0x80) {
       this.counters.acked += 1;
       this.acked.push(row.id);
+      this.ackedBytes += row.size;
       this.scheduleAckFlush();
       this.schedulePump();
       return;
@@ -399,12 +402,14 @@ export class Sender {
     if (this.acked.length === 0) return;
     const ids = this.acked;
     try {
-      this.outbox.remove(ids);
+      this.outbox.removeAcknowledged(ids, this.ackedBytes);
       this.acked = [];
+      this.ackedBytes = 0;
     } catch (err) {
       if (!this.outbox.db.open) {
         // The broker closed the database under us (shutdown): these rows are resent after the restart.
         this.acked = [];
+        this.ackedBytes = 0;
         return;
       }
       // Keep them: they will be deleted on the next flush, or resent (a duplicate) after a restart.

@@ -55,6 +55,29 @@ describe('Outbox', () => {
     expect(outbox.stats().rows).toBe(2);
   });
 
+  it('deletes acknowledged rows with the byte total the sender counted, and counts exactly when limits dropped some of them', () => {
+    const { db, outbox } = openOutbox({ maxRows: 20 });
+    const tableCount = () => db.prepare('SELECT count(*) AS rows, coalesce(sum(size), 0) AS bytes FROM bridge_outbox_cloud').get() as { rows: number; bytes: number };
+    for (let i = 0; i < 12; i++) outbox.enqueue(`t/${i}`, Buffer.alloc(i + 1), false);
+    const page = outbox.readAfter(0, 12);
+    expect(page.map((r) => r.size)).toEqual(page.map((r) => r.payload.length + Buffer.byteLength(r.topic)));
+    const sum = (rows: typeof page) => rows.reduce((n, r) => n + r.size, 0);
+    // a gap-free run, then an out-of-order pair
+    outbox.removeAcknowledged(page.slice(0, 4).map((r) => r.id), sum(page.slice(0, 4)));
+    outbox.removeAcknowledged([page[6]!.id, page[5]!.id], sum([page[5]!, page[6]!]));
+    expect(outbox.stats()).toMatchObject(tableCount());
+    expect(outbox.stats().rows).toBe(6);
+    // The outbox fills while rows 4, 7 and 11 are in flight: drop-oldest deletes 4, 7, 8, 9 and 10 under the sender.
+    for (let i = 12; i < 31; i++) outbox.enqueue(`t/${i}`, Buffer.alloc(3), false);
+    expect(tableCount().rows).toBe(20);
+    expect(outbox.stats()).toMatchObject(tableCount());
+    const inFlight = [page[4]!, page[7]!, page[11]!];
+    outbox.removeAcknowledged(inFlight.map((r) => r.id), sum(inFlight));
+    expect(tableCount().rows).toBe(19);
+    expect(outbox.stats()).toMatchObject(tableCount());
+    expect(outbox.suspect).toBe(false);
+  });
+
   it('drops the oldest rows past maxRows, counts and logs the drops', () => {
     const { outbox, entries } = openOutbox({ maxRows: 5 });
     for (let i = 0; i < 12; i++) expect(outbox.enqueue(`t/${i}`, Buffer.from('x'), false)).toBe(true);
