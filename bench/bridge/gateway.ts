@@ -1,5 +1,6 @@
 // The gateway under test, as its own process so its RSS can be measured: a durable Broker plus one bridge.
 // Argument: JSON { dataDir, remoteUrl, window? }. Prints "READY <port>"; answers "state" on stdin with one JSON line.
+// env: BENCH_DURABILITY (full, normal, off; default full), BENCH_WINDOW (the bridge inflightWindow when window is not given).
 import { createInterface } from 'node:readline';
 import { Broker } from '../../src/broker/broker.js';
 import { startBridge } from '../../src/bridge/index.js';
@@ -20,7 +21,7 @@ const bridge = await startBridge(
     rules: [{ direction: 'out', filter: 'sensors/#', remotePrefix: 'fleet/gw/' }],
     reconnect: { minMs: 100, maxMs: 500 },
     outbox: { maxRows: 2_000_000 },
-    ...(args.window !== undefined ? { inflightWindow: args.window } : {}),
+    ...(args.window !== undefined ? { inflightWindow: args.window } : process.env.BENCH_WINDOW !== undefined ? { inflightWindow: Number(process.env.BENCH_WINDOW) } : {}),
   },
   logger,
 );
