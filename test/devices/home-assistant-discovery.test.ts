@@ -74,7 +74,7 @@ describe('discovery configs of the shipped Eastron SDM120 profile', () => {
     expect(voltage.deviceId).toBe('meter1');
     expect(voltage.payload).toEqual({
       name: 'Voltage',
-      unique_id: 'fieldgate_pi-garage_meter1_voltage',
+      unique_id: 'fieldgate:pi-garage:meter1:voltage',
       default_entity_id: 'sensor.meter1_voltage',
       state_topic: 'fieldgate/meter1/voltage',
       availability_topic: 'fieldgate/meter1/availability',
@@ -85,11 +85,11 @@ describe('discovery configs of the shipped Eastron SDM120 profile', () => {
       state_class: 'measurement',
       suggested_display_precision: 1,
       device: {
-        identifiers: ['fieldgate_pi-garage_meter1'],
+        identifiers: ['fieldgate:pi-garage:meter1'],
         name: 'Eastron SDM120',
         manufacturer: 'Eastron',
         model: 'SDM120-Modbus',
-        via_device: 'fieldgate_pi-garage',
+        via_device: 'fieldgate:pi-garage',
       },
       origin: { name: 'fieldgate', sw_version: expect.stringMatching(/^\d+\.\d+\.\d+/) },
     });
@@ -97,8 +97,8 @@ describe('discovery configs of the shipped Eastron SDM120 profile', () => {
     expect(buildDiscoveryConfigs(mapping(), options).map((c) => c.payload.unique_id)).toEqual(buildDiscoveryConfigs(mapping(), options).map((c) => c.payload.unique_id));
     const other = buildDiscoveryConfigs(mapping(), { prefix: 'ha', gatewayId: 'barn.local' });
     expect(other[0].topic).toBe('ha/sensor/barn_local_meter1/voltage/config');
-    expect(other[0].payload.unique_id).toBe('fieldgate_barn_local_meter1_voltage');
-    expect((other[0].payload.device as { via_device: string }).via_device).toBe('fieldgate_barn_local');
+    expect(other[0].payload.unique_id).toBe('fieldgate:barn.local:meter1:voltage');
+    expect((other[0].payload.device as { via_device: string }).via_device).toBe('fieldgate:barn.local');
   });
 
   it('a name given in the including mapping names the device; the profile still gives maker and model', () => {
@@ -164,7 +164,7 @@ describe('discovery configs of the other shipped profiles and the commented exam
       expect(configs.get(topic)!.payload, topic).toMatchObject({ payload_on: 'true', payload_off: 'false' });
       expect(configs.get(topic)!.payload, topic).not.toHaveProperty('command_topic');
     }
-    expect(configs.get('home/boiler/status/burner_on')!.payload).toMatchObject({ name: 'Status burner on', unique_id: 'fieldgate_pi-garage_boiler_status_burner_on' });
+    expect(configs.get('home/boiler/status/burner_on')!.payload).toMatchObject({ name: 'Status burner on', unique_id: 'fieldgate:pi-garage:boiler:status_burner_on' });
     expect(configs.get('home/boiler/pump')!.payload).toMatchObject({ command_topic: 'home/boiler/pump/set', payload_on: 'true' });
     expect(configs.get('home/boiler/pump')!.topic).toContain('/switch/');
     expect(configs.get('home/boiler/setpoint')!.payload).toMatchObject({ min: 30, max: 80, step: 0.1, command_topic: 'home/boiler/setpoint/set', unit_of_measurement: '°C' });
@@ -191,6 +191,19 @@ describe('discovery configs of the other shipped profiles and the commented exam
     }
     expect(new Set(configs.map((c) => c.topic)).size).toBe(configs.length);
     expect(new Set(configs.map((c) => c.payload.unique_id)).size).toBe(configs.length);
+  });
+
+  it('unique ids and device identifiers stay distinct when device id and point name could be joined two ways', () => {
+    const point = (name: string) => ({ name, table: 'holding', address: 0, unit: 'V' });
+    const configs = buildDiscoveryConfigs(load(write('ambiguous.json', {
+      buses: [rtuBus],
+      devices: [
+        { id: 'meter', bus: 'rs485', unitId: 1, points: [point('l1_voltage')] },
+        { id: 'meter_l1', bus: 'rs485', unitId: 2, points: [point('voltage')] },
+      ],
+    })), options);
+    expect(configs.map((c) => c.payload.unique_id)).toEqual(['fieldgate:pi-garage:meter:l1_voltage', 'fieldgate:pi-garage:meter_l1:voltage']);
+    expect(new Set(configs.map((c) => (c.payload.device as { identifiers: string[] }).identifiers[0])).size).toBe(2);
   });
 });
 
@@ -273,10 +286,10 @@ describe('the gateway as a device', () => {
     expect(gateway.topic).toBe('homeassistant/sensor/barn_local/devices_online/config');
     expect(gateway.payload).toMatchObject({
       name: 'Devices online',
-      unique_id: 'fieldgate_barn_local_devices_online',
+      unique_id: 'fieldgate:barn.local:devices_online',
       state_topic: 'homeassistant/sensor/barn_local/devices_online/state',
       state_class: 'measurement',
-      device: { identifiers: ['fieldgate_barn_local'], name: 'fieldgate barn.local', manufacturer: 'fieldgate' },
+      device: { identifiers: ['fieldgate:barn.local'], name: 'fieldgate barn.local', manufacturer: 'fieldgate' },
     });
     const mapping = load(writeDemoMapping(path.join(dir, 'demo-gw'), 1502));
     const deviceConfig = buildDiscoveryConfigs(mapping, { prefix: 'homeassistant', gatewayId: 'barn.local' })[0];

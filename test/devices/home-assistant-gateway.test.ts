@@ -114,11 +114,11 @@ describe('Home Assistant discovery from a running gateway', () => {
     expect(ha.seen.filter((m) => configTopic(m.topic)).every((m) => m.retain)).toBe(true);
     const b = JSON.parse(configs.get('homeassistant/sensor/test-gw_meter-b/voltage/config')!);
     expect(b).toMatchObject({
-      unique_id: 'fieldgate_test-gw_meter-b_voltage',
+      unique_id: 'fieldgate:test-gw:meter-b:voltage',
       state_topic: 'fieldgate/meter-b/voltage',
       availability_topic: 'fieldgate/meter-b/availability',
       device_class: 'voltage',
-      device: { identifiers: ['fieldgate_test-gw_meter-b'], name: 'Garage meter', manufacturer: 'Eastron', model: 'SDM120', via_device: 'fieldgate_test-gw' },
+      device: { identifiers: ['fieldgate:test-gw:meter-b'], name: 'Garage meter', manufacturer: 'Eastron', model: 'SDM120', via_device: 'fieldgate:test-gw' },
     });
     // The topics a config names are the ones the gateway really publishes on.
     await waitFor(() => latestValue(ha.seen, b.availability_topic) === b.payload_available, 'meter-b to be available');
@@ -202,8 +202,8 @@ describe('configs a previous run left on the broker', () => {
 
   it('those of this gateway whose device is gone are cleared; other gateways\' and other programs\' stay', async () => {
     const seed = broker.createLocalClient('seed');
-    const stale = { name: 'Old', unique_id: 'x', state_topic: 'fieldgate/old/x', device: { identifiers: ['fieldgate_gw1_old'], via_device: 'fieldgate_gw1' }, origin: { name: 'fieldgate' } };
-    const otherGateway = { ...stale, device: { identifiers: ['fieldgate_gw2_old'], via_device: 'fieldgate_gw2' } };
+    const stale = { name: 'Old', unique_id: 'x', state_topic: 'fieldgate/old/x', device: { identifiers: ['fieldgate:gw1:old'], via_device: 'fieldgate:gw1' }, origin: { name: 'fieldgate' } };
+    const otherGateway = { ...stale, device: { identifiers: ['fieldgate:gw2:old'], via_device: 'fieldgate:gw2' } };
     const zigbee = { name: 'Lamp', unique_id: 'lamp', state_topic: 'zigbee2mqtt/lamp', device: { identifiers: ['zigbee2mqtt_0x01'] }, origin: { name: 'Zigbee2MQTT' } };
     await seed.publish('homeassistant/sensor/gw1_old/x/config', JSON.stringify(stale), { qos: 1, retain: true });
     await seed.publish('homeassistant/sensor/gw2_old/x/config', JSON.stringify(otherGateway), { qos: 1, retain: true });

@@ -50,7 +50,9 @@ interface DeviceSource {
 
 /** Identifier of the gateway in Home Assistant's device registry (the `via_device` of every device). */
 export function gatewayIdentifier(gatewayId: string): string {
-  return `fieldgate_${safeId(gatewayId)}`;
+  // ":" separates the parts of identifiers and unique ids: no gateway id, device id or object id
+  // produces it, so "meter" + "l1_voltage" and "meter_l1" + "voltage" stay two entities.
+  return `fieldgate:${gatewayId}`;
 }
 
 /** Where the gateway publishes how many of its devices are online (its own entity in Home Assistant). */
@@ -69,7 +71,7 @@ export function gatewayDiscoveryConfig(options: DiscoveryOptions): DiscoveryConf
     deviceId: '',
     payload: {
       name: 'Devices online',
-      unique_id: `fieldgate_${node}_devices_online`,
+      unique_id: `${gatewayIdentifier(options.gatewayId)}:devices_online`,
       default_entity_id: `sensor.${entityIdSlug(`fieldgate_${node}_devices_online`)}`,
       state_topic: gatewayStateTopic(options),
       state_class: 'measurement',
@@ -134,8 +136,9 @@ function lineSource(device: LineDevice): DeviceSource {
 
 function deviceConfigs(device: DeviceSource, options: DiscoveryOptions): DiscoveryConfig[] {
   const nodeId = `${safeId(options.gatewayId)}_${device.id}`;
+  const deviceIdentifier = `${gatewayIdentifier(options.gatewayId)}:${device.id}`;
   const deviceBlock: Record<string, unknown> = {
-    identifiers: [`fieldgate_${nodeId}`],
+    identifiers: [deviceIdentifier],
     name: device.name,
     ...(device.manufacturer !== undefined ? { manufacturer: device.manufacturer } : {}),
     ...(device.model !== undefined ? { model: device.model } : {}),
@@ -149,7 +152,7 @@ function deviceConfigs(device: DeviceSource, options: DiscoveryOptions): Discove
     const component = entity.overrides?.component ?? defaultComponent(entity.kind);
     const payload: Record<string, unknown> = {
       name: entity.overrides?.name ?? humanName(entity.name),
-      unique_id: `fieldgate_${nodeId}_${objectId}`,
+      unique_id: `${deviceIdentifier}:${objectId}`,
       // Home Assistant 2025.10 replaced "object_id" with "default_entity_id" (the entity id it suggests).
       default_entity_id: `${component}.${entityIdSlug(`${device.id}_${objectId}`)}`,
       state_topic: entity.topic,
