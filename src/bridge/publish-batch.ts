@@ -1,12 +1,13 @@
 // The PUBLISH packets of one pump turn, written into a single buffer: one allocation and one copy of each payload,
 // instead of a buffer per packet and a Buffer.concat of them all.
+import { publishPacketSize, writePublish } from '../broker/packet-writer.js';
 
 interface PlainPublish {
   topic: Buffer;
   payload: Buffer;
-  flags: number;
+  retain: boolean;
+  dup: boolean;
   packetId: number;
-  remaining: number;
 }
 
 export class PublishBatch {
@@ -21,9 +22,8 @@ export class PublishBatch {
 
   /** A QoS 1 PUBLISH without properties (MQTT 5: an empty property list). */
   addPublish(topic: Buffer, payload: Buffer, retain: boolean, dup: boolean, packetId: number): void {
-    const remaining = 2 + topic.length + 2 + (this.v5 ? 1 : 0) + payload.length;
-    this.parts.push({ topic, payload, flags: 0x32 | (dup ? 0x08 : 0) | (retain ? 0x01 : 0), packetId, remaining });
-    this.bytes += 1 + varintLength(remaining) + remaining;
+    this.parts.push({ topic, payload, retain, dup, packetId });
+    this.bytes += publishPacketSize(topic.length, payload.length, 1, this.v5);
   }
 
   /** A packet encoded elsewhere (one with properties). */
@@ -36,28 +36,8 @@ export class PublishBatch {
     const out = Buffer.allocUnsafe(this.bytes);
     let at = 0;
     for (const part of this.parts) {
-      if (Buffer.isBuffer(part)) {
-        at += part.copy(out, at);
-        continue;
-      }
-      out[at++] = part.flags;
-      let n = part.remaining;
-      do {
-        out[at++] = n > 0x7f ? (n & 0x7f) | 0x80 : n;
-        n >>>= 7;
-      } while (n > 0);
-      out[at++] = part.topic.length >> 8;
-      out[at++] = part.topic.length & 0xff;
-      at += part.topic.copy(out, at);
-      out[at++] = part.packetId >> 8;
-      out[at++] = part.packetId & 0xff;
-      if (this.v5) out[at++] = 0;
-      at += part.payload.copy(out, at);
+      at = Buffer.isBuffer(part) ? at + part.copy(out, at) : writePublish(out, at, part.topic, part.payload, 1, part.retain, part.dup, part.packetId, this.v5);
     }
     return out;
   }
-}
-
-export function varintLength(n: number): number {
-  return n < 128 ? 1 : n < 16384 ? 2 : n < 2097152 ? 3 : 4;
 }

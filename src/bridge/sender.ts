@@ -9,7 +9,8 @@ import type { Logger } from '../log.js';
 import type { Outbox, OutboxRow } from './outbox.js';
 import { describeError } from './outbox.js';
 import { permanentPubackCodes, SENDER_PACKET_IDS } from './connection.js';
-import { PublishBatch, varintLength } from './publish-batch.js';
+import { PublishBatch } from './publish-batch.js';
+import { publishPacketSize } from '../broker/packet-writer.js';
 
 export interface SenderOptions {
   /** Configured maximum of unacknowledged messages. */
@@ -351,9 +352,7 @@ export class Sender {
   }
 
   private packetSize(row: OutboxRow): number {
-    const topicBytes = Buffer.byteLength(row.topic);
-    const remaining = 2 + topicBytes + 2 + row.payload.length + (this.options.protocolVersion === 5 ? 1 : 0);
-    const estimate = 1 + varintLength(remaining) + remaining;
+    const estimate = publishPacketSize(Buffer.byteLength(row.topic), row.payload.length, 1, this.options.protocolVersion === 5);
     const props = this.publishProperties(row);
     if (props === undefined) return estimate;
     return mqttPacket.generate(

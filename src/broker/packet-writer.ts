@@ -17,25 +17,38 @@ function writeRemainingLength(buf: Buffer, offset: number, n: number): number {
   return offset;
 }
 
+/** Bytes of a PUBLISH with no properties (3.1.1, or 5.0 with an empty property block). */
+export function publishPacketSize(topicBytes: number, payloadBytes: number, qos: QoS, v5: boolean): number {
+  const remaining = publishRemainingLength(topicBytes, payloadBytes, qos, v5);
+  return 1 + remainingLengthBytes(remaining) + remaining;
+}
+
+function publishRemainingLength(topicBytes: number, payloadBytes: number, qos: QoS, v5: boolean): number {
+  return 2 + topicBytes + (qos > 0 ? 2 : 0) + (v5 ? 1 : 0) + payloadBytes;
+}
+
 /**
- * A PUBLISH with no properties (3.1.1, or 5.0 with an empty property block).
- * `topic` is the UTF-8 encoded topic name.
+ * Writes a PUBLISH with no properties into `buf` at `offset` (which must have publishPacketSize bytes
+ * free) and returns the offset after it. `topic` is the UTF-8 encoded topic name.
  */
-export function encodePublish(topic: Buffer, payload: Buffer, qos: QoS, retain: boolean, dup: boolean, packetId: number, v5: boolean): Buffer {
-  const remaining = 2 + topic.length + (qos > 0 ? 2 : 0) + (v5 ? 1 : 0) + payload.length;
-  const buf = Buffer.allocUnsafe(1 + remainingLengthBytes(remaining) + remaining);
-  buf[0] = 0x30 | (dup ? 0x08 : 0) | (qos << 1) | (retain ? 0x01 : 0);
-  let offset = writeRemainingLength(buf, 1, remaining);
+export function writePublish(buf: Buffer, offset: number, topic: Buffer, payload: Buffer, qos: QoS, retain: boolean, dup: boolean, packetId: number, v5: boolean): number {
+  buf[offset++] = 0x30 | (dup ? 0x08 : 0) | (qos << 1) | (retain ? 0x01 : 0);
+  offset = writeRemainingLength(buf, offset, publishRemainingLength(topic.length, payload.length, qos, v5));
   buf.writeUInt16BE(topic.length, offset);
   offset += 2;
-  topic.copy(buf, offset);
-  offset += topic.length;
+  offset += topic.copy(buf, offset);
   if (qos > 0) {
     buf.writeUInt16BE(packetId, offset);
     offset += 2;
   }
   if (v5) buf[offset++] = 0;
-  payload.copy(buf, offset);
+  return offset + payload.copy(buf, offset);
+}
+
+/** A PUBLISH with no properties in a buffer of its own. */
+export function encodePublish(topic: Buffer, payload: Buffer, qos: QoS, retain: boolean, dup: boolean, packetId: number, v5: boolean): Buffer {
+  const buf = Buffer.allocUnsafe(publishPacketSize(topic.length, payload.length, qos, v5));
+  writePublish(buf, 0, topic, payload, qos, retain, dup, packetId, v5);
   return buf;
 }
 
