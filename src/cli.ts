@@ -8,7 +8,7 @@ type ParseArgsOptionsConfig = NonNullable<ParseArgsConfig['options']>;
 import { z } from 'zod';
 import { runPasswdCommand } from './auth/passwd-command.js';
 import { addOrUpdateUser } from './auth/password-file.js';
-import { ConfigError, gatewayConfigSchema, type GatewayConfig } from './config/gateway-config.js';
+import { ConfigError, gatewayConfigSchema, homeAssistantDiscoveryOptions, type GatewayConfig } from './config/gateway-config.js';
 import { checkGatewayConfig } from './config/check.js';
 import { describeMapping, deviceMappingJsonSchema, type DeviceMapping } from './devices/index.js';
 import { buildDiscoveryConfigs } from './devices/home-assistant/index.js';
@@ -182,9 +182,10 @@ async function check(args: string[]): Promise<number> {
     for (const b of config.bridges) out.push(`  bridge ${b.name} → ${b.url}: ${b.rules.map((r) => `${r.direction} ${r.localPrefix}${r.filter}`).join(', ')}`);
     if (config.metrics) out.push(`  metrics on http://${config.metrics.host}:${config.metrics.port}/metrics, health on /healthz`);
     if (config.homeAssistant.discovery) {
-      const entities = mapping ? buildDiscoveryConfigs(mapping, { prefix: config.homeAssistant.prefix, gatewayId: config.gatewayId ?? 'fieldgate' }).length : 0;
+      const discovery = homeAssistantDiscoveryOptions(config);
+      const entities = mapping ? buildDiscoveryConfigs(mapping, discovery).length : 0;
       const what = [...(entities > 0 ? [`${entities} ${entities === 1 ? 'entity' : 'entities'} from the device mappings`] : []), ...(config.demo ? ['the demo meter'] : [])];
-      out.push(`  Home Assistant discovery under ${config.homeAssistant.prefix}/ (gateway id ${config.gatewayId ?? 'fieldgate'}): ${what.join(' and ') || 'no devices'}`);
+      out.push(`  Home Assistant discovery under ${config.homeAssistant.prefix}/ (gateway id ${discovery.gatewayId}): ${what.join(' and ') || 'no devices'}`);
     }
     process.stdout.write(out.join('\n') + '\n');
     return 0;

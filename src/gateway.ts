@@ -6,7 +6,7 @@ import path from 'node:path';
 import { createAuth, type Auth } from './auth/create-auth.js';
 import { Broker } from './broker/broker.js';
 import { startBridge, type BridgeHandle } from './bridge/index.js';
-import { ConfigError, type GatewayConfig, type ListenerConfig } from './config/gateway-config.js';
+import { ConfigError, homeAssistantDiscoveryOptions, type GatewayConfig, type ListenerConfig } from './config/gateway-config.js';
 import { writeDemoMapping } from './demo/demo-mapping.js';
 import { startSimulatedMeter, type SimulatedMeter } from './demo/simulated-meter.js';
 import { clearHomeAssistantDiscovery, loadDeviceMappings, startDevices, startHomeAssistantDiscovery, type DeviceMapping, type DevicesHandle, type HomeAssistantDiscovery } from './devices/index.js';
@@ -125,7 +125,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       devicesByFile.set(file, { text, handle, mapping: fileMapping });
     };
     for (const file of deviceFiles) await startFile(file, readText(file));
-    const discoveryOptions = { prefix: config.homeAssistant.prefix, gatewayId: config.gatewayId ?? 'fieldgate' };
+    const discoveryOptions = homeAssistantDiscoveryOptions(config);
     const discoveryClient = broker.createLocalClient('fieldgate-home-assistant');
     if (config.homeAssistant.discovery) {
       discovery = await startHomeAssistantDiscovery(discoveryClient, discoveryOptions, logger.child({ part: 'home-assistant' }));

@@ -106,6 +106,11 @@ export function embeddedDefaultConfig(): GatewayConfig {
   return config;
 }
 
+/** Where and under which gateway id Home Assistant discovery announces the devices (the run and `check` agree). */
+export function homeAssistantDiscoveryOptions(config: GatewayConfig): { prefix: string; gatewayId: string } {
+  return { prefix: config.homeAssistant.prefix, gatewayId: config.gatewayId ?? defaultGatewayId() };
+}
+
 /** Parses a config object; paths in it are resolved against `baseDir`. Throws ConfigError listing every problem. */
 export function parseGatewayConfig(input: unknown, source: string, baseDir: string): GatewayConfig {
   const result = gatewayConfigSchema.safeParse(input, { reportInput: true });
