@@ -18,7 +18,6 @@ export const FUZZ_BROKER_OPTIONS = {
   durability: 'normal',
   // Fuzz client ids come from a pool of 200; their persistent sessions must not pile up over a long run.
   persistentSessionExpiry: 2,
-  maxQueuedMessages: 1000,
 } as const;
 
 export const DEFAULT_BOUNDS: Bounds = { answerMs: 1000 + 500 + 3500, keepAliveSlackMs: 500 + 3000, lingerMs: 60 };
@@ -64,6 +63,8 @@ export interface FuzzReport {
   elapsedMs: number;
   casesPerSecond: number;
   crashed: boolean;
+  /** Fuzz connections whose answers broke a rule (each distinct rule is one failure). */
+  invalidAnswers: number;
   crashOutput: string;
   goodMessagesAcked: number;
   observerPackets: number;
@@ -100,6 +101,9 @@ async function stopEnvironment(env: Environment): Promise<void> {
   await rm(env.dataDir, { recursive: true, force: true });
 }
 
+/** A failure message without its numbers, hex and time stamps: failures with one cause share it. */
+export const signature = (m: string) => m.replace(/\d{4}-\d\d-\d\dT[\d:.]+Z /g, '').replace(/0x[0-9a-f]+|[0-9a-f]{6,}|\d+/gi, '#').slice(0, 48);
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
@@ -127,6 +131,8 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
     return list.sort((a, b) => a.index - b.index);
   };
   let goodProblemsSeen = 0;
+  let invalidAnswers = 0;
+  const seen = new Set<string>();
   let observerViolationsSeen = 0;
   let k = 0;
   let casesRun = 0;
@@ -160,7 +166,10 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
       recent.push({ fuzzCase, endedAt: result.endedAt });
       if (recent.length > concurrency * 8) recent.splice(0, recent.length - concurrency * 8);
       casesRun++;
-      if (result.violations.length > 0 && !env.crashed && failures.filter((f) => f.kind === 'invalid-answer').length < 20) {
+      // One failure per distinct message (counted in `invalidAnswers`), so a run lists every kind it found.
+      if (result.violations.length > 0) invalidAnswers++;
+      if (result.violations.length > 0 && !env.crashed && !seen.has(signature(result.violations[0])) && seen.size < 60) {
+        seen.add(signature(result.violations[0]));
         failures.push({ kind: 'invalid-answer', message: `${result.violations.join('; ')} (broker sent ${result.output})`, cases: [fuzzCase] });
       }
       watch();
@@ -203,7 +212,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
   }
   const report: FuzzReport = {
     seed: options.seed, seeds, casesRun, nextIndex: start + Math.ceil(k / seeds.length), elapsedMs, casesPerSecond: casesRun / (elapsedMs / 1000), crashed: env.crashed,
-    crashOutput: env.crashed ? env.stderr.join('').slice(-3000) : '', goodMessagesAcked: good.published, observerPackets: observers.received(),
+    invalidAnswers, crashOutput: env.crashed ? env.stderr.join('').slice(-3000) : '', goodMessagesAcked: good.published, observerPackets: observers.received(),
     churnRounds: good.churnRounds, memory, classCounts, failures,
   };
   await stopEnvironment(env);
@@ -242,11 +251,14 @@ export async function replay(cases: FuzzCase[], bounds: Bounds = DEFAULT_BOUNDS)
 export async function minimise(failure: Failure, budget: number, log: (s: string) => void = () => {}, timeLimitMs = Infinity): Promise<void> {
   let replays = 0;
   const deadline = Date.now() + timeLimitMs;
+  // The same failure, not any: the first message with numbers and hex taken out (crashes: any crash).
+  const wanted = signature(failure.message.split('; ')[0]);
   const fails = async (cases: FuzzCase[]) => {
+    if (Date.now() > deadline) return false;
     replays++;
-    if (Date.now() > deadline) budget = 0;
-    const { kinds } = await replay(cases);
-    return kinds.has(failure.kind);
+    const { kinds, messages } = await replay(cases);
+    if (!kinds.has(failure.kind)) return false;
+    return failure.kind === 'crash' || messages.some((m) => signature(m.replace(/^observer [^:]+: /, '')).startsWith(wanted.replace(/^observer [^:]+: /, '')));
   };
   let current = failure.cases;
   if (current.length === 0) return;
@@ -302,7 +314,7 @@ export function formatReport(r: FuzzReport): string {
   const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
   return [
     `seed ${r.seeds.join(', ')}: ${r.casesRun} cases in ${(r.elapsedMs / 1000).toFixed(1)} s (${r.casesPerSecond.toFixed(0)} cases/s)`,
-    `  crashes ${r.crashed ? 1 : 0}, good-client disconnections/refusals ${count('good-client')}, losses ${count('loss')}, invalid answers ${count('invalid-answer')}, memory ${count('memory')}`,
+    `  crashes ${r.crashed ? 1 : 0}, good-client disconnections/refusals ${count('good-client')}, losses ${count('loss')}, invalid answers ${r.invalidAnswers} connections (${count('invalid-answer')} distinct), memory ${count('memory')}`,
     `  good QoS 1 messages acknowledged ${r.goodMessagesAcked}, observer packets ${r.observerPackets}, churn rounds ${r.churnRounds}`,
     r.memory ? `  memory: RSS ${mib(r.memory.baselineRss)} -> ${mib(r.memory.endRss)} (peak ${mib(r.memory.peakRss)}), heap ${mib(r.memory.baselineHeap)} -> ${mib(r.memory.endHeap)}` : '  memory: n/a',
     `  classes: ${Object.entries(r.classCounts).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ')}`,

@@ -46,6 +46,24 @@ export function limitsOfConnect(connect: Buffer | undefined): ReceiverLimits {
   return { version: 4, versionUncertain: true };
 }
 
+/**
+ * The smallest a v5 CONNACK could be made by leaving out every property the server may omit: only an
+ * Assigned Client Identifier (for an empty client id) is needed. A limit below that cannot be met.
+ */
+function essentialConnackSize(frame: Buffer): number {
+  let size = 5;
+  try {
+    const parser = mqttPacket.parser({ protocolVersion: 5 });
+    let connack: mqttPacket.IConnackPacket | null = null;
+    parser.on('packet', (p: mqttPacket.Packet) => { connack = p as mqttPacket.IConnackPacket; });
+    parser.on('error', () => {});
+    parser.parse(frame);
+    const id = (connack as mqttPacket.IConnackPacket | null)?.properties?.assignedClientIdentifier;
+    if (typeof id === 'string') size += 3 + Buffer.byteLength(id);
+  } catch { /* not a v5 CONNACK: no exemption beyond the header */ }
+  return size;
+}
+
 interface ParserState {
   parser: mqttPacket.Parser;
   packets: mqttPacket.Packet[];
@@ -66,14 +84,23 @@ export class SocketOracle {
   disconnect: mqttPacket.IDisconnectPacket | null = null;
   private bytes: Buffer[] = [];
   private byteCount = 0;
-  private state: ParserState;
-  private alternative: ParserState | null = null;
+  private state: ParserState | null = null;
+  private early = Buffer.alloc(0);
   private pending = Buffer.alloc(0);
   private readonly inflight = new Set<number>();
 
   constructor(readonly limits: ReceiverLimits, readonly label: string, readonly checkReceiveMaximum = false) {
-    this.state = newParser(limits.version);
-    if (limits.versionUncertain) this.alternative = newParser(limits.version === 5 ? 4 : 5);
+    if (!limits.versionUncertain) this.state = newParser(limits.version);
+  }
+
+  /** The version the broker answers in, when our CONNECT did not say: a CONNACK longer than 2 bytes is 5.0's. */
+  private decideVersion(chunk: Buffer): Buffer | null {
+    this.early = Buffer.concat([this.early, chunk]);
+    if (this.early.length < 2) return null;
+    const version = this.early[0] === 0x20 && this.early[1] > 2 ? 5 : 4;
+    (this.limits as { version: number }).version = version;
+    this.state = newParser(version);
+    return this.early;
   }
 
   private violation(message: string): void {
@@ -85,23 +112,21 @@ export class SocketOracle {
     if (this.byteCount < 65536) this.bytes.push(chunk);
     this.byteCount += chunk.length;
     this.frame(chunk);
-    this.state.parser.parse(chunk);
-    this.alternative?.parser.parse(chunk);
-    if (this.alternative && (this.state.error !== null || this.alternative.packets.length > this.state.packets.length)) {
-      // The broker answered in the other version: that is the one it decided on.
-      if (this.alternative.error === null) this.state = this.alternative;
-      this.alternative = null;
+    if (this.state === null) {
+      const all = this.decideVersion(chunk);
+      if (all === null) return;
+      chunk = all;
     }
-    if (this.state.error !== null) {
-      this.violation(`unparseable output: ${this.state.error}`);
-      this.state.error = null;
+    const state = this.state!;
+    state.parser.parse(chunk);
+    if (state.error !== null) {
+      this.violation(`unparseable output: ${state.error}`);
+      state.error = null;
       this.state = newParser(this.limits.version); // one report; what follows is garbage anyway
       this.pending = Buffer.alloc(0);
       return;
     }
-    if (this.alternative === null || this.state.packets.length > 0) {
-      for (const packet of this.state.packets.splice(0)) this.check(packet);
-    }
+    for (const packet of state.packets.splice(0)) this.check(packet);
   }
 
   /** Our own framing, for packet sizes and for bytes left hanging at the end. */
@@ -130,9 +155,11 @@ export class SocketOracle {
         break;
       }
       const total = pos + remaining;
-      const max = this.limits.maximumPacketSize;
-      if (max !== undefined && max > 0 && total > max) this.violation(`packet 0x${data[0].toString(16)} of ${total} bytes exceeds the receiver's Maximum Packet Size ${max}`);
       if (data.length < total) break;
+      const max = this.limits.maximumPacketSize;
+      if (max !== undefined && max > 0 && total > max && !(data[0] === 0x20 && essentialConnackSize(data.subarray(0, total)) > max)) {
+        this.violation(`packet 0x${data[0].toString(16)} of ${total} bytes exceeds the receiver's Maximum Packet Size ${max}`);
+      }
       data = data.subarray(total);
     }
     this.pending = Buffer.from(data);
