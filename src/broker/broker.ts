@@ -6,6 +6,7 @@ import type { Duplex } from 'node:stream';
 import { silentLogger, type Logger } from '../log.js';
 import { Store } from '../persistence/store.js';
 import { Connection, type ConnectionHost, type Packet } from './connection.js';
+import type { ConnackRefusal } from './decode/errors.js';
 import type { Delivery } from './delivery.js';
 import { dispatchPacket } from './handlers/dispatch.js';
 import { LocalEndpoint } from './local-client.js';
@@ -154,13 +155,15 @@ export class Broker implements ConnectionHost, OutboundHost {
     }
   }
 
-  onProtocolError(connection: Connection, error: Error & { reasonCode?: number }): void {
+  onProtocolError(connection: Connection, error: Error & { reasonCode?: number; connack?: ConnackRefusal }): void {
     const reasonCode = error.reasonCode ?? 0x82;
     connection.closeReason ??= `protocol error: ${error.message}`;
     this.logger.warn({ clientId: connection.identity.clientId || undefined, address: connection.address, reasonCode }, `closing client: ${error.message}`);
-    if (!connection.connected && /protocol version/i.test(error.message)) {
-      // [MQTT-3.1.2-2]: answer an unsupported protocol level with CONNACK 0x01, then close.
-      connection.write(Buffer.from([0x20, 0x02, 0x00, 0x01]));
+    if (!connection.connected && error.connack !== undefined) {
+      // A refused CONNECT: 0x01 for an unsupported protocol level [MQTT-3.1.2-2], or the v5 reason code.
+      // Without a reason string: the client's Maximum Packet Size is not known from a CONNECT that did not decode.
+      const { protocolVersion, code } = error.connack;
+      connection.write(Buffer.from(protocolVersion === 5 ? [0x20, 0x03, 0x00, code, 0x00] : [0x20, 0x02, 0x00, code]));
     }
     connection.close(reasonCode, error.message);
   }

@@ -137,8 +137,25 @@ export class Connection {
     }
   }
 
+  /**
+   * Encodes and queues a packet. A v5 packet larger than the client's Maximum Packet Size goes without
+   * its Reason String, then without its User Properties (MQTT 5.0 §3.1.2.11.4, §3.14.2.2.2); if it is
+   * still too large it is not sent at all [MQTT-3.1.2-24].
+   */
   send(packet: Packet): void {
-    this.write(mqttPacket.generate(packet, { protocolVersion: this.protocolVersion }));
+    let bytes = mqttPacket.generate(packet, { protocolVersion: this.protocolVersion });
+    const limit = this.protocolVersion === 5 ? this.clientMaximumPacketSize : 0;
+    if (limit > 0 && bytes.length > limit) {
+      const properties = (packet as { properties?: Record<string, unknown> }).properties;
+      for (const optional of ['reasonString', 'userProperties']) {
+        if (properties?.[optional] === undefined) continue;
+        delete properties[optional];
+        bytes = mqttPacket.generate(packet, { protocolVersion: 5 });
+        if (bytes.length <= limit) break;
+      }
+      if (bytes.length > limit) return;
+    }
+    this.write(bytes);
   }
 
   /** Bytes waiting in our queue and the socket's. */
