@@ -10,6 +10,7 @@ import type { ConnackRefusal } from './decode/errors.js';
 import type { Delivery } from './delivery.js';
 import { dispatchPacket } from './handlers/dispatch.js';
 import { LocalEndpoint } from './local-client.js';
+import { messageProblem, subscriptionIdsProblem } from './message-check.js';
 import { defaultBrokerOptions, type BrokerOptions } from './options.js';
 import { deliver, pump, restoreDeliveries, SharedEncoding, type OutboundHost } from './outbound.js';
 import { RetainedStore } from './retained-store.js';
@@ -104,7 +105,7 @@ export class Broker implements ConnectionHost, OutboundHost {
       commitWindowMs: this.options.commitWindowMs,
       onError: (error) => this.logger.error({ err: error }, 'database write failed; retrying'),
     });
-    this.retained = new RetainedStore(this.store);
+    this.retained = new RetainedStore(this.store, this.logger);
     this.restoreSessions();
     this.sweepTimer = setInterval(() => this.guarded('housekeeping', () => this.sweep()), SWEEP_INTERVAL_MS);
     this.sweepTimer.unref();
@@ -488,12 +489,23 @@ export class Broker implements ConnectionHost, OutboundHost {
       }
       this.sessions.set(session.clientId, session);
       for (const sub of stored.subscriptions) this.addSubscription(session, sub);
-      restoreDeliveries(session, stored.deliveries);
+      restoreDeliveries(session, this.validDeliveries(stored.clientId, stored.deliveries));
       for (const id of stored.incomingQos2) session.addIncomingQos2(id);
       if (expiresAt !== Infinity) this.scheduleExpiry(session, expiresAt - now);
     }
     this.store.flush();
     if (this.sessions.size > 0) this.logger.info({ sessions: this.sessions.size }, 'persistent sessions restored');
+  }
+
+  /** Queued messages from SQLite that can be delivered; others (an older version's, issue 8 defect 2) are dropped with a log line. */
+  private validDeliveries(clientId: string, deliveries: Delivery[]): Delivery[] {
+    return deliveries.filter((delivery) => {
+      const problem = messageProblem(delivery.message) ?? subscriptionIdsProblem(delivery.subscriptionIds);
+      if (problem === null) return true;
+      this.logger.warn({ clientId, topic: delivery.message.topic, problem }, 'dropping a stored queued message that is not valid');
+      this.store.completeDelivery(delivery.seq);
+      return false;
+    });
   }
 
   pumpSession(session: Session): void {
