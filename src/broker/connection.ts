@@ -5,6 +5,7 @@ import mqttPacket from 'mqtt-packet';
 import type { Duplex } from 'node:stream';
 import { decodeSimplePublish, FrameError, PacketFramer } from './framer.js';
 import { decodePacket } from './packet-decoder.js';
+import { encodeDisconnect } from './packet-writer.js';
 import type { Session, Will } from './session.js';
 import type { ClientIdentity } from './types.js';
 
@@ -191,7 +192,8 @@ export class Connection {
   close(reasonCode?: number, reasonString?: string): void {
     if (this.closing) return;
     if (reasonCode !== undefined && this.protocolVersion === 5 && this.connected) {
-      this.send({ cmd: 'disconnect', reasonCode, properties: reasonString ? { reasonString } : undefined });
+      if (reasonString) this.send({ cmd: 'disconnect', reasonCode, properties: { reasonString } });
+      else this.write(encodeDisconnect(reasonCode));
     }
     this.flush();
     this.closing = true;

@@ -74,3 +74,8 @@ export function encodeAck(type: AckType, packetId: number, reasonCode: number, v
   if (!v5 || reasonCode === 0) return Buffer.from([first, 0x02, packetId >> 8, packetId & 0xff]);
   return Buffer.from([first, 0x03, packetId >> 8, packetId & 0xff, reasonCode]);
 }
+
+/** A v5 DISCONNECT without properties, short (MQTT 5.0 §3.14.2.1): `e0 00` for reason 0, else `e0 01 <reason>`. */
+export function encodeDisconnect(reasonCode: number): Buffer {
+  return reasonCode === 0 ? Buffer.from([0xe0, 0x00]) : Buffer.from([0xe0, 0x01, reasonCode]);
+}
