@@ -48,8 +48,8 @@ const CLOSE_GRACE_MS = 2000;
  * (or a short while has passed, so two clients feeding each other cannot stall for good).
  * QoS 1/2 messages are then never dropped for a subscriber that keeps reading.
  */
-const QUEUE_HIGH_WATER = 1000;
-const QUEUE_LOW_WATER = 250;
+const QUEUE_HIGH_WATER = 500;
+const QUEUE_LOW_WATER = 125;
 const MAX_PUBLISHER_PAUSE_MS = 100;
 
 export class Broker implements ConnectionHost, OutboundHost {
