@@ -21,13 +21,13 @@ export const brokerSectionSchema = z.strictObject({
   receiveMaximum: z.number().int().min(1).max(65535).default(1024),
   maximumPacketSize: z.number().int().min(64).max(268_435_455).default(1024 * 1024),
   topicAliasMaximum: z.number().int().min(0).max(65535).default(64),
-  maxInflightMessages: z.number().int().min(1).max(65535).default(1000).describe('QoS 1/2 messages in flight towards one client (also capped by its Receive Maximum)'),
+  maxInflightMessages: z.number().int().min(1).max(65535).default(100).describe('QoS 1/2 messages in flight towards one client (also capped by its Receive Maximum)'),
   maxQueuedMessages: z.number().int().positive().default(100_000),
   maxQueuedBytes: z.number().int().positive().default(64 * 1024 * 1024),
   queuePolicy: z.enum(['drop-oldest', 'drop-newest', 'refuse']).default('drop-oldest'),
   queueQos0: z.boolean().default(false),
   maxConnections: z.number().int().positive().default(10_000),
-  maxBufferedBytes: z.number().int().min(1024).default(256 * 1024)
+  maxBufferedBytes: z.number().int().min(1024).default(128 * 1024)
     .describe('Output bytes buffered per client; past it QoS 0 messages to that client are dropped (counted) and QoS 1/2 wait in its session queue'),
   stalledReaderTimeoutMs: z.number().int().positive().default(60_000)
     .describe('A client that reads nothing (its socket does not drain) for this long is disconnected; a persistent session keeps its QoS 1/2 messages'),
