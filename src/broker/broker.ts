@@ -48,8 +48,8 @@ const CLOSE_GRACE_MS = 2000;
  * (or a short while has passed, so two clients feeding each other cannot stall for good).
  * QoS 1/2 messages are then never dropped for a subscriber that keeps reading.
  */
-const QUEUE_HIGH_WATER = 500;
-const QUEUE_LOW_WATER = 125;
+const QUEUE_HIGH_WATER = 1000;
+const QUEUE_LOW_WATER = 250;
 const MAX_PUBLISHER_PAUSE_MS = 100;
 
 export class Broker implements ConnectionHost, OutboundHost {
@@ -91,6 +91,12 @@ export class Broker implements ConnectionHost, OutboundHost {
   get maximumPacketSize(): number { return this.options.maximumPacketSize; }
   get maxBufferedBytes(): number { return this.options.maxBufferedBytes; }
   get maxPreConnectBytes(): number { return this.options.maxPreConnectBytes; }
+  get outputBudgetExceeded(): boolean { return this.bufferedOutput > this.options.maxBufferedBytesTotal; }
+  /** Bytes all sockets hold that the kernel has not taken (as of each one's last write or drain). */
+  private bufferedOutput = 0;
+  accountOutput(previous: number, bytes: number): void {
+    this.bufferedOutput += bytes - previous;
+  }
   get maxQueuedMessages(): number { return this.options.maxQueuedMessages; }
   get maxQueuedBytes(): number { return this.options.maxQueuedBytes; }
   get queuePolicy() { return this.options.queuePolicy; }

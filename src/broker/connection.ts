@@ -27,8 +27,8 @@ function onStreamData(this: OwnedStream, chunk: Buffer): void {
 }
 function onStreamDrain(this: OwnedStream): void {
   const connection = this[owner];
-  connection.writeBlockedSince = 0;
   try {
+    connection.drained();
     connection.host.onDrain(connection);
   } catch (error) {
     connection.fail(error, 'drain');
@@ -47,6 +47,10 @@ export interface ConnectionHost {
   readonly maximumPacketSize: number;
   /** Per-connection output buffer above which QoS 0 deliveries are dropped (slow or stalled reader). */
   readonly maxBufferedBytes: number;
+  /** Whether the output buffered by all connections together is past its budget (then each keeps only a small share). */
+  readonly outputBudgetExceeded: boolean;
+  /** This connection's socket now holds `bytes` not yet taken by the kernel (was `previous`). */
+  accountOutput(previous: number, bytes: number): void;
   /** Largest packet, and so about the most bytes, taken from a socket before its CONNECT is accepted. */
   readonly maxPreConnectBytes: number;
   onPacket(connection: Connection, packet: Packet): void;
@@ -67,6 +71,8 @@ export interface ConnectionHost {
  * event-loop turn; the rest waits (socket paused) for the next turn, after every other client.
  */
 const PACKETS_PER_TURN = 512;
+/** Output every client may buffer whatever the others hold. */
+const GUARANTEED_OUTPUT_BYTES = 64 * 1024;
 const MS_PER_TURN = 4;
 
 export class Connection {
@@ -271,8 +277,32 @@ export class Connection {
     return this.pendingBytes + this.stream.writableLength;
   }
 
+  /**
+   * Past this, QoS 0 deliveries are dropped and QoS 1/2 wait in the session queue. A client may use
+   * up to maxBufferedBytes while all clients together stay within the broker's output budget; past
+   * the budget each keeps GUARANTEED_OUTPUT_BYTES, so many clients that read nothing cost a bounded
+   * total and a reading client still has room for bursts.
+   */
   get congested(): boolean {
-    return this.bufferedBytes > this.host.maxBufferedBytes;
+    const buffered = this.bufferedBytes;
+    if (buffered <= GUARANTEED_OUTPUT_BYTES) return false;
+    return buffered > this.host.maxBufferedBytes || this.host.outputBudgetExceeded;
+  }
+
+  /** Bytes the socket holds that this connection has reported to the host's budget. */
+  private accountedOutput = 0;
+
+  private reportOutput(): void {
+    const bytes = this.stream.destroyed ? 0 : this.stream.writableLength;
+    if (bytes === this.accountedOutput) return;
+    this.host.accountOutput(this.accountedOutput, bytes);
+    this.accountedOutput = bytes;
+  }
+
+  /** The socket drained: its share of the output budget is free. */
+  drained(): void {
+    this.writeBlockedSince = 0;
+    this.reportOutput();
   }
 
   flush(): void {
@@ -294,6 +324,7 @@ export class Connection {
       this.stream.uncork();
     }
     if (this.writeBlockedSince === 0 && this.stream.writableNeedDrain) this.writeBlockedSince = Date.now();
+    this.reportOutput();
   }
 
   /**
@@ -329,6 +360,10 @@ export class Connection {
     this.framer.clear();
     this.pending = [];
     this.pendingBytes = 0;
+    if (this.accountedOutput !== 0) {
+      this.host.accountOutput(this.accountedOutput, 0);
+      this.accountedOutput = 0;
+    }
     try {
       this.notifyClosed();
     } finally {

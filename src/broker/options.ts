@@ -36,6 +36,8 @@ export interface BrokerOptions {
   maxPersistentSessions: number;
   /** Output buffer per connection above which QoS 0 deliveries to it are dropped (QoS 1/2 wait in its queue). */
   maxBufferedBytes: number;
+  /** Output buffered by all connections together; past it each connection may hold only 64 KiB. */
+  maxBufferedBytesTotal: number;
   /** A client whose socket has not drained for this long (it reads nothing) is disconnected. */
   stalledReaderTimeoutMs: number;
   /** Largest packet taken before CONNECT completes (unauthenticated sockets). */
@@ -68,7 +70,8 @@ export const defaultBrokerOptions: Omit<BrokerOptions, 'logger'> = {
   persistentSessionExpiry: 7 * 24 * 3600,
   maxSessionExpiry: 7 * 24 * 3600,
   maxPersistentSessions: 1000,
-  maxBufferedBytes: 128 * 1024,
+  maxBufferedBytes: 4 * 1024 * 1024,
+  maxBufferedBytesTotal: 16 * 1024 * 1024,
   stalledReaderTimeoutMs: 60_000,
   maxPreConnectBytes: 64 * 1024,
   maxSubscriptionsPerClient: 1000,

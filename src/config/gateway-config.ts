@@ -27,8 +27,10 @@ export const brokerSectionSchema = z.strictObject({
   queuePolicy: z.enum(['drop-oldest', 'drop-newest', 'refuse']).default('drop-oldest'),
   queueQos0: z.boolean().default(false),
   maxConnections: z.number().int().positive().default(10_000),
-  maxBufferedBytes: z.number().int().min(1024).default(128 * 1024)
+  maxBufferedBytes: z.number().int().min(64 * 1024).default(4 * 1024 * 1024)
     .describe('Output bytes buffered per client; past it QoS 0 messages to that client are dropped (counted) and QoS 1/2 wait in its session queue'),
+  maxBufferedBytesTotal: z.number().int().min(64 * 1024).default(16 * 1024 * 1024)
+    .describe('Output bytes buffered by all clients together; past it each client may hold only 64 KiB (many clients that read nothing cost a bounded total)'),
   stalledReaderTimeoutMs: z.number().int().positive().default(60_000)
     .describe('A client that reads nothing (its socket does not drain) for this long is disconnected; a persistent session keeps its QoS 1/2 messages'),
   maxPreConnectBytes: z.number().int().min(64).max(268_435_455).default(64 * 1024)
