@@ -7,7 +7,9 @@ import { MUTATION_NAMES, mutateOne } from './mutator.js';
 import { Rng } from './prng.js';
 
 /** Classes of a whole case (not of one packet). */
-export const SCENARIO_NAMES = ['before-connect', 'second-connect', 'wrong-version-packet', 'dribble', 'preconnect-flood', 'valid'] as const;
+export const SCENARIO_NAMES = ['before-connect', 'second-connect', 'wrong-version-packet', 'dribble', 'preconnect-flood', 'tiny-maximum-packet-size', 'valid'] as const;
+/** Classes that leave every packet valid. */
+const VALID_CLASSES = new Set(['valid', 'second-connect', 'tiny-maximum-packet-size']);
 export const CLASS_NAMES = [...MUTATION_NAMES, ...SCENARIO_NAMES];
 
 export interface FuzzCase {
@@ -44,7 +46,7 @@ export function generateCase(seed: number, index: number, options: CaseOptions =
   const on = (name: string) => !exclude.has(name);
   const version = rng.pick([3, 4, 5, 5] as const);
   const clientId = rng.chance(0.05) ? (version === 3 ? 'fz-empty' : '') : `fz${rng.int(200)}`;
-  const ctx: gen.GenContext = { rng, version, clientId, serverTopicAliasMaximum: 64, qos2Ids: [] };
+  const ctx: gen.GenContext = { rng, version, clientId, serverTopicAliasMaximum: 64, qos2Ids: [], tinyLimits: on('tiny-maximum-packet-size') };
   const classes: string[] = [];
   const models: PacketModel[] = [];
   let delivery: FuzzCase['delivery'] = 'burst';
@@ -91,12 +93,13 @@ export function generateCase(seed: number, index: number, options: CaseOptions =
       }
     }
   }
-  if (classes.length === 0 || classes.every((c) => c === 'second-connect')) classes.push('valid');
+  if (ctx.usedTinyLimit) classes.push('tiny-maximum-packet-size');
+  if (!classes.some((c) => c !== 'tiny-maximum-packet-size')) classes.push('valid');
   const frames = models.map(encodePacket);
   return {
     seed, index, version, frames, names: models.map((m) => m.name), classes, delivery,
     dribbleMs: 200, keepAlive, abrupt: rng.chance(0.6), splitSeed: rng.u32(),
-    valid: classes.every((c) => c === 'valid' || c === 'second-connect'),
+    valid: classes.every((c) => VALID_CLASSES.has(c)),
   };
 }
 

@@ -20,6 +20,10 @@ export interface GenContext {
   serverTopicAliasMaximum: number;
   /** Packet ids of QoS 2 PUBLISHes sent, for PUBREL. */
   qos2Ids: number[];
+  /** May a CONNECT announce a Maximum Packet Size under 64 bytes (smaller than many answers)? */
+  tinyLimits: boolean;
+  /** Set when a CONNECT did. */
+  usedTinyLimit?: boolean;
 }
 
 const utf8 = (s: string): Buffer => Buffer.from(s, 'utf8');
@@ -47,7 +51,11 @@ export function propertyValue(rng: Rng, id: number, ctx: GenContext): Field[] {
     case 0x02: return [{ t: 'u32', v: rng.pick([0, 1, 60, 0xffffffff]) }];
     case 0x11: return [{ t: 'u32', v: rng.pick([0, 0, 1, 2]) }];
     case 0x18: return [{ t: 'u32', v: rng.pick([0, 0, 1]) }];
-    case 0x27: return [{ t: 'u32', v: rng.pick([rng.range(16, 64), rng.range(64, 2048), 1 << 20, 268435460]) }];
+    case 0x27: {
+      const v = rng.pick([ctx.tinyLimits ? rng.range(16, 63) : rng.range(64, 200), rng.range(64, 2048), 1 << 20, 268435460]);
+      if (v < 64) ctx.usedTinyLimit = true;
+      return [{ t: 'u32', v }];
+    }
     case 0x21: return [{ t: 'u16', v: rng.pick([1, 2, 5, 65535]) }];
     case 0x22: return [{ t: 'u16', v: rng.pick([0, 1, 3, 64]) }];
     case 0x23: return [{ t: 'u16', v: rng.range(1, Math.max(1, ctx.serverTopicAliasMaximum)) }];
