@@ -6,7 +6,7 @@
 // reproducer (seed, case index, hex) of each failure, minimised with up to N replays.
 
 import { randomSeed } from '../../test/fuzz/lib/prng.js';
-import { formatFailure, formatReport, minimise, runFuzz, type Failure, type FailureKind } from '../../test/fuzz/lib/harness.js';
+import { formatFailure, formatReport, minimise, runFuzz, signature, type Failure, type FailureKind } from '../../test/fuzz/lib/harness.js';
 
 function arg(name: string, fallback?: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -34,18 +34,17 @@ while (index < cases) {
   console.log(formatReport(report));
   for (const f of report.failures) {
     totals[f.kind]++;
-    // Keep the first few of each kind, and minimise them.
-    if (kept.filter((k) => k.kind === f.kind).length < 3) {
-      if (minimiseBudget > 0 && f.cases.length > 0) await minimise(f, minimiseBudget, console.log);
-      kept.push(f);
-      console.log(formatFailure(f));
-    }
+    // Keep one of each distinct failure; minimise the first few of each kind.
+    if (kept.some((k) => k.kind === f.kind && signature(k.message) === signature(f.message))) continue;
+    if (minimiseBudget > 0 && f.cases.length > 0 && kept.filter((k) => k.kind === f.kind).length < 3) await minimise(f, minimiseBudget, console.log);
+    kept.push(f);
+    console.log(formatFailure(f));
   }
   if (stopOnFailure && report.failures.length > 0) break;
 }
 const seconds = (Date.now() - started) / 1000;
 console.log('');
 console.log(`TOTAL seed ${seed}: ${run} cases in ${seconds.toFixed(0)} s (${(run / seconds).toFixed(0)} cases/s overall, broker restarts and checks included)`);
-console.log(`  crashes ${totals.crash}, losses ${totals.loss}, good-client disconnections/refusals ${totals['good-client']}, invalid answers ${totals['invalid-answer']}, memory ${totals.memory}`);
+console.log(`  crashes ${totals.crash}, losses ${totals.loss}, good-client disconnections/refusals ${totals['good-client']}, distinct invalid answers ${totals['invalid-answer']}, memory ${totals.memory}`);
 for (const f of kept) console.log(formatFailure(f));
 process.exit(0);
