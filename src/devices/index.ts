@@ -51,8 +51,9 @@ export async function startDevices(mapping: DeviceMapping, clients: ClientSource
     if (typeof clients === 'function') ownClients.push(client);
     devices.push(new ModbusDeviceRunner(device, bus, client, logger.child({ device: device.id }), options.onPoll));
   }
+  // Never wait for a bus here: a device still booting (connects hang) would hold the gateway's start for
+  // the whole connect timeout. Devices poll once their bus opens, and report offline only once it has failed.
   for (const b of busRunners.values()) b.start();
-  await Promise.all([...busRunners.values()].map((b) => b.firstAttempt));
   for (const d of devices) d.start();
 
   const lineBuses: Array<{ bus: LineBus; devices: LineDevice[]; handle: LineBusHandle }> = [];

@@ -53,7 +53,7 @@ describe('SIGHUP reload of a running gateway', () => {
       devices: ['devices/a.json', 'devices/b.json'],
     });
     gateway = new GatewayProcess(['--config', path.join(dir, 'fieldgate.json')], dir);
-    await gateway.waitForLog((l) => l.msg === 'device adapters started', 'the devices to start');
+    await gateway.waitForLog((l) => l.msg.startsWith('watch the readings: '), 'the gateway to start');
     const alice = await connectAs('alice', 'alice-pw');
     alice.on('message', (topic, payload) => seen.push(`${topic} ${payload.toString()}`));
     await alice.subscribeAsync('fieldgate/#', { qos: 0 });
