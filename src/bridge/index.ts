@@ -10,7 +10,7 @@ import { PubackFramer, filterPubacks } from './puback-filter.js';
 import { Inbound } from './inbound.js';
 import { StatusPublisher, type BridgeState } from './status.js';
 import { Backoff } from './backoff.js';
-import { connectOptions, describeConnectError } from './connection.js';
+import { connectOptions, describeConnectError, transportOf } from './connection.js';
 import { localFilter, toRemoteTopic, topicMatches } from './topics.js';
 
 export { bridgeConfigSchema, bridgeListSchema, parseBridgeConfig, formatConfigIssues } from './config.js';
@@ -273,7 +273,7 @@ class Bridge {
     try {
       client = mqtt.connect(this.config.url, options);
     } catch (err) {
-      this.noteFailure(describeConnectError(err, this.config.protocolVersion));
+      this.noteFailure(describeConnectError(err, this.config.protocolVersion, transportOf(this.config)));
       this.scheduleReconnect();
       return;
     }
@@ -290,7 +290,7 @@ class Bridge {
     client.on('connect', (connack) => this.onConnect(client, connack));
     client.on('error', (err) => {
       if (this.client !== client) return;
-      this.noteFailure(describeConnectError(err, this.config.protocolVersion));
+      this.noteFailure(describeConnectError(err, this.config.protocolVersion, transportOf(this.config)));
     });
     client.on('close', () => this.onClose(client));
   }
