@@ -70,9 +70,10 @@ export async function startDevices(mapping: DeviceMapping, clients: ClientSource
   return {
     stop() {
       stopping ??= (async () => {
-        await Promise.all(devices.map((d) => d.stop()));
-        await Promise.all([...busRunners.values()].map((b) => b.stop()));
-        await Promise.all(lineBuses.map((l) => l.handle.stop()));
+        // The devices stop polling first (synchronously); stopping the buses in the same turn aborts a
+        // connect in progress and fails the requests in flight at once, so a silent device holds nobody.
+        const stoppingDevices = devices.map((d) => d.stop());
+        await Promise.all([...stoppingDevices, ...[...busRunners.values()].map((b) => b.stop()), ...lineBuses.map((l) => l.handle.stop())]);
         for (const c of ownClients) c.close();
       })();
       return stopping;
