@@ -150,38 +150,48 @@ describe('lifecycle: start, SIGTERM and restart with a bridge to a Mosquitto clo
   }, 90_000);
 
   it('defect 2: messages acknowledged during a SIGTERM all reach the cloud (after a restart), and the stop takes at most ~1 s although the device hangs', async () => {
-    // A fresh start, so the SIGTERM comes while the device's first connect hangs (its timeout is 5 s).
     for (const g of gateways) await g.stop();
-    const gateway = startGateway();
-    // Two publishers, 3.1.1 and 5.0, publishing continuously through the SIGTERM.
-    const v4 = await SequencePublisher.start(port, 'lan/stop-v4', 20, 4);
-    const v5 = await SequencePublisher.start(port, 'lan/stop-v5', 20, 5);
-    publishers.push(v4, v5);
-    await waitFor(() => v4.acked.size > 300 && v5.acked.size > 300, 'publishing under way', 20_000);
-    // The bus has not given up its first connect yet: the stop finds it hanging.
-    expect(gateway.logs.filter((l) => l.msg === 'modbus bus cannot open' || l.msg === 'modbus bus open')).toEqual([]);
-    const signalled = Date.now();
-    gateway.signal('SIGTERM');
-    const exit = await gateway.exited;
-    const stopMs = Date.now() - signalled;
-    expect(exit).toEqual({ code: 0, signal: null });
-    expect(v4.done && v5.done).toBe(true);
-    const ackedAfterSignal = [v4, v5].reduce((n, p) => n + [...p.ackedAt.values()].filter((t) => t >= signalled).length, 0);
-    const stoppedLine = gateway.logs.find((l) => l.msg === 'stopped');
-    expect(stoppedLine).toBeDefined();
-    console.info(`SIGTERM to exit: ${stopMs} ms (the gateway's own measure: ${String(stoppedLine?.ms)} ms); ${ackedAfterSignal} PUBACKs arrived after the signal was sent`);
-    // Soft: the messages are checked below even when the stop was too slow.
-    expect.soft(stopMs, `SIGTERM to exit took ${stopMs} ms`).toBeLessThanOrEqual(1000 + COMMIT_WINDOW_MS + STOP_SLACK_MS);
+    const cycles: Array<{ v4: SequencePublisher; v5: SequencePublisher; signalled: number; stopMs: number; deviceHanging: boolean }> = [];
+    // SIGTERM right after the first PUBACK (the start-up window), in full flow, and at a random moment.
+    const waits = [() => 0, () => 600, () => Math.floor(Math.random() * 1200)];
+    for (const [cycle, wait] of waits.entries()) {
+      // A fresh start each time, so the SIGTERM comes while the device's first connect hangs (its timeout is 5 s).
+      const gateway = startGateway();
+      // Two publishers, 3.1.1 and 5.0, publishing continuously through the SIGTERM.
+      const v4 = await SequencePublisher.start(port, `lan/stop-v4-${cycle}`, 20, 4);
+      const v5 = await SequencePublisher.start(port, `lan/stop-v5-${cycle}`, 20, 5);
+      publishers.push(v4, v5);
+      await waitFor(() => v4.acked.size > 0 && v5.acked.size > 0, 'the first PUBACKs', 20_000);
+      await new Promise((r) => setTimeout(r, wait()));
+      const deviceHanging = !gateway.logs.some((l) => l.msg === 'modbus bus cannot open' || l.msg === 'modbus bus open');
+      const signalled = Date.now();
+      gateway.signal('SIGTERM');
+      const exit = await gateway.exited;
+      const stopMs = Date.now() - signalled;
+      expect(exit).toEqual({ code: 0, signal: null });
+      expect(v4.done && v5.done).toBe(true);
+      const stoppedLine = gateway.logs.find((l) => l.msg === 'stopped');
+      expect(stoppedLine).toBeDefined();
+      const ackedAfterSignal = [v4, v5].reduce((n, p) => n + [...p.ackedAt.values()].filter((t) => t >= signalled).length, 0);
+      console.info(`cycle ${cycle}: ${v4.acked.size + v5.acked.size} acknowledged; SIGTERM to exit ${stopMs} ms (the gateway's own measure: ${String(stoppedLine?.ms)} ms); ${ackedAfterSignal} PUBACKs arrived after the signal was sent; device connect hanging: ${deviceHanging}`);
+      // Soft: the messages are checked below even when a stop was too slow.
+      expect.soft(stopMs, `cycle ${cycle}: SIGTERM to exit took ${stopMs} ms`).toBeLessThanOrEqual(1000 + COMMIT_WINDOW_MS + STOP_SLACK_MS);
+      cycles.push({ v4, v5, signalled, stopMs, deviceHanging });
+    }
+    // The stops found the device's connect hanging (on a loaded machine a cycle may pass its 5 s).
+    expect(cycles.some((c) => c.deviceHanging)).toBe(true);
 
-    // Whatever did not reach the cloud before the stop is in the outbox: a restart sends it.
+    // Whatever did not reach the cloud before a stop is in the outbox: the next start sends it.
     const restarted = startGateway();
     await restarted.waitForLog((l) => l.msg === 'bridge connected', 'the bridge to reconnect after the restart');
-    for (const [publisher, topic] of [[v4, 'site/lan/stop-v4'], [v5, 'site/lan/stop-v5']] as const) {
-      await waitFor(() => missingAtCloud(publisher.acked, cloudSub, topic).length === 0, `every acknowledged ${topic} message at the cloud`, 30_000).catch(() => undefined);
-      const missing = missingAtCloud(publisher.acked, cloudSub, topic);
-      const afterSignal = missing.filter((seq) => publisher.ackedAt.get(seq)! >= signalled);
-      expect({ topic, missing: missing.length, acknowledgedAfterSigterm: afterSignal.length, firstMissing: missing.slice(0, 10) })
-        .toEqual({ topic, missing: 0, acknowledgedAfterSigterm: 0, firstMissing: [] });
+    for (const [cycle, { v4, v5, signalled }] of cycles.entries()) {
+      for (const [publisher, topic] of [[v4, `site/lan/stop-v4-${cycle}`], [v5, `site/lan/stop-v5-${cycle}`]] as const) {
+        await waitFor(() => missingAtCloud(publisher.acked, cloudSub, topic).length === 0, `every acknowledged ${topic} message at the cloud`, 30_000).catch(() => undefined);
+        const missing = missingAtCloud(publisher.acked, cloudSub, topic);
+        const afterSignal = missing.filter((seq) => publisher.ackedAt.get(seq)! >= signalled);
+        expect({ topic, missing: missing.length, acknowledgedAfterSigterm: afterSignal.length, firstMissing: missing.slice(0, 10) })
+          .toEqual({ topic, missing: 0, acknowledgedAfterSigterm: 0, firstMissing: [] });
+      }
     }
     restarted.signal('SIGTERM');
     expect((await restarted.exited).code).toBe(0);
