@@ -71,10 +71,10 @@ export interface ConnectionHost {
  * Fairness: one connection's packets are handled for at most this many packets or this long per
  * event-loop turn; the rest waits (socket paused) for the next turn, after every other client.
  */
-const PACKETS_PER_TURN = 512;
+const PACKETS_PER_TURN = 64;
 /** Output every client may buffer whatever the others hold. */
 const GUARANTEED_OUTPUT_BYTES = 64 * 1024;
-const MS_PER_TURN = 4;
+const MS_PER_TURN = 1;
 
 export class Connection {
   session: Session | null = null;
@@ -169,7 +169,7 @@ export class Connection {
     let handled = 0;
     for (;;) {
       if (this.closing || this.readHolds > 0) return;
-      if (handled >= PACKETS_PER_TURN || (handled % 32 === 31 && Date.now() - started >= MS_PER_TURN)) {
+      if (handled >= PACKETS_PER_TURN || ((handled & 7) === 7 && Date.now() - started >= MS_PER_TURN)) {
         this.yieldTurn();
         return;
       }
