@@ -2,7 +2,7 @@
 // replayed against a fresh broker process with the good clients and observers beside it.
 // Each failed on main at 51c6cd2.
 
-import { describe, expect, it } from 'vitest';
+import { describe, it } from 'vitest';
 import { caseFromHex } from './lib/case.js';
 import { replay } from './lib/harness.js';
 
@@ -45,11 +45,26 @@ const cases: Array<{ name: string; found: string; hex: string[]; abrupt?: boolea
     found: 'seed 7 case 91 (its CONNECT)',
     hex: ['105300044d5154540536003c0b22000021000127000000110005667a31343126080008667a2f6465762f32020000003c03000c346377337775317373646a69010018000000000009667a2f772f74656d700002b58d'],
   },
+  {
+    // Found after decode's first fix: the CONNACK too large for the client's limit was dropped, and the
+    // client got its SUBACK (and PUBACKs) without ever a CONNACK.
+    name: 'no packet before the CONNACK when the CONNACK does not fit the Maximum Packet Size (18)',
+    found: 'seed 1 case 218 [tiny-maximum-packet-size]',
+    hex: ['101d00044d5154540582001e0827000000122100050004667a353100027932', '82138060020b010004667a2f2b290004667a2f2b19'],
+  },
+  {
+    // A second CONNECT whose protocol name is "MQtT": the broker answered DISCONNECT 0x84, which is a
+    // CONNACK reason code only (a second CONNECT is a protocol error, 0x82 [MQTT-3.1.0-2]).
+    name: 'a second CONNECT with an unknown protocol name is answered with a valid DISCONNECT reason',
+    found: 'seed 2 case 379 [second-connect,bitflip]',
+    hex: ['101600044d51545405000000062100052200400003667a39', '101700044d5174540542003c0217210003667a190003514135'],
+  },
 ];
 
-describe('fuzzer regressions', () => {
+// Each replay has its own broker process: run them side by side.
+describe.concurrent('fuzzer regressions', () => {
   for (const c of cases) {
-    it(`${c.name} (${c.found})`, async () => {
+    it(`${c.name} (${c.found})`, async ({ expect }) => {
       const { kinds, messages } = await replay([caseFromHex(c.hex, { abrupt: c.abrupt ?? false })]);
       expect({ kinds: [...kinds], messages }).toEqual({ kinds: [], messages: [] });
     }, 60_000);
