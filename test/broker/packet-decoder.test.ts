@@ -210,6 +210,9 @@ describe('client packet decoder', () => {
       ['AUTH in 3.1.1', 'f000', 4, 0x81],
       ['CONNACK from a client', '20020000', 4, 0x82],
       ['packet type 0', '0000', 4, 0x81],
+      ['a remaining length that does not match the frame', '30050001', 4, 0x81],
+      ['a remaining length in five bytes', '30ffffffff01', 4, 0x81],
+      ['a lone first byte', '30', 4, 0x81],
     ];
     for (const [name, hex, version, reason] of cases) {
       expect((ours(Buffer.from(hex, 'hex'), version) as { reasonCode?: number }).reasonCode, name).toBe(reason);
