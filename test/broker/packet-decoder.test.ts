@@ -116,7 +116,7 @@ describe('client packet decoder', () => {
     expect(corruptedAccepted).toBeGreaterThan(0);
   });
 
-  it('throws nothing but FrameError on 200,000 random and mutated frames (anything else would escape the socket handler)', () => {
+  it('throws nothing but FrameError on 50,000 random and mutated frames (anything else would escape the socket handler)', () => {
     const random = lcg(8);
     const seeds = [
       '101f00044d51545405060000000001780826000161ffff01000003772f31000121', '310f0003702f310826000161ffff010078',
@@ -124,7 +124,7 @@ describe('client packet decoder', () => {
       '82090001020b01000161010', '3225000174202600095f5f70726f746f5f5f000176', 'e00400041100', 'f0021800',
     ].map((h) => Buffer.from(h.length % 2 ? `${h}0` : h, 'hex'));
     const unexpected: string[] = [];
-    for (let i = 0; i < 200_000; i++) {
+    for (let i = 0; i < 50_000; i++) {
       let body: Buffer;
       if (random() < 0.3) body = Buffer.from(Array.from({ length: Math.floor(random() * 40) }, () => Math.floor(random() * 256)));
       else {
