@@ -113,7 +113,7 @@ export class Broker implements ConnectionHost, OutboundHost {
       commitWindowMs: this.options.commitWindowMs,
       onError: (error) => this.logger.error({ err: error }, 'database write failed; retrying'),
     });
-    this.retained = new RetainedStore(this.store, { maxMessages: this.options.maxRetainedMessages, maxBytes: this.options.maxRetainedBytes }, this.logger);
+    this.retained = new RetainedStore(this.store, this.logger, { maxMessages: this.options.maxRetainedMessages, maxBytes: this.options.maxRetainedBytes });
     this.restoreSessions();
     this.sweepTimer = setInterval(() => this.guarded('housekeeping', () => this.sweep()), SWEEP_INTERVAL_MS);
     this.sweepTimer.unref();

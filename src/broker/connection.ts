@@ -2,7 +2,9 @@
 // Protocol decisions live in handlers/; this file only moves bytes and holds per-connection state.
 
 import mqttPacket from 'mqtt-packet';
+import net from 'node:net';
 import type { Duplex } from 'node:stream';
+import tls from 'node:tls';
 import { decodeSimplePublish, FrameError, PacketFramer } from './framer.js';
 import { decodePacket } from './packet-decoder.js';
 import { encodeDisconnect } from './packet-writer.js';
@@ -17,6 +19,14 @@ export type Packet = mqttPacket.Packet;
  */
 const COPY_COALESCE_LIMIT = 64 * 1024;
 const LARGE_CHUNK_BYTES = 1024;
+
+/**
+ * One coalescing buffer shared by every plain TCP connection: a turn's small packets for one client
+ * are copied into it and written; when the kernel took them all at once (the usual case) the next
+ * connection reuses it, so flushing to a large fan-out allocates nothing. When a write is left
+ * pending, that buffer now belongs to the socket and a new one is made.
+ */
+let slab = Buffer.allocUnsafeSlow(COPY_COALESCE_LIMIT);
 
 // Stream listeners shared by all connections (an emitter calls them with `this` = the stream),
 // so an idle connection holds no closures of its own. Each is guarded: an exception in the
@@ -71,7 +81,7 @@ export interface ConnectionHost {
  * Fairness: one connection's packets are handled for at most this many packets or this long per
  * event-loop turn; the rest waits (socket paused) for the next turn, after every other client.
  */
-const PACKETS_PER_TURN = 64;
+const PACKETS_PER_TURN = 256;
 /** Output every client may buffer whatever the others hold. */
 const GUARANTEED_OUTPUT_BYTES = 64 * 1024;
 const MS_PER_TURN = 1;
@@ -116,6 +126,8 @@ export class Connection {
   /** The per-turn budget ran out: reading resumes on the next turn. */
   private turnYielded = false;
   private streamPaused = false;
+  /** A plain TCP socket: a write it completes at once has copied our bytes into the kernel. */
+  private readonly plainTcp: boolean;
 
   constructor(
     readonly host: ConnectionHost,
@@ -127,6 +139,7 @@ export class Connection {
   ) {
     this.openedAt = this.lastActivity = Date.now();
     this.identity = { clientId: '', address, local: false };
+    this.plainTcp = stream instanceof net.Socket && !(stream instanceof tls.TLSSocket);
     // Until CONNECT is accepted, a client may make us hold only a small packet [defect: unauthenticated exposure].
     this.framer = new PacketFramer(Math.min(host.maxPreConnectBytes, host.maximumPacketSize));
     (stream as OwnedStream)[owner] = this;
@@ -342,6 +355,11 @@ export class Connection {
     if (!this.stream.writable) return;
     if (pending.length === 1) {
       this.stream.write(pending[0]);
+    } else if (bytes <= COPY_COALESCE_LIMIT && this.plainTcp && this.stream.writableLength === 0) {
+      let offset = 0;
+      for (const chunk of pending) offset += chunk.copy(slab, offset);
+      this.stream.write(slab.subarray(0, offset));
+      if (this.stream.writableLength !== 0) slab = Buffer.allocUnsafeSlow(COPY_COALESCE_LIMIT);
     } else if (bytes <= COPY_COALESCE_LIMIT || bytes < pending.length * LARGE_CHUNK_BYTES) {
       this.stream.write(Buffer.concat(pending, bytes));
     } else {

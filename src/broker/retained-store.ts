@@ -23,8 +23,8 @@ export class RetainedStore {
 
   constructor(
     private readonly store: Store,
-    private readonly limits: RetainedLimits = { maxMessages: Infinity, maxBytes: Infinity },
     logger: Logger = silentLogger,
+    private readonly limits: RetainedLimits = { maxMessages: Infinity, maxBytes: Infinity },
   ) {
     for (const message of store.loadRetained()) {
       // Rows written by an older version were not all validated (issue 8, defect 2): one that cannot

@@ -3,8 +3,9 @@
 // connection every `connectIntervalMs` (time from CONNECT to CONNACK). Only samples taken after
 // the warm-up count; a reply still missing at the end counts with the time waited so far.
 
+import net from 'node:net';
 import os from 'node:os';
-import { PacketType, PINGREQ } from '../../lib/mqtt-wire.js';
+import { DISCONNECT, encodeConnect, PacketType, PINGREQ } from '../../lib/mqtt-wire.js';
 import { RawClient } from './raw-client.js';
 import type { Counters, Role } from './role.js';
 
@@ -30,6 +31,8 @@ export class Probe implements Role {
   private client!: RawClient;
   private readonly pings: number[] = [];
   private readonly connacks: number[] = [];
+  /** Of each CONNACK sample: the TCP handshake part (the kernel and the broker's accept queue). */
+  private readonly handshakes: number[] = [];
   private pingSentAt = 0;
   private measureFrom = 0;
   private running = false;
@@ -81,20 +84,32 @@ export class Probe implements Role {
     this.client.socket.write(PINGREQ);
   }
 
+  /** A fresh connection: TCP handshake (until 'connect'), then CONNECT → CONNACK, timed apart. */
   private connectOnce(): void {
     const started = nowMs();
     this.connectsInFlight.add(started);
-    RawClient.connect(this.spec.port, `bench-probe-${Math.floor(started)}`, 0).then(
-      (client) => {
-        this.connectsInFlight.delete(started);
-        if (started >= this.measureFrom) this.connacks.push(nowMs() - started);
-        void client.disconnect();
-      },
-      () => {
-        this.connectsInFlight.delete(started);
-        this.failures++;
-      },
-    );
+    const socket = net.connect({ port: this.spec.port, host: '127.0.0.1', noDelay: true });
+    let connectedAt = 0;
+    const timer = setTimeout(() => socket.destroy(new Error('timeout')), 15_000);
+    socket.once('connect', () => {
+      connectedAt = nowMs();
+      socket.write(encodeConnect(`bench-probe-${Math.floor(started * 1000)}`, { keepAliveSeconds: 0 }));
+    });
+    socket.once('data', (chunk: Buffer) => {
+      clearTimeout(timer);
+      this.connectsInFlight.delete(started);
+      const now = nowMs();
+      if (chunk[0]! >> 4 !== PacketType.CONNACK || chunk[3] !== 0) this.failures++;
+      else if (started >= this.measureFrom) {
+        this.connacks.push(now - started);
+        this.handshakes.push(connectedAt - started);
+      }
+      socket.end(DISCONNECT);
+    });
+    socket.on('error', () => {
+      clearTimeout(timer);
+      if (this.connectsInFlight.delete(started)) this.failures++;
+    });
   }
 
   private result(): Counters {
@@ -108,6 +123,7 @@ export class Probe implements Role {
     return {
       pingSamples: pings.length, pingP50Ms: p.p50, pingP99Ms: p.p99, pingMaxMs: p.max,
       connackSamples: connacks.length, connackP50Ms: c.p50, connackP99Ms: c.p99, connackMaxMs: c.max,
+      handshakeP50Ms: summary(this.handshakes).p50, handshakeP99Ms: summary(this.handshakes).p99,
       connectFailures: this.failures, reniced: this.reniced,
     };
   }

@@ -37,7 +37,7 @@ export const fairness: Body = async (broker, workers, timing) => {
   const delivered = (i: number) => (second.replies[i]!.counters['received']! - first.replies[i]!.counters['received']!) / ((second.replies[i]!.t - first.replies[i]!.t) / 1000);
   await Promise.all([fanin.request({ cmd: 'stop' }, 'stopped'), fanout.request({ cmd: 'stop' }, 'stopped')]);
   const notes = [
-    `${result['pingSamples']} PINGRESP (p50 ${result['pingP50Ms']!.toFixed(2)} ms), ${result['connackSamples']} CONNACK (p50 ${result['connackP50Ms']!.toFixed(2)} ms) samples`,
+    `${result['pingSamples']} PINGRESP (p50 ${result['pingP50Ms']!.toFixed(2)} ms), ${result['connackSamples']} CONNACK (p50 ${result['connackP50Ms']!.toFixed(2)} ms; of it the TCP handshake p50 ${result['handshakeP50Ms']!.toFixed(2)} / p99 ${result['handshakeP99Ms']!.toFixed(2)} ms) samples`,
     `meanwhile fan-in ${formatCount(delivered(0))} msg/s (offered ${formatCount(offered(2))}), fan-out ${formatCount(delivered(1))} deliveries/s (offered ${formatCount(offered(3))} msg/s)`,
   ];
   notes.push(result['reniced'] ? 'probe at nice -10' : 'probe at normal priority (renice not allowed)');
