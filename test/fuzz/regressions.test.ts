@@ -56,7 +56,7 @@ const cases: Array<{ name: string; found: string; hex: string[]; abrupt?: boolea
   {
     // A second CONNECT whose protocol name is "MQtT": the decoder's "unsupported protocol" error (0x84)
     // became the DISCONNECT reason, but 0x84 is a CONNACK reason code only; a second CONNECT is a
-    // protocol error, 0x82 [MQTT-3.1.0-2]. Passed at 51c6cd2 (mqtt-packet's error there gave 0x81/0x82).
+    // protocol error, 0x82 [MQTT-3.1.0-2]. Passed at 51c6cd2.
     name: 'a second CONNECT with an unknown protocol name is answered with a valid DISCONNECT reason',
     found: 'seed 2 case 379 [second-connect,bitflip]',
     hex: ['101600044d51545405000000062100052200400003667a39', '101700044d5174540542003c0217210003667a190003514135'],
