@@ -163,11 +163,11 @@ export class GoodClients {
         for (const sub of this.subscribers.filter((s) => s.kind === 'plain')) {
           const got = sub.received.get(p.topic) ?? new Set();
           const lost = [...p.acked].filter((s) => !got.has(s));
-          if (lost.length) losses.push(`${sub.name} lost ${lost.length} of ${p.acked.size} acknowledged messages of ${p.name} (first: ${lost.slice(0, 5).join(',')})`);
+          if (lost.length) losses.push(`${sub.name} lost ${lost.length} of ${p.acked.size} acknowledged messages of ${p.name}: not delivered ${timeoutMs / 1000} s after the last publish (first: ${lost.slice(0, 5).join(',')})`);
         }
         const shared = this.subscribers.filter((s) => s.kind === 'share').map((s) => s.received.get(p.topic) ?? new Set<number>());
         const lost = [...p.acked].filter((s) => !shared.some((set) => set.has(s)));
-        if (lost.length) losses.push(`share group g lost ${lost.length} of ${p.acked.size} acknowledged messages of ${p.name} (first: ${lost.slice(0, 5).join(',')})`);
+        if (lost.length) losses.push(`share group g lost ${lost.length} of ${p.acked.size} acknowledged messages of ${p.name}: not delivered ${timeoutMs / 1000} s after the last publish (first: ${lost.slice(0, 5).join(',')})`);
       }
       return losses;
     };
