@@ -284,21 +284,30 @@ export class Connection {
 
   /**
    * Encodes and queues a packet. A v5 packet larger than the client's Maximum Packet Size goes without
-   * its Reason String, then without its User Properties (MQTT 5.0 §3.1.2.11.4, §3.14.2.2.2); if it is
-   * still too large it is not sent at all [MQTT-3.1.2-24].
+   * its Reason String, then without its User Properties (MQTT 5.0 §3.1.2.11.4, §3.14.2.2.2), and a
+   * CONNACK without the "available" flags whose absence means the same; a packet still too large is
+   * not sent [MQTT-3.1.2-24] and the connection is closed, as the exchange cannot go on without it.
    */
   send(packet: Packet): void {
     let bytes = mqttPacket.generate(packet, { protocolVersion: this.protocolVersion });
     const limit = this.protocolVersion === 5 ? this.clientMaximumPacketSize : 0;
     if (limit > 0 && bytes.length > limit) {
       const properties = (packet as { properties?: Record<string, unknown> }).properties;
-      for (const optional of ['reasonString', 'userProperties']) {
+      // What a server may leave out; for CONNACK also the flags whose absence means "available" (§3.2.2.3.5, .11-.13).
+      const OMISSIBLE = ['reasonString', 'userProperties'];
+      const CONNACK_DEFAULT_TRUE = ['retainAvailable', 'wildcardSubscriptionAvailable', 'subscriptionIdentifiersAvailable', 'sharedSubscriptionAvailable'];
+      for (const optional of packet.cmd === 'connack' ? [...OMISSIBLE, ...CONNACK_DEFAULT_TRUE] : OMISSIBLE) {
         if (properties?.[optional] === undefined) continue;
+        if (CONNACK_DEFAULT_TRUE.includes(optional) && properties[optional] !== true) continue;
         delete properties[optional];
         bytes = mqttPacket.generate(packet, { protocolVersion: 5 });
         if (bytes.length <= limit) break;
       }
-      if (bytes.length > limit) return;
+      if (bytes.length > limit) {
+        this.closeReason ??= `a ${packet.cmd.toUpperCase()} of ${bytes.length} bytes exceeds the client's Maximum Packet Size of ${limit}`;
+        this.close();
+        return;
+      }
     }
     this.write(bytes);
   }
