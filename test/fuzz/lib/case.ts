@@ -7,7 +7,7 @@ import { MUTATION_NAMES, mutateOne } from './mutator.js';
 import { Rng } from './prng.js';
 
 /** Classes of a whole case (not of one packet). */
-export const SCENARIO_NAMES = ['before-connect', 'second-connect', 'wrong-version-packet', 'dribble', 'preconnect-flood', 'tiny-maximum-packet-size', 'valid'] as const;
+export const SCENARIO_NAMES = ['before-connect', 'second-connect', 'wrong-version-packet', 'dribble', 'preconnect-flood', 'tiny-maximum-packet-size', 'mutated-second-connect', 'valid'] as const;
 /** Classes that leave every packet valid. */
 const VALID_CLASSES = new Set(['valid', 'second-connect', 'tiny-maximum-packet-size']);
 export const CLASS_NAMES = [...MUTATION_NAMES, ...SCENARIO_NAMES];
@@ -88,8 +88,12 @@ export function generateCase(seed: number, index: number, options: CaseOptions =
       for (let m = rng.chance(0.2) ? rng.range(2, 3) : 1; m > 0; m--) {
         // Mostly after CONNECT, where a broker has the most state to get wrong.
         const target = models.length > 1 && rng.chance(0.6) ? rng.range(1, models.length - 1) : 0;
+        // A CONNECT after the first one (in the wrong state) that is also malformed: a class of its own.
+        const secondConnect = target > 0 && models[target].name === 'connect' && models.slice(0, target).some((m) => m.name === 'connect');
+        if (secondConnect && !on('mutated-second-connect')) continue;
         const name = mutateOne(ctx, models[target], enabled);
         if (name) classes.push(name);
+        if (name && secondConnect && !classes.includes('mutated-second-connect')) classes.push('mutated-second-connect');
       }
     }
   }
