@@ -83,9 +83,17 @@ interface Environment {
   crashed: boolean;
 }
 
+/** Broker processes of this run: killed when the runner exits, even on an uncaught error. */
+const children = new Set<ChildBroker>();
+process.once('exit', () => {
+  for (const child of children) child.process.kill('SIGKILL');
+});
+
 async function startEnvironment(tag: string, full: boolean): Promise<Environment> {
   const dataDir = await mkdtemp(join(tmpdir(), 'fieldgate-fuzz-'));
   const broker = await spawnBroker(dataDir, FUZZ_BROKER_OPTIONS as never);
+  children.add(broker);
+  void broker.exited.then(() => children.delete(broker));
   const env: Environment = { broker, dataDir, good: new GoodClients(broker.port, tag), observers: new Observers(tag), stderr: [], crashed: false };
   broker.process.stderr!.on('data', (chunk: Buffer) => { if (env.stderr.join('').length < 20_000) env.stderr.push(chunk.toString()); });
   void broker.exited.then(() => { env.crashed = true; });
