@@ -35,7 +35,10 @@ while (index < cases) {
   for (const f of report.failures) {
     totals[f.kind]++;
     // Keep one of each distinct failure; minimise the first few of each kind.
-    if (kept.some((k) => k.kind === f.kind && signature(k.message) === signature(f.message))) continue;
+    if (kept.some((k) => k.kind === f.kind && signature(k.message) === signature(f.message))) {
+      console.log(`  again: [${f.kind}] ${f.message.slice(0, 300)}`);
+      continue;
+    }
     if (minimiseBudget > 0 && f.cases.length > 0 && kept.filter((k) => k.kind === f.kind).length < 3) await minimise(f, minimiseBudget, console.log);
     kept.push(f);
     console.log(formatFailure(f));
