@@ -159,6 +159,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       if (auth) {
         const result = auth.reload();
         if (!result.ok) errors.push(...result.errors);
+        else broker.refreshReadAccess();
       }
       for (const listener of listeners) {
         if (!listener.reloadTls) continue;

@@ -16,6 +16,7 @@ import { NEVER_EXPIRES, Session, type Will } from './session.js';
 import { SubscriptionTree, type Subscriber, type Subscription } from './subscription-tree.js';
 import { SysTopics } from './sys-topics.js';
 import { parseSharedFilter } from './topics.js';
+import { recomputeReadChecks, requireReadChecks, subscriptionDecision, unreadableQueued } from './read-access.js';
 import type { ClientIdentity, LocalClient, Message } from './types.js';
 
 export type { BrokerOptions } from './options.js';
@@ -249,6 +250,8 @@ export class Broker implements ConnectionHost, OutboundHost {
     let shared: Map<string, Subscription<Session | LocalEndpoint>[]> | null = null;
     for (let i = 0; i < matches.length; i++) {
       const sub = matches[i];
+      // Delivery-time ACL check, only for sessions with a partly readable subscription (read-access.ts).
+      if (sub.handler === undefined && (sub.subscriber as Session).readFilter?.allows(message.topic) === false) continue;
       if (sub.share !== null) {
         shared ??= new Map();
         const key = `${sub.share}\u0000${sub.matchFilter}`;
@@ -350,7 +353,8 @@ export class Broker implements ConnectionHost, OutboundHost {
 
   /** A shared-subscription message its member never acknowledged goes to another member (v5 §4.8.2 SHOULD). */
   private redeliverShared(key: string, message: Message): void {
-    const group = this.tree.match(message.topic).filter((s) => s.share !== null && `${s.share}\u0000${s.matchFilter}` === key);
+    const group = this.tree.match(message.topic).filter((s) => s.share !== null && `${s.share}\u0000${s.matchFilter}` === key
+      && (s.handler !== undefined || (s.subscriber as Session).readFilter?.allows(message.topic) !== false));
     if (group.length === 0) return;
     this.shared.reset(message);
     this.deliverShared(key, group, message);
@@ -425,6 +429,31 @@ export class Broker implements ConnectionHost, OutboundHost {
       this.logger.error({ err: error }, 'authorization hook failed; denying');
       return false;
     }
+  }
+
+  // ---- Read access (delivery-time ACL checks, read-access.ts)
+
+  /** How a subscription is granted: 'whole', 'filter' (per-message checks turn on for the session) or 'denied'. */
+  authorizeSubscription(session: Session, identity: ClientIdentity, filter: string): 'whole' | 'filter' | 'denied' {
+    const decision = subscriptionDecision(this, identity, filter);
+    if (decision === 'filter') requireReadChecks(this, session, identity);
+    return decision;
+  }
+
+  /** A client (re)connected to this session: re-decide its read checks and drop queued messages it may not read. */
+  applyReadAccess(session: Session, identity: ClientIdentity): void {
+    session.identity = identity;
+    if (!recomputeReadChecks(this, session, identity)) return;
+    for (const delivery of unreadableQueued(session)) if (delivery.seq !== 0) this.store.completeDelivery(delivery.seq);
+  }
+
+  /** The rules changed (ACL reload): every session whose client is known is decided again. */
+  refreshReadAccess(): void {
+    for (const session of this.sessions.values()) if (session.identity !== null) this.applyReadAccess(session, session.identity);
+  }
+
+  onAuthorizeError(error: unknown): void {
+    this.logger.error({ err: error }, 'authorization hook failed; denying');
   }
 
   // ---- Sessions

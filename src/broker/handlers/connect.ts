@@ -185,6 +185,7 @@ export function handleConnect(broker: Broker, connection: Connection, packet: mq
   if (broker.logger.isLevelEnabled('info')) {
     broker.logger.info({ clientId, address: connection.address, protocol: version, cleanStart, sessionPresent, keepAlive }, 'client connected');
   }
+  broker.applyReadAccess(session, connection.identity);
   resume(broker, session);
 }
 
