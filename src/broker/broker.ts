@@ -133,8 +133,9 @@ export class Broker implements ConnectionHost, OutboundHost {
   }
 
   /** Serves one MQTT connection over any byte stream (TCP, TLS, WebSocket). */
-  handle(stream: Duplex, meta: { address: string; certificateUser?: string; allowAnonymous?: boolean }): Connection {
+  handle(stream: Duplex, meta: { address: string; certificateUser?: string; allowAnonymous?: boolean; listener?: string }): Connection {
     const connection = new Connection(this, stream, meta.address, meta.certificateUser, meta.allowAnonymous ?? true);
+    if (meta.listener !== undefined) connection.listener = meta.listener;
     this.connections.add(connection);
     this.stats.connectionsTotal++;
     return connection;
@@ -177,7 +178,7 @@ export class Broker implements ConnectionHost, OutboundHost {
     this.relieve(session);
     if (this.logger.isLevelEnabled('info')) {
       const reason = connection.closeReason ?? (connection.cleanDisconnect ? 'DISCONNECT from the client' : 'network connection closed by the client');
-      this.logger.info({ clientId: session.clientId, address: connection.address, reason }, 'client disconnected');
+      this.logger.info({ clientId: session.clientId, username: connection.identity.username, listener: connection.listener || undefined, address: connection.address, reason }, 'client disconnected');
     }
     const will = connection.cleanDisconnect || this.shuttingDown ? null : connection.will;
     if (session.expiryInterval === 0) {
