@@ -12,6 +12,7 @@ import { startSimulatedMeter, type SimulatedMeter } from './demo/simulated-meter
 import { clearHomeAssistantDiscovery, loadDeviceMappings, startDevices, startHomeAssistantDiscovery, type DeviceMapping, type DevicesHandle, type HomeAssistantDiscovery } from './devices/index.js';
 import { isLoopback, openListener, type OpenListener } from './listeners.js';
 import type { Logger } from './log.js';
+import { devicePrefixes, watchCommand } from './watch-hint.js';
 import { brokerCollector, bridgesCollector, createMetrics, gatewayHealth, startMetricsServer, type MetricsServer } from './metrics/index.js';
 
 export interface Gateway {
@@ -105,8 +106,6 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       }
     }
 
-    logger.info(`watch the readings: ${watchCommand(listeners[0], config.auth.passwordFile !== undefined)}`);
-
     const deviceFiles = [...config.devices];
     if (config.demo) {
       meter = await startSimulatedMeter({ port: 0, logger: logger.child({ part: 'demo-meter' }) });
@@ -115,6 +114,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       logger.info(`demo: simulated SDM120 energy meter on modbus-tcp://127.0.0.1:${meter.port}, mapping ${demoFile}`);
     }
     const mapping = loadMappingsOrThrow(deviceFiles);
+    logger.info(`watch the readings: ${watchCommand(listeners[0], config.auth.passwordFile !== undefined, devicePrefixes(mapping))}`);
     const clientFor = (id: string) => broker.createLocalClient(id);
     // Created before the devices so their polls feed the latency histogram from the first one.
     const metrics = config.metrics ? createMetrics({ logger }) : null;
@@ -208,13 +208,6 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     await stop().catch(() => undefined);
     throw error;
   }
-}
-
-/** A ready mosquitto_sub line for the first (plain MQTT) listener. */
-function watchCommand(listener: OpenListener, hasPasswordFile: boolean): string {
-  const host = listener.host === '0.0.0.0' || listener.host === '::' ? '127.0.0.1' : listener.host;
-  const credentials = listener.allowAnonymous || !hasPasswordFile ? '' : ' -u USER -P PASSWORD';
-  return `mosquitto_sub -h ${host} -p ${listener.port}${credentials} -t 'fieldgate/#' -v`;
 }
 
 function readText(file: string): string {
