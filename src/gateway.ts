@@ -13,7 +13,7 @@ import { clearHomeAssistantDiscovery, loadDeviceMappings, startDevices, startHom
 import { isLoopback, openListener, type OpenListener } from './listeners.js';
 import type { Logger } from './log.js';
 import { devicePrefixes, watchCommand } from './watch-hint.js';
-import { brokerCollector, bridgesCollector, createMetrics, gatewayHealth, startMetricsServer, type MetricsServer } from './metrics/index.js';
+import { brokerCollector, bridgesCollector, createMetrics, gatewayHealth, listenersCollector, startMetricsServer, type MetricsServer } from './metrics/index.js';
 
 export interface Gateway {
   readonly broker: Broker;
@@ -146,6 +146,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
         devices: deviceStatus().map((d) => ({ device: d.id, online: d.online, errorsTotal: d.failedPolls })),
       }));
       metrics.registerCollector(bridgesCollector(() => bridges));
+      metrics.registerCollector(listenersCollector(() => listeners, () => broker.connections));
       metricsServer = await startMetricsServer({
         host: config.metrics.host, port: config.metrics.port, metrics, logger,
         // Every listener accepts a TCP connection and the database takes a write lock (nothing is written).

@@ -32,6 +32,8 @@ export interface BrokerStats {
   messagesSent: number;
   messagesDropped: number;
   connectionsTotal: number;
+  /** CONNECTs refused for credentials or authorization (CONNACK 0x04/0x05, v5 0x86/0x87). */
+  authFailures: number;
   startedAt: number;
 }
 
@@ -63,7 +65,7 @@ export class Broker implements ConnectionHost, OutboundHost {
   readonly connections = new Set<Connection>();
   readonly stats: BrokerStats = {
     clientsConnected: 0, clientsMaximum: 0, sessions: 0, subscriptions: 0, retainedMessages: 0, queuedMessages: 0,
-    messagesReceived: 0, messagesSent: 0, messagesDropped: 0, connectionsTotal: 0, startedAt: Date.now(),
+    messagesReceived: 0, messagesSent: 0, messagesDropped: 0, connectionsTotal: 0, authFailures: 0, startedAt: Date.now(),
   };
   shuttingDown = false;
   private readonly servers = new Set<net.Server>();

@@ -192,7 +192,10 @@ export function handleConnect(broker: Broker, connection: Connection, packet: mq
   resume(broker, session);
 }
 
+const AUTH_REFUSALS = new Set([V3_BAD_CREDENTIALS, V3_NOT_AUTHORIZED, V5_BAD_CREDENTIALS, V5_NOT_AUTHORIZED]);
+
 function refuse(broker: Broker, connection: Connection, code: number, reason: string, packet?: mqttPacket.IConnectPacket): void {
+  if (AUTH_REFUSALS.has(code)) broker.stats.authFailures++;
   broker.logger.info({
     clientId: packet?.clientId || undefined, username: connection.certificateUser ?? packet?.username, listener: connection.listener || undefined,
     address: connection.address, code,
