@@ -43,6 +43,36 @@ describe('delivery-time ACL checks after a reload', () => {
     return client;
   };
 
+  it('filters what was queued for a restored session after a restart, before its client is back', async () => {
+    writeFileSync(aclFile, 'user dash\ntopic read #\ntopic deny vault/#\nuser pub\ntopic write #\n');
+    expect(auth.reload()).toEqual({ ok: true });
+    broker.refreshReadAccess();
+    const dash = await connect('dash', 'd', 'restored', false);
+    await dash.subscribeAsync('#', { qos: 1 });
+    await dash.endAsync();
+    // Restart: the session comes back from SQLite without knowing who its client is.
+    await broker.close();
+    broker = new Broker({ dataDir: join(dir, 'data'), authenticate: auth.authenticate, authorize: auth.authorize, sysIntervalMs: 0 });
+    await broker.start();
+    ({ port } = await broker.listen({ port: 0, host: '127.0.0.1' }));
+    const pub = await connect('pub', 'p', 'pub-restart');
+    await pub.publishAsync('vault/key', 'secret', { qos: 1 });
+    await pub.publishAsync('open/x', 'fine', { qos: 1 });
+    const seen: string[] = [];
+    const back = mqtt.connect({ host: '127.0.0.1', port, username: 'dash', password: 'd', clientId: 'restored', clean: false, reconnectPeriod: 0 });
+    clients.push(back);
+    back.on('message', (topic) => seen.push(topic));
+    await waitFor(() => seen.includes('open/x'), 'the readable queued message');
+    await pub.publishAsync('vault/key2', 'secret', { qos: 1 });
+    await pub.publishAsync('open/y', 'fine', { qos: 1 });
+    await waitFor(() => seen.includes('open/y'), 'the live message');
+    expect(seen).toEqual(['open/x', 'open/y']);
+    // Back to the rules the next test starts from.
+    writeFileSync(aclFile, 'user dash\ntopic read #\nuser pub\ntopic write #\n');
+    expect(auth.reload()).toEqual({ ok: true });
+    broker.refreshReadAccess();
+  });
+
   it('filters a wholly granted "#" once a deny is added', async () => {
     const live = await connect('dash', 'd', 'live');
     const offline = await connect('dash', 'd', 'away', false);
