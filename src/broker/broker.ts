@@ -18,7 +18,7 @@ import { NEVER_EXPIRES, Session, type Will } from './session.js';
 import { SubscriptionTree, type Subscriber, type Subscription } from './subscription-tree.js';
 import { SysTopics } from './sys-topics.js';
 import { parseSharedFilter } from './topics.js';
-import { recomputeReadChecks, requireReadChecks, subscriptionDecision, unreadableQueued } from './read-access.js';
+import { ReadableMatches, readableBy, recomputeReadChecks, requireReadChecks, subscriptionDecision, unreadableQueued } from './read-access.js';
 import type { ClientIdentity, LocalClient, Message } from './types.js';
 
 export type { BrokerOptions } from './options.js';
@@ -78,6 +78,7 @@ export class Broker implements ConnectionHost, OutboundHost {
   private routeEpoch = 0;
   private readonly routeTargets: Session[] = [];
   private readonly shared = new SharedEncoding();
+  private readonly readable = new ReadableMatches();
   private readonly shareCursor = new Map<string, number>();
   private readonly localQueue: { handler: (m: Message) => void; message: Message }[] = [];
   private localFlushScheduled = false;
@@ -250,7 +251,8 @@ export class Broker implements ConnectionHost, OutboundHost {
   route(message: Message): boolean {
     this.stats.messagesReceived++;
     if (message.retain) this.retained.set(message);
-    const matches = this.tree.match(message.topic);
+    // Sessions with partly readable subscriptions see only what they may read (read-access.ts).
+    const matches = this.readable.active ? this.readable.filter(this.tree.match(message.topic), message.topic) : this.tree.match(message.topic);
     if (matches.length === 0) return true;
     const epoch = ++this.routeEpoch;
     const targets = this.routeTargets;
@@ -258,8 +260,6 @@ export class Broker implements ConnectionHost, OutboundHost {
     let shared: Map<string, Subscription<Session | LocalEndpoint>[]> | null = null;
     for (let i = 0; i < matches.length; i++) {
       const sub = matches[i];
-      // Delivery-time ACL check, only for sessions with a partly readable subscription (read-access.ts).
-      if (sub.handler === undefined && (sub.subscriber as Session).readFilter?.allows(message.topic) === false) continue;
       if (sub.share !== null) {
         shared ??= new Map();
         const key = `${sub.share}\u0000${sub.matchFilter}`;
@@ -361,8 +361,7 @@ export class Broker implements ConnectionHost, OutboundHost {
 
   /** A shared-subscription message its member never acknowledged goes to another member (v5 §4.8.2 SHOULD). */
   private redeliverShared(key: string, message: Message): void {
-    const group = this.tree.match(message.topic).filter((s) => s.share !== null && `${s.share}\u0000${s.matchFilter}` === key
-      && (s.handler !== undefined || (s.subscriber as Session).readFilter?.allows(message.topic) !== false));
+    const group = this.tree.match(message.topic).filter((s) => s.share !== null && `${s.share}\u0000${s.matchFilter}` === key && readableBy(s, message.topic));
     if (group.length === 0) return;
     this.shared.reset(message);
     this.deliverShared(key, group, message);
@@ -458,6 +457,10 @@ export class Broker implements ConnectionHost, OutboundHost {
   /** The rules changed (ACL reload): every session whose client is known is decided again. */
   refreshReadAccess(): void {
     for (const session of this.sessions.values()) if (session.identity !== null) this.applyReadAccess(session, session.identity);
+  }
+
+  readAccessChanged(): void {
+    this.readable.changed();
   }
 
   onAuthorizeError(error: unknown): void {

@@ -6,6 +6,7 @@
 
 import type { Delivery } from './delivery.js';
 import type { Session } from './session.js';
+import type { Subscriber, Subscription } from './subscription-tree.js';
 import type { AuthorizeHook, ClientIdentity } from './types.js';
 
 /** Topics remembered per session; past this the cache starts over (a client reading unbounded topic names). */
@@ -38,6 +39,45 @@ export class ReadFilter {
 export interface ReadAccessHost {
   readonly options: { authorize?: AuthorizeHook };
   onAuthorizeError(error: unknown): void;
+  /** Some session's read checks were turned on, off or re-decided. */
+  readAccessChanged(): void;
+}
+
+/**
+ * The router's view: per topic, the matching subscriptions whose session may read it. The tree
+ * hands out one array per topic name (until a subscribe or unsubscribe), so the filtered list is
+ * remembered per array and thrown away when any session's read checks change: a fan-out to many
+ * partly-readable sessions costs one WeakMap lookup per message, not a check per delivery.
+ */
+export class ReadableMatches {
+  /** False until some session needs read checks: until then route() does not look here at all. */
+  active = false;
+  private epoch = 0;
+  private cache = new WeakMap<readonly Subscription<Subscriber>[], { epoch: number; readable: readonly Subscription<Subscriber>[] }>();
+
+  changed(): void {
+    this.active = true;
+    this.epoch++;
+  }
+
+  filter<S extends Subscriber>(matches: readonly Subscription<S>[], topic: string): readonly Subscription<S>[] {
+    const hit = this.cache.get(matches);
+    if (hit !== undefined && hit.epoch === this.epoch) return hit.readable as readonly Subscription<S>[];
+    let readable: readonly Subscription<S>[] = matches;
+    for (let i = 0; i < matches.length; i++) {
+      if (!readableBy(matches[i]!, topic)) {
+        readable = matches.filter((sub) => readableBy(sub, topic));
+        break;
+      }
+    }
+    this.cache.set(matches, { epoch: this.epoch, readable });
+    return readable;
+  }
+}
+
+/** In-process subscribers (device adapters, the bridge) are part of the gateway: no read checks. */
+export function readableBy(sub: Subscription<Subscriber>, topic: string): boolean {
+  return sub.handler !== undefined || (sub.subscriber as unknown as Session).readFilter?.allows(topic) !== false;
 }
 
 /** The hook's answer for one subscription of a connected client: 'whole', 'filter' or 'denied'. */
@@ -55,7 +95,9 @@ export function subscriptionDecision(host: ReadAccessHost, identity: ClientIdent
 
 /** After a granted 'filter' subscription: from now on this session's messages are checked one by one. */
 export function requireReadChecks(host: ReadAccessHost, session: Session, identity: ClientIdentity): void {
-  if (session.readFilter === null) session.readFilter = new ReadFilter(identity, host.options.authorize!, (e) => host.onAuthorizeError(e));
+  if (session.readFilter !== null) return;
+  session.readFilter = new ReadFilter(identity, host.options.authorize!, (e) => host.onAuthorizeError(e));
+  host.readAccessChanged();
 }
 
 /**
@@ -64,7 +106,10 @@ export function requireReadChecks(host: ReadAccessHost, session: Session, identi
  * readable turns the per-message check on. Returns whether it is on.
  */
 export function recomputeReadChecks(host: ReadAccessHost, session: Session, identity: ClientIdentity): boolean {
-  session.readFilter = null;
+  if (session.readFilter !== null) {
+    session.readFilter = null;
+    host.readAccessChanged();
+  }
   if (!host.options.authorize) return false;
   for (const sub of session.subscriptions.values()) {
     if (subscriptionDecision(host, identity, sub.filter) !== 'whole') {
