@@ -183,6 +183,21 @@ describe.skipIf(!requireTool('stdbuf') || !requireTool('mosquitto') || !requireT
     expect(oursQueued).toEqual(['fieldgate/meter/q']);
   });
 
+  it('answers SUBACK 0x80 (3.1.1) / 0x87 (5.0) only for a subscription nothing could pass, and grants the wildcards', async () => {
+    const port = gateway!.listeners[0]!.port;
+    for (const protocol of ['311', '5']) {
+      // mosquitto_sub -d prints the SUBACK's codes: "Subscribed (mid: 1): 1, 1, 128".
+      const sub = new Sub(['-h', '127.0.0.1', '-p', String(port), '-u', 'dash', '-P', passwords.dash!, '-V', protocol, '-q', '1', '-d',
+        '-t', '+/+', '-t', '#', '-t', 'test/nosubscribe']);
+      try {
+        const line = await waitFor(() => sub.lines.find((l) => l.startsWith('Subscribed (mid')), `the SUBACK (${protocol})`);
+        expect(line.replace(/^Subscribed \(mid: \d+\): /, ''), `protocol ${protocol}`).toBe(`1, 1, ${protocol === '5' ? 0x87 : 0x80}`);
+      } finally {
+        await sub.stop();
+      }
+    }
+  });
+
   it('filters a partly readable subscription message by message, retained ones too', () => {
     const ops = ours[5]!; // ops on "#"
     expect(ops).toEqual(['fieldgate/meter/power live fieldgate/meter/power', 'fieldgate/meter/r retained fieldgate/meter/r']);

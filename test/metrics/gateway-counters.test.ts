@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addOrUpdateUser } from '../../src/auth/password-file.js';
 import { parseGatewayConfig } from '../../src/config/gateway-config.js';
 import { startGateway, type Gateway } from '../../src/gateway.js';
-import { silentLogger } from '../../src/log.js';
+import { captureLogger } from '../helpers/broker.js';
 import { tempDir, waitFor } from '../gateway/helpers.js';
 
 function series(text: string, name: string): number | undefined {
@@ -19,6 +19,7 @@ describe('gateway metrics: sessions, queues, drops, auth failures, listeners', (
   let dir: string;
   let gateway: Gateway;
   const clients: MqttClient[] = [];
+  const log = captureLogger();
   const scrape = async () => (await fetch(`http://127.0.0.1:${gateway.metricsServer!.port}/metrics`)).text();
 
   beforeAll(async () => {
@@ -30,7 +31,7 @@ describe('gateway metrics: sessions, queues, drops, auth failures, listeners', (
       auth: { passwordFile: 'passwd' },
       metrics: { host: '127.0.0.1', port: 0 },
     }, 'metrics-counters', dir);
-    gateway = await startGateway(config, silentLogger);
+    gateway = await startGateway(config, log.logger);
   });
   afterAll(async () => {
     await Promise.all(clients.map((c) => c.endAsync(true)));
@@ -71,5 +72,8 @@ describe('gateway metrics: sessions, queues, drops, auth failures, listeners', (
     expect(series(text, `fieldgate_listener_connections_total{listener="${tcp!.url}"}`)).toBe(4);
     expect(series(text, `fieldgate_listener_connections{listener="${tcp!.url}"}`)).toBe(1);
     expect(text).toMatch(/# TYPE fieldgate_messages_dropped_total counter/);
+    // The refusals' log lines name the user and the listener.
+    const refusals = log.entries.filter((e) => typeof e.msg === 'string' && e.msg.startsWith('connection refused: bad user name or password'));
+    expect(refusals.map((e) => [e.username, e.listener])).toEqual([['alice', tcp!.url], ['bob', tcp!.url]]);
   });
 });
