@@ -2,7 +2,7 @@
 // JOURNAL_STREAM names (as systemd starts it), parsed as journald parses a stream (sd-daemon(3)
 // "<N>" priority prefix, one entry per line); `log.format: "json"` for log shippers, with no key
 // repeated in any line; "text" forced elsewhere; the terminal's pretty form through a real pty.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -217,7 +217,16 @@ describe('fieldgate run: the log as journald, a log shipper and a terminal see i
     fs.mkdirSync(work, { recursive: true });
     fs.writeFileSync(path.join(work, 'fieldgate.json'), JSON.stringify({ broker: { host: '127.0.0.1', port, dataDir: 'data', sysIntervalSeconds: 0 } }));
     // `script` gives the gateway a pty as stdout; timeout ends it (exit code 124 from timeout is expected).
-    const result = spawnSync('script', ['-qfec', `timeout -s INT 4 ${process.execPath} ${BIN} run --config fieldgate.json`, '/dev/null'], { cwd: work, encoding: 'utf8', timeout: 30_000, env: { ...process.env, JOURNAL_STREAM: '' } });
+    // Asynchronously: a synchronous wait would stall this test worker (and its reports to vitest) for seconds.
+    const result = await new Promise<{ stdout: string; stderr: string }>((resolve) => {
+      const child = spawn('script', ['-qfec', `timeout -s INT 4 ${process.execPath} ${BIN} run --config fieldgate.json`, '/dev/null'], { cwd: work, env: { ...process.env, JOURNAL_STREAM: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
+      child.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
+      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+      child.once('close', () => { clearTimeout(timer); resolve({ stdout, stderr }); });
+    });
     const listening = result.stdout.split(/\r?\n/).find((l) => l.includes('MQTT broker listening on'));
     expect(listening, result.stdout + result.stderr).toMatch(/^\d\d:\d\d:\d\d\.\d{3} INFO  MQTT broker listening on mqtt:\/\/127\.0\.0\.1:\d+ \{"url":/);
   }, 60_000);
