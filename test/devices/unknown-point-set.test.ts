@@ -34,6 +34,12 @@ describe.skipIf(!requireTool('mosquitto_pub') || !requireTool('mosquitto_sub'))(
     const config = parseGatewayConfig({ broker: { host: '127.0.0.1', port: 0, dataDir: 'data', sysIntervalSeconds: 0 }, demo: true }, 'test', dir);
     gateway = await startGateway(config, log.logger);
     port = gateway.listeners[0]!.port;
+    // The device part may still be starting when startGateway returns: wait for the meter to be online.
+    const watcher = await mqtt.connectAsync({ host: '127.0.0.1', port, reconnectPeriod: 0 });
+    const online = new Promise<void>((resolve) => watcher.on('message', (_t, p) => { if (p.toString() === 'online') resolve(); }));
+    await watcher.subscribeAsync('fieldgate/demo-meter/availability');
+    await online;
+    await watcher.endAsync();
   }, 60_000);
   afterAll(async () => {
     await gateway?.stop();
@@ -42,16 +48,17 @@ describe.skipIf(!requireTool('mosquitto_pub') || !requireTool('mosquitto_sub'))(
 
   /** mosquitto_sub waits for one answer on `topic/result` while mosquitto_pub sends `payload` to `topic`. */
   async function answerTo(topic: string, payload: string): Promise<string> {
-    const sub = run('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(port), '-t', `${topic}/result`, '-C', '1', '-W', '8']);
+    const sub = run('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(port), '-t', `${topic}/result`, '-C', '1', '-W', '20'], 30_000);
     // mosquitto_sub has no ready signal: resend until it has subscribed and an answer comes (bounded by -W).
     let answered = false;
     void sub.then(() => { answered = true; });
-    for (let i = 0; i < 30 && !answered; i++) {
+    for (let i = 0; i < 60 && !answered; i++) {
       await run('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(port), '-t', topic, '-m', payload, '-q', '1']);
       await waitFor(() => answered || undefined, 'an answer', 250).catch(() => undefined);
     }
     const { code, stdout } = await sub;
     expect(code).toBe(0);
+    expect(stdout.trim(), `no answer on ${topic}/result`).not.toBe('');
     return stdout.trim();
   }
 
