@@ -13,6 +13,9 @@ function arg(name: string, fallback?: string): string | undefined {
   return i >= 0 ? process.argv[i + 1] : fallback;
 }
 
+// Ctrl-C or kill: exit normally, so the harness's exit hook kills the broker process of the segment.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
+
 const cases = Number(arg('cases', '100000'));
 const seed = Number(arg('seed', String(randomSeed())));
 const concurrency = Number(arg('concurrency', '32'));
