@@ -192,6 +192,7 @@ export function completeOutgoing(host: OutboundHost, session: Session, packetId:
   const delivery = session.inflight.get(packetId);
   if (!delivery || delivery.qos !== qos) return null;
   session.inflight.delete(packetId);
+  session.dropUnsent(delivery);
   if (delivery.qos === 2 && !delivery.released) session.releaseQos2(delivery);
   if (delivery.seq !== 0) host.store.completeDelivery(delivery.seq);
   return delivery;
@@ -208,6 +209,9 @@ const PUMP_SCAN_LIMIT = 1024;
 export function pump(host: OutboundHost, session: Session): void {
   const connection = session.connection;
   if (connection === null) return;
+  while (session.unsent.length > 0 && session.inflight.size - session.unsent.length < connection.inflightWindow && !connection.congested) {
+    resend(session, connection, session.unsent.shift()!, Date.now());
+  }
   const queue = session.queue;
   let kept: Delivery[] | null = null;
   let i = 0;
@@ -231,22 +235,34 @@ export function pump(host: OutboundHost, session: Session): void {
   session.queue = kept === null ? rest : kept.concat(rest);
 }
 
-/** On reconnect: resend unacknowledged PUBLISHes with DUP and PUBRELs, in order, with their packet ids [MQTT-4.4.0-1]. */
+/**
+ * On reconnect: resend unacknowledged PUBLISHes with DUP and PUBRELs, in order, with their packet ids
+ * [MQTT-4.4.0-1], the PUBLISHes only as far as the new connection's Receive Maximum allows
+ * [MQTT-3.3.4-9]; the rest wait in session.unsent for acknowledgements.
+ */
 export function resume(host: OutboundHost, session: Session): void {
   const connection = session.connection;
   if (connection === null) return;
   const now = Date.now();
   session.qos2Unreleased = null;
+  session.unsent = [];
+  let inWindow = 0;
   for (const delivery of session.inflight.values()) {
+    inWindow++;
     if (delivery.released) {
       connection.write(encodeAck('pubrel', delivery.packetId, 0, connection.protocolVersion === 5));
       continue;
     }
-    if (delivery.qos === 2) session.holdForQos2(delivery);
-    const bytes = encodeFor(connection, delivery, true, null, now);
-    if (bytes !== null) connection.write(bytes);
+    if (inWindow > connection.inflightWindow) session.unsent.push(delivery);
+    else resend(session, connection, delivery, now);
   }
   pump(host, session);
+}
+
+function resend(session: Session, connection: Connection, delivery: Delivery, now: number): void {
+  if (delivery.qos === 2) session.holdForQos2(delivery);
+  const bytes = encodeFor(connection, delivery, true, null, now);
+  if (bytes !== null) connection.write(bytes);
 }
 
 /** A session's queue and in-flight messages, from SQLite after a restart, split by state. */

@@ -49,6 +49,18 @@ export class Session implements Subscriber {
   subscriptions: Map<string, Subscription<Session>> = noSubscriptions;
   /** Sent and not yet acknowledged, by packet id, in send order. */
   inflight: Map<number, Delivery> = nothingInflight;
+  /**
+   * In-flight PUBLISHes of an earlier connection not yet resent on this one: the new connection's
+   * Receive Maximum may be smaller than what was in flight [MQTT-3.3.4-9]. They keep their packet ids
+   * (a QoS 2 message must not come back under a new one) and go first as the window frees.
+   */
+  unsent: Delivery[] = [];
+  /** `delivery` was acknowledged before it was resent on this connection. */
+  dropUnsent(delivery: Delivery): void {
+    if (this.unsent.length === 0) return;
+    const i = this.unsent.indexOf(delivery);
+    if (i >= 0) this.unsent.splice(i, 1);
+  }
   /** Waiting for the client's receive window (or for the client to come back). */
   queue: Delivery[] = [];
   queuedBytes = 0;

@@ -27,6 +27,7 @@ export function handlePubrec(broker: Broker, connection: Connection, packet: mqt
     delivery.released = true;
     if (delivery.seq !== 0) broker.store.markSent(delivery);
     session.releaseQos2(delivery);
+    session.dropUnsent(delivery);
   }
   connection.write(encodeAck('pubrel', id, 0, connection.protocolVersion === 5));
   if (first) broker.pumpSession(session);
