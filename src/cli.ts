@@ -193,7 +193,7 @@ async function run(args: string[]): Promise<number> {
   process.on('SIGHUP', reload);
 
   try {
-    gateway = await startGateway(config, logger);
+    gateway = await startGateway(config, logger, { configFile: values.config as string | undefined });
   } catch (error) {
     if (error instanceof ConfigError) for (const line of error.errors) logger.error(line);
     else logger.fatal({ err: error }, `cannot start: ${(error as Error).message}`);
