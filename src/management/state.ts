@@ -13,7 +13,7 @@ export const DEFAULT_STATE_INTERVAL_MS = 5000;
 export class StatePublisher {
   private timer: NodeJS.Timeout | null = null;
   private readonly last = new Map<string, string>();
-  /** Publishes made, by topic name (for the tests and `status`). */
+  /** State publishes made since the start. */
   published = 0;
 
   constructor(
