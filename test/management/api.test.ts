@@ -66,11 +66,15 @@ describe('management API', () => {
     addOrUpdateUser(path.join(dir, 'passwd'), 'admin', 'admin-pw', { iterations: 1000 });
     addOrUpdateUser(path.join(dir, 'passwd'), 'viewer', 'viewer-pw', { iterations: 1000 });
     addOrUpdateUser(path.join(dir, 'passwd'), 'victim', 'victim-pw', { iterations: 1000 });
+    addOrUpdateUser(path.join(dir, 'passwd'), 'operator', 'operator-pw', { iterations: 1000 });
     fs.writeFileSync(path.join(dir, 'acl'), [
       'user admin', 'topic readwrite fieldgate/#', 'topic readwrite admin/#', '',
       // The viewer may read the state topics and has a reply topic of its own, but may not ask.
       'user viewer', `topic read ${NS}/state/#`, 'topic readwrite viewer/#', '',
       'user victim', 'topic readwrite victim/#', '',
+      // An operator may ask what runs, not disconnect anyone.
+      'user operator', `topic write ${NS}/request/clients`, `topic write ${NS}/request/info`, `topic write ${NS}/request/client/disconnect`,
+      `topic deny ${NS}/request/client/disconnect`, 'topic readwrite operator/#', '',
     ].join('\n'));
     const config = parseGatewayConfig({
       gatewayId: GW, demo: true,
@@ -199,6 +203,59 @@ describe('management API', () => {
     expect(list.data.map((c: any) => c.clientId)).toContain('victim-2');
     expect(victimClosed).toBe(false);
     expect(received).toEqual([]);
+  });
+
+  it('the ACL allows and denies each action by its topic: an operator may list clients but not disconnect one', async () => {
+    const victim = await connect({ clientId: 'victim-3', username: 'victim', password: 'victim-pw', protocolVersion: 5 });
+    let victimClosed = false;
+    victim.on('close', () => { victimClosed = true; });
+    const operator = await connect({ clientId: 'operator-1', username: 'operator', password: 'operator-pw', protocolVersion: 5 });
+    const answers: Answer[] = [];
+    operator.on('message', (_topic, payload) => answers.push(JSON.parse(payload.toString())));
+    await operator.subscribeAsync('operator/reply', { qos: 1 });
+    const ask = (action: string, body: unknown) =>
+      operator.publishAsync(`${NS}/request/${action}`, JSON.stringify(body), { qos: 1, properties: { responseTopic: 'operator/reply' } }).then(() => 'accepted', (e: Error & { code?: number }) => e.code);
+    expect(await ask('clients', { transaction: 1 })).toBe('accepted');
+    const list = await waitFor(() => answers.find((a) => a.transaction === 1), 'the clients answer');
+    expect(list.data.map((c: any) => c.clientId)).toContain('victim-3');
+    expect(await ask('client/disconnect', { clientId: 'victim-3', transaction: 2 })).toBe(0x87);
+    expect(await ask('session/remove', { clientId: 'victim-3', transaction: 3 })).toBe(0x87);
+    expect(await ask('info', { transaction: 4 })).toBe('accepted');
+    await waitFor(() => answers.find((a) => a.transaction === 4), 'the info answer');
+    expect(answers.map((a) => a.transaction)).toEqual([1, 4]);
+    expect(victimClosed).toBe(false);
+  });
+
+  it('ignores retained requests and answers into its own request namespace; random payloads never stop it', async () => {
+    const client = await admin({ clientId: 'admin-fuzz' });
+    const victim = await connect({ clientId: 'victim-4', username: 'victim', password: 'victim-pw', protocolVersion: 4 });
+    let victimClosed = false;
+    victim.on('close', () => { victimClosed = true; });
+    // A retained request would run again for every subscriber and at every restart.
+    await client.publishAsync(`${NS}/request/client/disconnect`, JSON.stringify({ clientId: 'victim-4' }), { qos: 1, retain: true });
+    // An answer published on a request topic would be read as a request.
+    await client.publishAsync(`${NS}/request/client/disconnect`, JSON.stringify({ clientId: 'victim-4' }), { qos: 1, properties: { responseTopic: `${NS}/request/client/disconnect` } });
+    // Clear the retained request again (an empty retained payload is not a request either).
+    await client.publishAsync(`${NS}/request/client/disconnect`, '', { qos: 1, retain: true });
+
+    let seed = 12345;
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const actions = ['info', 'clients', 'sessions', 'client/disconnect', 'session/remove', 'parts', 'nope', 'client', 'client/disconnect/x', ''];
+    const values = [null, 0, -1, 1e308, '', 'victim-x', [], {}, true, 'a'.repeat(300), { clientId: 1 }];
+    for (let i = 0; i < 300; i++) {
+      const action = actions[Math.floor(random() * actions.length)];
+      const r = random();
+      let payload: string | Buffer;
+      if (r < 0.3) payload = Buffer.from(Array.from({ length: Math.floor(random() * 40) }, () => Math.floor(random() * 256)));
+      else if (r < 0.6) payload = JSON.stringify(values[Math.floor(random() * values.length)]);
+      else payload = JSON.stringify({ clientId: values[Math.floor(random() * values.length)], transaction: values[Math.floor(random() * values.length)], [`k${i % 3}`]: 1 });
+      const topic = action === '' ? `${NS}/request` : `${NS}/request/${action}`;
+      client.publish(topic, payload, { qos: 0, properties: random() < 0.5 ? { responseTopic: 'admin/fuzz', correlationData: Buffer.from([i & 255]) } : {} });
+    }
+    const { answer } = await request(client, 'clients');
+    expect(answer.status).toBe('ok');
+    expect(answer.data.map((c: any) => c.clientId)).toContain('victim-4');
+    expect(victimClosed).toBe(false);
   });
 
   it('lists sessions and removes an offline persistent one, not a connected one', async () => {
