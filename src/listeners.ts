@@ -53,10 +53,12 @@ export async function openListener(broker: Broker, config: ListenerConfig, allow
   const useIdentity = config.tls?.useIdentityAsUsername ?? false;
   let server: net.Server;
   let secureServer: tls.Server | undefined;
+  // Known once listening; each connection carries it (the management API's `clients` names it).
+  let url = '';
   switch (config.type) {
     case 'mqtt':
       server = net.createServer({ noDelay: true }, (socket) => {
-        broker.handle(socket, { address: `${socket.remoteAddress}:${socket.remotePort}`, allowAnonymous });
+        broker.handle(socket, { address: `${socket.remoteAddress}:${socket.remotePort}`, allowAnonymous }).listener = url;
       });
       break;
     case 'mqtts':
@@ -65,7 +67,7 @@ export async function openListener(broker: Broker, config: ListenerConfig, allow
         broker.handle(socket, {
           address: `${socket.remoteAddress}:${socket.remotePort}`, allowAnonymous,
           certificateUser: certificateIdentity(socket, useIdentity),
-        });
+        }).listener = url;
       });
       break;
     case 'ws':
@@ -89,7 +91,7 @@ export async function openListener(broker: Broker, config: ListenerConfig, allow
         broker.handle(stream, {
           address: `${request.socket.remoteAddress}:${request.socket.remotePort}`, allowAnonymous,
           certificateUser: config.type === 'wss' ? certificateIdentity(tlsSocket, useIdentity) : undefined,
-        });
+        }).listener = url;
       });
       server = web;
       break;
@@ -115,9 +117,10 @@ export async function openListener(broker: Broker, config: ListenerConfig, allow
   const address = server.address() as net.AddressInfo;
   const path = config.type === 'ws' || config.type === 'wss' ? config.path : '';
   const shownHost = address.address.includes(':') ? `[${address.address}]` : address.address;
+  url = `${config.type}://${shownHost}:${address.port}${path}`;
   return {
     type: config.type, host: address.address, port: address.port, allowAnonymous,
-    url: `${config.type}://${shownHost}:${address.port}${path}`,
+    url,
     reloadTls: secureServer ? () => secureServer!.setSecureContext(tlsOptions(config.tls!)) : undefined,
     close: () => new Promise<void>((resolve) => {
       server.close(() => resolve());

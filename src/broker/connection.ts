@@ -92,6 +92,8 @@ export class Connection {
   protocolVersion = 4;
   connected = false;
   closing = false;
+  /** The listener's URL ('' for a stream handed to the broker directly). */
+  listener = '';
   /** Why the broker closed the connection, for the disconnect log line. */
   closeReason: string | null = null;
   /** A DISCONNECT was received: no will unless a v5 reason 0x04 asked for it. */

@@ -62,7 +62,7 @@ function clientsOf(broker: Broker) {
   for (const c of broker.connections) {
     if (!c.connected || c.closing) continue;
     out.push({
-      clientId: c.identity.clientId, username: c.identity.username ?? null, address: c.address,
+      clientId: c.identity.clientId, username: c.identity.username ?? null, listener: c.listener || null, address: c.address,
       protocol: PROTOCOLS[c.protocolVersion] ?? String(c.protocolVersion),
       connectedSince: new Date(c.openedAt).toISOString(),
       subscriptions: c.session?.subscriptions.size ?? 0,

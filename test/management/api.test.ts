@@ -166,7 +166,7 @@ describe('management API', () => {
 
     const list = (await request(client, 'clients')).answer;
     const entry = list.data.find((c: any) => c.clientId === 'victim-1');
-    expect(entry).toMatchObject({ username: 'victim', protocol: '5.0', subscriptions: 2, address: expect.stringContaining('127.0.0.1') });
+    expect(entry).toMatchObject({ username: 'victim', protocol: '5.0', subscriptions: 2, listener: gateway.listeners[0].url, address: expect.stringContaining('127.0.0.1') });
     expect(Date.parse(entry.connectedSince)).toBeLessThanOrEqual(Date.now());
 
     const done = (await request(client, 'client/disconnect', { clientId: 'victim-1' })).answer;
