@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addOrUpdateUser } from '../../src/auth/password-file.js';
-import { parseGatewayConfig } from '../../src/config/gateway-config.js';
+import { loadGatewayConfig } from '../../src/config/gateway-config.js';
 import { startGateway, type Gateway } from '../../src/gateway.js';
 import { silentLogger } from '../../src/log.js';
 import { tempDir, waitFor } from '../gateway/helpers.js';
@@ -31,6 +31,7 @@ describe('management API', () => {
   let gateway: Gateway;
   let url: string;
   let port: number;
+  let configFile: string;
   const clients: MqttClient[] = [];
 
   const connect = async (options: mqtt.IClientOptions): Promise<MqttClient> => {
@@ -76,13 +77,15 @@ describe('management API', () => {
       'user operator', `topic write ${NS}/request/clients`, `topic write ${NS}/request/info`, `topic write ${NS}/request/client/disconnect`,
       `topic deny ${NS}/request/client/disconnect`, 'topic readwrite operator/#', '',
     ].join('\n'));
-    const config = parseGatewayConfig({
+    // A config file, as `fieldgate run -c` has: the check action checks that file.
+    configFile = path.join(dir, 'fieldgate.json');
+    fs.writeFileSync(configFile, JSON.stringify({
       gatewayId: GW, demo: true,
       broker: { port: 0, dataDir: 'data', sysIntervalSeconds: 0, durability: 'normal' },
-      listeners: [],
       auth: { passwordFile: 'passwd', aclFile: 'acl', allowAnonymous: false },
-    }, 'management test', dir);
-    gateway = await startGateway(config, silentLogger, { stateIntervalMs: 200 });
+    }));
+    const config = loadGatewayConfig(configFile);
+    gateway = await startGateway(config, silentLogger, { stateIntervalMs: 200, configFile });
     port = gateway.listeners[0].port;
     url = `mqtt://127.0.0.1:${port}`;
   });
@@ -284,7 +287,18 @@ describe('management API', () => {
   it('answers check with the running config', async () => {
     const client = await admin({ clientId: 'admin-check' });
     const { answer } = await request(client, 'check');
-    expect(answer).toMatchObject({ status: 'ok', data: { valid: true, errors: [] } });
+    expect(answer).toMatchObject({ status: 'ok', data: { file: configFile, valid: true, errors: [] } });
+    // A broken ACL file on disk (not yet reloaded) is what check reports, as `fieldgate check` would.
+    const acl = fs.readFileSync(path.join(dir, 'acl'), 'utf8');
+    fs.writeFileSync(path.join(dir, 'acl'), `${acl}\ntopic sideways x/#\n`);
+    try {
+      const broken = (await request(client, 'check')).answer;
+      expect(broken.status).toBe('ok');
+      expect(broken.data.valid).toBe(false);
+      expect(broken.data.errors).toEqual([expect.stringContaining(`${configFile}: auth.aclFile:`)]);
+    } finally {
+      fs.writeFileSync(path.join(dir, 'acl'), acl);
+    }
   });
 
   it('publishes state topics: info retained, parts/devices when they change', async () => {
