@@ -14,9 +14,10 @@ export class ManagementPart implements Part {
   readonly topics: ManagementTopics;
   private readonly server: ManagementServer;
   private readonly state: StatePublisher;
+  private readonly log: Logger;
 
   constructor(broker: Broker, sources: ManagementSources, logger: Logger, stateIntervalMs?: number) {
-    const log = logger.child({ part: 'management' });
+    const log = this.log = logger.child({ part: 'management' });
     this.topics = managementTopics(sources.gatewayId);
     this.server = new ManagementServer(broker, this.topics, sources, log);
     this.state = new StatePublisher(broker.createLocalClient(`fieldgate-state-${sources.gatewayId}`), this.topics, sources, log, stateIntervalMs);
@@ -25,6 +26,7 @@ export class ManagementPart implements Part {
   async start(): Promise<void> {
     this.server.start();
     this.state.start();
+    this.log.info(`management API: requests on ${this.topics.requestPrefix}<action>, state on ${this.topics.base}/state/#`);
   }
 
   /** Once the listeners are open: state/info names them. */
