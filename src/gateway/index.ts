@@ -74,7 +74,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     onRemoved: (deviceId) => metrics.metrics?.forgetDevice(deviceId),
   });
   const homeAssistant = new HomeAssistantPart(config, broker, logger, () => devices.mappings());
-  const listeners = new ListenersPart(config, broker, logger);
+  const listeners = new ListenersPart(config, broker, logger, () => devices.mappings());
   const management = new ManagementPart(broker, {
     config, gatewayId: homeAssistantDiscoveryOptions(config).gatewayId, configFile: options.configFile, broker,
     parts: (): PartStatus[] => controller.status(),
