@@ -18,45 +18,34 @@ import type { ModbusBus } from './devices/modbus/schema.js';
 import { anonymousAllowed, listenerConfigs, startGateway, type Gateway } from './gateway.js';
 import { createLogger, type LogLevel } from './log.js';
 import { VERSION } from './version.js';
-
-const HELP = `fieldgate ${VERSION} — MQTT edge gateway: local broker, Modbus/serial device adapters, cloud bridge
-
-Usage:
-  fieldgate run [--config FILE] [--host H] [--port N] [--data DIR] [--log-level L]
-      Run the gateway. Without --config: broker on 127.0.0.1:1883, data in ./data,
-      and a built-in simulated energy meter so readings flow at once. SIGTERM/SIGINT stop
-      gracefully; SIGHUP reloads the password file, ACL, TLS certificates and device mappings.
-  fieldgate check [--config FILE] [--points]
-      Validate the config, every device mapping and every file it names; print what would run
-      (with --points: every point and its topic).
-  fieldgate probe (--host H [--port 502] | --serial PATH [--baud 9600] [--parity none])
-                  [--unit 1] [--table holding|input] --address A [--count 4] [--timeout 1000]
-      Read registers once and show them decoded as every type and byte order (addresses are
-      0-based wire addresses: data-sheet register 30001 is --table input --address 0).
-  fieldgate passwd [-b] FILE USER [PASSWORD]
-      Add or update a user in a Mosquitto-format password file ($7$ PBKDF2-SHA512). Asks twice
-      without echo; -b takes the password from the command line (visible in the process list).
-  fieldgate schema [--out DIR]
-      Write JSON Schemas of the gateway config and of device mappings (for editors).
-  fieldgate --help | --version
-
-Exit codes: 0 fine, 1 bad configuration or runtime error, 2 usage error.
-`;
+import { EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './cli/exit-codes.js';
+import { COMMANDS, HELP, commandHelp, wantsHelp, type Command } from './cli/help.js';
+import { makeDirectory } from './cli/make-directory.js';
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case undefined:
+      // A bare `fieldgate` is a usage error (as `git` with no command): the help, on stderr, exit 2.
+      process.stderr.write(HELP);
+      return EXIT_USAGE;
     case '-h':
     case '--help':
     case 'help':
-      process.stdout.write(HELP);
-      return 0;
+      if (rest[0] !== undefined && (COMMANDS as readonly string[]).includes(rest[0])) process.stdout.write(commandHelp(rest[0] as Command));
+      else process.stdout.write(HELP);
+      return EXIT_OK;
     case '-v':
     case '--version':
     case 'version':
       process.stdout.write(`${VERSION}\n`);
-      return 0;
+      return EXIT_OK;
+  }
+  if ((COMMANDS as readonly string[]).includes(command) && wantsHelp(rest)) {
+    process.stdout.write(commandHelp(command as Command));
+    return EXIT_OK;
+  }
+  switch (command) {
     case 'run': return run(rest);
     case 'check': return check(rest);
     case 'probe': return probe(rest);
@@ -64,7 +53,7 @@ export async function main(argv: string[]): Promise<number> {
     case 'schema': return schema(rest);
     default:
       process.stderr.write(`fieldgate: unknown command "${command}"\n\n${HELP}`);
-      return 2;
+      return EXIT_USAGE;
   }
 }
 
@@ -82,11 +71,11 @@ function reportConfigErrors(error: unknown): number {
   if (error instanceof ConfigError) {
     process.stderr.write(`fieldgate: the configuration has ${error.errors.length} error${error.errors.length > 1 ? 's' : ''}:\n`);
     for (const line of error.errors) process.stderr.write(`  ${line}\n`);
-    return 1;
+    return EXIT_CONFIG;
   }
   if (error instanceof UsageError) {
     process.stderr.write(`fieldgate: ${error.message}\n(see fieldgate --help)\n`);
-    return 2;
+    return EXIT_USAGE;
   }
   throw error;
 }
@@ -155,9 +144,12 @@ async function run(args: string[]): Promise<number> {
   try {
     gateway = await startGateway(config, logger);
   } catch (error) {
-    if (error instanceof ConfigError) for (const line of error.errors) logger.error(line);
-    else logger.fatal({ err: error }, `cannot start: ${(error as Error).message}`);
-    return 1;
+    if (error instanceof ConfigError) {
+      for (const line of error.errors) logger.error(line);
+      return EXIT_CONFIG;
+    }
+    logger.fatal({ err: error }, `cannot start: ${(error as Error).message}`);
+    return EXIT_FAILURE;
   }
   if (pendingStop) shutdown(pendingStop);
   return finished;
@@ -188,7 +180,7 @@ async function check(args: string[]): Promise<number> {
       out.push(`  Home Assistant discovery under ${config.homeAssistant.prefix}/ (gateway id ${discovery.gatewayId}): ${what.join(' and ') || 'no devices'}`);
     }
     process.stdout.write(out.join('\n') + '\n');
-    return 0;
+    return EXIT_OK;
   } catch (error) {
     return reportConfigErrors(error);
   }
@@ -252,11 +244,11 @@ async function probe(args: string[]): Promise<number> {
       bus, unitId: number('unit', 1), table, address: number('address'), count: number('count', 4), timeoutMs: number('timeout', 1000),
     });
     process.stdout.write(formatProbe(result) + '\n');
-    return 0;
+    return EXIT_OK;
   } catch (error) {
     if (error instanceof UsageError) return reportConfigErrors(error);
     process.stderr.write(`fieldgate probe: ${(error as Error).message ?? String(error)}\n`);
-    return 1;
+    return EXIT_FAILURE;
   }
 }
 
@@ -271,32 +263,37 @@ async function passwd(args: string[]): Promise<number> {
       if (given.length === 0) throw new UsageError('the password must not be empty');
       const result = addOrUpdateUser(file, user, given);
       process.stderr.write(`${result.added ? 'added' : 'updated'} user "${user}" in ${file}${result.createdFile ? ' (new file, mode 0600)' : ''}\n`);
-      return 0;
+      return EXIT_OK;
     }
     if (given !== undefined) throw new UsageError('a password on the command line needs -b (it shows in the process list and the shell history)');
     // Asked twice without echo on a terminal; the first line of stdin when piped.
     await runPasswdCommand(file, user, { input: process.stdin, output: process.stderr });
-    return 0;
+    return EXIT_OK;
   } catch (error) {
     if (error instanceof UsageError) return reportConfigErrors(error);
     process.stderr.write(`fieldgate passwd: ${(error as Error).message}\n`);
-    return 1;
+    return EXIT_FAILURE;
   }
 }
 
 async function schema(args: string[]): Promise<number> {
+  let dir: string;
   try {
     const { values } = parse(args, { out: { type: 'string', short: 'o' } });
-    const dir = path.resolve((values.out as string | undefined) ?? 'schemas');
-    fs.mkdirSync(dir, { recursive: true });
+    dir = path.resolve((values.out as string | undefined) ?? 'schemas');
+  } catch (error) {
+    return reportConfigErrors(error);
+  }
+  try {
+    makeDirectory(dir);
     const gateway = z.toJSONSchema(gatewayConfigSchema, { io: 'input', unrepresentable: 'any' });
     fs.writeFileSync(path.join(dir, 'gateway.schema.json'), JSON.stringify(gateway, null, 2) + '\n');
     fs.writeFileSync(path.join(dir, 'device-mapping.schema.json'), JSON.stringify(deviceMappingJsonSchema(), null, 2) + '\n');
     process.stdout.write(`wrote ${path.join(dir, 'gateway.schema.json')} and ${path.join(dir, 'device-mapping.schema.json')}\n`);
-    return 0;
+    return EXIT_OK;
   } catch (error) {
-    if (error instanceof UsageError) return reportConfigErrors(error);
-    process.stderr.write(`fieldgate schema: cannot write the schemas: ${(error as Error).message}\n`);
-    return 1;
+    const code = (error as NodeJS.ErrnoException).code;
+    process.stderr.write(`fieldgate schema: cannot write the schemas to ${dir}: ${code ?? (error as Error).message}\n`);
+    return EXIT_FAILURE;
   }
 }

@@ -53,6 +53,66 @@ describe('help and version', () => {
   });
 });
 
+describe('exit codes and per-command help', () => {
+  it('a bare `fieldgate` prints the help on stderr and exits 2 (usage error)', async () => {
+    const result = await runCli([]);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toMatch(/^  fieldgate run\b/m);
+    expect(result.stderr).toContain('78 configuration error');
+  });
+
+  it('every command takes --help and -h (exit 0, its own usage)', async () => {
+    for (const command of ['run', 'check', 'probe', 'passwd', 'schema']) {
+      for (const flag of ['--help', '-h']) {
+        const result = await runCli([command, flag]);
+        expect(result.code, `${command} ${flag}: ${result.stderr}`).toBe(0);
+        expect(result.stdout).toMatch(new RegExp(`^  fieldgate ${command}\\b`, 'm'));
+        for (const other of ['run', 'check', 'probe', 'passwd', 'schema'].filter((c) => c !== command)) expect(result.stdout).not.toMatch(new RegExp(`^  fieldgate ${other}\\b`, 'm'));
+      }
+    }
+    const run = await runCli(['run', '--help']);
+    expect(run.stdout).toContain('--config, -c FILE');
+    expect(run.stdout).not.toMatch(/fieldgate check/);
+  });
+
+  it('a configuration error exits 78 (EX_CONFIG) from run and check; a runtime error (port taken) exits 1', async () => {
+    const bad = write('exit/bad.json', { broker: { durability: 'fast' } });
+    expect((await runCli(['check', '--config', bad])).code).toBe(78);
+    expect((await runCli(['run', '--config', bad])).code).toBe(78);
+    // A file the config names that is missing is a configuration error too.
+    const noPasswd = write('exit/no-passwd.json', { broker: { port: 0, dataDir: path.join(dir, 'exit/data') }, auth: { passwordFile: 'passwd' } });
+    const missing = await runCli(['run', '--config', noPasswd]);
+    expect(missing.code).toBe(78);
+    expect(missing.stdout + missing.stderr).toMatch(/auth\.passwordFile: .*ENOENT/);
+    expect((await runCli(['run', '--config', path.join(dir, 'exit/absent.json')])).code).toBe(78);
+    // A usage error stays 2.
+    expect((await runCli(['run', '--port', 'x'])).code).toBe(2);
+    // The port being taken is not the config's fault: 1, so systemd restarts it.
+    const net = await import('node:net');
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const taken = (server.address() as import('node:net').AddressInfo).port;
+      const good = write('exit/good.json', { broker: { port: taken, dataDir: path.join(dir, 'exit/data') } });
+      const busy = await runCli(['run', '--config', good]);
+      expect(busy.code, busy.stdout + busy.stderr).toBe(1);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('schema --out into a directory that cannot exist fails at once instead of spinning', async () => {
+    const started = Date.now();
+    const result = await runCli(['schema', '--out', '/proc/fieldgate-x'], { timeoutMs: 10_000 });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe('fieldgate schema: cannot write the schemas to /proc/fieldgate-x: ENOENT\n');
+    expect(Date.now() - started).toBeLessThan(10_000);
+    const file = write('exit/plain-file', 'x');
+    expect((await runCli(['schema', '--out', path.join(file, 'sub')], { timeoutMs: 10_000 })).stderr).toMatch(/ENOTDIR|EEXIST/);
+  });
+});
+
 describe('check', () => {
   it('prints what would run for a valid config with devices, listeners, auth and a bridge', async () => {
     write('good/devices/meter.json', {
@@ -95,7 +155,7 @@ describe('check', () => {
     expect(withPoints.stdout).toMatch(/^ {4}voltage +float32 ABCD +input 0 +every \d+ ms → home\/kitchen\/voltage$/m);
   });
 
-  it('lists every error at once, config and device mappings, with JSON path, expected and got; exit 1', async () => {
+  it('lists every error at once, config and device mappings, with JSON path, expected and got; exit 78', async () => {
     write('bad/devices/meter.json', {
       buses: [{ id: 'rs485', type: 'modbus-rtu', path: '/dev/ttyUSB0', baudRate: 9600 }],
       devices: [{ id: 'm1', bus: 'nobus', unitId: 1, points: [{ name: 'v', table: 'input', address: 0, type: 'float' }] }],
@@ -107,7 +167,7 @@ describe('check', () => {
       metrics: { port: '9883' },
     });
     const result = await runCli(['check', '--config', config]);
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(78);
     expect(result.stdout).toBe('');
     const lines = result.stderr.trim().split('\n');
     expect(lines[0]).toBe('fieldgate: the configuration has 8 errors:');
@@ -128,7 +188,7 @@ describe('check', () => {
     write('badmap/m.json', { buses: [], devices: [{ id: 'x', bus: 'b', unitId: 300, points: [] }] });
     const config = write('badmap/fieldgate.json', { devices: ['m.json'] });
     const result = await runCli(['check', '--config', config]);
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(78);
     expect(result.stderr).toContain(`${path.join(dir, 'badmap/m.json')}: devices[0].unitId`);
     expect(result.stderr).toMatch(/got 300/);
   });
@@ -140,7 +200,7 @@ describe('check', () => {
     });
     const config = write('demo-clash/fieldgate.json', { demo: true, devices: ['m.json'] });
     const result = await runCli(['check', '--config', config]);
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(78);
     expect(result.stderr).toContain(`${path.join(dir, 'demo-clash/m.json')}: devices[0].id: duplicate device id "demo-meter" (first defined at the demo mapping ("demo": true) devices[0])`);
   });
 
@@ -151,7 +211,7 @@ describe('check', () => {
       metrics: { host: '127.0.0.1', port: 9001 },
     });
     const result = await runCli(['check', '--config', config]);
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(78);
     expect(result.stderr).toContain(`${config}: listeners[0].port: port 1883 on 127.0.0.1 is already taken by broker.port (on 0.0.0.0): choose another port`);
     expect(result.stderr).toContain(`${config}: metrics.port: port 9001 on 127.0.0.1 is already taken by listeners[1].port (on 127.0.0.1)`);
   });
@@ -164,7 +224,7 @@ describe('check', () => {
       auth: { passwordFile: 'nope', aclFile: 'bad-acl' },
     });
     const result = await runCli(['check', '--config', config]);
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(78);
     const err = result.stderr;
     expect(err).toContain(`${config}: listeners[0].tls.key: cannot read ${path.join(dir, 'files/missing.key')} (ENOENT)`);
     expect(err).toContain(`${config}: listeners[0].tls.ca: client certificates need "ca"`);
@@ -174,11 +234,11 @@ describe('check', () => {
 
   it('reports a missing or malformed config file', async () => {
     const missing = await runCli(['check', '--config', path.join(dir, 'absent.json')]);
-    expect(missing.code).toBe(1);
+    expect(missing.code).toBe(78);
     expect(missing.stderr).toContain(`${path.join(dir, 'absent.json')}: cannot read the config file (ENOENT)`);
     const broken = write('broken.json', '{ "broker": ');
     const malformed = await runCli(['check', '--config', broken]);
-    expect(malformed.code).toBe(1);
+    expect(malformed.code).toBe(78);
     expect(malformed.stderr).toContain(`${broken}: not valid JSON`);
   });
 
@@ -246,7 +306,7 @@ describe('shipped example configs pass check', () => {
   it('examples/pi-rs485-sdm120.json once its password file exists (as its comment says)', async () => {
     const config = path.join(copy, 'examples/pi-rs485-sdm120.json');
     const before = await runCli(['check', '--config', config]);
-    expect(before.code).toBe(1);
+    expect(before.code).toBe(78);
     expect(before.stderr).toContain('auth.passwordFile');
     expect((await runCli(['passwd', '-b', path.join(copy, 'examples/passwd'), 'alice', 'pw'])).code).toBe(0);
     const result = await runCli(['check', '--config', config]);

@@ -125,7 +125,7 @@ describe('what the image runs, outside Docker', () => {
   it('without the password file it stops at once and says which file is missing', async () => {
     const failed = new GatewayProcess([], ROOT, entrypointWith(writeConfig()));
     const { code } = await failed.exited;
-    expect(code).toBe(1);
+    expect(code).toBe(78);
     expect(failed.rawOutput.join('\n')).toMatch(/auth\.passwordFile: .*passwd.*ENOENT/);
   });
 

@@ -37,6 +37,8 @@ describe('systemd/fieldgate.service', () => {
     expect(settings('StateDirectory')).toEqual(['fieldgate']);
     expect(settings('ConfigurationDirectory')).toEqual(['fieldgate']);
     expect(settings('Restart')).toEqual(['on-failure']);
+    // A configuration error (exit 78, EX_CONFIG) is not restarted every RestartSec for ever.
+    expect(settings('RestartPreventExitStatus')).toEqual(['78']);
     expect(settings('KillSignal')).toEqual(['SIGTERM']);
     expect(settings('TimeoutStopSec')).toHaveLength(1);
   });
