@@ -6,8 +6,8 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 type ParseArgsOptionsConfig = NonNullable<ParseArgsConfig['options']>;
 import { z } from 'zod';
-import { runPasswdCommand } from './auth/passwd-command.js';
-import { addOrUpdateUser } from './auth/password-file.js';
+import { describeAddUser, runPasswdCommand, shortPasswordWarning } from './auth/passwd-command.js';
+import { addOrUpdateUser, deleteUser } from './auth/password-file.js';
 import { ConfigError, gatewayConfigSchema, homeAssistantDiscoveryOptions, type GatewayConfig } from './config/gateway-config.js';
 import { checkGatewayConfig } from './config/check.js';
 import { describeMapping, deviceMappingJsonSchema, type DeviceMapping } from './devices/index.js';
@@ -61,7 +61,21 @@ function parse(args: string[], options: ParseArgsOptionsConfig, allowPositionals
   try {
     return parseArgs({ args, options, allowPositionals, strict: true });
   } catch (error) {
-    throw new UsageError((error as Error).message);
+    throw new UsageError(parseArgsProblem(error as Error & { code?: string }));
+  }
+}
+
+/** node:util parseArgs' errors in our words (its own text suggests `-- "-x"` and names types). */
+function parseArgsProblem(error: Error & { code?: string }): string {
+  const quoted = /'([^']+)'/.exec(error.message)?.[1] ?? '';
+  switch (error.code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION': return `unknown option "${quoted}"`;
+    case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL': return `unexpected argument "${quoted}"`;
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE': {
+      const name = quoted.replace(/ <value>$/, '');
+      return /argument missing/.test(error.message) ? `${name} needs a value` : `${name} takes no value`;
+    }
+    default: return error.message;
   }
 }
 
@@ -254,20 +268,33 @@ async function probe(args: string[]): Promise<number> {
 
 async function passwd(args: string[]): Promise<number> {
   try {
-    const { values, positionals } = parse(args, { batch: { type: 'boolean', short: 'b' } }, true);
+    const { values, positionals } = parse(args, {
+      batch: { type: 'boolean', short: 'b' }, create: { type: 'boolean', short: 'c' }, delete: { type: 'boolean', short: 'D' },
+    }, true);
     const [file, user, given, ...extra] = positionals;
-    if (!file || !user || extra.length > 0) throw new UsageError('usage: fieldgate passwd [-b] FILE USER [PASSWORD]');
+    if (values.delete && (values.create || values.batch)) throw new UsageError(`-D cannot be used with ${values.create ? '-c' : '-b'}`);
+    if (!file || !user || extra.length > 0 || (values.delete && given !== undefined)) {
+      throw new UsageError('usage: fieldgate passwd [-c] [-b] FILE USER [PASSWORD]  |  fieldgate passwd -D FILE USER');
+    }
     if (!fs.existsSync(path.dirname(path.resolve(file)))) throw new Error(`the directory ${path.dirname(path.resolve(file))} does not exist; nothing was changed`);
+    if (values.delete) {
+      deleteUser(file, user);
+      process.stderr.write(`deleted user "${user}" from ${file}\n`);
+      return EXIT_OK;
+    }
+    const replaceFile = values.create === true;
     if (values.batch) {
       if (given === undefined) throw new UsageError('-b needs the password as the third argument');
       if (given.length === 0) throw new UsageError('the password must not be empty');
-      const result = addOrUpdateUser(file, user, given);
-      process.stderr.write(`${result.added ? 'added' : 'updated'} user "${user}" in ${file}${result.createdFile ? ' (new file, mode 0600)' : ''}\n`);
+      const warning = shortPasswordWarning(given);
+      if (warning) process.stderr.write(`${warning}\n`);
+      const result = addOrUpdateUser(file, user, given, { replaceFile });
+      process.stderr.write(`${describeAddUser(result, user, file)}\n`);
       return EXIT_OK;
     }
     if (given !== undefined) throw new UsageError('a password on the command line needs -b (it shows in the process list and the shell history)');
     // Asked twice without echo on a terminal; the first line of stdin when piped.
-    await runPasswdCommand(file, user, { input: process.stdin, output: process.stderr });
+    await runPasswdCommand(file, user, { input: process.stdin, output: process.stderr }, { replaceFile });
     return EXIT_OK;
   } catch (error) {
     if (error instanceof UsageError) return reportConfigErrors(error);

@@ -53,7 +53,7 @@ describe('password hashes', () => {
   });
 
   it('names a missing file and how to create it', () => {
-    expect(() => readPasswordFile(join(dir, 'nope'))).toThrow(/nope: cannot read: .*fieldgate passwd FILE USER/);
+    expect(() => readPasswordFile(join(dir, 'nope'))).toThrow(/nope: cannot read \(ENOENT\): the file does not exist; create it with: fieldgate passwd -c .*nope USER/);
   });
 });
 

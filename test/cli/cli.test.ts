@@ -389,6 +389,68 @@ describe('passwd', () => {
     }
   });
 
+  it('-c replaces the file (as mosquitto_passwd -c) and -D deletes a user; Mosquitto agrees with the result', async () => {
+    const file = path.join(dir, 'passwd-cD');
+    expect((await runCli(['passwd', '-b', file, 'old', 'old-password'])).code).toBe(0);
+    expect((await runCli(['passwd', '-b', file, 'keep', 'keep-password'])).code).toBe(0);
+    const created = await runCli(['passwd', '-c', '-b', file, 'fresh', 'fresh-password']);
+    expect(created.code).toBe(0);
+    expect(created.stderr).toContain(`added user "fresh" in ${file} (a new file: the users it had are gone)`);
+    expect([...readPasswordFile(file).keys()]).toEqual(['fresh']);
+    expect((await runCli(['passwd', '-b', file, 'second', 'second-password'])).code).toBe(0);
+    // -c without -b asks (here: reads the pipe) like the plain form.
+    const piped = path.join(dir, 'passwd-c-piped');
+    expect((await runCli(['passwd', '-c', piped, 'pipe'], { input: 'pipe-password\n' })).code).toBe(0);
+    expect(checkCredentials(readPasswordFile(piped), 'pipe', 'pipe-password')).toBe(true);
+
+    const deleted = await runCli(['passwd', '-D', file, 'fresh']);
+    expect(deleted).toMatchObject({ code: 0, stderr: `deleted user "fresh" from ${file}\n` });
+    expect([...readPasswordFile(file).keys()]).toEqual(['second']);
+    // Deleting a user that is not there fails and changes nothing (mosquitto_passwd: "User … not found", exit 1).
+    const before = fs.readFileSync(file, 'utf8');
+    const absent = await runCli(['passwd', '-D', file, 'nobody']);
+    expect(absent).toMatchObject({ code: 1, stderr: `fieldgate passwd: user "nobody" is not in ${file}; nothing was changed\n` });
+    expect(fs.readFileSync(file, 'utf8')).toBe(before);
+    expect((await runCli(['passwd', '-D', '-b', file, 'second'])).code).toBe(2);
+    expect((await runCli(['passwd', '-D', '-c', file, 'second'])).code).toBe(2);
+
+    if (requireTool('mosquitto_passwd')) {
+      // mosquitto_passwd -D on our file, and our -D on its file.
+      const { execFileSync } = await import('node:child_process');
+      execFileSync('mosquitto_passwd', ['-b', file, 'theirs', 'their-password']);
+      execFileSync('mosquitto_passwd', ['-D', file, 'second']);
+      expect([...readPasswordFile(file).keys()]).toEqual(['theirs']);
+      expect((await runCli(['passwd', '-D', file, 'theirs'])).code).toBe(0);
+      expect(readPasswordFile(file).size).toBe(0);
+      expect((await runCli(['passwd', '-b', file, 'back', 'back-password'])).code).toBe(0);
+      execFileSync('mosquitto_passwd', ['-U', file]); // mosquitto_passwd still reads it
+      expect([...readPasswordFile(file).keys()]).toEqual(['back']);
+    }
+  });
+
+  it('warns about a very short password but writes it; errors are in its own words', async () => {
+    const file = path.join(dir, 'passwd-short');
+    const short = await runCli(['passwd', '-b', file, 'tiny', 'abc']);
+    expect(short.code).toBe(0);
+    expect(short.stderr).toMatch(/^warning: the password has only 3 characters: .*8 or more recommended\)$/m);
+    expect(checkCredentials(readPasswordFile(file), 'tiny', 'abc')).toBe(true);
+    const long = await runCli(['passwd', '-b', file, 'big', 'a-long-enough-one']);
+    expect(long.stderr).not.toMatch(/warning/);
+    const piped = await runCli(['passwd', file, 'pipe'], { input: 'short\n' });
+    expect(piped.stderr).toMatch(/warning: the password has only 5 characters/);
+
+    const unknown = await runCli(['passwd', '-x', file, 'u']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toBe('fieldgate: unknown option "-x"\n(see fieldgate --help)\n');
+    const missingValue = await runCli(['check', '--config']);
+    expect(missingValue.stderr).toBe('fieldgate: -c, --config needs a value\n(see fieldgate --help)\n');
+    const positional = await runCli(['check', 'extra']);
+    expect(positional.stderr).toBe('fieldgate: unexpected argument "extra"\n(see fieldgate --help)\n');
+    const noFile = await runCli(['passwd', '-D', path.join(dir, 'passwd-none'), 'u']);
+    expect(noFile.stderr).toBe(`fieldgate passwd: cannot read ${path.join(dir, 'passwd-none')} (ENOENT); nothing was changed\n`);
+    for (const r of [unknown, missingValue, positional, noFile]) expect(r.stderr).not.toMatch(/positional argument|<value>|ENOENT: no such|at .*\.js/);
+  });
+
   it('the gateway authenticates against it', async () => {
     const config = parseGatewayConfig({ broker: { port: 0, dataDir: path.join(dir, 'passwd-gw') }, auth: { passwordFile: passwdFile } }, 'test', dir);
     const gateway: Gateway = await startGateway(config, silentLogger);
