@@ -81,6 +81,13 @@ function parseArgsProblem(error: Error & { code?: string }): string {
 
 class UsageError extends Error {}
 
+/** --config, else $FIELDGATE_CONFIG (the container image sets it, so `docker exec … fieldgate check` checks what runs). */
+function configFileOf(flag: unknown): string | undefined {
+  if (typeof flag === 'string') return flag;
+  const fromEnv = process.env.FIELDGATE_CONFIG;
+  return fromEnv === undefined || fromEnv === '' ? undefined : fromEnv;
+}
+
 function reportConfigErrors(error: unknown): number {
   if (error instanceof ConfigError) {
     process.stderr.write(`fieldgate: the configuration has ${error.errors.length} error${error.errors.length > 1 ? 's' : ''}:\n`);
@@ -101,7 +108,7 @@ async function run(args: string[]): Promise<number> {
       config: { type: 'string', short: 'c' }, host: { type: 'string' }, port: { type: 'string', short: 'p' },
       data: { type: 'string' }, 'log-level': { type: 'string' },
     });
-    config = checkGatewayConfig(values.config as string | undefined).config;
+    config = checkGatewayConfig(configFileOf(values.config)).config;
     if (values.host !== undefined) config.broker.host = values.host as string;
     if (values.port !== undefined) {
       const port = Number(values.port);
@@ -172,7 +179,7 @@ async function run(args: string[]): Promise<number> {
 async function check(args: string[]): Promise<number> {
   try {
     const { values } = parse(args, { config: { type: 'string', short: 'c' }, points: { type: 'boolean' } });
-    const file = values.config as string | undefined;
+    const file = configFileOf(values.config);
     const { config, mapping } = checkGatewayConfig(file);
     const out: string[] = [`${file ?? '(embedded default)'}: OK`];
     for (const l of listenerConfigs(config)) {

@@ -9,14 +9,15 @@ const COMMAND_HELP: Record<Command, string> = {
       Run the gateway. Without --config: broker on 127.0.0.1:1883, data in ./data,
       and a built-in simulated energy meter so readings flow at once. SIGTERM/SIGINT stop
       gracefully; SIGHUP reloads the password file, ACL, TLS certificates and device mappings.
-      --config, -c FILE   the gateway config (JSON); paths in it are relative to it
+      --config, -c FILE   the gateway config (JSON); paths in it are relative to it.
+                          Default: $FIELDGATE_CONFIG, else the embedded default
       --host H, --port N  the plain MQTT listener (overrides broker.host and broker.port)
       --data DIR          the data directory (overrides broker.dataDir)
       --log-level L       fatal, error, warn, info, debug, trace or silent
 `,
   check: `  fieldgate check [--config FILE] [--points]
       Validate the config, every device mapping and every file it names; print what would run
-      (with --points: every point, its wire address, decoding and topic).
+      (with --points: every point, its wire address, decoding and topic). --config as for run.
 `,
   probe: `  fieldgate probe (--host H [--port 502] | --serial PATH [--baud 9600] [--parity none])
                   [--unit 1] [--table holding|input] --address A [--count 4] [--timeout 1000]

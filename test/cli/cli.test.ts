@@ -277,11 +277,16 @@ describe('schema', () => {
     for (const name of ['gateway.schema.json', 'device-mapping.schema.json']) {
       expect(fs.readFileSync(path.join(ROOT, 'schemas', name), 'utf8'), `schemas/${name} is stale: run fieldgate schema`).toBe(fs.readFileSync(path.join(out, name), 'utf8'));
     }
-    const configs = ['examples/pi-rs485-sdm120.json', 'examples/cloud-bridge.json', 'docker/fieldgate.json', 'examples/devices/sdm120-rs485.json'];
+    // The Pi examples are copied to /etc/fieldgate: they name the schemas of the installed package
+    // (npm install -g --prefix /usr/local, see test/systemd/install.test.ts); the Docker ones are
+    // copied to config/ in the checkout, next to schemas/.
+    const installed = '/usr/local/lib/node_modules/fieldgate/';
+    const configs = ['examples/pi-rs485-sdm120.json', 'examples/cloud-bridge.json', 'docker/fieldgate.json', 'examples/devices/sdm120-rs485.json', 'docker/devices/meter.json'];
     for (const file of configs) {
       const ref = (JSON.parse(fs.readFileSync(path.join(ROOT, file), 'utf8')) as { $schema?: string }).$schema;
       expect(ref, file).toBeDefined();
-      const target = path.resolve(path.dirname(path.join(ROOT, file)), ref!);
+      if (file.startsWith('examples/')) expect(ref!.startsWith(installed), `${file}: ${ref}`).toBe(true);
+      const target = ref!.startsWith(installed) ? path.join(ROOT, ref!.slice(installed.length)) : path.resolve(path.dirname(path.join(ROOT, file)), ref!);
       expect(path.basename(target)).toBe(file.includes('devices/') ? 'device-mapping.schema.json' : 'gateway.schema.json');
       expect(fs.existsSync(target), `${file} → ${target}`).toBe(true);
     }
@@ -315,6 +320,18 @@ describe('shipped example configs pass check', () => {
     expect(result.stdout).toMatch(/bus rs485 \(modbus-rtu\) \/dev\/serial\/by-id\//);
     expect(result.stdout).toMatch(/meter unit 1: \d+ points → fieldgate\/garage\/meter\/…/);
     expect(result.stdout).toContain('listener mqtt://0.0.0.0:1883 (user name and password required)');
+  });
+
+  it('docker/fieldgate.json with the serial meter of README "Docker" (docker/devices/meter.json)', async () => {
+    const config = JSON.parse(fs.readFileSync(path.join(copy, 'docker/fieldgate.json'), 'utf8'));
+    config.devices = ['devices/meter.json'];
+    config.demo = false;
+    fs.writeFileSync(path.join(copy, 'docker/fieldgate-serial.json'), JSON.stringify(config));
+    expect((await runCli(['passwd', '-b', path.join(copy, 'docker/passwd'), 'alice', 'alice-password'])).code).toBe(0);
+    const result = await runCli(['check', '--config', path.join(copy, 'docker/fieldgate-serial.json')]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/bus rs485 \(modbus-rtu\) \/dev\/ttyUSB0/);
+    expect(result.stdout).toMatch(/meter unit 1: \d+ points → fieldgate\/meter\/…/);
   });
 
   it('docker/fieldgate.json with a password file next to it', async () => {

@@ -30,7 +30,7 @@ if (!haveAnalyze) {
 
 describe('systemd/fieldgate.service', () => {
   it('runs the gateway as fieldgate with the dialout group, state and config directories', () => {
-    expect(settings('ExecStart')).toEqual(['/usr/bin/fieldgate run --config /etc/fieldgate/fieldgate.json']);
+    expect(settings('ExecStart')).toEqual(['/usr/local/bin/fieldgate run --config /etc/fieldgate/fieldgate.json']);
     expect(settings('User')).toEqual(['fieldgate']);
     expect(settings('Group')).toEqual(['fieldgate']);
     expect(settings('SupplementaryGroups')).toEqual(['dialout']);
