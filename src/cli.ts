@@ -8,14 +8,14 @@ type ParseArgsOptionsConfig = NonNullable<ParseArgsConfig['options']>;
 import { z } from 'zod';
 import { describeAddUser, runPasswdCommand, shortPasswordWarning } from './auth/passwd-command.js';
 import { addOrUpdateUser, deleteUser } from './auth/password-file.js';
-import { ConfigError, gatewayConfigSchema, homeAssistantDiscoveryOptions, type GatewayConfig } from './config/gateway-config.js';
+import { ConfigError, gatewayConfigSchema, type GatewayConfig } from './config/gateway-config.js';
 import { checkGatewayConfig } from './config/check.js';
-import { describeMapping, deviceMappingJsonSchema, type DeviceMapping } from './devices/index.js';
-import { buildDiscoveryConfigs } from './devices/home-assistant/index.js';
-import { lineDeviceTopicPrefix } from './devices/line/schema.js';
+import { checkHosts } from './config/check-hosts.js';
+import { describeDiscovery, describePoints, listenerAccess } from './cli/check-output.js';
+import { describeMapping, deviceMappingJsonSchema } from './devices/index.js';
 import { formatProbe, probeRegisters } from './devices/modbus/probe.js';
 import type { ModbusBus } from './devices/modbus/schema.js';
-import { anonymousAllowed, listenerConfigs, startGateway, type Gateway } from './gateway.js';
+import { listenerConfigs, startGateway, type Gateway } from './gateway.js';
 import { createLogger, type LogLevel } from './log.js';
 import { VERSION } from './version.js';
 import { EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './cli/exit-codes.js';
@@ -90,6 +90,7 @@ function configFileOf(flag: unknown): string | undefined {
 
 function reportConfigErrors(error: unknown): number {
   if (error instanceof ConfigError) {
+    printWarnings(error.warnings);
     process.stderr.write(`fieldgate: the configuration has ${error.errors.length} error${error.errors.length > 1 ? 's' : ''}:\n`);
     for (const line of error.errors) process.stderr.write(`  ${line}\n`);
     return EXIT_CONFIG;
@@ -103,12 +104,15 @@ function reportConfigErrors(error: unknown): number {
 
 async function run(args: string[]): Promise<number> {
   let config: GatewayConfig;
+  let startWarnings: string[] = [];
   try {
     const { values } = parse(args, {
       config: { type: 'string', short: 'c' }, host: { type: 'string' }, port: { type: 'string', short: 'p' },
       data: { type: 'string' }, 'log-level': { type: 'string' },
     });
-    config = checkGatewayConfig(configFileOf(values.config)).config;
+    const checked = checkGatewayConfig(configFileOf(values.config));
+    config = checked.config;
+    startWarnings = checked.warnings;
     if (values.host !== undefined) config.broker.host = values.host as string;
     if (values.port !== undefined) {
       const port = Number(values.port);
@@ -127,6 +131,7 @@ async function run(args: string[]): Promise<number> {
 
   const logger = createLogger(config.log.level as LogLevel);
   logger.info({ version: VERSION, pid: process.pid, gatewayId: config.gatewayId, dataDir: config.broker.dataDir }, `fieldgate ${VERSION} starting`);
+  for (const warning of startWarnings) logger.warn(warning);
   // Signals are handled from the first moment: a stop or reload asked for while starting waits for the start.
   let gateway: Gateway | undefined;
   let pendingStop: string | undefined;
@@ -180,11 +185,15 @@ async function check(args: string[]): Promise<number> {
   try {
     const { values } = parse(args, { config: { type: 'string', short: 'c' }, points: { type: 'boolean' } });
     const file = configFileOf(values.config);
-    const { config, mapping } = checkGatewayConfig(file);
-    const out: string[] = [`${file ?? '(embedded default)'}: OK`];
+    const checked = checkGatewayConfig(file);
+    const { config, mapping } = checked;
+    // What the run would fail on, or never reach: host names that do not resolve.
+    const hosts = await checkHosts(config, mapping, file ?? '(embedded default)');
+    const warnings = [...checked.warnings, ...hosts.warnings];
+    if (hosts.errors.length > 0) throw new ConfigError(hosts.errors, warnings);
+    const out: string[] = [`${file ?? '(embedded default)'}: OK${warnings.length > 0 ? ` (${warnings.length} warning${warnings.length > 1 ? 's' : ''}, on stderr)` : ''}`];
     for (const l of listenerConfigs(config)) {
-      const anonymous = anonymousAllowed(config, l) ? 'anonymous allowed' : 'user name and password required';
-      out.push(`  listener ${l.type}://${l.host}:${l.port}${l.type.startsWith('ws') ? l.path : ''} (${anonymous})`);
+      out.push(`  listener ${l.type}://${l.host}:${l.port}${l.type.startsWith('ws') ? l.path : ''} (${listenerAccess(config, l)})`);
     }
     out.push(`  data in ${config.broker.dataDir} (durability ${config.broker.durability})`);
     if (config.auth.passwordFile) out.push(`  password file ${config.auth.passwordFile}`);
@@ -194,35 +203,17 @@ async function check(args: string[]): Promise<number> {
     if (mapping && values.points) out.push(...describePoints(mapping));
     for (const b of config.bridges) out.push(`  bridge ${b.name} → ${b.url}: ${b.rules.map((r) => `${r.direction} ${r.localPrefix}${r.filter}`).join(', ')}`);
     if (config.metrics) out.push(`  metrics on http://${config.metrics.host}:${config.metrics.port}/metrics, health on /healthz`);
-    if (config.homeAssistant.discovery) {
-      const discovery = homeAssistantDiscoveryOptions(config);
-      const entities = mapping ? buildDiscoveryConfigs(mapping, discovery).length : 0;
-      const what = [...(entities > 0 ? [`${entities} ${entities === 1 ? 'entity' : 'entities'} from the device mappings`] : []), ...(config.demo ? ['the demo meter'] : [])];
-      out.push(`  Home Assistant discovery under ${config.homeAssistant.prefix}/ (gateway id ${discovery.gatewayId}): ${what.join(' and ') || 'no devices'}`);
-    }
+    if (config.homeAssistant.discovery) out.push(`  ${describeDiscovery(config, mapping)}`);
     process.stdout.write(out.join('\n') + '\n');
+    printWarnings(warnings);
     return EXIT_OK;
   } catch (error) {
     return reportConfigErrors(error);
   }
 }
 
-/** `check --points`: one line per point or field with the topic it is published on. */
-function describePoints(mapping: DeviceMapping): string[] {
-  const out: string[] = [];
-  for (const d of mapping.modbusDevices) {
-    out.push(`  points of ${d.id} (0-based wire addresses):`);
-    for (const p of d.points) {
-      const order = p.count > 1 ? ` ${p.byteOrder}` : '';
-      const write = p.writable ? ` (write: ${p.topic}/set)` : '';
-      out.push(`    ${p.name.padEnd(20)} ${(p.type + order).padEnd(13)} ${p.table} ${String(p.address).padEnd(6)} every ${p.pollIntervalMs} ms → ${p.topic}${write}`);
-    }
-  }
-  for (const d of mapping.lineDevices) {
-    out.push(`  fields of ${d.id}:`);
-    for (const name of Object.keys(d.fields)) out.push(`    ${name.padEnd(20)} → ${lineDeviceTopicPrefix(d)}/${name}`);
-  }
-  return out;
+function printWarnings(warnings: string[]): void {
+  for (const w of warnings) process.stderr.write(`fieldgate: warning: ${w}\n`);
 }
 
 function parityOf(text: string | undefined): 'none' | 'even' | 'odd' {

@@ -1,5 +1,6 @@
 // Device-mapping files (devices/*.json): the schema, its JSON Schema for editors, and a loader that
 // reports every problem at once as `file: json.path: what was expected (got what)`.
+import { describeJsonError, parseJsonText } from '../config/json-text.js';
 import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -119,7 +120,7 @@ export function loadDeviceMappings(files: string[], options: LoadOptions = {}): 
 
   const busNames = () => [...busById.keys()].join(', ') || 'none defined';
   const resolved: ModbusDevice[] = [];
-  const checked: Array<{ device: ModbusDevice; entry: ModbusEntry }> = [];
+  const checked: Array<{ device: ModbusDevice; entry: ModbusEntry; fileIndexes: number[] }> = [];
   const unitIds = new Map<string, string>();
   for (const d of modbus) {
     checkDeviceId(d.input.id, d.file, d.path);
@@ -140,9 +141,10 @@ export function loadDeviceMappings(files: string[], options: LoadOptions = {}): 
     const firstUnit = unitIds.get(unitKey);
     if (firstUnit) errors.push({ file: d.file, path: `${d.path}.unitId`, message: `unit id ${d.input.unitId} on bus "${bus.id}" is already used by ${firstUnit}` });
     else unitIds.set(unitKey, `${d.file} ${d.path}`);
-    const device = resolveModbusDevice(d, bus, errors);
-    if (device) checked.push({ device, entry: d });
-    if (device && d.complete) resolved.push(device);
+    // A device with errors is still checked against the others (topics), from the points that resolved.
+    const { device, ok, fileIndexes } = resolveModbusDevice(d, bus, errors);
+    checked.push({ device, entry: d, fileIndexes });
+    if (ok && d.complete) resolved.push(device);
   }
 
   for (const d of line) checkDeviceId(d.device.id, d.file, d.path);
@@ -165,12 +167,10 @@ function readJson(file: string, errors: MappingError[]): unknown {
     errors.push({ file, path: '', message: `cannot read the file (${(err as NodeJS.ErrnoException).code ?? String(err)})` });
     return undefined;
   }
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    errors.push({ file, path: '', message: `not valid JSON: ${(err as Error).message}` });
-    return undefined;
-  }
+  const parsed = parseJsonText(text);
+  if (parsed.ok) return parsed.value;
+  errors.push({ file, path: '', message: describeJsonError(parsed) });
+  return undefined;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -333,18 +333,23 @@ export function parseModiconAddress(reference: number): { table: Table; address:
   return undefined;
 }
 
-function resolveModbusDevice(entry: ModbusEntry, bus: ModbusBus, errors: MappingError[]): ModbusDevice | undefined {
+/** The device from the points that resolved; `fileIndexes` has each one's index in the file (for error paths). */
+function resolveModbusDevice(entry: ModbusEntry, bus: ModbusBus, errors: MappingError[]): { device: ModbusDevice; ok: boolean; fileIndexes: number[] } {
   const { input: d, file, path: at, pointIndexes } = entry;
   const before = errors.length;
   const points: ModbusPoint[] = [];
+  /** Index in the file's points array of each resolved point. */
+  const fileIndexes: number[] = [];
   const prefix = d.topicPrefix ?? `fieldgate/${d.id}`;
   d.points.forEach((p, i) => {
     const point = resolvePoint(d, p, prefix, file, `${at}.points[${pointIndexes[i]}]`, errors);
-    if (point) points.push(point);
+    if (point) {
+      points.push(point);
+      fileIndexes.push(pointIndexes[i]!);
+    }
   });
-  checkOverlaps(points, d.points, pointIndexes, file, at, errors);
-  if (errors.length > before) return undefined;
-  return {
+  checkOverlaps(points, fileIndexes, file, at, errors);
+  const device: ModbusDevice = {
     id: d.id,
     name: d.name ?? d.id,
     manufacturer: d.manufacturer,
@@ -367,6 +372,7 @@ function resolveModbusDevice(entry: ModbusEntry, bus: ModbusBus, errors: Mapping
     publish: { onChange: d.publish.onChange, maxSilenceMs: d.publish.maxSilenceMs, state: d.publish.state },
     points,
   };
+  return { device, ok: errors.length === before, fileIndexes };
 }
 
 function resolvePoint(d: ModbusDeviceInput, p: ModbusPointInput, prefix: string, file: string, at: string, errors: MappingError[]): ModbusPoint | undefined {
@@ -433,8 +439,8 @@ function resolvePoint(d: ModbusDeviceInput, p: ModbusPointInput, prefix: string,
   };
 }
 
-function checkOverlaps(points: ModbusPoint[], inputs: ModbusPointInput[], pointIndexes: number[], file: string, at: string, errors: MappingError[]): void {
-  const indexOf = new Map(points.map((p) => [p, pointIndexes[inputs.findIndex((q) => q.name === p.name)]]));
+function checkOverlaps(points: ModbusPoint[], fileIndexes: number[], file: string, at: string, errors: MappingError[]): void {
+  const indexOf = new Map(points.map((p, i) => [p, fileIndexes[i]]));
   const byTable = new Map<Table, ModbusPoint[]>();
   for (const p of points) byTable.set(p.table, [...(byTable.get(p.table) ?? []), p]);
   for (const [table, list] of byTable) {
@@ -456,16 +462,16 @@ function checkOverlaps(points: ModbusPoint[], inputs: ModbusPointInput[], pointI
   }
 }
 
-function checkTopics(devices: Array<{ device: ModbusDevice; entry: ModbusEntry }>, line: Array<{ device: LineDevice; file: string; path: string }>, errors: MappingError[]): void {
+function checkTopics(devices: Array<{ device: ModbusDevice; entry: ModbusEntry; fileIndexes: number[] }>, line: Array<{ device: LineDevice; file: string; path: string }>, errors: MappingError[]): void {
   const seen = new Map<string, string>();
   const claim = (topic: string, file: string, at: string) => {
     const first = seen.get(topic);
     if (first) errors.push({ file, path: at, message: `duplicate topic "${topic}" (also used by ${first})` });
     else seen.set(topic, `${file} ${at}`);
   };
-  for (const { device: d, entry } of devices) {
+  for (const { device: d, entry, fileIndexes } of devices) {
     claim(`${d.topicPrefix}/availability`, entry.file, joinPath(entry.path, ['topicPrefix']));
-    d.points.forEach((p, i) => claim(p.topic, entry.file, joinPath(entry.path, ['points', entry.pointIndexes[i], 'name'])));
+    d.points.forEach((p, i) => claim(p.topic, entry.file, joinPath(entry.path, ['points', fileIndexes[i]!, 'name'])));
   }
   for (const { device, file, path: at } of line) {
     const prefix = lineDeviceTopicPrefix(device);
