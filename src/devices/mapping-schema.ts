@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { lineBusSchema, lineDeviceSchema, lineDeviceProfileSchema, lineDeviceTopicPrefix, lineMappingIssues } from './line/schema.js';
 import { registerCount } from './modbus/codec.js';
+import { defaultMaxGap } from './modbus/read-cost.js';
 import { isBitTable, type ModbusDevice, type ModbusPoint } from './modbus/model.js';
 import {
   modbusBusSchemas,
@@ -362,7 +363,7 @@ function resolveModbusDevice(entry: ModbusEntry, bus: ModbusBus, errors: Mapping
     retries: d.retries,
     maxRegistersPerRequest: d.maxRegistersPerRequest ?? 125,
     maxBitsPerRequest: d.maxBitsPerRequest ?? 2000,
-    maxGap: d.maxGap,
+    maxGap: d.maxGap ?? defaultMaxGap(bus, { maxRegistersPerRequest: d.maxRegistersPerRequest ?? 125, interRequestDelayMs: d.interRequestDelayMs ?? bus.interRequestDelayMs }),
     interRequestDelayMs: d.interRequestDelayMs ?? bus.interRequestDelayMs,
     offlinePollIntervalMs: d.offlinePollIntervalMs,
     topicPrefix: prefix,

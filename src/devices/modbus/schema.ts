@@ -106,7 +106,7 @@ export const modbusDeviceSchema = z.strictObject({
   retries: z.number().int().min(0).max(10).default(1),
   maxRegistersPerRequest: z.number().int().min(1).max(125).optional(),
   maxBitsPerRequest: z.number().int().min(1).max(2000).optional(),
-  maxGap: z.number().int().min(0).max(120).default(8).describe('Unused registers (or bits ×16) a merged read may span'),
+  maxGap: z.number().int().min(0).max(125).optional().describe('Unused registers (or bits ×16) a merged read may span. Default: from the bus, as many as cost less time than one more request (RTU 2400 baud: 22, 9600: 58; TCP: up to the request cap)'),
   interRequestDelayMs: z.number().int().min(0).max(10_000).optional(),
   offlinePollIntervalMs: z.number().int().min(100).default(15_000).describe('How often a device that stopped answering is probed'),
   topicPrefix: topicSegment.optional().describe('Default: fieldgate/<id>'),
