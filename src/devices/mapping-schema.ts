@@ -34,7 +34,7 @@ export const busSchema = z.discriminatedUnion('type', [...modbusBusSchemas, line
 
 /** A profile reference: `{ "profile": "eastron-sdm120", "id": "meter1", "bus": "rs485", "unitId": 2 }` plus overrides. */
 export const includeSchema = z.looseObject({
-  profile: z.string().min(1).describe('Profile name: <name>.json next to this file or among the shipped profiles; every other key overrides the profile (id, bus and unitId are required)'),
+  profile: z.string().min(1).describe('Profile name: <name>.json next to this file or among the shipped profiles; every other key overrides the profile (id, bus and unitId are required); "points" (and a line profile\'s "fields", "commands") merge by name: change a profile point by giving its name and the keys to change, add one with a new name'),
 });
 
 const profileTemplateSchema = z.union([modbusDeviceSchema.partial({ id: true, bus: true, unitId: true }), lineDeviceProfileSchema]);
@@ -277,10 +277,37 @@ function collectFile(
     const { profile: name, ...overrides } = parsed.data;
     const template = findProfile(file, name, options, errors, at);
     if (!template) return;
-    addDevice({ ...template, ...overrides }, at, file);
+    addDevice(mergeProfile(template, overrides), at, file);
   });
 
   rawDevices.forEach((d, i) => addDevice(d, `devices[${i}]`, file));
+}
+
+/**
+ * A profile with an include's overrides. Keys replace the profile's, except "points" (Modbus),
+ * "fields" and "commands" (line devices), which merge by name: an included point with the name of a
+ * profile point changes only the keys it gives, one with a new name is added. The include's own
+ * points come first, so an error in one names its place in the include (`include[0].points[1]`).
+ */
+export function mergeProfile(template: Record<string, unknown>, overrides: Record<string, unknown>): Record<string, unknown> {
+  const merged: Record<string, unknown> = { ...template, ...overrides };
+  if (Array.isArray(template.points) && Array.isArray(overrides.points)) {
+    const byName = new Map<unknown, Record<string, unknown>>();
+    for (const p of template.points) if (isObject(p)) byName.set(p.name, p);
+    const given = new Set(overrides.points.filter(isObject).map((p) => p.name));
+    merged.points = [
+      ...overrides.points.map((p) => (isObject(p) && byName.has(p.name) ? { ...byName.get(p.name), ...p } : p)),
+      ...template.points.filter((p) => !isObject(p) || !given.has(p.name)),
+    ];
+  }
+  for (const key of ['fields', 'commands']) {
+    if (isObject(template[key]) && isObject(overrides[key])) {
+      const base = template[key] as Record<string, unknown>;
+      const extra = overrides[key] as Record<string, unknown>;
+      merged[key] = { ...base, ...Object.fromEntries(Object.entries(extra).map(([k, v]) => [k, isObject(v) && isObject(base[k]) ? { ...(base[k] as object), ...v } : v])) };
+    }
+  }
+  return merged;
 }
 
 interface ModbusEntry {
