@@ -73,6 +73,10 @@ function parseArgsProblem(error: Error & { code?: string }): string {
     case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL': return `unexpected argument "${quoted}"`;
     case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE': {
       const name = quoted.replace(/ <value>$/, '');
+      if (/ambiguous/.test(error.message)) {
+        const long = name.split(', ').at(-1)!;
+        return `${long}: a value starting with "-" is written ${long}=-VALUE (as ${long}=-12.5)`;
+      }
       return /argument missing/.test(error.message) ? `${name} needs a value` : `${name} takes no value`;
     }
     default: return error.message;
@@ -227,7 +231,7 @@ async function probe(args: string[]): Promise<number> {
     const { values } = parse(args, {
       host: { type: 'string' }, port: { type: 'string' }, serial: { type: 'string' }, baud: { type: 'string' },
       parity: { type: 'string' }, unit: { type: 'string' }, table: { type: 'string' }, address: { type: 'string' },
-      count: { type: 'string' }, timeout: { type: 'string' },
+      count: { type: 'string' }, timeout: { type: 'string' }, expect: { type: 'string' },
     });
     const number = (name: string, fallback?: number): number => {
       const text = values[name] as string | undefined;
@@ -250,12 +254,15 @@ async function probe(args: string[]): Promise<number> {
     } else {
       throw new UsageError('give --host (Modbus TCP) or --serial (Modbus RTU)');
     }
+    const expectText = values.expect as string | undefined;
+    const expected = expectText === undefined ? undefined : Number(expectText);
+    if (expected !== undefined && (expectText!.trim() === '' || !Number.isFinite(expected))) throw new UsageError(`--expect: expected a number, the value the device's display shows (got "${expectText}")`);
     const table = (values.table as string | undefined) ?? 'holding';
     if (table !== 'holding' && table !== 'input') throw new UsageError(`--table: expected holding or input (got "${table}")`);
     const result = await probeRegisters({
       bus, unitId: number('unit', 1), table, address: number('address'), count: number('count', 4), timeoutMs: number('timeout', 1000),
     });
-    process.stdout.write(formatProbe(result) + '\n');
+    process.stdout.write(formatProbe(result, expected) + '\n');
     return EXIT_OK;
   } catch (error) {
     if (error instanceof UsageError) return reportConfigErrors(error);

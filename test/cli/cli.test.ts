@@ -719,6 +719,46 @@ describe('probe', () => {
     }
   });
 
+  it.skipIf(!requirePymodbus())('--expect shows only the decodings near the display value (scaled ones noted), floats rounded', async () => {
+    // 2305 = 230.5 V with scale 0.1; 230.1 as float32 ABCD (0x4366 0x1999: 230.10000610… in binary).
+    const slave = await startSlave({ transport: 'tcp', units: { 1: { hr: { size: 10, values: { 0: 2305, 1: 0x4366, 2: 0x1999 } } } } });
+    try {
+      const all = await runCli(['probe', '--host', '127.0.0.1', '--port', String(slave.port), '--address', '0', '--count', '3']);
+      expect(all.code, all.stderr).toBe(0);
+      expect(all.stdout).toMatch(/^1\s+float32\s+ABCD\s+230\.1$/m);
+      expect(all.stdout).not.toMatch(/230\.1000/);
+      const near = await runCli(['probe', '--host', '127.0.0.1', '--port', String(slave.port), '--address', '0', '--count', '3', '--expect', '230.5']);
+      expect(near.code, near.stderr).toBe(0);
+      const rows = near.stdout.trim().split('\n').slice(1);
+      expect(rows).toContain('0        uint16   ABCD  2305  (× 0.1 = 230.5: "scale": 0.1)');
+      expect(rows).toContain('1        float32  ABCD  230.1');
+      for (const row of rows) {
+        const m = /^(\d+)\s+(\S+)\s+(\S+)\s+(\S+)(\s+\(× (\S+))?/.exec(row)!;
+        expect(Math.abs(Number(m[4]) * Number(m[6] ?? 1) - 230.5), row).toBeLessThanOrEqual(23.05);
+      }
+      expect(rows.length).toBeLessThan(all.stdout.trim().split('\n').length - 1);
+      const none = await runCli(['probe', '--host', '127.0.0.1', '--port', String(slave.port), '--address', '0', '--count', '3', '--expect=-7777']);
+      expect(none.stdout).toContain('no decoding is within 10% of -7777');
+      expect((await runCli(['probe', '--host', '127.0.0.1', '--address', '0', '--expect', 'abc'])).code).toBe(2);
+    } finally {
+      await slave.stop();
+    }
+  });
+
+  it('a peer that resets the connection gets a message that says what to check', async () => {
+    const net = await import('node:net');
+    const server = net.createServer((socket) => socket.once('data', () => socket.resetAndDestroy()));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (server.address() as import('node:net').AddressInfo).port;
+      const result = await runCli(['probe', '--host', '127.0.0.1', '--port', String(port), '--address', '0', '--timeout', '2000']);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toBe(`fieldgate probe: 127.0.0.1:${port} closed the connection (ECONNRESET) instead of answering: is it a Modbus TCP port? Some gateways take one client at a time: stop other masters (a running fieldgate polling this device) and try again\n`);
+    } finally {
+      server.close();
+    }
+  });
+
   it('a dead port is a clear error with exit 1; missing --address a usage error', async () => {
     const port = await freePort();
     const dead = await runCli(['probe', '--host', '127.0.0.1', '--port', String(port), '--address', '0', '--timeout', '500']);
