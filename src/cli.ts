@@ -8,7 +8,7 @@ type ParseArgsOptionsConfig = NonNullable<ParseArgsConfig['options']>;
 import { z } from 'zod';
 import { describeAddUser, runPasswdCommand, shortPasswordWarning } from './auth/passwd-command.js';
 import { addOrUpdateUser, deleteUser } from './auth/password-file.js';
-import { ConfigError, gatewayConfigSchema, type GatewayConfig } from './config/gateway-config.js';
+import { ConfigError, embeddedDefaultConfig, gatewayConfigSchema, loadGatewayConfig, type GatewayConfig } from './config/gateway-config.js';
 import { checkGatewayConfig } from './config/check.js';
 import { checkHosts } from './config/check-hosts.js';
 import { describeDiscovery, describePoints, listenerAccess } from './cli/check-output.js';
@@ -111,11 +111,21 @@ type RunValues = ReturnType<typeof parse>['values'];
 /** What checkGatewayConfig warned about a config `run` read (a serial port not plugged in): logged once the logger exists. */
 const configWarnings = new WeakMap<GatewayConfig, string[]>();
 
-/** The config `run` uses: the file (or the embedded default) with the command line's overrides. Read again on SIGHUP. */
-function runConfig(values: RunValues): GatewayConfig {
-  const checked = checkGatewayConfig(configFileOf(values.config));
-  const config = checked.config;
-  configWarnings.set(config, checked.warnings);
+/**
+ * The config `run` uses: the file (or $FIELDGATE_CONFIG, or the embedded default) with the command
+ * line's overrides. At the start every file it names is checked too; on SIGHUP only the gateway
+ * config is read again (each part checks its own files and reports their errors itself).
+ */
+function runConfig(values: RunValues, checkFiles = true): GatewayConfig {
+  const file = configFileOf(values.config);
+  let config: GatewayConfig;
+  if (checkFiles) {
+    const checked = checkGatewayConfig(file);
+    config = checked.config;
+    configWarnings.set(config, checked.warnings);
+  } else {
+    config = file === undefined ? embeddedDefaultConfig() : loadGatewayConfig(file);
+  }
   if (values.host !== undefined) config.broker.host = values.host as string;
   if (values.port !== undefined) {
     const port = Number(values.port);
@@ -194,7 +204,7 @@ async function run(args: string[]): Promise<number> {
     logger.info('SIGHUP: reloading the gateway config, password file, ACL, TLS certificates and device mappings');
     let next: GatewayConfig | undefined;
     try {
-      next = runConfig(values);
+      next = runConfig(values, false);
     } catch (error) {
       const errors = error instanceof ConfigError ? error.errors : [(error as Error).message];
       logger.error({ errors }, 'the gateway config has errors: its changes are ignored (the other files are reloaded)');

@@ -260,6 +260,19 @@ describe("defect 6: nothing larger than the client's Maximum Packet Size is sent
     expect(Math.max(...sizes), `packet sizes ${sizes.join(', ')}`).toBeLessThanOrEqual(32);
   });
 
+  it('a CONNACK leaves out the flags whose absence means "available" to fit; one that cannot fit closes the connection', async () => {
+    const { port } = await h.broker();
+    const fits = await h.raw(port, 5);
+    const connack = await fits.connect({ clientId: 'tiny-connack', properties: { maximumPacketSize: 20 } });
+    expect(connack.reasonCode).toBe(0);
+    expect(connack.properties?.retainAvailable).toBeUndefined();
+    expect(Math.max(...packetSizes(Buffer.concat(fits.bytes)))).toBeLessThanOrEqual(20);
+    const tooSmall = await h.raw(port, 5);
+    tooSmall.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clean: true, keepalive: 0, clientId: 'no-connack', properties: { maximumPacketSize: 10 } });
+    await tooSmall.waitClosed();
+    expect(Buffer.concat(tooSmall.bytes).toString('hex')).toBe('');
+  });
+
   it('a refusing CONNACK leaves out its reason string to fit', async () => {
     const { port } = await h.broker();
     const raw = await h.raw(port, 5);
