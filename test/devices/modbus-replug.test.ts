@@ -78,7 +78,7 @@ describe.skipIf(!requirePymodbus() || !requireSocat())('a Modbus RTU adapter unp
   });
 
   it('publishes scaled values rounded to the precision the scale implies (-12 × 0.1 is -1.2)', async () => {
-    await waitFor(() => last('fieldgate/meter/temperature') !== undefined && last('fieldgate/meter/quarter') !== undefined, 20_000, 'first values');
+    await waitFor(() => ['temperature', 'quarter', 'counter'].every((p) => last(`fieldgate/meter/${p}`) !== undefined), 20_000, 'first values');
     expect(last('fieldgate/meter/temperature')).toBe('-1.2');
     expect(last('fieldgate/meter/quarter')).toBe('1.15');
     expect(last('fieldgate/meter/counter')).toBe('42');
