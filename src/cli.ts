@@ -16,7 +16,7 @@ import { describeMapping, deviceMappingJsonSchema } from './devices/index.js';
 import { formatProbe, probeRegisters } from './devices/modbus/probe.js';
 import type { ModbusBus } from './devices/modbus/schema.js';
 import { listenerConfigs, startGateway, type Gateway } from './gateway.js';
-import { createLogger, type LogLevel } from './log.js';
+import { chooseLogOutput, createLogger, type LogLevel } from './log.js';
 import { VERSION } from './version.js';
 import { EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './cli/exit-codes.js';
 import { COMMANDS, HELP, commandHelp, wantsHelp, type Command } from './cli/help.js';
@@ -162,7 +162,7 @@ async function run(args: string[]): Promise<number> {
     return reportConfigErrors(error);
   }
 
-  const logger = createLogger(config.log.level as LogLevel);
+  const logger = createLogger(config.log.level as LogLevel, { output: chooseLogOutput(config.log.format) });
   logger.info({ version: VERSION, pid: process.pid, gatewayId: config.gatewayId, dataDir: config.broker.dataDir }, `fieldgate ${VERSION} starting`);
   for (const warning of configWarnings.get(config) ?? []) logger.warn(warning);
   // Signals are handled from the first moment: a stop asked for while starting waits for the start,

@@ -10,6 +10,8 @@ import { FrameError } from '../../src/broker/decode/errors.js';
 import { decodePacket } from '../../src/broker/packet-decoder.js';
 import { captureLogger, connectV5, sleep, startBroker, uniqueTopic, useHarness, waitFor, type Harness, type RawClient } from '../helpers/broker.js';
 import { spawnBroker, type ChildBroker } from '../helpers/child-broker.js';
+import { requireTool } from '../helpers/peers.js';
+import { MosquittoRemote } from '../bridge/helpers.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
@@ -197,6 +199,30 @@ describe('defect 3: no state of one connection reaches another', () => {
     }
     // The subscription from a 3.1.1 client never gains bridge-mode options.
     expect(JSON.parse(alone[2]).subscriptions).toEqual([{ topic: '$share/g/x', qos: 1 }]);
+  });
+});
+
+describe.skipIf(!requireTool('mosquitto'))('defect 3: a Mosquitto bridge still connects', () => {
+  const h = useHarness();
+
+  it('with try_private (level 0x84 first) it is refused with 0x01, retries as plain 3.1.1 and forwards messages', async () => {
+    const { logger, entries } = captureLogger();
+    const { port, broker } = await h.broker({ logger });
+    const watcher = await h.v4(port, { clientId: 'bridged-watcher' });
+    await watcher.subscribe('bridge/#', { qos: 1 });
+    const mosquitto = new MosquittoRemote([
+      'connection fieldgate', `address 127.0.0.1:${port}`, 'topic bridge/# out 1', 'try_private true',
+      'bridge_protocol_version mqttv311', 'restart_timeout 1', 'cleansession true',
+    ]);
+    h.defer(() => mosquitto.dispose());
+    const mosquittoPort = await mosquitto.start();
+    await waitFor(() => [...broker.sessions.keys()].some((id) => id.includes('fieldgate')), 20_000, "the bridge's session");
+    const local = await h.v4(mosquittoPort, { clientId: 'mosquitto-side-pub' });
+    await local.publish('bridge/x', 'over the bridge', { qos: 1 });
+    await watcher.waitMessages(1, 20_000);
+    expect(watcher.texts()).toEqual(['over the bridge']);
+    // It did try the bridge bit first, and was refused.
+    expect(entries.some((e) => String(e.msg).includes('unsupported protocol "MQTT" level 132'))).toBe(true);
   });
 });
 
