@@ -84,8 +84,8 @@ function sessionsOf(broker: Broker) {
 
 function checkRunningConfig(file: string | undefined) {
   try {
-    const { mapping } = checkGatewayConfig(file);
-    return { file: file ?? '(embedded default)', valid: true, errors: [] as string[], devices: mapping ? mapping.modbusDevices.length + mapping.lineDevices.length : 0 };
+    const { mapping, warnings } = checkGatewayConfig(file);
+    return { file: file ?? '(embedded default)', valid: true, errors: [] as string[], warnings, devices: mapping ? mapping.modbusDevices.length + mapping.lineDevices.length : 0 };
   } catch (error) {
     const errors = error instanceof ConfigError ? error.errors : [(error as Error).message];
     return { file: file ?? '(embedded default)', valid: false, errors };
