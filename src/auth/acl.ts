@@ -98,7 +98,7 @@ export function readAclFile(file: string): AclRules {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new AclFileError(file, undefined, `cannot read: ${(err as Error).message}`);
+    throw new AclFileError(file, undefined, `cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
   return parseAcl(text, file);
 }

@@ -270,6 +270,9 @@ export class ModbusDeviceRunner {
       for (const p of block.points) this.publisher.pointError(p.name, p.topic, err.message);
       return;
     }
+    // The device answered: say so before its values, so a subscriber never sees readings of a device
+    // still marked offline (after a recovery the rest of the poll can take a while on a slow bus).
+    this.publisher.setAvailability(true);
     const now = Date.now();
     for (const p of block.points) {
       const value = this.decodePoint(p, block, reply);
@@ -312,7 +315,7 @@ export class ModbusDeviceRunner {
       result = { ok: false, error: reason };
       this.logger.info({ point: p.name, payload, reason }, 'write rejected');
     }
-    const body = JSON.stringify(result.ok ? { ok: true, value: jsonValueOf(result.value) } : result);
+    const body = result.ok ? `{"ok":true,"value":${resultValueJson(result.value)}}` : JSON.stringify(result);
     this.publisher.send(`${p.topic}/set/result`, body, false);
     const responseTopic = message.properties?.responseTopic;
     if (responseTopic) {
@@ -341,10 +344,14 @@ export class ModbusDeviceRunner {
   }
 }
 
-function jsonValueOf(v: PointValue): number | boolean | string | null {
+/**
+ * The value in `…/set/result` as JSON, in the representation of the value topic: a 64-bit integer is
+ * a JSON number with all its digits (as the value topic's payload), not a string.
+ */
+function resultValueJson(v: PointValue): string {
   if (typeof v === 'bigint') return v.toString();
-  if (typeof v === 'number' && !Number.isFinite(v)) return null;
-  return v;
+  if (typeof v === 'number' && !Number.isFinite(v)) return 'null';
+  return JSON.stringify(v);
 }
 
 function isGatewayNoAnswer(err: unknown): boolean {
