@@ -58,6 +58,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     connectTimeoutMs: b.connectTimeoutMs, maxKeepAlive: b.maxKeepAlive, receiveMaximum: b.receiveMaximum,
     maximumPacketSize: b.maximumPacketSize, topicAliasMaximum: b.topicAliasMaximum, maxInflightMessages: b.maxInflightMessages, maxQueuedMessages: b.maxQueuedMessages,
     maxQueuedBytes: b.maxQueuedBytes, queuePolicy: b.queuePolicy, queueQos0: b.queueQos0, sysIntervalMs: b.sysIntervalSeconds * 1000,
+    retainedWriteIntervalMs: b.retainedWriteIntervalSeconds * 1000,
     // Without a password file there is nothing to check a user name against: leave authentication to
     // the listeners (a listener that takes no anonymous clients then refuses every user name too).
     authenticate: config.auth.passwordFile !== undefined ? auth?.authenticate : undefined, authorize: auth?.authorize,

@@ -36,6 +36,19 @@ export const outboxLimitsSchema = z
   })
   .strict();
 
+export const holdLimitsSchema = z
+  .object({
+    /**
+     * How long a message nobody waits for (device readings, QoS 0) may wait in memory for the remote's PUBACK before
+     * it is written to the outbox. 0 writes every message first (as a QoS 1 publisher's). A power cut loses at most
+     * the last `ms` of such messages; acknowledged QoS 1/2 messages are never held.
+     */
+    ms: z.number().int().min(0).max(60_000).default(1000),
+    maxMessages: z.number().int().positive().default(10_000),
+    maxBytes: z.number().int().positive().default(8 * 1024 * 1024),
+  })
+  .strict();
+
 const filePath = z.string().min(1, 'must be a file path');
 
 export const bridgeConfigSchema = z
@@ -71,6 +84,7 @@ export const bridgeConfigSchema = z
     sessionExpirySeconds: z.number().int().min(0).max(0xffffffff).optional(),
     rules: z.array(bridgeRuleSchema).min(1, 'needs at least one rule, e.g. { "direction": "out", "filter": "sensors/#" }'),
     outbox: outboxLimitsSchema.default(() => outboxLimitsSchema.parse({})),
+    hold: holdLimitsSchema.default(() => holdLimitsSchema.parse({})),
     /**
      * Maximum QoS 1 messages sent and not yet deleted from the outbox (so at most this many are sent twice after a
      * crash); the unacknowledged ones are also capped by the remote's v5 Receive Maximum. Deletions are committed

@@ -10,6 +10,7 @@ import type { Outbox, OutboxRow } from './outbox.js';
 import { describeError } from './outbox.js';
 import { permanentPubackCodes, SENDER_PACKET_IDS } from './connection.js';
 import { PublishBatch } from './publish-batch.js';
+import type { HoldStage, SpilledMessage } from './hold.js';
 import { publishPacketSize } from '../broker/packet-writer.js';
 
 export interface SenderOptions {
@@ -32,6 +33,7 @@ export interface RemoteLimits {
 }
 
 interface InFlight {
+  /** A held message (negative id) becomes an outbox row when it is written while in flight. */
   row: OutboxRow;
   packetId: number;
   sentAt: number;
@@ -86,6 +88,9 @@ export class Sender {
   private lastRefill = Date.now();
   private reserved = 0;
   private readonly pageSize: number;
+  /** Outbox rows written from the hold stage while already in flight from memory: not sent again. */
+  private readonly skipRows = new Set<number>();
+  private hold: HoldStage | undefined;
   readonly counters: SenderCounters = { sent: 0, acked: 0, resent: 0 };
 
   constructor(
@@ -98,6 +103,11 @@ export class Sender {
     this.pageSize = options.pageSize ?? 512;
     this.flushBatch = Math.max(1, options.window >> 1);
     this.maxInflightBytes = options.maxInflightBytes ?? 8 * 1024 * 1024;
+  }
+
+  /** Messages held in memory (negative ids) are sent after the outbox's rows, acknowledged without a write. */
+  useHoldStage(hold: HoldStage): void {
+    this.hold = hold;
   }
 
   attach(client: MqttClient, limits: RemoteLimits): void {
@@ -131,8 +141,10 @@ export class Sender {
     this.client = undefined;
     clearInterval(this.ackTimer);
     this.ackTimer = undefined;
-    for (const id of this.inflight.keys()) this.sentBefore.add(id);
+    for (const id of this.inflight.keys()) if (id > 0) this.sentBefore.add(id);
     this.inflight.clear();
+    this.skipRows.clear();
+    this.hold?.rewind();
     this.inflightBytes = 0;
     this.byPacketId = [];
     this.flushAcks();
@@ -173,6 +185,7 @@ export class Sender {
 
   private rewind(): void {
     this.flushAcks();
+    this.hold?.rewind();
     this.page = [];
     this.pageIndex = 0;
     this.cursor = 0;
@@ -206,15 +219,18 @@ export class Sender {
         (this.inflight.size === 0 || this.inflightBytes < this.maxInflightBytes)
       ) {
         if (!this.takeToken()) return;
-        const row = this.nextRow();
+        // The outbox's rows are older than anything held in memory: they go first.
+        const row = this.nextRow() ?? this.hold?.nextUnsent();
         if (row === undefined) return;
         if (row.expiresAt !== null && row.expiresAt <= Date.now()) {
-          this.outbox.remove([row.id]);
+          if (row.id < 0) this.hold!.acknowledge(row.id);
+          else this.outbox.remove([row.id]);
           this.outbox.countExpired(1);
           continue;
         }
         if (this.maxPacket !== undefined && this.packetSize(row) > this.maxPacket) {
           this.outbox.moveToDead(row, `larger than the remote's maximum packet size ${this.maxPacket}`);
+          if (row.id < 0) this.hold!.acknowledge(row.id);
           continue;
         }
         this.encode(row, packets);
@@ -241,14 +257,39 @@ export class Sender {
     }
     const row = this.page[this.pageIndex++]!;
     this.cursor = row.id;
+    if (this.skipRows.delete(row.id)) return this.nextRow();
     return row;
+  }
+
+  /**
+   * Held messages were written to the outbox (they outlived the hold time, or the bridge stops). Those in flight keep
+   * their packet id under their new row id, and that row is not sent again; the others are read from the outbox.
+   */
+  onSpilled(spilled: readonly SpilledMessage[]): void {
+    for (const { message, rowId } of spilled) {
+      const entry = this.inflight.get(message.id);
+      if (entry !== undefined) {
+        this.inflight.delete(message.id);
+        entry.row = { ...entry.row, id: rowId };
+        this.inflight.set(rowId, entry);
+        this.skipRows.add(rowId);
+      } else if (message.sent) {
+        this.sentBefore.add(rowId);
+      }
+    }
+    this.notify();
   }
 
   /** Registers the row as in flight under a free packet id and adds its PUBLISH packet to the batch. */
   private encode(row: OutboxRow, batch: PublishBatch): void {
-    const dup = this.sentBefore.delete(row.id);
+    let dup: boolean;
+    if (row.id < 0) {
+      const held = row as OutboxRow & { sent: boolean };
+      dup = held.sent;
+      held.sent = true;
+    } else dup = this.sentBefore.delete(row.id);
     if (dup) this.counters.resent += 1;
-    if (this.sentBefore.size > 0) {
+    if (this.sentBefore.size > 0 && row.id > 0) {
       // Rows are sent in id order: smaller remembered ids were dropped from the outbox meanwhile.
       for (const id of this.sentBefore) if (id < row.id) this.sentBefore.delete(id);
     }
@@ -311,6 +352,12 @@ export class Sender {
     this.inflightBytes -= row.payload.length;
     if (reasonCode === undefined || reasonCode < 0x80) {
       this.counters.acked += 1;
+      if (row.id < 0) {
+        // Held in memory and never written: nothing to delete.
+        this.hold!.acknowledge(row.id);
+        this.schedulePump();
+        return;
+      }
       this.acked.push(row.id);
       this.ackedBytes += row.size;
       this.scheduleAckFlush();
@@ -321,6 +368,7 @@ export class Sender {
     if (permanentPubackCodes.has(reasonCode)) {
       try {
         this.outbox.moveToDead(row, `remote refused it (${text})`);
+        if (row.id < 0) this.hold!.acknowledge(row.id);
       } catch (deadErr) {
         // Left in the outbox: tried again after the next reconnect.
         this.outbox.markSuspect();

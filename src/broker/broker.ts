@@ -103,7 +103,7 @@ export class Broker implements ConnectionHost, OutboundHost {
       commitWindowMs: this.options.commitWindowMs,
       onError: (error) => this.logger.error({ err: error }, 'database write failed; retrying'),
     });
-    this.retained = new RetainedStore(this.store);
+    this.retained = new RetainedStore(this.store, this.options.retainedWriteIntervalMs);
     this.restoreSessions();
     this.sweepTimer = setInterval(() => this.guarded('housekeeping', () => this.sweep()), SWEEP_INTERVAL_MS);
     this.sweepTimer.unref();
@@ -358,6 +358,15 @@ export class Broker implements ConnectionHost, OutboundHost {
 
   private deliverLocal(sub: Subscription<Session | LocalEndpoint>, message: Message): void {
     if (sub.durable) {
+      if (message.holdable === true && sub.onHoldable !== undefined) {
+        // Nobody waits for this one to be stored: the subscriber keeps it in memory (see SubscribeOptions.onHoldable).
+        try {
+          sub.onHoldable(message);
+        } catch (error) {
+          this.logger.error({ err: error, topic: message.topic }, 'in-process subscriber failed');
+        }
+        return;
+      }
       this.store.runDurable(sub.handler!, message);
       return;
     }
@@ -554,6 +563,7 @@ export class Broker implements ConnectionHost, OutboundHost {
     }
     await Promise.all(closing);
     for (const session of this.sessions.values()) session.clearTimers();
+    this.retained.close();
     this.store.close();
   }
 }

@@ -34,6 +34,11 @@ export interface BrokerOptions {
   maxBufferedBytes: number;
   /** How often $SYS topics are published; 0 disables them. */
   sysIntervalMs: number;
+  /**
+   * Retained messages nobody waits for (device readings, QoS 0: Message.holdable) are written to SQLite
+   * at most once per this interval, the last value per topic; 0 writes each one at once.
+   */
+  retainedWriteIntervalMs: number;
   authorize?: AuthorizeHook;
   authenticate?: AuthenticateHook;
 }
@@ -55,4 +60,5 @@ export const defaultBrokerOptions: Omit<BrokerOptions, 'logger'> = {
   persistentSessionExpiry: 0xffffffff,
   maxBufferedBytes: 8 * 1024 * 1024,
   sysIntervalMs: 10_000,
+  retainedWriteIntervalMs: 300_000,
 };

@@ -1,30 +1,79 @@
 // Retained messages (MQTT 5.0 §3.3.1.3): one per topic, replaced by the next retained PUBLISH,
-// cleared by a retained PUBLISH with an empty payload. Kept in memory, written through to SQLite.
+// cleared by a retained PUBLISH with an empty payload. Kept in memory and written to SQLite:
+// at once (inside the publisher's commit) when someone waits for it to be stored; coalesced when
+// nobody does (Message.holdable: device readings, QoS 0), so a reading every second costs one row
+// write per topic per interval, not one per reading. $SYS topics are not stored: the broker and the
+// bridges publish them again at start.
 
 import type { Store } from '../persistence/store.js';
 import { topicMatches } from './topics.js';
 import type { Message } from './types.js';
 
+const SYS_PREFIX = '$SYS/';
+
 export class RetainedStore {
   private readonly messages = new Map<string, Message>();
+  /** Holdable changes not yet written: topic → the last value (null: cleared). */
+  private readonly dirty = new Map<string, Message | null>();
+  private timer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly store: Store) {
-    for (const message of store.loadRetained()) this.messages.set(message.topic, message);
+  /** @param writeIntervalMs how long a holdable retained change may wait to be written; 0 writes at once. */
+  constructor(private readonly store: Store, private readonly writeIntervalMs = 0) {
+    let staleSys = false;
+    for (const message of store.loadRetained()) {
+      if (message.topic.startsWith(SYS_PREFIX)) staleSys = true;
+      else this.messages.set(message.topic, message);
+    }
+    // Written by versions that stored $SYS: cleared once, never loaded again.
+    if (staleSys) store.deleteRetainedPrefix(SYS_PREFIX);
   }
 
   get size(): number {
     return this.messages.size;
   }
 
+  /** Holdable retained changes waiting to be written. */
+  get pendingWrites(): number {
+    return this.dirty.size;
+  }
+
   /** Stores or clears (empty payload [MQTT-3.3.1-10]) the retained message for the topic. */
   set(message: Message): void {
     if (message.payload.length === 0) {
-      if (this.messages.delete(message.topic)) this.store.saveRetained(message.topic, null);
+      if (this.messages.delete(message.topic)) this.persist(message.topic, null, message.holdable === true);
       return;
     }
     const retained: Message = message.retain ? message : { ...message, retain: true };
     this.messages.set(message.topic, retained);
-    this.store.saveRetained(message.topic, retained);
+    this.persist(message.topic, retained, message.holdable === true);
+  }
+
+  /** Writes the coalesced changes now (into the store's next commit). */
+  flush(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    for (const [topic, message] of this.dirty) this.store.saveRetained(topic, message);
+    this.dirty.clear();
+  }
+
+  /** Stops the timer and writes what is pending (before the store closes). */
+  close(): void {
+    this.flush();
+  }
+
+  private persist(topic: string, message: Message | null, holdable: boolean): void {
+    if (topic.startsWith(SYS_PREFIX)) return;
+    if (!holdable || this.writeIntervalMs <= 0) {
+      // A write that someone waits for supersedes a coalesced one for the same topic.
+      this.dirty.delete(topic);
+      this.store.saveRetained(topic, message);
+      return;
+    }
+    this.dirty.set(topic, message);
+    if (this.timer === null) {
+      this.timer = setTimeout(() => this.flush(), this.writeIntervalMs);
+      this.timer.unref();
+    }
   }
 
   /** Unexpired retained messages matching a (non-shared) filter. */
@@ -45,7 +94,7 @@ export class RetainedStore {
   private keepIfAlive(message: Message, now: number, out: Message[]): void {
     if (message.expiresAt !== undefined && message.expiresAt <= now) {
       this.messages.delete(message.topic);
-      this.store.saveRetained(message.topic, null);
+      this.persist(message.topic, null, false);
       return;
     }
     out.push(message);

@@ -28,6 +28,8 @@ export const brokerSectionSchema = z.strictObject({
   queueQos0: z.boolean().default(false),
   maxConnections: z.number().int().positive().default(10_000),
   sysIntervalSeconds: z.number().min(0).default(10),
+  retainedWriteIntervalSeconds: z.number().min(0).max(86_400).default(300)
+    .describe('Retained device readings (and other QoS 0 retained messages) are written to SQLite at most once per this interval, the last value per topic; 0 writes each at once. A power cut may bring back a value up to this old until the device publishes again.'),
 });
 
 const tlsFilesSchema = z.strictObject({

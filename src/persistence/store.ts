@@ -269,6 +269,11 @@ export class Store {
     }
   }
 
+  /** Deletes every retained row whose topic starts with the prefix, at once (outside the batch). */
+  deleteRetainedPrefix(prefix: string): void {
+    this.db.prepare('DELETE FROM retained WHERE substr(topic, 1, ?) = ?').run(prefix.length, prefix);
+  }
+
   loadRetained(): Message[] {
     const rows = this.db.prepare('SELECT topic, payload, qos, properties, expires_at FROM retained').all() as RetainedRow[];
     return rows.map((r) => ({

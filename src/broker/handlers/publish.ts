@@ -61,6 +61,8 @@ export function handlePublish(broker: Broker, connection: Connection, packet: mq
     properties: v5 ? applicationProperties(packet.properties) : undefined,
     expiresAt: v5 && packet.properties?.messageExpiryInterval !== undefined ? Date.now() + packet.properties.messageExpiryInterval * 1000 : undefined,
     origin: session.clientId,
+    // No PUBACK waits for a QoS 0 message: it may be held in memory before it is stored.
+    holdable: qos === 0,
   };
   broker.currentPublisher = connection;
   const accepted = broker.route(message);
