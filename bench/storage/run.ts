@@ -58,6 +58,9 @@ function pinned(smallBoard: boolean, command: string, args: string[]): [string, 
 
 // ---------- processes
 
+/** The cloud keeps the counting subscriber's session across its restart (SIGTERM saves it); its own writes are not measured. */
+const CLOUD = ['persistence true', 'autosave_interval 0', 'max_queued_messages 0', 'max_inflight_messages 0'];
+
 async function startMosquitto(name: string, port: number, extra: string[], smallBoard: boolean): Promise<ChildProcess> {
   const dir = join(work, name);
   mkdirSync(dir, { recursive: true, mode: 0o777 });
@@ -122,13 +125,19 @@ function pidOf(proc: ChildProcess): number {
   return proc.pid!;
 }
 
-async function counter(port: number, filter: string): Promise<{ client: MqttClient; count: () => number }> {
-  const client = mqtt.connect(`mqtt://127.0.0.1:${port}`, { clean: true, reconnectPeriod: 200, clientId: `bench-count-${Math.random().toString(16).slice(2)}` });
+/**
+ * Counts live messages on a filter. On the cloud it is a persistent session (the cloud Mosquitto keeps it across its
+ * restart), so what the bridge drains while the counter reconnects is still counted.
+ */
+async function counter(port: number, filter: string, persistent = false): Promise<{ client: MqttClient; count: () => number }> {
+  const client = mqtt.connect(`mqtt://127.0.0.1:${port}`, { clean: !persistent, reconnectPeriod: 100, clientId: `bench-count-${Math.random().toString(16).slice(2)}` });
   let n = 0;
   client.on('message', (topic, _payload, packet) => {
     if (!packet.retain) n += 1;
   });
-  client.on('connect', () => client.subscribe(filter, { qos: 1 }));
+  client.on('connect', (connack) => {
+    if (!connack.sessionPresent) client.subscribe(filter, { qos: 1 });
+  });
   client.on('error', () => undefined);
   await waitFor(() => client.connected, 10_000, 'counting subscriber');
   await sleep(300);
@@ -175,7 +184,7 @@ async function window(pid: number, seconds: number, count: () => number): Promis
 
 async function fieldgateRun(o: Options, load: 'demo' | '100', rows: Row[]): Promise<number | undefined> {
   const cloudPort = await freePort();
-  let cloud = await startMosquitto(`cloud-fg-${load}`, cloudPort, ['persistence false'], o.smallBoard);
+  let cloud = await startMosquitto(`cloud-fg-${load}`, cloudPort, CLOUD, o.smallBoard);
   const meter = load === '100' ? await startSimulatedMeter({ port: 0 }) : undefined;
   const config: Record<string, unknown> = {
     gatewayId: 'bench', demo: load === 'demo', homeAssistant: { discovery: load === 'demo' },
@@ -188,7 +197,7 @@ async function fieldgateRun(o: Options, load: 'demo' | '100', rows: Row[]): Prom
   }
   const gw = await startGateway(`fg-${load}`, config, o.smallBoard);
   const pid = pidOf(gw.proc);
-  const atCloud = await counter(cloudPort, 'fleet/gw/#');
+  const atCloud = await counter(cloudPort, 'fleet/gw/#', true);
   const produced = await counter(gw.port, 'fieldgate/#');
   // Start-up writes (schema, discovery configs, first retained values) are not the steady state.
   await sleep(10_000);
@@ -203,7 +212,7 @@ async function fieldgateRun(o: Options, load: 'demo' | '100', rows: Row[]): Prom
   const io0 = readIo(pid);
   const t0 = Date.now();
   const before = atCloud.count();
-  cloud = await startMosquitto(`cloud-fg-${load}`, cloudPort, ['persistence false'], o.smallBoard);
+  cloud = await startMosquitto(`cloud-fg-${load}`, cloudPort, CLOUD, o.smallBoard);
   // Drained when the cloud has everything produced until now (the production goes on meanwhile).
   await waitFor(() => atCloud.count() >= produced.count() - 2, 120_000, 'drain after the outage').catch(() => undefined);
   const io1 = readIo(pid);
@@ -220,7 +229,7 @@ async function fieldgateRun(o: Options, load: 'demo' | '100', rows: Row[]): Prom
 /** Mosquitto as the edge: a local publisher at the same rate, a bridge to the cloud Mosquitto. */
 async function mosquittoRun(o: Options, persistence: boolean, ratePerSecond: number, label: string, rows: Row[]): Promise<void> {
   const cloudPort = await freePort();
-  let cloud = await startMosquitto(`cloud-mq-${persistence}-${label}`, cloudPort, ['persistence false'], o.smallBoard);
+  let cloud = await startMosquitto(`cloud-mq-${persistence}-${label}`, cloudPort, CLOUD, o.smallBoard);
   const edgePort = await freePort();
   const edge = await startMosquitto(`edge-mq-${persistence}-${label}`, edgePort, [
     `persistence ${persistence}`,
@@ -228,7 +237,7 @@ async function mosquittoRun(o: Options, persistence: boolean, ratePerSecond: num
     'restart_timeout 1 1', 'bridge_attempt_unsubscribe false',
   ], o.smallBoard);
   const pid = edge.pid!;
-  const atCloud = await counter(cloudPort, 'fleet/gw/#');
+  const atCloud = await counter(cloudPort, 'fleet/gw/#', true);
   const produced = await counter(edgePort, 'fieldgate/#');
   const pub = mqtt.connect(`mqtt://127.0.0.1:${edgePort}`, { clientId: 'bench-device' });
   await waitFor(() => pub.connected, 10_000, 'publisher');
@@ -243,7 +252,7 @@ async function mosquittoRun(o: Options, persistence: boolean, ratePerSecond: num
   await stopProc(cloud);
   await sleep(2000);
   rows.push({ what: `Mosquitto persistence ${persistence}, ${label}, outage (per message produced)`, ...(await window(pid, o.seconds, produced.count)) });
-  cloud = await startMosquitto(`cloud-mq-${persistence}-${label}`, cloudPort, ['persistence false'], o.smallBoard);
+  cloud = await startMosquitto(`cloud-mq-${persistence}-${label}`, cloudPort, CLOUD, o.smallBoard);
   clearInterval(timer);
   pub.end(true);
   atCloud.client.end(true);
