@@ -5,7 +5,9 @@
 // write per topic per interval, not one per reading. $SYS topics are not stored: the broker and the
 // bridges publish them again at start.
 
+import { silentLogger, type Logger } from '../log.js';
 import type { Store } from '../persistence/store.js';
+import { messageProblem } from './message-check.js';
 import { topicMatches } from './topics.js';
 import type { Message } from './types.js';
 
@@ -18,11 +20,22 @@ export class RetainedStore {
   private timer: NodeJS.Timeout | null = null;
 
   /** @param writeIntervalMs how long a holdable retained change may wait to be written; 0 writes at once. */
-  constructor(private readonly store: Store, private readonly writeIntervalMs = 0) {
+  constructor(private readonly store: Store, private readonly writeIntervalMs = 0, logger: Logger = silentLogger) {
     let staleSys = false;
     for (const message of store.loadRetained()) {
-      if (message.topic.startsWith(SYS_PREFIX)) staleSys = true;
-      else this.messages.set(message.topic, message);
+      if (message.topic.startsWith(SYS_PREFIX)) {
+        staleSys = true;
+        continue;
+      }
+      // Rows written by an older version were not all validated (issue 8, defect 2): one that cannot
+      // be encoded would disconnect every subscriber it matches.
+      const problem = messageProblem(message);
+      if (problem !== null) {
+        logger.warn({ topic: message.topic, problem }, 'dropping a stored retained message that is not valid');
+        store.saveRetained(message.topic, null);
+        continue;
+      }
+      this.messages.set(message.topic, message);
     }
     // Written by versions that stored $SYS: cleared once, never loaded again.
     if (staleSys) store.deleteRetainedPrefix(SYS_PREFIX);
