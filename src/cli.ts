@@ -13,7 +13,6 @@ import { checkGatewayConfig } from './config/check.js';
 import { describeMapping, deviceMappingJsonSchema, type DeviceMapping } from './devices/index.js';
 import { buildDiscoveryConfigs } from './devices/home-assistant/index.js';
 import { lineDeviceTopicPrefix } from './devices/line/schema.js';
-import { formatProbe, probeRegisters } from './devices/modbus/probe.js';
 import type { ModbusBus } from './devices/modbus/schema.js';
 import { anonymousAllowed, listenerConfigs, startGateway, type Gateway } from './gateway.js';
 import { createLogger, type LogLevel } from './log.js';
@@ -283,6 +282,7 @@ async function probe(args: string[]): Promise<number> {
     }
     const table = (values.table as string | undefined) ?? 'holding';
     if (table !== 'holding' && table !== 'input') throw new UsageError(`--table: expected holding or input (got "${table}")`);
+    const { formatProbe, probeRegisters } = await import('./devices/modbus/probe.js');
     const result = await probeRegisters({
       bus, unitId: number('unit', 1), table, address: number('address'), count: number('count', 4), timeoutMs: number('timeout', 1000),
     });
