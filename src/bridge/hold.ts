@@ -54,6 +54,8 @@ export class HoldStage {
   private timer: NodeJS.Timeout | undefined;
   private timerAt = 0;
   private closed = false;
+  /** The last write failed (disk full): until the retry, memory limits shed the oldest instead of writing again. */
+  private failing = false;
   spilledTotal = 0;
 
   constructor(private readonly limits: HoldLimits, private readonly host: HoldHost) {}
@@ -77,8 +79,9 @@ export class HoldStage {
       return;
     }
     if (this.live > this.limits.maxMessages || this.liveBytes > this.limits.maxBytes) {
-      // Memory is full: the older half goes to SQLite in one transaction.
-      this.spillOldest(Math.max(1, this.live >> 1));
+      // Memory is full: the older half goes to SQLite in one transaction (unless writing fails: then the oldest go).
+      if (this.failing) this.shedOverflow();
+      else this.spillOldest(Math.max(1, this.live >> 1));
       return;
     }
     this.arm(now);
@@ -156,10 +159,12 @@ export class HoldStage {
 
   private readonly onTimer = (): void => {
     this.timer = undefined;
+    this.failing = false;
     const now = Date.now();
+    let written: boolean;
     if (!this.host.connected()) {
       // Nothing is acknowledged before the link is back: write all of it, one transaction per hold time.
-      this.spillOldest(this.live);
+      written = this.spillOldest(this.live);
     } else {
       let n = 0;
       for (let i = this.head; i < this.queue.length; i++) {
@@ -168,32 +173,35 @@ export class HoldStage {
         if (message.heldAt + this.limits.ms > now + BATCH_SLACK_MS) break;
         n++;
       }
-      this.spillOldest(n);
+      written = this.spillOldest(n);
     }
-    this.arm(now);
+    // After a failed write the retry timer is set: arming for the (overdue) head would retry at once, in a loop.
+    if (written) this.arm(now);
   };
 
-  /** Writes the `n` oldest held messages to the outbox in one transaction. */
-  private spillOldest(n: number): void {
-    if (n <= 0) return;
+  /** Writes the `n` oldest held messages to the outbox in one transaction. False when the write failed. */
+  private spillOldest(n: number): boolean {
+    if (n <= 0) return true;
     const batch: HeldMessage[] = [];
     let end = this.head;
     for (; end < this.queue.length && batch.length < n; end++) {
       const message = this.queue[end]!;
       if (!message.acked) batch.push(message);
     }
-    if (batch.length === 0) return;
+    if (batch.length === 0) return true;
     let ids: number[];
     try {
       ids = this.host.spill(batch);
     } catch (err) {
       this.host.onSpillError(err);
+      this.failing = true;
       this.shedOverflow();
-      if (!this.closed && this.timer === undefined) {
+      if (!this.closed) {
+        clearTimeout(this.timer);
         this.timerAt = Date.now() + RETRY_MS;
         this.timer = setTimeout(this.onTimer, RETRY_MS);
       }
-      return;
+      return false;
     }
     const spilled: SpilledMessage[] = [];
     batch.forEach((message, i) => {
@@ -207,6 +215,7 @@ export class HoldStage {
     if (this.nextToSend < end) this.nextToSend = end;
     this.advanceHead();
     this.host.spilled(spilled);
+    return true;
   }
 
   /** The outbox cannot take messages and memory is over its limits: the oldest go, counted. */

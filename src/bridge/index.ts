@@ -297,7 +297,13 @@ class Bridge {
         }
       })();
     } catch (err) {
+      // Rolled back: the counters the inserts moved are recounted (a read works on a full disk).
       this.outbox.markSuspect();
+      try {
+        this.outbox.resync();
+      } catch {
+        // counted again at the next stats tick
+      }
       throw err;
     }
     if (this.outboxError !== null) this.outboxError = null;

@@ -158,6 +158,53 @@ describe.skipIf(!haveMosquitto)('hold stage against Mosquitto', () => {
   }, 30_000);
 });
 
+describe('hold stage on a full disk', () => {
+  it('keeps what it cannot write in memory, retries about once a second (no busy loop), writes it when space returns', async () => {
+    const remote = new AedesRemote();
+    const port = await remote.start();
+    await remote.stop();
+    cleanups.push(() => remote.stop());
+    const dir = tempDir().path;
+    const { logger, entries } = captureLogger();
+    const broker = new Broker({ dataDir: dir, logger, sysIntervalMs: 0, durability: 'normal' });
+    await broker.start();
+    cleanups.push(() => broker.close());
+    const bridge = await startBridge(broker, {
+      name: 'cloud', clientId: 'gw-full', url: `mqtt://${HOST}:${port}`,
+      rules: [{ direction: 'out', filter: 'sensors/#', remotePrefix: 'fleet/gw/' }],
+      reconnect: { minMs: 50, maxMs: 300 }, hold: { ms: 100 },
+    }, logger);
+    cleanups.push(() => bridge.stop());
+    // SQLite's own limit makes every write that needs a new page fail with SQLITE_FULL.
+    const pages = (broker.db.pragma('page_count', { simple: true }) as number);
+    broker.db.pragma(`max_page_count = ${pages}`);
+    // Every write attempt is a transaction on the broker's connection: count them.
+    let transactions = 0;
+    const db = broker.db;
+    const transaction = db.transaction.bind(db);
+    db.transaction = ((fn: (...a: unknown[]) => unknown) => {
+      transactions += 1;
+      return transaction(fn);
+    }) as typeof db.transaction;
+    const device = broker.createLocalClient('meter');
+    const payload = 'x'.repeat(2000);
+    for (let i = 0; i < 30; i++) void device.publish('sensors/meter/blob', `${i}:${payload}`, { qos: 0 });
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(entries.some((e) => String(e.msg).includes('cannot write held messages'))).toBe(true);
+    // ~2.5 s at one retry per second, not a busy loop.
+    expect(transactions).toBeGreaterThanOrEqual(2);
+    expect(transactions).toBeLessThanOrEqual(6);
+    expect(bridge.state()).toMatchObject({ held: 30, outboxDepth: 30 });
+    expect(rowsEverWritten(broker)).toBe(0);
+    broker.db.pragma('max_page_count = 1073741823');
+    await waitFor(() => rowsNow(broker) === 30, 5000, 'the 30 written once space is back');
+    expect(bridge.state().held).toBe(0);
+    await remote.start(port);
+    await waitFor(() => remote.payloads('fleet/gw/sensors/meter/blob').length >= 30, 15_000, 'the 30 at the remote');
+    expect(remote.payloads('fleet/gw/sensors/meter/blob').map((p) => Number(p.split(':')[0]))).toEqual(Array.from({ length: 30 }, (_, i) => i));
+  }, 30_000);
+});
+
 describe('hold stage with a remote that does not acknowledge', () => {
   it('a message in flight past the hold time is written, not sent again while in flight, and deleted after its PUBACK', async () => {
     let stuck = true;
