@@ -53,6 +53,8 @@ export function handlePublish(broker: Broker, connection: Connection, packet: mq
     else if (qos === 2) connection.send({ cmd: 'pubrec', messageId: id, reasonCode: v5 ? NOT_AUTHORIZED : undefined });
     return;
   }
+  // Not durably storable (full or failing disk): never acknowledged as stored (Broker.refuseUnstored).
+  if (qos > 0 && !broker.acceptsDurable(connection)) return broker.refuseUnstored(connection, qos, id);
   const message: Message = {
     topic,
     payload: packet.payload as Buffer,
