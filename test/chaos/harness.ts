@@ -320,7 +320,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       if (Date.now() - started > Math.max(options.durationMs * 20, options.durationMs + 3_600_000)) break;
       if (!diskDone && Date.now() >= diskAt) {
         diskDone = true;
-        if (!alive(current)) { current = spawnGateway(); await current.ready; }
+        // A running gateway whose disk fills (one that starts on a full disk exits: it cannot open the WAL).
+        if (!alive(current)) current = spawnGateway();
+        await current!.ready;
+        await sleep(500);
         gatewayAliveThroughDisk = await diskFullEpisode(dataDir, () => alive(current), log);
         diskEpisodes++;
       }
