@@ -91,38 +91,60 @@ function reportConfigErrors(error: unknown): number {
   throw error;
 }
 
+type RunValues = ReturnType<typeof parse>['values'];
+
+/** The config `run` uses: the file (or the embedded default) with the command line's overrides. Read again on SIGHUP. */
+function runConfig(values: RunValues): GatewayConfig {
+  const config = checkGatewayConfig(values.config as string | undefined).config;
+  if (values.host !== undefined) config.broker.host = values.host as string;
+  if (values.port !== undefined) {
+    const port = Number(values.port);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port: expected a port number 0-65535 (got "${values.port}")`);
+    config.broker.port = port;
+  }
+  if (values.data !== undefined) config.broker.dataDir = path.resolve(values.data as string);
+  if (values['log-level'] !== undefined) {
+    const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+    if (!levels.includes(values['log-level'] as string)) throw new UsageError(`--log-level: expected one of ${levels.join(', ')} (got "${values['log-level']}")`);
+    config.log.level = values['log-level'] as GatewayConfig['log']['level'];
+  }
+  return config;
+}
+
+/**
+ * After a stop, the process exits even if something still holds the event loop (a library's timer, a
+ * socket that ignored its destroy): systemd's TimeoutStopSec must never be what ends fieldgate.
+ */
+const EXIT_GRACE_MS = 200;
+/** A stop that has not finished by then (a disk that does not answer the commit) gives up. */
+const STOP_WATCHDOG_MS = 10_000;
+
 async function run(args: string[]): Promise<number> {
   let config: GatewayConfig;
+  let values: RunValues;
   try {
-    const { values } = parse(args, {
+    ({ values } = parse(args, {
       config: { type: 'string', short: 'c' }, host: { type: 'string' }, port: { type: 'string', short: 'p' },
       data: { type: 'string' }, 'log-level': { type: 'string' },
-    });
-    config = checkGatewayConfig(values.config as string | undefined).config;
-    if (values.host !== undefined) config.broker.host = values.host as string;
-    if (values.port !== undefined) {
-      const port = Number(values.port);
-      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port: expected a port number 0-65535 (got "${values.port}")`);
-      config.broker.port = port;
-    }
-    if (values.data !== undefined) config.broker.dataDir = path.resolve(values.data as string);
-    if (values['log-level'] !== undefined) {
-      const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
-      if (!levels.includes(values['log-level'] as string)) throw new UsageError(`--log-level: expected one of ${levels.join(', ')} (got "${values['log-level']}")`);
-      config.log.level = values['log-level'] as GatewayConfig['log']['level'];
-    }
+    }));
+    config = runConfig(values);
   } catch (error) {
     return reportConfigErrors(error);
   }
 
   const logger = createLogger(config.log.level as LogLevel);
   logger.info({ version: VERSION, pid: process.pid, gatewayId: config.gatewayId, dataDir: config.broker.dataDir }, `fieldgate ${VERSION} starting`);
-  // Signals are handled from the first moment: a stop or reload asked for while starting waits for the start.
+  // Signals are handled from the first moment: a stop asked for while starting waits for the start,
+  // which never waits for a device or the cloud.
   let gateway: Gateway | undefined;
   let pendingStop: string | undefined;
   let stopping = false;
   let finish: (code: number) => void = () => undefined;
   const finished = new Promise<number>((resolve) => (finish = resolve));
+  const exitSoon = (code: number) => {
+    finish(code);
+    setTimeout(() => process.exit(code), EXIT_GRACE_MS).unref();
+  };
   const shutdown = (signal: string) => {
     if (stopping) return;
     if (!gateway) {
@@ -131,19 +153,32 @@ async function run(args: string[]): Promise<number> {
       return;
     }
     stopping = true;
-    logger.info(`${signal}: stopping (telling clients, flushing the database)`);
+    const began = Date.now();
+    logger.info(`${signal}: stopping (disconnecting clients, stopping devices, committing the database)`);
+    const watchdog = setTimeout(() => {
+      logger.error(`the stop did not finish within ${STOP_WATCHDOG_MS / 1000} s; exiting`);
+      process.exit(1);
+    }, STOP_WATCHDOG_MS);
+    watchdog.unref();
     gateway.stop().then(
-      () => { logger.info('stopped'); finish(0); },
-      (error: unknown) => { logger.error({ err: error }, 'error while stopping'); finish(1); },
+      () => { clearTimeout(watchdog); logger.info({ ms: Date.now() - began }, 'stopped'); exitSoon(0); },
+      (error: unknown) => { clearTimeout(watchdog); logger.error({ err: error }, 'error while stopping'); exitSoon(1); },
     );
   };
   const reload = () => {
-    if (!gateway) {
-      logger.info('SIGHUP while starting: ignored (the files are being read right now)');
+    if (!gateway || stopping) {
+      logger.info(`SIGHUP while ${stopping ? 'stopping' : 'starting'}: ignored (the files are being read right now)`);
       return;
     }
-    logger.info('SIGHUP: reloading password file, ACL, TLS certificates and device mappings');
-    gateway.reload().then(
+    logger.info('SIGHUP: reloading the gateway config, password file, ACL, TLS certificates and device mappings');
+    let next: GatewayConfig | undefined;
+    try {
+      next = runConfig(values);
+    } catch (error) {
+      const errors = error instanceof ConfigError ? error.errors : [(error as Error).message];
+      logger.error({ errors }, 'the gateway config has errors: its changes are ignored (the other files are reloaded)');
+    }
+    gateway.reload(next).then(
       (result) => { if (!result.ok) logger.error({ errors: result.errors }, 'reload kept the running configuration'); },
       (error: unknown) => logger.error({ err: error }, 'reload failed'),
     );

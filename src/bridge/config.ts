@@ -36,6 +36,9 @@ export const outboxLimitsSchema = z
   })
   .strict();
 
+/** The reconnect cap: a remote that is back is reached again within this long (plus the connect itself). */
+export const DEFAULT_RECONNECT_MAX_MS = 8_000;
+
 const filePath = z.string().min(1, 'must be a file path');
 
 export const bridgeConfigSchema = z
@@ -77,14 +80,19 @@ export const bridgeConfigSchema = z
      * (fsync) per half window, so a small window costs drain speed; in-flight payloads are held in memory.
      */
     inflightWindow: z.number().int().min(1).max(65535).default(1024),
+    /**
+     * Delay between connection attempts: doubling from minMs, capped at maxMs, each one a random point in
+     * [cap/2, cap] (a fleet does not reconnect in lockstep). The cap bounds how long the link stays down after
+     * the remote is back: the default brings it back within ~8 s whatever the length of the outage.
+     */
     reconnect: z
       .object({
         minMs: z.number().int().positive().default(1000),
-        maxMs: z.number().int().positive().default(60_000),
+        maxMs: z.number().int().positive().default(DEFAULT_RECONNECT_MAX_MS),
       })
       .strict()
       .refine((r) => r.minMs <= r.maxMs, { message: 'minMs must not exceed maxMs' })
-      .default({ minMs: 1000, maxMs: 60_000 }),
+      .default({ minMs: 1000, maxMs: DEFAULT_RECONNECT_MAX_MS }),
     connectTimeoutMs: z.number().int().positive().default(30_000),
     /** A PUBACK missing this long drops the connection and resends (a stuck remote must not block the queue forever). */
     ackTimeoutSeconds: z.number().positive().default(60),

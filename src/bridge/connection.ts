@@ -110,14 +110,32 @@ const tlsHints: Record<string, string> = {
   CERT_HAS_EXPIRED: 'the remote certificate has expired',
   ERR_TLS_CERT_ALTNAME_INVALID: 'the remote certificate does not name this host: check the URL host or tls.servername',
   ECONNREFUSED: 'nothing listens at the remote address (connection refused)',
-  ECONNRESET: 'the remote closed the connection (with mutual TLS: the remote may have rejected the client certificate)',
   ENOTFOUND: 'the remote host name does not resolve',
   ETIMEDOUT: 'the remote did not answer in time',
   EHOSTUNREACH: 'the remote host is unreachable',
 };
 
+/** How the bridge reaches its remote, for hints that depend on it. */
+export interface BridgeTransport {
+  /** mqtts:// or wss:// */
+  tls: boolean;
+  /** A client certificate is configured (mutual TLS). */
+  clientCertificate: boolean;
+}
+
+export function transportOf(config: Pick<BridgeConfig, 'url' | 'tls'>): BridgeTransport {
+  return { tls: /^(mqtts|wss):/i.test(config.url), clientCertificate: config.tls?.cert !== undefined };
+}
+
+/** A reset says little by itself; what it usually means depends on the transport. */
+function resetHint(transport: BridgeTransport | undefined): string {
+  if (transport?.clientCertificate) return 'the remote closed the connection (with mutual TLS: the remote may have rejected the client certificate)';
+  if (transport?.tls) return 'the remote closed the connection (if it requires a client certificate: set tls.cert and tls.key)';
+  return 'the remote closed the connection (is this the port of a plain MQTT listener, and does the broker accept this client?)';
+}
+
 /** A one-line cause for a failed connection attempt, naming the CONNACK code when there is one. */
-export function describeConnectError(err: unknown, protocolVersion: 4 | 5): string {
+export function describeConnectError(err: unknown, protocolVersion: 4 | 5, transport?: BridgeTransport): string {
   if (!(err instanceof Error)) return String(err);
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'number') {
@@ -130,7 +148,7 @@ export function describeConnectError(err: unknown, protocolVersion: 4 | 5): stri
     if (/ALERT_(BAD_CERTIFICATE|UNKNOWN_CA|CERTIFICATE_UNKNOWN|DECRYPT_ERROR|CERTIFICATE_EXPIRED|CERTIFICATE_REVOKED)/.test(code)) {
       return `the remote rejected the client certificate (tls.cert not signed by a CA it trusts, expired or revoked?) [${code}]`;
     }
-    const hint = tlsHints[code];
+    const hint = code === 'ECONNRESET' ? resetHint(transport) : tlsHints[code];
     return hint !== undefined ? `${hint} [${code}: ${err.message}]` : `${err.message} [${code}]`;
   }
   if (/certificate required|alert/i.test(err.message)) {

@@ -10,7 +10,7 @@ import { PubackFramer, filterPubacks } from './puback-filter.js';
 import { Inbound } from './inbound.js';
 import { StatusPublisher, type BridgeState } from './status.js';
 import { Backoff } from './backoff.js';
-import { connectOptions, describeConnectError } from './connection.js';
+import { connectOptions, describeConnectError, transportOf } from './connection.js';
 import { localFilter, toRemoteTopic, topicMatches } from './topics.js';
 
 export { bridgeConfigSchema, bridgeListSchema, parseBridgeConfig, formatConfigIssues } from './config.js';
@@ -24,7 +24,11 @@ export interface BridgeHost {
 }
 
 export interface BridgeHandle {
-  stop(): Promise<void>;
+  /**
+   * Says goodbye to the remote (retained "offline" on the status topic, DISCONNECT) for at most `timeoutMs`,
+   * then deletes the acknowledged rows and closes the outbox. Unsent rows stay for the next start.
+   */
+  stop(timeoutMs?: number): Promise<void>;
   state(): BridgeState;
 }
 
@@ -43,7 +47,7 @@ export async function startBridge(broker: BridgeHost, config: BridgeConfig | Bri
   if (!parsed.success) throw new Error(formatConfigIssues(parsed.error));
   const bridge = new Bridge(broker, parsed.data, logger.child({ bridge: parsed.data.name }));
   bridge.start();
-  return { stop: () => bridge.stop(), state: () => bridge.state() };
+  return { stop: (timeoutMs) => bridge.stop(timeoutMs), state: () => bridge.state() };
 }
 
 class Bridge {
@@ -102,9 +106,11 @@ class Bridge {
     this.statsTimer.unref();
   }
 
-  async stop(): Promise<void> {
+  async stop(timeoutMs = 4000): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    const deadline = Date.now() + timeoutMs;
+    const left = (share = 1) => Math.max(0, Math.floor((deadline - Date.now()) * share));
     clearTimeout(this.reconnectTimer);
     clearTimeout(this.outboxRetryTimer);
     clearInterval(this.statsTimer);
@@ -113,7 +119,7 @@ class Bridge {
     if (client !== undefined) {
       if (this.connected && this.config.statusTopic !== undefined) {
         await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, 2000);
+          const timer = setTimeout(resolve, Math.min(2000, left(0.5)));
           client.publish(this.config.statusTopic!, 'offline', { qos: 1, retain: true }, () => {
             clearTimeout(timer);
             resolve();
@@ -124,7 +130,7 @@ class Bridge {
       this.sender.detach();
       // A clean DISCONNECT (no last will) when we can; never wait long for a remote that does not answer.
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => client.end(true, {}, () => resolve()), 2000);
+        const timer = setTimeout(() => client.end(true, {}, () => resolve()), Math.min(2000, left()));
         client.end(!wasConnected, {}, () => {
           clearTimeout(timer);
           resolve();
@@ -267,7 +273,7 @@ class Bridge {
     try {
       client = mqtt.connect(this.config.url, options);
     } catch (err) {
-      this.noteFailure(describeConnectError(err, this.config.protocolVersion));
+      this.noteFailure(describeConnectError(err, this.config.protocolVersion, transportOf(this.config)));
       this.scheduleReconnect();
       return;
     }
@@ -284,7 +290,7 @@ class Bridge {
     client.on('connect', (connack) => this.onConnect(client, connack));
     client.on('error', (err) => {
       if (this.client !== client) return;
-      this.noteFailure(describeConnectError(err, this.config.protocolVersion));
+      this.noteFailure(describeConnectError(err, this.config.protocolVersion, transportOf(this.config)));
     });
     client.on('close', () => this.onClose(client));
   }

@@ -65,6 +65,7 @@ export class Broker implements ConnectionHost, OutboundHost {
     messagesReceived: 0, messagesSent: 0, messagesDropped: 0, connectionsTotal: 0, startedAt: Date.now(),
   };
   shuttingDown = false;
+  private closed = false;
   private readonly servers = new Set<net.Server>();
   private readonly flushQueue: Connection[] = [];
   private flushScheduled = false;
@@ -589,19 +590,30 @@ export class Broker implements ConnectionHost, OutboundHost {
     return { ...this.stats };
   }
 
-  /** Stops listening, tells v5 clients the server is shutting down (0x8B), commits and closes the database. */
-  async close(): Promise<void> {
+  /**
+   * The first step of a stop: tells v5 clients the server is shutting down (0x8B) and drops every socket
+   * client, so no PUBACK leaves after this. In-process clients (devices, bridges) keep working and their
+   * messages are still committed; wills are not published for a shutdown.
+   */
+  disconnectClients(): void {
     if (this.shuttingDown) return;
     this.shuttingDown = true;
     this.sys?.stop();
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     if (this.resumeTimer) clearTimeout(this.resumeTimer);
-    const closing = [...this.servers].map((server) => new Promise<void>((resolve) => server.close(() => resolve())));
     for (const connection of [...this.connections]) {
       connection.closeReason = 'server shutting down';
       connection.close(0x8b, 'server shutting down');
       connection.destroy();
     }
+  }
+
+  /** Stops listening, disconnects the clients (disconnectClients), commits and closes the database. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const closing = [...this.servers].map((server) => new Promise<void>((resolve) => server.close(() => resolve())));
+    this.disconnectClients();
     await Promise.all(closing);
     for (const session of this.sessions.values()) session.clearTimers();
     this.store.close();

@@ -51,8 +51,9 @@ export async function startDevices(mapping: DeviceMapping, clients: ClientSource
     if (typeof clients === 'function') ownClients.push(client);
     devices.push(new ModbusDeviceRunner(device, bus, client, logger.child({ device: device.id }), options.onPoll));
   }
+  // Never wait for a bus here: a device still booting (connects hang) would hold the gateway's start for
+  // the whole connect timeout. Devices poll once their bus opens, and report offline only once it has failed.
   for (const b of busRunners.values()) b.start();
-  await Promise.all([...busRunners.values()].map((b) => b.firstAttempt));
   for (const d of devices) d.start();
 
   const lineBuses: Array<{ bus: LineBus; devices: LineDevice[]; handle: LineBusHandle }> = [];
@@ -69,9 +70,10 @@ export async function startDevices(mapping: DeviceMapping, clients: ClientSource
   return {
     stop() {
       stopping ??= (async () => {
-        await Promise.all(devices.map((d) => d.stop()));
-        await Promise.all([...busRunners.values()].map((b) => b.stop()));
-        await Promise.all(lineBuses.map((l) => l.handle.stop()));
+        // The devices stop polling first (synchronously); stopping the buses in the same turn aborts a
+        // connect in progress and fails the requests in flight at once, so a silent device holds nobody.
+        const stoppingDevices = devices.map((d) => d.stop());
+        await Promise.all([...stoppingDevices, ...[...busRunners.values()].map((b) => b.stop()), ...lineBuses.map((l) => l.handle.stop())]);
         for (const c of ownClients) c.close();
       })();
       return stopping;

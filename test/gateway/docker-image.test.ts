@@ -132,7 +132,7 @@ describe('what the image runs, outside Docker', () => {
   it('with one it serves MQTT to users, refuses anonymous clients, and passes the HEALTHCHECK', async () => {
     expect((await runCli(['passwd', '-b', path.join(etc, 'passwd'), 'alice', 'alice-pw'])).code).toBe(0);
     gateway = new GatewayProcess([], ROOT, entrypointWith(writeConfig()));
-    await gateway.waitForLog((l) => l.msg.startsWith('metrics on '), 'the metrics endpoint');
+    await gateway.waitForLog((l) => l.msg.startsWith('watch the readings: '), 'the gateway to start (listeners open last)');
     expect(gateway.logs.map((l) => l.msg)).toContain(`MQTT broker listening on mqtt://0.0.0.0:${mqttPort}`);
     // Bound to 0.0.0.0, reached on 127.0.0.1, with credentials since anonymous clients are refused there.
     expect(gateway.logs.map((l) => l.msg)).toContain(`watch the readings: mosquitto_sub -h 127.0.0.1 -p ${mqttPort} -u USER -P PASSWORD -t 'fieldgate/#' -v`);

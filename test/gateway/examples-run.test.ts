@@ -36,7 +36,7 @@ describe('examples/pi-rs485-sdm120.json without its serial adapter', () => {
     expect((await runCli(['passwd', '-b', path.join(dir, 'passwd'), 'bob', 'bob-pw'])).code).toBe(0);
 
     gateway = new GatewayProcess(['--config', path.join(dir, 'fieldgate.json')], dir);
-    await gateway.waitForLog((l) => l.msg.startsWith('metrics on '), 'the gateway to start');
+    await gateway.waitForLog((l) => l.msg.startsWith('watch the readings: '), 'the gateway to start (listeners open last)');
 
     const bob = await mqtt.connectAsync({ host: '127.0.0.1', port: mqttPort, username: 'bob', password: 'bob-pw', reconnectPeriod: 0, protocolVersion: 5 });
     const seen = new Map<string, string>();

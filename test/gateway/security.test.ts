@@ -223,7 +223,7 @@ describe.skipIf(!haveTools)('gateway security with real clients', () => {
     run('openssl', ['x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt', '-days', '2', '-extfile', 'server.ext'], { cwd: dir });
     const renewed = fingerprint('server.crt');
     expect(renewed).not.toBe(before);
-    expect(await gateway.reload()).toEqual({ ok: true, errors: [] });
+    expect(await gateway.reload()).toEqual({ ok: true, errors: [], restartNeeded: [] });
     expect(await served()).toBe(renewed);
 
     fs.writeFileSync(path.join(dir, 'server.crt'), 'not a certificate\n');

@@ -53,7 +53,7 @@ describe('SIGHUP reload of a running gateway', () => {
       devices: ['devices/a.json', 'devices/b.json'],
     });
     gateway = new GatewayProcess(['--config', path.join(dir, 'fieldgate.json')], dir);
-    await gateway.waitForLog((l) => l.msg === 'device adapters started', 'the devices to start');
+    await gateway.waitForLog((l) => l.msg.startsWith('watch the readings: '), 'the gateway to start');
     const alice = await connectAs('alice', 'alice-pw');
     alice.on('message', (topic, payload) => seen.push(`${topic} ${payload.toString()}`));
     await alice.subscribeAsync('fieldgate/#', { qos: 0 });
@@ -104,6 +104,38 @@ describe('SIGHUP reload of a running gateway', () => {
     expect(JSON.stringify(rejected.errors)).toContain('passwd');
     const alice = await connectAs('alice', 'alice-pw');
     expect(alice.connected).toBe(true);
+  });
+
+  it('reads the gateway config again: a new devices entry starts, a setting it cannot apply says "restart needed for"', async () => {
+    // Undo the bad files of the tests before: all mappings are checked together.
+    write('devices/a.json', mapping('meter-a', meters[0].port, [voltage]));
+    fs.rmSync(path.join(dir, 'passwd'));
+    expect((await runCli(['passwd', '-b', path.join(dir, 'passwd'), 'alice', 'alice-pw'])).code).toBe(0);
+    write('devices/c.json', mapping('meter-c', meters[1].port, [voltage]));
+    write('fieldgate.json', {
+      broker: { port, dataDir: 'data', sysIntervalSeconds: 5 },
+      auth: { passwordFile: 'passwd', aclFile: 'acl' },
+      devices: ['devices/a.json', 'devices/b.json', 'devices/c.json'],
+    });
+    const before = gateway.logs.length;
+    const restart = await hup((msg) => msg.startsWith('restart needed for: '), 'the restart-needed line');
+    expect(restart.msg).toBe('restart needed for: broker.sysIntervalSeconds');
+    expect(restart.level).toBe(40);
+    await gateway.waitForLog((l) => gateway.logs.indexOf(l) >= before && l.msg.startsWith('device mappings reloaded'), 'the new mapping file to start');
+    await waitFor(() => seen.some((s) => s.startsWith('fieldgate/meter-c/voltage ')), 'readings of the device the new entry names');
+
+    // Dropping the entry again stops that device and nothing else.
+    write('fieldgate.json', {
+      broker: { port, dataDir: 'data', sysIntervalSeconds: 0 },
+      auth: { passwordFile: 'passwd', aclFile: 'acl' },
+      devices: ['devices/a.json', 'devices/b.json'],
+    });
+    const removed = await hup((msg) => msg.startsWith('device mappings reloaded'), 'the removal');
+    expect(removed.removed).toEqual([path.join(dir, 'devices/c.json')]);
+    const mark = seen.length;
+    await waitFor(() => seen.slice(mark).filter((s) => s.startsWith('fieldgate/meter-a/voltage ')).length >= 2, 'meter-a still publishing');
+    expect(seen.slice(mark).filter((s) => s.startsWith('fieldgate/meter-c/voltage '))).toEqual([]);
+    expect(gateway.logs.slice(before).filter((l) => l.msg.startsWith('restart needed for: '))).toHaveLength(1);
   });
 
   it('still stops cleanly afterwards', async () => {

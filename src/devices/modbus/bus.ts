@@ -63,6 +63,8 @@ export class ModbusBusRunner {
   private wake: (() => void) | undefined;
   private listeners: Array<(online: boolean) => void> = [];
   private connectLoop: Promise<void> | undefined;
+  /** Aborts an open attempt in progress when the bus stops. */
+  private readonly stopping = new AbortController();
   private counters = { requests: 0, timeouts: 0, strayBytes: 0, reconnects: 0 };
   private lastError: string | undefined;
   private firstAttemptSettled = false;
@@ -105,6 +107,7 @@ export class ModbusBusRunner {
   async stop(): Promise<void> {
     this.stopped = true;
     this.settleFirstAttempt();
+    this.stopping.abort();
     this.wake?.();
     for (const lane of this.lanes.values()) {
       for (const job of lane.queue.splice(0)) job.reject(new LinkDown('bus stopped'));
@@ -215,8 +218,9 @@ export class ModbusBusRunner {
     while (!this.stopped) {
       let link: ModbusLink;
       try {
-        link = await openLink(this.bus);
+        link = await openLink(this.bus, undefined, this.stopping.signal);
       } catch (err) {
+        if (this.stopped) break;
         const message = (err as Error).message;
         if (message !== this.lastError) this.logger.warn({ err: message, retryInMs: delay }, 'modbus bus cannot open');
         this.lastError = message;

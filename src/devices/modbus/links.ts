@@ -233,21 +233,38 @@ export class TcpLink extends StreamLink {
   }
 }
 
-function connectSocket(host: string, port: number, timeoutMs: number): Promise<net.Socket> {
+function connectSocket(host: string, port: number, timeoutMs: number, signal?: AbortSignal): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(new LinkDown(`connect to ${host}:${port} aborted`));
+      return;
+    }
     const socket = net.connect({ host, port });
+    const settle = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', abort);
+    };
+    // A device that does not answer SYNs (still booting, a full backlog) holds a connect for the whole
+    // timeout: stopping the gateway must not wait for it.
+    const abort = () => {
+      settle();
+      socket.destroy();
+      reject(new LinkDown(`connect to ${host}:${port} aborted`));
+    };
+    signal?.addEventListener('abort', abort, { once: true });
     const timer = setTimeout(() => {
+      settle();
       socket.destroy();
       reject(new LinkDown(`connect to ${host}:${port} timed out`));
     }, timeoutMs);
     socket.once('connect', () => {
-      clearTimeout(timer);
+      settle();
       socket.setNoDelay(true);
       socket.setKeepAlive(true, 10_000);
       resolve(socket);
     });
     socket.once('error', (err) => {
-      clearTimeout(timer);
+      settle();
       reject(new LinkDown(`connect to ${host}:${port}: ${err.message}`));
     });
   });
@@ -263,19 +280,22 @@ function openSerial(bus: Extract<ModbusBus, { type: 'modbus-rtu' }>): Promise<Se
   });
 }
 
-/** Opens the transport a bus describes. Rejects with LinkDown when the port or host is not there. */
-export async function openLink(bus: ModbusBus, connectTimeoutMs = 5000): Promise<ModbusLink> {
+/**
+ * Opens the transport a bus describes. Rejects with LinkDown when the port or host is not there, or at
+ * once when `signal` aborts a TCP connect (a serial open is quick and runs to its end).
+ */
+export async function openLink(bus: ModbusBus, connectTimeoutMs = 5000, signal?: AbortSignal): Promise<ModbusLink> {
   switch (bus.type) {
     case 'modbus-rtu': {
       const port = await openSerial(bus);
       return new RtuLink(port, () => new Promise<void>((r) => (port.isOpen ? port.close(() => r()) : r())));
     }
     case 'modbus-rtu-over-tcp': {
-      const socket = await connectSocket(bus.host, bus.port, connectTimeoutMs);
+      const socket = await connectSocket(bus.host, bus.port, connectTimeoutMs, signal);
       return new RtuLink(socket, async () => void socket.destroy());
     }
     case 'modbus-tcp': {
-      const socket = await connectSocket(bus.host, bus.port, connectTimeoutMs);
+      const socket = await connectSocket(bus.host, bus.port, connectTimeoutMs, signal);
       return new TcpLink(socket, async () => void socket.destroy());
     }
   }

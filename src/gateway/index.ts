@@ -1,0 +1,107 @@
+// The whole gateway in one process: the broker is the hub; listeners feed it sockets, device adapters
+// and bridges are its in-process clients. Data flows device → adapter → broker → (subscribers, bridge).
+//
+// The gateway is a list of parts started in this order and stopped in reverse:
+//   core (database, sessions)  →  bridges (outbox subscriptions)  →  devices  →  Home Assistant
+//   →  metrics/HTTP  →  listeners.
+// Whatever must see every message exists before the first listener opens; a stop first drops the clients
+// (no PUBACK after that), then the devices (hanging connects aborted), commits, stops the bridges and
+// closes the database.
+import type { Broker } from '../broker/broker.js';
+import type { GatewayConfig } from '../config/gateway-config.js';
+import type { OpenListener } from '../listeners.js';
+import type { Logger } from '../log.js';
+import type { MetricsServer } from '../metrics/index.js';
+import { BridgesPart } from './bridges.js';
+import { changedPaths } from './config-diff.js';
+import { Controller } from './controller.js';
+import { CorePart } from './core.js';
+import { DevicesPart } from './devices.js';
+import { HomeAssistantPart } from './home-assistant.js';
+import { ListenersPart } from './listeners.js';
+import { MetricsPart } from './metrics.js';
+import type { PartStatus } from './part.js';
+
+export { anonymousAllowed, listenerConfigs } from './listeners.js';
+export { loadMappingsOrThrow } from './devices.js';
+export { watchCommand } from './watch-command.js';
+export type { PartState, PartStatus } from './part.js';
+
+export interface GatewayReloadResult {
+  ok: boolean;
+  errors: string[];
+  /** Settings of the new gateway config that changed and take effect only after a restart. */
+  restartNeeded: string[];
+}
+
+export interface Gateway {
+  readonly broker: Broker;
+  readonly listeners: OpenListener[];
+  readonly metricsServer: MetricsServer | null;
+  /**
+   * SIGHUP: re-reads the password/ACL files, TLS certificates and device mappings; a bad new file keeps the
+   * running one. With `next` (the gateway config read again), a changed `devices` list is applied and every
+   * other changed setting is reported in `restartNeeded`.
+   */
+  reload(next?: GatewayConfig): Promise<GatewayReloadResult>;
+  /** Bounded: about a second, plus the database commit, whatever the devices and the remotes do. */
+  stop(): Promise<void>;
+  /** Each part in start order, with its state and a line of detail. */
+  status(): PartStatus[];
+}
+
+/** The stop's deadline for everything but the final commit (SIGTERM to exit within ~1 s). */
+export const STOP_DEADLINE_MS = 900;
+const STOP_CAPS_MS = { listeners: 250, metrics: 150, 'home-assistant': 100, devices: 300 };
+/** Settings a SIGHUP applies without a restart (the files they name are always re-read). */
+const RELOADABLE = [/^devices(\[|$)/];
+
+export async function startGateway(config: GatewayConfig, logger: Logger): Promise<Gateway> {
+  const core = new CorePart(config, logger);
+  const { broker } = core;
+  const bridges = new BridgesPart(config, broker, logger);
+  const metrics = new MetricsPart(config, logger);
+  const devices = new DevicesPart(config, broker, logger, {
+    onPoll: metrics.metrics ? (deviceId, seconds) => metrics.metrics!.observePollLatency(deviceId, seconds) : undefined,
+    onRemoved: (deviceId) => metrics.metrics?.forgetDevice(deviceId),
+  });
+  const homeAssistant = new HomeAssistantPart(config, broker, logger, () => devices.mappings());
+  const listeners = new ListenersPart(config, broker, logger);
+  const controller = new Controller([core, bridges, devices, homeAssistant, metrics, listeners], logger, {
+    stopDeadlineMs: STOP_DEADLINE_MS,
+    stopCapsMs: STOP_CAPS_MS,
+  });
+  metrics.sources = {
+    broker,
+    bridges: () => bridges.handles,
+    devices: () => devices.deviceStatus(),
+    listeners: () => listeners.open,
+    notReady: () => (controller.stopped ? 'shutting down' : controller.ready ? undefined : 'starting'),
+  };
+
+  await controller.start();
+
+  // What the running gateway was started with, as far as a reload changed it.
+  let applied: GatewayConfig = config;
+  const reload = async (next?: GatewayConfig): Promise<GatewayReloadResult> => {
+    const result = await controller.reload(next);
+    let restartNeeded: string[] = [];
+    if (next) {
+      const changed = changedPaths(applied, next);
+      restartNeeded = changed.filter((p) => !RELOADABLE.some((r) => r.test(p)));
+      if (restartNeeded.length > 0) logger.warn({ settings: restartNeeded }, `restart needed for: ${restartNeeded.join(', ')}`);
+      if (result.errors.length === 0) applied = { ...applied, devices: next.devices };
+    }
+    restartNeeded.push(...result.restartNeeded);
+    return { ok: result.errors.length === 0, errors: result.errors, restartNeeded };
+  };
+
+  return {
+    broker,
+    listeners: listeners.open,
+    get metricsServer() { return metrics.server; },
+    reload,
+    stop: () => controller.stop(),
+    status: () => controller.status(),
+  };
+}
