@@ -12,7 +12,7 @@ describe.skipIf(!haveMosquitto)('chaos: kill -9, SIGTERM, outages, slow devices,
     const durability = (process.env.CHAOS_DURABILITY ?? 'full') as 'full' | 'normal' | 'off';
     console.log(`chaos seed ${seed} (CHAOS_SEED=${seed} reproduces the schedule)`);
     const report = await runChaos({
-      seed, durability, durationMs: Number(process.env.CHAOS_DURATION_S ?? 35) * 1000,
+      seed, durability, durationMs: Number(process.env.CHAOS_DURATION_S ?? 30) * 1000,
       minKills: 8, minSigterms: 3,
       // Under CI=true (root there) the disk-full episode must run; elsewhere it needs root.
       diskFull: process.env.CI === 'true' ? true : 'auto',
