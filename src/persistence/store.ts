@@ -252,8 +252,9 @@ export class Store {
       if (this.failingSince === null) {
         this.failingSince = Date.now();
         this.protectedOps = this.batch.length;
-        this.options.onError(error);
-        this.options.onStateChange?.(this.state);
+        // One alarm per episode (the state change carries the error), not one per retry.
+        if (this.options.onStateChange) this.options.onStateChange(this.state);
+        else this.options.onError(error);
       }
       if (!this.closed && this.timer === null) {
         this.timer = setTimeout(this.flush, RETRY_AFTER_FAILED_COMMIT_MS);

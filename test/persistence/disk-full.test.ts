@@ -94,8 +94,7 @@ describe('a database that cannot grow (SQLite max_page_count)', () => {
     expect(states.at(-1)).toBe('failing');
     await expect(gatewayHealth({ broker: b, listeners: () => [] })()).rejects.toThrow(/database writes failing since .*full/);
     // The alarm is logged once, not per retry or message.
-    expect(lines.filter((l) => l.level >= 50).length).toBe(2); // the error itself and the alarm
-    expect(lines.filter((l) => /database writes are failing/.test(l.msg)).length).toBe(1);
+    expect(lines.filter((l) => l.level >= 50).map((l) => l.msg)).toEqual([expect.stringMatching(/^database writes are failing/)]);
     // Nothing crashed: the broker still answers.
     await watcher.publishAsync('ping', 'x', { qos: 0 });
 
