@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
-import { BIN, ensureBuilt, freePort } from '../gateway/helpers.js';
+import { ensureBuilt, freePort, ROOT } from '../gateway/helpers.js';
 import { hasAll, judge, record, type PublisherRecord, type ReceiverRecord, type ReceiverVerdict } from './ledger.js';
 import { CloudMosquitto, ControllableDevice, sleep, type DeviceMode } from './peers.js';
 
@@ -112,6 +112,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 
   ensureBuilt();
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fieldgate-chaos-'));
+  const bin = privateCopy(workDir);
   const dataDir = path.join(workDir, 'data');
   fs.mkdirSync(dataDir);
   let mounted = false;
@@ -167,7 +168,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   let starts = 0;
   const startTimes: number[] = [];
   const spawnGateway = (): GatewayRun => {
-    const child = spawn(process.execPath, [BIN, 'run', '--config', configFile, '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [bin, 'run', '--config', configFile, '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'pipe'] });
     starts++;
     const run: GatewayRun = {
       child, startedAt: Date.now(), readyAt: null,
@@ -316,7 +317,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const enoughIncidents = () => kills >= (options.minKills ?? 0) && sigterms >= (options.minSigterms ?? 0);
 
     // ---- the kill loop
+    let lastProgress = Date.now();
     while (Date.now() - started < options.durationMs || !enoughIncidents()) {
+      if (Date.now() - lastProgress >= 60_000) {
+        lastProgress = Date.now();
+        const ackedSoFar = publishers.reduce((n, p) => n + p.acked.size, 0);
+        log(`chaos: ${Math.round((Date.now() - started) / 1000)} s: starts ${starts}, kill -9 ${kills}, SIGTERM ${sigterms}, outages ${outages}, acknowledged ${ackedSoFar}`);
+      }
       if (Date.now() - started > Math.max(options.durationMs * 20, options.durationMs + 3_600_000)) break;
       if (!diskDone && Date.now() >= diskAt) {
         diskDone = true;
@@ -436,6 +443,20 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     firstCloudDeliveryMs: { count: sortedFirst.length, p50: sortedFirst[Math.floor(sortedFirst.length / 2)] ?? 0, max: sortedFirst.at(-1) ?? 0 },
     drained, drainMs, workDir,
   };
+}
+
+/**
+ * The gateway runs from a copy of bin/ and dist/ taken at the start: a build during a long run
+ * (another test's ensureBuilt after an edit) must not hand a restart half-written modules.
+ */
+function privateCopy(workDir: string): string {
+  const app = path.join(workDir, 'app');
+  fs.mkdirSync(app);
+  fs.cpSync(path.join(ROOT, 'dist'), path.join(app, 'dist'), { recursive: true });
+  fs.cpSync(path.join(ROOT, 'bin'), path.join(app, 'bin'), { recursive: true });
+  fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(app, 'package.json'));
+  fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(app, 'node_modules'));
+  return path.join(app, 'bin', 'fieldgate.js');
 }
 
 /** Fills the data directory's filesystem, holds it full for a while, frees it. Returns whether the gateway lived through it. */
