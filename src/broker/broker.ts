@@ -6,9 +6,11 @@ import type { Duplex } from 'node:stream';
 import { silentLogger, type Logger } from '../log.js';
 import { Store, type StoreState } from '../persistence/store.js';
 import { Connection, type ConnectionHost, type Packet } from './connection.js';
+import type { ConnackRefusal } from './decode/errors.js';
 import type { Delivery } from './delivery.js';
 import { dispatchPacket } from './handlers/dispatch.js';
 import { LocalEndpoint } from './local-client.js';
+import { messageProblem, subscriptionIdsProblem } from './message-check.js';
 import { defaultBrokerOptions, type BrokerOptions } from './options.js';
 import { deliver, pump, restoreDeliveries, SharedEncoding, type OutboundHost } from './outbound.js';
 import { RetainedStore } from './retained-store.js';
@@ -109,7 +111,7 @@ export class Broker implements ConnectionHost, OutboundHost {
       onError: (error) => this.logger.error({ err: error }, 'database write failed'),
       onStateChange: (state) => this.onStoreStateChange(state),
     });
-    this.retained = new RetainedStore(this.store);
+    this.retained = new RetainedStore(this.store, this.logger);
     this.restoreSessions();
     this.sweepTimer = setInterval(() => this.guarded('housekeeping', () => this.sweep()), SWEEP_INTERVAL_MS);
     this.sweepTimer.unref();
@@ -204,13 +206,15 @@ export class Broker implements ConnectionHost, OutboundHost {
     }
   }
 
-  onProtocolError(connection: Connection, error: Error & { reasonCode?: number }): void {
+  onProtocolError(connection: Connection, error: Error & { reasonCode?: number; connack?: ConnackRefusal }): void {
     const reasonCode = error.reasonCode ?? 0x82;
     connection.closeReason ??= `protocol error: ${error.message}`;
     this.logger.warn({ clientId: connection.identity.clientId || undefined, address: connection.address, reasonCode }, `closing client: ${error.message}`);
-    if (!connection.connected && /protocol version/i.test(error.message)) {
-      // [MQTT-3.1.2-2]: answer an unsupported protocol level with CONNACK 0x01, then close.
-      connection.write(Buffer.from([0x20, 0x02, 0x00, 0x01]));
+    if (!connection.connected && error.connack !== undefined) {
+      // A refused CONNECT: 0x01 for an unsupported protocol level [MQTT-3.1.2-2], or the v5 reason code.
+      // Without a reason string: the client's Maximum Packet Size is not known from a CONNECT that did not decode.
+      const { protocolVersion, code } = error.connack;
+      connection.write(Buffer.from(protocolVersion === 5 ? [0x20, 0x03, 0x00, code, 0x00] : [0x20, 0x02, 0x00, code]));
     }
     connection.close(reasonCode, error.message);
   }
@@ -536,12 +540,23 @@ export class Broker implements ConnectionHost, OutboundHost {
       }
       this.sessions.set(session.clientId, session);
       for (const sub of stored.subscriptions) this.addSubscription(session, sub);
-      restoreDeliveries(session, stored.deliveries);
+      restoreDeliveries(session, this.validDeliveries(stored.clientId, stored.deliveries));
       for (const id of stored.incomingQos2) session.addIncomingQos2(id);
       if (expiresAt !== Infinity) this.scheduleExpiry(session, expiresAt - now);
     }
     this.store.flush();
     if (this.sessions.size > 0) this.logger.info({ sessions: this.sessions.size }, 'persistent sessions restored');
+  }
+
+  /** Queued messages from SQLite that can be delivered; others (an older version's, issue 8 defect 2) are dropped with a log line. */
+  private validDeliveries(clientId: string, deliveries: Delivery[]): Delivery[] {
+    return deliveries.filter((delivery) => {
+      const problem = messageProblem(delivery.message) ?? subscriptionIdsProblem(delivery.subscriptionIds);
+      if (problem === null) return true;
+      this.logger.warn({ clientId, topic: delivery.message.topic, problem }, 'dropping a stored queued message that is not valid');
+      this.store.completeDelivery(delivery.seq);
+      return false;
+    });
   }
 
   pumpSession(session: Session): void {

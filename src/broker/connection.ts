@@ -5,6 +5,7 @@ import mqttPacket from 'mqtt-packet';
 import type { Duplex } from 'node:stream';
 import { decodeSimplePublish, FrameError, PacketFramer } from './framer.js';
 import { decodePacket } from './packet-decoder.js';
+import { encodeDisconnect } from './packet-writer.js';
 import type { Session, Will } from './session.js';
 import type { ClientIdentity } from './types.js';
 
@@ -137,8 +138,25 @@ export class Connection {
     }
   }
 
+  /**
+   * Encodes and queues a packet. A v5 packet larger than the client's Maximum Packet Size goes without
+   * its Reason String, then without its User Properties (MQTT 5.0 §3.1.2.11.4, §3.14.2.2.2); if it is
+   * still too large it is not sent at all [MQTT-3.1.2-24].
+   */
   send(packet: Packet): void {
-    this.write(mqttPacket.generate(packet, { protocolVersion: this.protocolVersion }));
+    let bytes = mqttPacket.generate(packet, { protocolVersion: this.protocolVersion });
+    const limit = this.protocolVersion === 5 ? this.clientMaximumPacketSize : 0;
+    if (limit > 0 && bytes.length > limit) {
+      const properties = (packet as { properties?: Record<string, unknown> }).properties;
+      for (const optional of ['reasonString', 'userProperties']) {
+        if (properties?.[optional] === undefined) continue;
+        delete properties[optional];
+        bytes = mqttPacket.generate(packet, { protocolVersion: 5 });
+        if (bytes.length <= limit) break;
+      }
+      if (bytes.length > limit) return;
+    }
+    this.write(bytes);
   }
 
   /** Bytes waiting in our queue and the socket's. */
@@ -174,7 +192,8 @@ export class Connection {
   close(reasonCode?: number, reasonString?: string): void {
     if (this.closing) return;
     if (reasonCode !== undefined && this.protocolVersion === 5 && this.connected) {
-      this.send({ cmd: 'disconnect', reasonCode, properties: reasonString ? { reasonString } : undefined });
+      if (reasonString) this.send({ cmd: 'disconnect', reasonCode, properties: { reasonString } });
+      else this.write(encodeDisconnect(reasonCode));
     }
     this.flush();
     this.closing = true;

@@ -2,6 +2,7 @@
 // routing, retained store and authorization as socket clients, without a socket.
 
 import type { Broker } from './broker.js';
+import { propertiesProblem } from './message-check.js';
 import type { Subscriber } from './subscription-tree.js';
 import { isValidTopicFilter, isValidTopicName, parseSharedFilter } from './topics.js';
 import type { ClientIdentity, LocalClient, Message, MessageHandler, PublishOptions, SubscribeOptions } from './types.js';
@@ -22,6 +23,9 @@ export class LocalEndpoint implements LocalClient, Subscriber {
   publish(topic: string, payload: Buffer | string, options: PublishOptions = {}): Promise<void> {
     if (!isValidTopicName(topic)) return Promise.reject(new Error(`invalid topic name "${topic}": no wildcards, not empty`));
     if (!this.broker.authorize(this.identity, 'publish', topic)) return Promise.reject(new Error(`publish to "${topic}" denied`));
+    // The bridge passes on what a cloud broker sent: nothing the broker could not encode may be routed.
+    const problem = options.properties === undefined ? null : propertiesProblem(options.properties);
+    if (problem !== null) return Promise.reject(new Error(`invalid message properties: ${problem}`));
     const expiry = options.properties?.messageExpiryInterval;
     const message: Message = {
       topic,

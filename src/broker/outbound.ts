@@ -5,7 +5,7 @@ import mqttPacket from 'mqtt-packet';
 import type { Connection } from './connection.js';
 import type { Delivery } from './delivery.js';
 import type { QueuePolicy } from './options.js';
-import { encodePublish, withDup } from './packet-writer.js';
+import { encodeAck, encodePublish, withDup } from './packet-writer.js';
 import type { Session } from './session.js';
 import type { Message } from './types.js';
 import type { Store } from '../persistence/store.js';
@@ -220,7 +220,7 @@ export function resume(host: OutboundHost, session: Session): void {
   session.qos2Barrier = 0;
   for (const delivery of session.inflight.values()) {
     if (delivery.released) {
-      connection.send({ cmd: 'pubrel', messageId: delivery.packetId });
+      connection.write(encodeAck('pubrel', delivery.packetId, 0, connection.protocolVersion === 5));
       continue;
     }
     if (delivery.qos === 2 && session.qos2Barrier === 0) session.qos2Barrier = delivery.packetId;

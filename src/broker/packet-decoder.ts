@@ -1,61 +1,68 @@
-// Decodes one complete packet (as cut by the framer) with mqtt-packet. One parser per protocol
-// version is shared by every connection: frames are whole, so parsing is synchronous and a
-// connection needs no parser state of its own (memory per idle connection stays small).
+// Decodes one complete packet from a client (as cut by the framer) with the decoders in decode/,
+// one per packet type, each checking every rule of the spec for that type before the broker acts
+// on it. Pure functions of the frame and the connection's protocol version: nothing is kept
+// between calls, so no state of one connection can reach another.
 
-import mqttPacket from 'mqtt-packet';
-import { decodeSimpleConnect } from './connect-decoder.js';
-import { FrameError } from './framer.js';
+import type mqttPacket from 'mqtt-packet';
+import { decodeAck } from './decode/acks.js';
+import { decodeAuth } from './decode/auth.js';
+import { decodeConnect } from './decode/connect.js';
+import { decodeDisconnect } from './decode/disconnect.js';
+import { malformed, protocolViolation } from './decode/errors.js';
+import { decodePublish } from './decode/publish.js';
+import { decodeSubscribe } from './decode/subscribe.js';
+import { decodeUnsubscribe } from './decode/unsubscribe.js';
 
 export type Packet = mqttPacket.Packet;
 
-interface SharedParser {
-  parser: mqttPacket.Parser;
-  packet: Packet | null;
-  error: Error | null;
-}
+/**
+ * The low nibble of the first byte each packet type must carry (MQTT 5.0 §2.1.3, Table 2-2);
+ * PUBLISH's flags are its own (null), and the types only servers send are absent.
+ */
+export const CLIENT_PACKET_FLAGS: Readonly<Record<number, { name: string; flags: number | null }>> = {
+  1: { name: 'CONNECT', flags: 0 },
+  3: { name: 'PUBLISH', flags: null },
+  4: { name: 'PUBACK', flags: 0 },
+  5: { name: 'PUBREC', flags: 0 },
+  6: { name: 'PUBREL', flags: 2 },
+  7: { name: 'PUBCOMP', flags: 0 },
+  8: { name: 'SUBSCRIBE', flags: 2 },
+  10: { name: 'UNSUBSCRIBE', flags: 2 },
+  12: { name: 'PINGREQ', flags: 0 },
+  14: { name: 'DISCONNECT', flags: 0 },
+  15: { name: 'AUTH', flags: 0 },
+};
 
-const parsers = new Map<number, SharedParser>();
+const SERVER_ONLY: Readonly<Record<number, string>> = { 2: 'CONNACK', 9: 'SUBACK', 11: 'UNSUBACK', 13: 'PINGRESP' };
 
-function parserFor(protocolVersion: number): SharedParser {
-  let shared = parsers.get(protocolVersion);
-  if (!shared) {
-    const parser = mqttPacket.parser({ protocolVersion });
-    const entry: SharedParser = { parser, packet: null, error: null };
-    parser.on('packet', (packet: Packet) => { entry.packet = packet; });
-    parser.on('error', (error: Error) => { entry.error = error; });
-    parsers.set(protocolVersion, entry);
-    shared = entry;
-  }
-  return shared;
-}
-
-/** The packet in `frame`; throws FrameError (reason 0x81 Malformed Packet) when it does not parse. */
+/** The packet in `frame`; throws FrameError (0x81 malformed, 0x82 protocol error, …) when a rule is broken. */
 export function decodePacket(frame: Buffer, protocolVersion: number): Packet {
-  if (frame.length === 2 && frame[1] === 0) {
-    // Bodiless DISCONNECT and PINGREQ (one of each per connection, or per keep alive) skip the parser.
-    // A v5 DISCONNECT without a body means reason 0x00 (MQTT 5.0 §3.14.2.1).
-    if (frame[0] === 0xe0) return protocolVersion === 5 ? { cmd: 'disconnect', reasonCode: 0, length: 0 } : { cmd: 'disconnect', length: 0 };
-    if (frame[0] === 0xc0) return { cmd: 'pingreq', length: 0 };
+  const type = frame[0] >> 4;
+  const flags = frame[0] & 0x0f;
+  const v5 = protocolVersion === 5;
+  let headerLength = 2;
+  while (frame[headerLength - 1] & 0x80) headerLength++;
+  const rule = CLIENT_PACKET_FLAGS[type];
+  if (rule === undefined) {
+    if (type === 0) throw malformed('packet type 0 is reserved');
+    throw protocolViolation(`${SERVER_ONLY[type]} is not sent by clients`);
   }
-  if (frame[0] === 0x10) {
-    const connect = decodeSimpleConnect(frame);
-    if (connect !== null) return connect;
+  if (rule.flags !== null && flags !== rule.flags) {
+    throw malformed(`${rule.name} with fixed-header flags 0x${flags.toString(16)} (must be 0x${rule.flags.toString(16)}) [MQTT-2.1.3-1]`);
   }
-  const shared = parserFor(protocolVersion);
-  const settings = (shared.parser as unknown as { settings: { protocolVersion?: number } });
-  // A CONNECT replaces the parser's settings with the packet itself: put ours back.
-  if (settings.settings.protocolVersion !== protocolVersion) settings.settings = { protocolVersion };
-  shared.packet = null;
-  shared.error = null;
-  shared.parser.parse(frame);
-  const packet = shared.packet as Packet | null;
-  const error = shared.error as Error | null;
-  shared.packet = null;
-  shared.error = null;
-  if (error || !packet) {
-    // mqtt-packet does not fully recover from an error: leave no state behind for the next frame.
-    parsers.delete(protocolVersion);
-    throw new FrameError(error?.message ?? 'incomplete packet', 0x81);
+  switch (type) {
+    case 1: return decodeConnect(frame, headerLength);
+    case 3: return decodePublish(frame, headerLength, v5);
+    case 4: return decodeAck('puback', frame, headerLength, v5);
+    case 5: return decodeAck('pubrec', frame, headerLength, v5);
+    case 6: return decodeAck('pubrel', frame, headerLength, v5);
+    case 7: return decodeAck('pubcomp', frame, headerLength, v5);
+    case 8: return decodeSubscribe(frame, headerLength, v5);
+    case 10: return decodeUnsubscribe(frame, headerLength, v5);
+    case 12:
+      if (frame.length !== headerLength) throw malformed('PINGREQ with a body');
+      return { cmd: 'pingreq', length: 0 };
+    case 14: return decodeDisconnect(frame, headerLength, v5);
+    default: return decodeAuth(frame, headerLength, v5);
   }
-  return packet;
 }

@@ -1,5 +1,5 @@
-// Encoding of outgoing PUBLISH packets without going through a packet object: the hot path of
-// every delivery. Properties other than none go through mqtt-packet's generator instead.
+// Encoding of outgoing PUBLISH packets and acknowledgements without going through a packet object:
+// the hot path of every delivery. Packets with properties go through mqtt-packet's generator instead.
 
 import type { QoS } from './types.js';
 
@@ -57,4 +57,25 @@ export function withDup(packet: Buffer): Buffer {
   const copy = Buffer.from(packet);
   copy[0] |= 0x08;
   return copy;
+}
+
+export type AckType = 'puback' | 'pubrec' | 'pubrel' | 'pubcomp';
+
+const ACK_FIRST_BYTE: Record<AckType, number> = { puback: 0x40, pubrec: 0x50, pubrel: 0x62, pubcomp: 0x70 };
+
+/**
+ * PUBACK, PUBREC, PUBREL or PUBCOMP without properties, in the shortest form the spec allows
+ * (MQTT 5.0 §3.4.2.1): reason 0x00 → just the packet identifier (`40 02 00 07`), as 3.1.1 and
+ * Mosquitto send it; another reason → identifier and reason code, no property length. Clients such
+ * as paho-mqtt 1.6.1 fail on the 4-byte form with an empty property block.
+ */
+export function encodeAck(type: AckType, packetId: number, reasonCode: number, v5: boolean): Buffer {
+  const first = ACK_FIRST_BYTE[type];
+  if (!v5 || reasonCode === 0) return Buffer.from([first, 0x02, packetId >> 8, packetId & 0xff]);
+  return Buffer.from([first, 0x03, packetId >> 8, packetId & 0xff, reasonCode]);
+}
+
+/** A v5 DISCONNECT without properties, short (MQTT 5.0 §3.14.2.1): `e0 00` for reason 0, else `e0 01 <reason>`. */
+export function encodeDisconnect(reasonCode: number): Buffer {
+  return reasonCode === 0 ? Buffer.from([0xe0, 0x00]) : Buffer.from([0xe0, 0x01, reasonCode]);
 }

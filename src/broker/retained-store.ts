@@ -1,15 +1,27 @@
 // Retained messages (MQTT 5.0 §3.3.1.3): one per topic, replaced by the next retained PUBLISH,
 // cleared by a retained PUBLISH with an empty payload. Kept in memory, written through to SQLite.
 
+import { silentLogger, type Logger } from '../log.js';
 import type { Store } from '../persistence/store.js';
+import { messageProblem } from './message-check.js';
 import { topicMatches } from './topics.js';
 import type { Message } from './types.js';
 
 export class RetainedStore {
   private readonly messages = new Map<string, Message>();
 
-  constructor(private readonly store: Store) {
-    for (const message of store.loadRetained()) this.messages.set(message.topic, message);
+  constructor(private readonly store: Store, logger: Logger = silentLogger) {
+    for (const message of store.loadRetained()) {
+      // Rows written by an older version were not all validated (issue 8, defect 2): one that cannot
+      // be encoded would disconnect every subscriber it matches.
+      const problem = messageProblem(message);
+      if (problem !== null) {
+        logger.warn({ topic: message.topic, problem }, 'dropping a stored retained message that is not valid');
+        store.saveRetained(message.topic, null);
+        continue;
+      }
+      this.messages.set(message.topic, message);
+    }
   }
 
   get size(): number {

@@ -392,7 +392,7 @@ export class Store {
           properties: decodeProperties(row.properties), expiresAt: row.expires_at ?? undefined,
         },
         qos: row.qos as QoS, retain: row.retain === 1,
-        subscriptionIds: row.subscription_ids ? (JSON.parse(row.subscription_ids) as number[]) : undefined,
+        subscriptionIds: row.subscription_ids ? (parseJson(row.subscription_ids) as number[]) : undefined,
         packetId: row.packet_id ?? 0, released: row.released === 1, persisted: true,
       });
     }
@@ -457,9 +457,23 @@ function encodeProperties(properties: MessageProperties | undefined): string | n
   return JSON.stringify(correlationData ? { ...rest, correlationData: correlationData.toString('base64') } : rest);
 }
 
+/**
+ * Properties as stored. A row this version cannot read (not JSON, not an object) is returned as it is,
+ * for the broker's load-time check (message-check.ts) to drop with a log line instead of failing the start.
+ */
 function decodeProperties(text: string | null): MessageProperties | undefined {
   if (text === null) return undefined;
-  const parsed = JSON.parse(text) as Omit<MessageProperties, 'correlationData'> & { correlationData?: string };
-  const { correlationData, ...rest } = parsed;
-  return correlationData !== undefined ? { ...rest, correlationData: Buffer.from(correlationData, 'base64') } : rest;
+  const parsed = parseJson(text);
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return parsed as MessageProperties;
+  const { correlationData, ...rest } = parsed as Omit<MessageProperties, 'correlationData'> & { correlationData?: unknown };
+  if (correlationData === undefined) return rest;
+  return { ...rest, correlationData: typeof correlationData === 'string' ? Buffer.from(correlationData, 'base64') : correlationData as Buffer };
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
 }

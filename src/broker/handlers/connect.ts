@@ -4,8 +4,7 @@ import type { Broker } from '../broker.js';
 import type { Connection } from '../connection.js';
 import { resume } from '../outbound.js';
 import { Session } from '../session.js';
-import { isValidTopicName, isWellFormedString } from '../topics.js';
-import { protocolError } from './dispatch.js';
+import { isValidTopicName } from '../topics.js';
 import type { Message } from '../types.js';
 
 // CONNACK return codes (3.1.1) and reason codes (5.0).
@@ -13,9 +12,7 @@ const V3_IDENTIFIER_REJECTED = 0x02;
 const V3_BAD_CREDENTIALS = 0x04;
 const V3_NOT_AUTHORIZED = 0x05;
 const V5_NOT_AUTHORIZED = 0x87;
-const V5_CLIENT_IDENTIFIER_NOT_VALID = 0x85;
 const V5_BAD_CREDENTIALS = 0x86;
-const V5_PROTOCOL_ERROR = 0x82;
 const V5_TOPIC_NAME_INVALID = 0x90;
 const V5_SESSION_TAKEN_OVER = 0x8e;
 // 3.1/3.1.1 CONNACK accepting the connection (§3.2), encoded once: written as they are, never modified.
@@ -31,21 +28,11 @@ export function handleConnect(broker: Broker, connection: Connection, packet: mq
   let clientId = packet.clientId ?? '';
   let assignedClientId: string | undefined;
 
-  if (!v5 && packet.password !== undefined && packet.username === undefined) {
-    // [MQTT-3.1.2-22]: in 3.1.1 a password needs a user name.
-    return protocolError(broker, connection, 'password flag set without the user name flag');
-  }
-  if (packet.will && ((packet.will.qos ?? 0) > 2)) {
-    // [MQTT-3.1.2-14]: will QoS 3 is malformed.
-    return protocolError(broker, connection, 'will QoS 3', 0x81);
-  }
-  if (!isWellFormedString(clientId)) {
-    return refuse(broker, connection, v5 ? V5_CLIENT_IDENTIFIER_NOT_VALID : V3_IDENTIFIER_REJECTED, 'client id is not well-formed UTF-8 or contains U+0000');
-  }
-  if (packet.username !== undefined && !isWellFormedString(packet.username)) {
-    if (v5) return refuse(broker, connection, 0x81, 'user name is not well-formed UTF-8');
-    return protocolError(broker, connection, 'user name is not well-formed UTF-8', 0x81);
-  }
+  const properties = v5 ? packet.properties ?? {} : {};
+  // Known before any answer, so that even a refusing CONNACK respects it [MQTT-3.1.2-24].
+  connection.clientMaximumPacketSize = properties.maximumPacketSize ?? 0;
+  // The decoder (decode/connect.ts) checked the flags, every length, the UTF-8 of every string and
+  // the properties (which, how often, ranges such as Receive Maximum and Maximum Packet Size ≠ 0).
   if (clientId === '') {
     if (v5) {
       clientId = assignedClientId = `fieldgate-${randomBytes(8).toString('hex')}`;
@@ -57,10 +44,6 @@ export function handleConnect(broker: Broker, connection: Connection, packet: mq
     }
   }
 
-  const properties = v5 ? packet.properties ?? {} : {};
-  if (properties.receiveMaximum === 0 || properties.maximumPacketSize === 0) {
-    return refuse(broker, connection, V5_PROTOCOL_ERROR, 'receive maximum and maximum packet size must not be 0');
-  }
   if (properties.authenticationMethod !== undefined) {
     // No enhanced authentication methods are offered (v5 §4.12): 0x8C Bad authentication method.
     return refuse(broker, connection, 0x8c, `authentication method "${properties.authenticationMethod}" not supported`);
@@ -154,7 +137,6 @@ export function handleConnect(broker: Broker, connection: Connection, packet: mq
   }
   connection.keepAliveMs = keepAlive * 1000;
   connection.inflightWindow = Math.min(properties.receiveMaximum ?? 65535, broker.options.maxInflightMessages);
-  connection.clientMaximumPacketSize = properties.maximumPacketSize ?? 0;
   connection.clientTopicAliasMaximum = properties.topicAliasMaximum ?? 0;
   connection.will = will ? { message: will, delaySeconds: willDelay, expirySeconds: willExpiry } : null;
   connection.identity = { clientId, username: connection.certificateUser ?? packet.username, address: connection.address, local: false };

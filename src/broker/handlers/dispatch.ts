@@ -15,11 +15,8 @@ import { handleSubscribe } from './subscribe.js';
 import { handleUnsubscribe } from './unsubscribe.js';
 
 export function dispatchPacket(broker: Broker, connection: Connection, packet: Packet): void {
-  const properties = (packet as { properties?: Record<string, unknown> }).properties;
-  if (properties !== undefined && repeatedProperty(properties) !== null) {
-    // Only User Property (and, server to client, Subscription Identifier) may appear more than once.
-    return protocolError(broker, connection, `property ${repeatedProperty(properties)} given more than once`, 0x82);
-  }
+  // Every packet here passed its decoder's checks (packet-decoder.ts): lengths, UTF-8, which properties
+  // and how often, value ranges, packet identifiers. Handlers check what depends on the broker's state.
   if (!connection.connected) {
     // The first packet from the client MUST be CONNECT [MQTT-3.1.0-1].
     if (packet.cmd === 'connect') handleConnect(broker, connection, packet);
@@ -48,11 +45,4 @@ export function dispatchPacket(broker: Broker, connection: Connection, packet: P
 /** Closes the connection for a protocol violation (v5: DISCONNECT with the reason code first). */
 export function protocolError(broker: Broker, connection: Connection, message: string, reasonCode = 0x82): void {
   broker.onProtocolError(connection, Object.assign(new Error(message), { reasonCode }));
-}
-
-function repeatedProperty(properties: Record<string, unknown>): string | null {
-  for (const name in properties) {
-    if (name !== 'userProperties' && Array.isArray(properties[name])) return name;
-  }
-  return null;
 }

@@ -1,7 +1,7 @@
 import type mqttPacket from 'mqtt-packet';
 import type { Broker } from '../broker.js';
 import type { Connection } from '../connection.js';
-import { isValidTopicName } from '../topics.js';
+import { encodeAck } from '../packet-writer.js';
 import type { Message, MessageProperties } from '../types.js';
 import { protocolError } from './dispatch.js';
 
@@ -12,15 +12,11 @@ const QUOTA_EXCEEDED = 0x97;
 export function handlePublish(broker: Broker, connection: Connection, packet: mqttPacket.IPublishPacket): void {
   const session = connection.session!;
   const v5 = connection.protocolVersion === 5;
-  if (v5 && packet.properties?.subscriptionIdentifier !== undefined) {
-    // [MQTT-3.3.4-6]: a client's PUBLISH must not carry a Subscription Identifier.
-    return protocolError(broker, connection, 'PUBLISH from a client carries a Subscription Identifier', 0x82);
-  }
   let topic = packet.topic;
   const alias = v5 ? packet.properties?.topicAlias : undefined;
   if (alias !== undefined) {
-    if (alias === 0 || alias > broker.options.topicAliasMaximum) {
-      return protocolError(broker, connection, `topic alias ${alias} outside 1..${broker.options.topicAliasMaximum}`, 0x94);
+    if (alias > broker.options.topicAliasMaximum) {
+      return protocolError(broker, connection, `topic alias ${alias} above the Topic Alias Maximum of ${broker.options.topicAliasMaximum}`, 0x94);
     }
     if (topic === '') {
       const known = connection.inboundAliases?.get(alias);
@@ -30,27 +26,25 @@ export function handlePublish(broker: Broker, connection: Connection, packet: mq
       (connection.inboundAliases ??= new Map()).set(alias, topic);
     }
   }
-  if (!isValidTopicName(topic)) {
-    return protocolError(broker, connection, `invalid topic name in PUBLISH: "${topic}"`, 0x90);
-  }
+  // The decoder (decode/publish.ts) checked the topic name (UTF-8, no U+0000, no wildcards) and that a
+  // QoS 1/2 PUBLISH has a non-zero packet identifier; an aliased topic was checked when it was set.
   const qos = packet.qos;
   const id = packet.messageId ?? 0;
   if (qos > 0) {
-    if (id === 0) return protocolError(broker, connection, 'QoS > 0 PUBLISH with packet identifier 0', 0x82);
     if (v5 && connection.incomingUnacked >= broker.options.receiveMaximum) {
       // [MQTT-3.3.4-9]: more unacknowledged QoS>0 PUBLISHes than our Receive Maximum.
       return protocolError(broker, connection, `client exceeded the receive maximum of ${broker.options.receiveMaximum}`, 0x93);
     }
     if (qos === 2 && session.incomingQos2.has(id)) {
       // A resent QoS 2 PUBLISH we already own: acknowledge again, do not deliver twice [MQTT-4.3.3-10].
-      connection.send({ cmd: 'pubrec', messageId: id });
+      connection.write(encodeAck('pubrec', id, 0, v5));
       return;
     }
   }
   if (!broker.authorize(connection.identity, 'publish', topic)) {
     broker.logger.info({ clientId: session.clientId, topic }, 'publish denied');
-    if (qos === 1) connection.send({ cmd: 'puback', messageId: id, reasonCode: v5 ? NOT_AUTHORIZED : undefined });
-    else if (qos === 2) connection.send({ cmd: 'pubrec', messageId: id, reasonCode: v5 ? NOT_AUTHORIZED : undefined });
+    if (qos === 1) connection.write(encodeAck('puback', id, NOT_AUTHORIZED, v5));
+    else if (qos === 2) connection.write(encodeAck('pubrec', id, NOT_AUTHORIZED, v5));
     return;
   }
   // Not durably storable (full or failing disk): never acknowledged as stored (Broker.refuseUnstored).
@@ -73,15 +67,15 @@ export function handlePublish(broker: Broker, connection: Connection, packet: mq
     session.addIncomingQos2(id);
     if (session.persistent) broker.store.saveIncomingQos2(session.clientId, id);
   }
-  const reasonCode = v5 && !accepted ? QUOTA_EXCEEDED : undefined;
+  const reasonCode = accepted ? 0 : QUOTA_EXCEEDED;
   // Acknowledge only once every row this message caused is committed.
   broker.store.afterCommit(() => {
     if (connection.closing) return;
     if (qos === 1) {
       connection.incomingUnacked--;
-      connection.send({ cmd: 'puback', messageId: id, reasonCode });
+      connection.write(encodeAck('puback', id, reasonCode, v5));
     } else {
-      connection.send({ cmd: 'pubrec', messageId: id, reasonCode });
+      connection.write(encodeAck('pubrec', id, reasonCode, v5));
     }
   });
 }

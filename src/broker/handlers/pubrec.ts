@@ -2,6 +2,9 @@ import type mqttPacket from 'mqtt-packet';
 import type { Broker } from '../broker.js';
 import type { Connection } from '../connection.js';
 import { completeOutgoing } from '../outbound.js';
+import { encodeAck } from '../packet-writer.js';
+
+const PACKET_IDENTIFIER_NOT_FOUND = 0x92;
 
 /** QoS 2 towards the client, step 2: PUBREC received → PUBREL sent, the message is released [MQTT-4.3.3]. */
 export function handlePubrec(broker: Broker, connection: Connection, packet: mqttPacket.IPubrecPacket): void {
@@ -10,7 +13,7 @@ export function handlePubrec(broker: Broker, connection: Connection, packet: mqt
   const delivery = session.inflight.get(id);
   if (!delivery || delivery.qos !== 2) {
     // v5: PUBREL with 0x92 Packet Identifier not found.
-    connection.send({ cmd: 'pubrel', messageId: id, reasonCode: connection.protocolVersion === 5 ? 0x92 : undefined });
+    connection.write(encodeAck('pubrel', id, PACKET_IDENTIFIER_NOT_FOUND, connection.protocolVersion === 5));
     return;
   }
   if (connection.protocolVersion === 5 && (packet.reasonCode ?? 0) >= 0x80) {
@@ -23,7 +26,7 @@ export function handlePubrec(broker: Broker, connection: Connection, packet: mqt
     delivery.released = true;
     if (delivery.seq !== 0) broker.store.markSent(delivery);
   }
-  connection.send({ cmd: 'pubrel', messageId: id });
+  connection.write(encodeAck('pubrel', id, 0, connection.protocolVersion === 5));
   if (session.qos2Barrier === id) {
     session.qos2Barrier = 0;
     broker.pumpSession(session);

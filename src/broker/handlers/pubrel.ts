@@ -1,6 +1,9 @@
 import type mqttPacket from 'mqtt-packet';
 import type { Broker } from '../broker.js';
 import type { Connection } from '../connection.js';
+import { encodeAck } from '../packet-writer.js';
+
+const PACKET_IDENTIFIER_NOT_FOUND = 0x92;
 
 /**
  * QoS 2 from the client, step 3: the packet id is released and PUBCOMP sent [MQTT-4.3.3-9..11].
@@ -14,6 +17,5 @@ export function handlePubrel(broker: Broker, connection: Connection, packet: mqt
     if (session.persistent) broker.store.dropIncomingQos2(session.clientId, id);
     if (connection.incomingUnacked > 0) connection.incomingUnacked--;
   }
-  const reasonCode = connection.protocolVersion === 5 && !known ? 0x92 : undefined;
-  connection.send({ cmd: 'pubcomp', messageId: id, reasonCode });
+  connection.write(encodeAck('pubcomp', id, known ? 0 : PACKET_IDENTIFIER_NOT_FOUND, connection.protocolVersion === 5));
 }
