@@ -33,13 +33,17 @@ export class CorePart implements Part {
     });
   }
 
+  private started = false;
+
   async start(): Promise<void> {
     await this.broker.start();
+    this.started = true;
   }
 
   /** Last: commits what the other parts left (device goodbyes, outbox deletions) and closes the database. */
   async stop(): Promise<void> {
-    await this.broker.close();
+    // A database that could not be opened has nothing to close.
+    if (this.started) await this.broker.close();
   }
 
   async reload(): Promise<ReloadResult> {

@@ -156,12 +156,12 @@ describe('Home Assistant discovery from a running gateway', () => {
 
   it('a reload that changes a mapping announces new points; one that removes a device clears its configs', async () => {
     writeFileSync(bFile, JSON.stringify(meterB(meters[1].port, [voltage, frequency])));
-    expect(await gateway!.reload()).toEqual({ ok: true, errors: [] });
+    expect(await gateway!.reload()).toEqual({ ok: true, errors: [], restartNeeded: [] });
     const frequencyConfig = await waitFor(() => configsIn(ha.seen).get('homeassistant/sensor/test-gw_meter-b/frequency/config'), 'the new point to be announced');
     expect(JSON.parse(frequencyConfig)).toMatchObject({ device_class: 'frequency', state_topic: 'fieldgate/meter-b/frequency' });
 
     writeFileSync(bFile, JSON.stringify({ buses: [], devices: [] }));
-    expect(await gateway!.reload()).toEqual({ ok: true, errors: [] });
+    expect(await gateway!.reload()).toEqual({ ok: true, errors: [], restartNeeded: [] });
     const bTopics = ['homeassistant/sensor/test-gw_meter-b/voltage/config', 'homeassistant/sensor/test-gw_meter-b/frequency/config'];
     // An empty retained message is how Home Assistant is told to remove an entity.
     await waitFor(() => bTopics.every((t) => configsIn(ha.seen).get(t) === ''), 'empty configs for both meter-b points');

@@ -47,6 +47,8 @@ export function handlePublish(broker: Broker, connection: Connection, packet: mq
     else if (qos === 2) connection.write(encodeAck('pubrec', id, NOT_AUTHORIZED, v5));
     return;
   }
+  // Not durably storable (full or failing disk): never acknowledged as stored (Broker.refuseUnstored).
+  if (qos > 0 && !broker.acceptsDurable(connection)) return broker.refuseUnstored(connection, qos, id);
   const message: Message = {
     topic,
     payload: packet.payload as Buffer,

@@ -95,7 +95,7 @@ export class ModbusBusRunner {
     this.settleFirstAttemptPromise();
   }
 
-  /** Called with true when the port/connection opens, false when it is lost. */
+  /** Called with true when the port/connection opens, false when it is lost or the first attempt to open it fails. */
   onStateChange(listener: (online: boolean) => void): void {
     this.listeners.push(listener);
   }
@@ -224,7 +224,10 @@ export class ModbusBusRunner {
         const message = (err as Error).message;
         if (message !== this.lastError) this.logger.warn({ err: message, retryInMs: delay }, 'modbus bus cannot open');
         this.lastError = message;
+        // The first failure is news for the devices (they started without waiting for the bus): offline now.
+        const first = !this.firstAttemptSettled;
         this.settleFirstAttempt();
+        if (first) this.emit(false);
         await this.pause(delay);
         delay = Math.min(delay * 2, this.reconnect.maxMs);
         continue;
