@@ -81,7 +81,7 @@ export class HoldStage {
     if (this.live > this.limits.maxMessages || this.liveBytes > this.limits.maxBytes) {
       // Memory is full: the older half goes to SQLite in one transaction (unless writing fails: then the oldest go).
       if (this.failing) this.shedOverflow();
-      else this.spillOldest(Math.max(1, this.live >> 1));
+      else this.spillOldest(Math.max(1, this.live >> 1), this.host.connected());
       return;
     }
     this.arm(now);
@@ -112,9 +112,13 @@ export class HoldStage {
     return false;
   }
 
-  /** The connection dropped: everything held and unacknowledged is sent again (with DUP) on the next one. */
-  rewind(): void {
+  /**
+   * The connection dropped: nothing held will be acknowledged before the next one, so all of it is written now
+   * (in order; read from the outbox and sent with DUP after the reconnect). If that fails it is sent from memory.
+   */
+  disconnected(): void {
     this.nextToSend = this.head;
+    this.spillAll();
   }
 
   /** Writes everything held to the outbox now (the bridge stops). */
@@ -149,7 +153,17 @@ export class HoldStage {
 
   private arm(now: number): void {
     if (this.live === 0) return;
-    const oldest = this.queue[this.head]!;
+    // While connected, what is in flight waits for its PUBACK (or for the connection to drop): the deadline that
+    // matters is the oldest message not yet sent.
+    const from = this.host.connected() ? this.nextToSend : this.head;
+    let oldest: HeldMessage | undefined;
+    for (let i = from; i < this.queue.length; i++) {
+      if (!this.queue[i]!.acked) {
+        oldest = this.queue[i];
+        break;
+      }
+    }
+    if (oldest === undefined) return;
     const at = oldest.heldAt + this.limits.ms;
     if (this.timer !== undefined && this.timerAt <= at) return;
     clearTimeout(this.timer);
@@ -167,23 +181,26 @@ export class HoldStage {
       written = this.spillOldest(this.live);
     } else {
       let n = 0;
-      for (let i = this.head; i < this.queue.length; i++) {
+      for (let i = this.nextToSend; i < this.queue.length; i++) {
         const message = this.queue[i]!;
         if (message.acked) continue;
         if (message.heldAt + this.limits.ms > now + BATCH_SLACK_MS) break;
         n++;
       }
-      written = this.spillOldest(n);
+      written = this.spillOldest(n, true);
     }
     // After a failed write the retry timer is set: arming for the (overdue) head would retry at once, in a loop.
     if (written) this.arm(now);
   };
 
-  /** Writes the `n` oldest held messages to the outbox in one transaction. False when the write failed. */
-  private spillOldest(n: number): boolean {
+  /**
+   * Writes the `n` oldest held messages to the outbox in one transaction; with `unsentOnly` the oldest not yet sent
+   * (those in flight on a live connection are left to their PUBACK). False when the write failed.
+   */
+  private spillOldest(n: number, unsentOnly = false): boolean {
     if (n <= 0) return true;
     const batch: HeldMessage[] = [];
-    let end = this.head;
+    let end = unsentOnly ? this.nextToSend : this.head;
     for (; end < this.queue.length && batch.length < n; end++) {
       const message = this.queue[end]!;
       if (!message.acked) batch.push(message);
@@ -211,7 +228,7 @@ export class HoldStage {
       if (ids[i]! > 0) spilled.push({ message, rowId: ids[i]! });
     });
     this.spilledTotal += batch.length;
-    // The spilled ones are the oldest: nothing before `end` is held any more.
+    // The spilled ones are the oldest (of those not sent): none before `end` is to be sent from memory any more.
     if (this.nextToSend < end) this.nextToSend = end;
     this.advanceHead();
     this.host.spilled(spilled);

@@ -288,6 +288,12 @@ class Bridge {
 
   /** Writes held messages to the outbox in one transaction; returns their row ids (0 where a limit dropped one). */
   private spill(messages: HeldMessage[]): number[] {
+    // Inside someone else's transaction a rollback could take these rows back after their ids were handed out
+    // (and reuse the ids for other rows): write only in a transaction of our own.
+    if (this.host.db.inTransaction) {
+      this.logger.warn({ held: messages.length }, 'bridge: hold stage asked to write inside an open transaction; deferred');
+      throw new Error('the database is inside another transaction');
+    }
     const ids: number[] = [];
     try {
       this.host.db.transaction(() => {

@@ -33,7 +33,6 @@ export interface RemoteLimits {
 }
 
 interface InFlight {
-  /** A held message (negative id) becomes an outbox row when it is written while in flight. */
   row: OutboxRow;
   packetId: number;
   sentAt: number;
@@ -88,8 +87,6 @@ export class Sender {
   private lastRefill = Date.now();
   private reserved = 0;
   private readonly pageSize: number;
-  /** Outbox rows written from the hold stage while already in flight from memory: not sent again. */
-  private readonly skipRows = new Set<number>();
   private hold: HoldStage | undefined;
   readonly counters: SenderCounters = { sent: 0, acked: 0, resent: 0 };
 
@@ -143,8 +140,7 @@ export class Sender {
     this.ackTimer = undefined;
     for (const id of this.inflight.keys()) if (id > 0) this.sentBefore.add(id);
     this.inflight.clear();
-    this.skipRows.clear();
-    this.hold?.rewind();
+    this.hold?.disconnected();
     this.inflightBytes = 0;
     this.byPacketId = [];
     this.flushAcks();
@@ -185,7 +181,6 @@ export class Sender {
 
   private rewind(): void {
     this.flushAcks();
-    this.hold?.rewind();
     this.page = [];
     this.pageIndex = 0;
     this.cursor = 0;
@@ -257,26 +252,16 @@ export class Sender {
     }
     const row = this.page[this.pageIndex++]!;
     this.cursor = row.id;
-    if (this.skipRows.delete(row.id)) return this.nextRow();
     return row;
   }
 
   /**
-   * Held messages were written to the outbox (they outlived the hold time, or the bridge stops). Those in flight keep
-   * their packet id under their new row id, and that row is not sent again; the others are read from the outbox.
+   * Held messages were written to the outbox (not sent within the hold time, memory full, disconnected, stopping):
+   * they are read from the outbox like any row. None is in flight (the hold stage writes only unsent messages while
+   * connected); one sent on an earlier connection carries DUP.
    */
   onSpilled(spilled: readonly SpilledMessage[]): void {
-    for (const { message, rowId } of spilled) {
-      const entry = this.inflight.get(message.id);
-      if (entry !== undefined) {
-        this.inflight.delete(message.id);
-        entry.row = { ...entry.row, id: rowId };
-        this.inflight.set(rowId, entry);
-        this.skipRows.add(rowId);
-      } else if (message.sent) {
-        this.sentBefore.add(rowId);
-      }
-    }
+    for (const { message, rowId } of spilled) if (message.sent) this.sentBefore.add(rowId);
     this.notify();
   }
 
