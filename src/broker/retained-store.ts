@@ -13,14 +13,30 @@ import type { Message } from './types.js';
 
 const SYS_PREFIX = '$SYS/';
 
+export interface RetainedLimits {
+  maxMessages: number;
+  /** Payload + topic bytes over all retained messages. */
+  maxBytes: number;
+}
+
+function sizeOf(message: Message): number {
+  return message.payload.length + message.topic.length;
+}
+
 export class RetainedStore {
   private readonly messages = new Map<string, Message>();
+  private bytes = 0;
   /** Holdable changes not yet written: topic → the last value (null: cleared). */
   private readonly dirty = new Map<string, Message | null>();
   private timer: NodeJS.Timeout | null = null;
 
   /** @param writeIntervalMs how long a holdable retained change may wait to be written; 0 writes at once. */
-  constructor(private readonly store: Store, private readonly writeIntervalMs = 0, logger: Logger = silentLogger) {
+  constructor(
+    private readonly store: Store,
+    logger: Logger = silentLogger,
+    private readonly limits: RetainedLimits = { maxMessages: Infinity, maxBytes: Infinity },
+    private readonly writeIntervalMs = 0,
+  ) {
     let staleSys = false;
     for (const message of store.loadRetained()) {
       if (message.topic.startsWith(SYS_PREFIX)) {
@@ -36,6 +52,7 @@ export class RetainedStore {
         continue;
       }
       this.messages.set(message.topic, message);
+      this.bytes += sizeOf(message);
     }
     // Written by versions that stored $SYS: cleared once, never loaded again.
     if (staleSys) store.deleteRetainedPrefix(SYS_PREFIX);
@@ -45,20 +62,39 @@ export class RetainedStore {
     return this.messages.size;
   }
 
+  get totalBytes(): number {
+    return this.bytes;
+  }
+
   /** Holdable retained changes waiting to be written. */
   get pendingWrites(): number {
     return this.dirty.size;
   }
 
-  /** Stores or clears (empty payload [MQTT-3.3.1-10]) the retained message for the topic. */
-  set(message: Message): void {
+  /**
+   * Stores or clears (empty payload [MQTT-3.3.1-10]) the retained message for the topic. Returns
+   * false (nothing stored) when storing it would pass the limits: a new topic past the count, or
+   * more bytes than allowed. Clearing and replacing within the limits always work.
+   */
+  set(message: Message): boolean {
+    const previous = this.messages.get(message.topic);
+    const holdable = message.holdable === true;
     if (message.payload.length === 0) {
-      if (this.messages.delete(message.topic)) this.persist(message.topic, null, message.holdable === true);
-      return;
+      if (previous !== undefined) {
+        this.messages.delete(message.topic);
+        this.bytes -= sizeOf(previous);
+        this.persist(message.topic, null, holdable);
+      }
+      return true;
     }
+    if (previous === undefined && this.messages.size >= this.limits.maxMessages) return false;
+    const bytes = this.bytes - (previous !== undefined ? sizeOf(previous) : 0) + sizeOf(message);
+    if (bytes > this.limits.maxBytes) return false;
     const retained: Message = message.retain ? message : { ...message, retain: true };
     this.messages.set(message.topic, retained);
-    this.persist(message.topic, retained, message.holdable === true);
+    this.bytes = bytes;
+    this.persist(message.topic, retained, holdable);
+    return true;
   }
 
   /** Writes the coalesced changes now (into the store's next commit). */
@@ -107,6 +143,7 @@ export class RetainedStore {
   private keepIfAlive(message: Message, now: number, out: Message[]): void {
     if (message.expiresAt !== undefined && message.expiresAt <= now) {
       this.messages.delete(message.topic);
+      this.bytes -= sizeOf(message);
       this.persist(message.topic, null, false);
       return;
     }
