@@ -37,7 +37,7 @@ interface Options {
 }
 
 function parseArgs(args: string[]): Options {
-  const o: Options = { seconds: 60, loads: ['demo', '100'], smallBoard: false, write: false, holdMs: undefined, durability: 'full', skipMosquitto: false };
+  const o: Options = { seconds: 60, loads: ['demo', '100'], smallBoard: false, write: false, holdMs: 1000, durability: 'full', skipMosquitto: false };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     if (a === '--seconds') o.seconds = Number(args[++i]);
