@@ -15,7 +15,7 @@ import { buildDiscoveryConfigs } from './devices/home-assistant/index.js';
 import { lineDeviceTopicPrefix } from './devices/line/schema.js';
 import type { ModbusBus } from './devices/modbus/schema.js';
 import { anonymousAllowed, listenerConfigs, startGateway, type Gateway } from './gateway.js';
-import { createLogger, type LogLevel } from './log.js';
+import { chooseLogOutput, createLogger, type LogLevel } from './log.js';
 import { VERSION } from './version.js';
 
 const HELP = `fieldgate ${VERSION} — MQTT edge gateway: local broker, Modbus/serial device adapters, cloud bridge
@@ -136,7 +136,7 @@ async function run(args: string[]): Promise<number> {
     return reportConfigErrors(error);
   }
 
-  const logger = createLogger(config.log.level as LogLevel);
+  const logger = createLogger(config.log.level as LogLevel, { output: chooseLogOutput(config.log.format) });
   logger.info({ version: VERSION, pid: process.pid, gatewayId: config.gatewayId, dataDir: config.broker.dataDir }, `fieldgate ${VERSION} starting`);
   // Signals are handled from the first moment: a stop asked for while starting waits for the start,
   // which never waits for a device or the cloud.

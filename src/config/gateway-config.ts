@@ -87,7 +87,11 @@ export const gatewayConfigSchema = z.strictObject({
   _comment: z.string().optional().describe('JSON has no comments: put notes here'),
   // No default in the schema: a generated JSON Schema must not carry the host name of the machine that wrote it.
   gatewayId: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, "_", "-" or "."').optional().describe("Default: this machine's host name"),
-  log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
+  log: z.strictObject({
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    format: z.enum(['auto', 'json', 'text']).default('auto')
+      .describe('auto: readable lines on a terminal, text with syslog priorities under journald, JSON elsewhere; json: always JSON lines (log shippers); text: always text'),
+  }).default({ level: 'info', format: 'auto' }),
   broker: brokerSectionSchema.default(() => brokerSectionSchema.parse({})),
   listeners: z.array(listenerSchema).default([]),
   auth: z.strictObject({

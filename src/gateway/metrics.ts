@@ -42,12 +42,13 @@ export class MetricsPart implements Part {
   async start(): Promise<void> {
     const { metrics, sources } = this;
     if (!this.config.metrics || !metrics || !sources || !this.module) return;
-    const { brokerCollector, bridgesCollector, gatewayHealth, startMetricsServer } = this.module;
+    const { brokerCollector, bridgesCollector, listenersCollector, gatewayHealth, startMetricsServer } = this.module;
     metrics.registerCollector(brokerCollector(sources.broker));
     metrics.registerCollector(() => ({
       devices: sources.devices().map((d) => ({ device: d.id, online: d.online, errorsTotal: d.failedPolls })),
     }));
     metrics.registerCollector(bridgesCollector(sources.bridges));
+    metrics.registerCollector(listenersCollector(sources.listeners, () => sources.broker.connections));
     // Every listener accepts a TCP connection and the database takes a write lock (nothing is written).
     const healthy = gatewayHealth({ broker: sources.broker, listeners: sources.listeners });
     this.server = await startMetricsServer({

@@ -135,7 +135,7 @@ describe('what the image runs, outside Docker', () => {
     await gateway.waitForLog((l) => l.msg.startsWith('watch the readings: '), 'the gateway to start (listeners open last)');
     expect(gateway.logs.map((l) => l.msg)).toContain(`MQTT broker listening on mqtt://0.0.0.0:${mqttPort}`);
     // Bound to 0.0.0.0, reached on 127.0.0.1, with credentials since anonymous clients are refused there.
-    expect(gateway.logs.map((l) => l.msg)).toContain(`watch the readings: mosquitto_sub -h 127.0.0.1 -p ${mqttPort} -u USER -P PASSWORD -t 'fieldgate/#' -v`);
+    expect(gateway.logs.map((l) => l.msg)).toContain(`watch the readings: mosquitto_sub -h 127.0.0.1 -p ${mqttPort} -u USER -P PASSWORD -t 'fieldgate/demo-meter/#' -v`);
 
     const [command, ...args] = dockerfile.healthcheck;
     expect(command).toBe('node');
