@@ -2,7 +2,7 @@
 // on main before its fix.
 import mqttPacket, { type IDisconnectPacket, type IPublishPacket } from 'mqtt-packet';
 import { describe, expect, it } from 'vitest';
-import { useHarness } from '../helpers/broker.js';
+import { startBroker, useHarness, waitFor } from '../helpers/broker.js';
 
 describe('review findings', () => {
   const h = useHarness();
@@ -20,5 +20,31 @@ describe('review findings', () => {
     // The client has never seen alias/t: it must come with its topic name.
     expect(publish.topic).toBe('alias/t');
     expect(publish.payload.toString()).toBe('small');
+  });
+
+  it('a topic with U+FFFD (well-formed UTF-8) is a topic like any other: subscribable, and its retained and queued messages survive a restart', async () => {
+    const dataDir = await h.tempDir();
+    const topic = 'fffd/\uFFFD';
+    const first = await startBroker({ dataDir, sysIntervalMs: 0 });
+    h.defer(() => first.close());
+    const offline = await h.raw(first.port, 5);
+    await offline.connect({ clientId: 'fffd-reader', clean: false, properties: { sessionExpiryInterval: 3600 } });
+    offline.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos: 1 }] });
+    const suback = (await offline.next('suback')) as { granted: number[] };
+    expect(suback.granted).toEqual([1]);
+    offline.destroy();
+    await waitFor(() => first.broker.sessions.get('fffd-reader')?.connection === null, 5000, 'the session to go offline');
+    const pub = await h.v4(first.port, { clientId: 'fffd-pub' });
+    await pub.publish(topic, 'retained', { qos: 1, retain: true });
+    await pub.publish(topic, 'queued', { qos: 1 });
+    await pub.end();
+    await first.close();
+    const second = await h.broker({ dataDir, sysIntervalMs: 0 });
+    expect(second.broker.retained.size).toBe(1);
+    const back = await h.raw(second.port, 5);
+    back.autoAck = true;
+    await back.connect({ clientId: 'fffd-reader', clean: false, properties: { sessionExpiryInterval: 3600 } });
+    await waitFor(() => back.peek('publish').length >= 2, 5000, 'the two messages');
+    expect(back.peek('publish').map((p) => (p as IPublishPacket).payload.toString()).sort()).toEqual(['queued', 'retained']);
   });
 });
