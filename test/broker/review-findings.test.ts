@@ -1,6 +1,6 @@
 // Findings of the adversarial review of the issue 8 hardening: each over a real socket, each failed
 // on main before its fix.
-import mqttPacket, { type IDisconnectPacket, type IPublishPacket } from 'mqtt-packet';
+import type { IDisconnectPacket, IPublishPacket } from 'mqtt-packet';
 import { describe, expect, it } from 'vitest';
 import { startBroker, useHarness, waitFor } from '../helpers/broker.js';
 
@@ -46,5 +46,16 @@ describe('review findings', () => {
     await back.connect({ clientId: 'fffd-reader', clean: false, properties: { sessionExpiryInterval: 3600 } });
     await waitFor(() => back.peek('publish').length >= 2, 5000, 'the two messages');
     expect(back.peek('publish').map((p) => (p as IPublishPacket).payload.toString()).sort()).toEqual(['queued', 'retained']);
+  });
+
+  it('a SUBSCRIBE refused for No Local on a shared filter adds none of its filters', async () => {
+    const { broker, port } = await h.broker();
+    const raw = await h.raw(port, 5);
+    await raw.connect({ clientId: 'nl-shared', clean: false, properties: { sessionExpiryInterval: 60 } });
+    raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'nl/a', qos: 1 }, { topic: '$share/g/nl/b', qos: 1, nl: true }] });
+    const disconnect = (await raw.next('disconnect')) as IDisconnectPacket;
+    expect(disconnect.reasonCode).toBe(0x82);
+    await raw.waitClosed();
+    expect([...broker.sessions.get('nl-shared')!.subscriptions.keys()]).toEqual([]);
   });
 });
