@@ -1,6 +1,6 @@
 // Findings of the adversarial review of the issue 8 hardening: each over a real socket, each failed
 // on main before its fix.
-import type { IDisconnectPacket, IPublishPacket } from 'mqtt-packet';
+import type { IConnackPacket, IDisconnectPacket, IPublishPacket } from 'mqtt-packet';
 import { describe, expect, it } from 'vitest';
 import { startBroker, useHarness, waitFor } from '../helpers/broker.js';
 
@@ -57,5 +57,23 @@ describe('review findings', () => {
     expect(disconnect.reasonCode).toBe(0x82);
     await raw.waitClosed();
     expect([...broker.sessions.get('nl-shared')!.subscriptions.keys()]).toEqual([]);
+  });
+
+  it('a reason string that echoes a 64 KiB topic or authentication method is cut to fit: the DISCONNECT and the refusing CONNACK still parse', async () => {
+    const { port } = await h.broker();
+    const raw = await h.raw(port, 5);
+    await raw.connect({ clientId: 'long-wildcard' });
+    // A topic name of 65,530 bytes with a wildcard: the reason string quoting it is longer than a UTF-8 string may be.
+    raw.send({ cmd: 'publish', topic: `a/+/${'x'.repeat(65_526)}`, payload: Buffer.from('x'), qos: 0, dup: false, retain: false });
+    const disconnect = (await raw.next('disconnect')) as IDisconnectPacket;
+    expect(disconnect.reasonCode).toBe(0x90);
+    await raw.waitClosed();
+    expect(raw.parseErrors).toEqual([]);
+    const refused = await h.raw(port, 5);
+    refused.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clean: true, keepalive: 10, clientId: 'long-method', properties: { authenticationMethod: 'm'.repeat(65_500) } });
+    const connack = (await refused.next('connack')) as IConnackPacket;
+    expect(connack.reasonCode).toBe(0x8c);
+    await refused.waitClosed();
+    expect(refused.parseErrors).toEqual([]);
   });
 });
