@@ -76,4 +76,14 @@ describe('review findings', () => {
     await refused.waitClosed();
     expect(refused.parseErrors).toEqual([]);
   });
+
+  it('a v5 CONNECT with Authentication Data but no Authentication Method is refused with CONNACK 0x82', async () => {
+    const { broker, port } = await h.broker();
+    const raw = await h.raw(port, 5);
+    raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clean: true, keepalive: 10, clientId: 'auth-data-only', properties: { authenticationData: Buffer.from('secret') } });
+    const connack = (await raw.next('connack')) as IConnackPacket;
+    expect(connack.reasonCode).toBe(0x82);
+    await raw.waitClosed();
+    expect(broker.sessions.has('auth-data-only')).toBe(false);
+  });
 });
