@@ -33,7 +33,7 @@ export function handleSubscribe(broker: Broker, connection: Connection, packet: 
       continue;
     }
     // No Local on a shared subscription [MQTT-3.8.3-4] was refused by the decoder, before any filter was added.
-    if (!broker.authorize(connection.identity, 'subscribe', filter)) {
+    if (broker.authorizeSubscription(session, connection.identity, filter) === 'denied') {
       broker.logger.info({ clientId: session.clientId, filter }, 'subscription denied');
       granted.push(v5 ? NOT_AUTHORIZED : FAILURE_V3);
       continue;
@@ -55,6 +55,7 @@ export function handleSubscribe(broker: Broker, connection: Connection, packet: 
   connection.send({ cmd: 'suback', messageId: packet.messageId, granted });
   for (const { filter, qos, subscriptionId: id } of retainedToSend) {
     for (const message of broker.retainedFor(filter)) {
+      if (session.readFilter?.allows(message.topic) === false) continue;
       // Retained messages sent on subscribe carry RETAIN=1 [MQTT-3.3.1-8].
       const delivery: Delivery = {
         seq: 0, message, qos: Math.min(qos, message.qos) as QoS, retain: true,
