@@ -219,7 +219,7 @@ async function run(args: string[]): Promise<number> {
   process.on('SIGHUP', reload);
 
   try {
-    gateway = await startGateway(config, logger);
+    gateway = await startGateway(config, logger, { configFile: configFileOf(values.config) });
   } catch (error) {
     if (error instanceof ConfigError) {
       for (const line of error.errors) logger.error(line);

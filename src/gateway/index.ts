@@ -3,12 +3,12 @@
 //
 // The gateway is a list of parts started in this order and stopped in reverse:
 //   core (database, sessions)  →  bridges (outbox subscriptions)  →  devices  →  Home Assistant
-//   →  metrics/HTTP  →  listeners.
+//   →  metrics/HTTP  →  management API  →  listeners.
 // Whatever must see every message exists before the first listener opens; a stop first drops the clients
 // (no PUBACK after that), then the devices (hanging connects aborted), commits, stops the bridges and
 // closes the database.
 import type { Broker } from '../broker/broker.js';
-import type { GatewayConfig } from '../config/gateway-config.js';
+import { homeAssistantDiscoveryOptions, type GatewayConfig } from '../config/gateway-config.js';
 import type { OpenListener } from '../listeners.js';
 import type { Logger } from '../log.js';
 import type { MetricsServer } from '../metrics/index.js';
@@ -19,6 +19,7 @@ import { CorePart } from './core.js';
 import { DevicesPart } from './devices.js';
 import { HomeAssistantPart } from './home-assistant.js';
 import { ListenersPart } from './listeners.js';
+import { ManagementPart } from './management.js';
 import { MetricsPart } from './metrics.js';
 import type { PartStatus } from './part.js';
 
@@ -56,7 +57,14 @@ const STOP_CAPS_MS = { listeners: 250, metrics: 150, 'home-assistant': 100, devi
 /** Settings a SIGHUP applies without a restart (the files they name are always re-read). */
 const RELOADABLE = [/^devices(\[|$)/];
 
-export async function startGateway(config: GatewayConfig, logger: Logger): Promise<Gateway> {
+export interface GatewayOptions {
+  /** The config file the gateway runs (undefined: the embedded default): the management API's `check` checks it. */
+  configFile?: string;
+  /** How often the management API's state topics are compared and, when changed, published. */
+  stateIntervalMs?: number;
+}
+
+export async function startGateway(config: GatewayConfig, logger: Logger, options: GatewayOptions = {}): Promise<Gateway> {
   const core = new CorePart(config, logger);
   const { broker } = core;
   const bridges = new BridgesPart(config, broker, logger);
@@ -67,7 +75,14 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   });
   const homeAssistant = new HomeAssistantPart(config, broker, logger, () => devices.mappings());
   const listeners = new ListenersPart(config, broker, logger, () => devices.mappings());
-  const controller = new Controller([core, bridges, devices, homeAssistant, metrics, listeners], logger, {
+  const management = new ManagementPart(broker, {
+    config, gatewayId: homeAssistantDiscoveryOptions(config).gatewayId, configFile: options.configFile, broker,
+    parts: (): PartStatus[] => controller.status(),
+    devices: () => devices.deviceStatus(),
+    bridges: () => bridges.handles.map((h) => h.state()),
+    listeners: () => listeners.open,
+  }, logger, options.stateIntervalMs);
+  const controller: Controller = new Controller([core, bridges, devices, homeAssistant, metrics, management, listeners], logger, {
     stopDeadlineMs: STOP_DEADLINE_MS,
     stopCapsMs: STOP_CAPS_MS,
   });
@@ -80,6 +95,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   };
 
   await controller.start();
+  management.publishState();
 
   // What the running gateway was started with, as far as a reload changed it.
   let applied: GatewayConfig = config;

@@ -62,7 +62,7 @@ describe('gateway parts', () => {
     expect(Date.now() - began).toBeLessThan(2500);
 
     const status = gateway.status();
-    expect(status.map((p) => p.name)).toEqual(['core', 'bridges', 'devices', 'home-assistant', 'metrics', 'listeners']);
+    expect(status.map((p) => p.name)).toEqual(['core', 'bridges', 'devices', 'home-assistant', 'metrics', 'management', 'listeners']);
     const byName = Object.fromEntries(status.map((p) => [p.name, p]));
     expect(byName.core.state).toBe('running');
     expect(byName.bridges).toMatchObject({ state: 'degraded', detail: expect.stringMatching(/^cloud: not connected/) });
@@ -86,7 +86,7 @@ describe('gateway parts', () => {
     const began = Date.now();
     await gateway.stop();
     expect(Date.now() - began).toBeLessThan(1000);
-    expect(gateway.status().map((p) => p.state)).toEqual(['stopped', 'stopped', 'stopped', 'stopped', 'stopped', 'stopped']);
+    expect(gateway.status().map((p) => p.state)).toEqual(Array(7).fill('stopped'));
     // The listener is closed: a connect is refused.
     const refused = await new Promise<boolean>((resolve) => {
       const socket = net.connect(gateway.listeners[0].port, '127.0.0.1');
