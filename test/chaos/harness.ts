@@ -303,6 +303,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const outage = () => {
       outageBusy = (async () => {
         outages++;
+        // A restart that overlaps an outage says nothing about the gateway's own start: not timed.
+        awaitingFirstCloud = null;
         await cloud.stop();
         await sleep(between(1000, 4000));
         await cloud.start();
