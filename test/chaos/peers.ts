@@ -24,7 +24,12 @@ export class CloudMosquitto {
       'max_queued_messages 0',
       'max_queued_bytes 0',
       'max_inflight_messages 20',
-      'log_dest none',
+      `log_dest file ${dir}/mosquitto.log`,
+      'log_type error',
+      'log_type warning',
+      'log_type notice',
+      'log_type information',
+      'log_timestamp_format %Y-%m-%dT%H:%M:%S',
       '',
     ].join('\n'));
   }
