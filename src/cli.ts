@@ -8,7 +8,7 @@ type ParseArgsOptionsConfig = NonNullable<ParseArgsConfig['options']>;
 import { z } from 'zod';
 import { runPasswdCommand } from './auth/passwd-command.js';
 import { addOrUpdateUser } from './auth/password-file.js';
-import { ConfigError, gatewayConfigSchema, homeAssistantDiscoveryOptions, type GatewayConfig } from './config/gateway-config.js';
+import { ConfigError, embeddedDefaultConfig, gatewayConfigSchema, homeAssistantDiscoveryOptions, loadGatewayConfig, type GatewayConfig } from './config/gateway-config.js';
 import { checkGatewayConfig } from './config/check.js';
 import { describeMapping, deviceMappingJsonSchema, type DeviceMapping } from './devices/index.js';
 import { buildDiscoveryConfigs } from './devices/home-assistant/index.js';
@@ -93,9 +93,14 @@ function reportConfigErrors(error: unknown): number {
 
 type RunValues = ReturnType<typeof parse>['values'];
 
-/** The config `run` uses: the file (or the embedded default) with the command line's overrides. Read again on SIGHUP. */
-function runConfig(values: RunValues): GatewayConfig {
-  const config = checkGatewayConfig(values.config as string | undefined).config;
+/**
+ * The config `run` uses: the file (or the embedded default) with the command line's overrides. At the
+ * start every file it names is checked too; on SIGHUP only the gateway config is read again (each part
+ * checks its own files and reports their errors itself).
+ */
+function runConfig(values: RunValues, checkFiles = true): GatewayConfig {
+  const file = values.config as string | undefined;
+  const config = checkFiles ? checkGatewayConfig(file).config : file === undefined ? embeddedDefaultConfig() : loadGatewayConfig(file);
   if (values.host !== undefined) config.broker.host = values.host as string;
   if (values.port !== undefined) {
     const port = Number(values.port);
@@ -173,7 +178,7 @@ async function run(args: string[]): Promise<number> {
     logger.info('SIGHUP: reloading the gateway config, password file, ACL, TLS certificates and device mappings');
     let next: GatewayConfig | undefined;
     try {
-      next = runConfig(values);
+      next = runConfig(values, false);
     } catch (error) {
       const errors = error instanceof ConfigError ? error.errors : [(error as Error).message];
       logger.error({ errors }, 'the gateway config has errors: its changes are ignored (the other files are reloaded)');

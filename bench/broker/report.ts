@@ -68,6 +68,17 @@ export function floorChecks(results: ScenarioResult[]): string[] {
   if (qos1 && qos1.lost !== null) lines.push(`- QoS 1 with zero loss: ${formatCount(qos1.lost)} lost — ${verdict(qos1.lost === 0 && !qos1.notes.some((n) => n.includes('never acknowledged')))}`);
   const idle = find(results, 'idle-rss', 'fieldgate')?.figures[0]?.value;
   if (idle !== undefined) lines.push(`- ≤ 8 KiB RSS per idle connection: ${idle.toFixed(1)} KiB — ${verdict(idle <= 8)}`);
+  // Issue 8: bounded work per turn must not cost the throughput lead, and must keep others' answers fast.
+  for (const scenario of ['fanin', 'fanout'] as const) {
+    const ratio = ratioToMosquitto(scenario);
+    if (Number.isFinite(ratio)) lines.push(`- issue 8: ${scenarioTitles[scenario]} ≥ 2× Mosquitto: ${formatRatio(ratio)} — ${verdict(ratio >= 2)}`);
+  }
+  const fairness = find(results, 'fairness', 'fieldgate');
+  if (fairness && fairness.figures.length >= 4) {
+    const connack = fairness.figures[0]!.value;
+    const ping = fairness.figures[3]!.value;
+    lines.push(`- issue 8: probe p99 CONNACK ≤ 50 ms and PINGRESP ≤ 50 ms under fan-in + fan-out: ${connack.toFixed(1)} / ${ping.toFixed(1)} ms — ${verdict(connack <= 50 && ping <= 50)}`);
+  }
   return lines;
 }
 
@@ -115,6 +126,6 @@ export function renderReport(results: ScenarioResult[], context: ReportContext):
     '',
     renderTable(results, context.brokers.map((b) => b.name)),
     '',
-    ...(floors.length ? ['## Floors of issue 2', ...floors, ''] : []),
+    ...(floors.length ? ['## Floors of issues 2 and 8', ...floors, ''] : []),
   ].join('\n');
 }

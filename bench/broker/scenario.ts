@@ -6,6 +6,7 @@ import { statusKiB } from '../lib/proc.js';
 import type { BrokerUnderTest, RunningBroker } from './brokers.js';
 import type { LoadWorker } from './load-worker.js';
 import { connects } from './scenarios/connects.js';
+import { fairness } from './scenarios/fairness.js';
 import { idleRss } from './scenarios/idle-rss.js';
 import { latency } from './scenarios/latency.js';
 import { throughput } from './scenarios/throughput.js';
@@ -46,8 +47,8 @@ export interface ScenarioResult {
   notes: string[];
 }
 
-export type ScenarioName = 'fanin' | 'fanout' | 'fanout-qos1' | 'latency' | 'latency-warm' | 'idle-rss' | 'connects';
-export const scenarioNames: ScenarioName[] = ['fanin', 'fanout', 'fanout-qos1', 'latency', 'latency-warm', 'idle-rss', 'connects'];
+export type ScenarioName = 'fanin' | 'fanout' | 'fanout-qos1' | 'latency' | 'latency-warm' | 'fairness' | 'idle-rss' | 'connects';
+export const scenarioNames: ScenarioName[] = ['fanin', 'fanout', 'fanout-qos1', 'latency', 'latency-warm', 'fairness', 'idle-rss', 'connects'];
 
 export const scenarioTitles: Record<ScenarioName, string> = {
   fanin: 'fan-in QoS 0 (10 → 1)',
@@ -55,6 +56,7 @@ export const scenarioTitles: Record<ScenarioName, string> = {
   'fanout-qos1': 'fan-out QoS 1 (1 → 50)',
   latency: 'latency at 1,000 msg/s (QoS 0, 1 → 1)',
   'latency-warm': 'latency at 1,000 msg/s after 8 s warm-up',
+  fairness: 'probe latency under fan-in + fan-out flat out',
   'idle-rss': 'RSS per idle connection',
   connects: 'connects/s (CONNECT → CONNACK → DISCONNECT)',
 };
@@ -69,6 +71,7 @@ const scenarioBodies: Record<ScenarioName, Body> = {
   'fanout-qos1': throughput({ publishers: 1, subscribers: 50, qos: 1, topic: () => 'bench/fanout1', filter: 'bench/fanout1', label: 'deliveries/s' }),
   latency: latency(),
   'latency-warm': latency(8000),
+  fairness,
   'idle-rss': idleRss,
   connects,
 };
@@ -90,7 +93,7 @@ export async function runScenario(name: ScenarioName, broker: BrokerUnderTest, t
 /** Says when a rate may be the generator's or the machine's limit rather than the broker's. */
 function limitNote(name: ScenarioName, result: { busiestGeneratorPercent: number; generatorCpuPercent: number; brokerCpuPercent: number }): string | null {
   // idle-rss measures memory, not a rate, and its generator CPU includes the process start-up.
-  if (name === 'idle-rss' || name === 'latency' || name === 'latency-warm') return null;
+  if (name === 'idle-rss' || name === 'latency' || name === 'latency-warm' || name === 'fairness') return null;
   const generator = result.busiestGeneratorPercent.toFixed(0);
   const broker = result.brokerCpuPercent.toFixed(0);
   if (result.busiestGeneratorPercent > 85 && result.brokerCpuPercent >= 90) {

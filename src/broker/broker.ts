@@ -97,6 +97,13 @@ export class Broker implements ConnectionHost, OutboundHost {
 
   get maximumPacketSize(): number { return this.options.maximumPacketSize; }
   get maxBufferedBytes(): number { return this.options.maxBufferedBytes; }
+  get maxPreConnectBytes(): number { return this.options.maxPreConnectBytes; }
+  get outputBudgetExceeded(): boolean { return this.bufferedOutput > this.options.maxBufferedBytesTotal; }
+  /** Bytes all sockets hold that the kernel has not taken (as of each one's last write or drain). */
+  private bufferedOutput = 0;
+  accountOutput(previous: number, bytes: number): void {
+    this.bufferedOutput += bytes - previous;
+  }
   get maxQueuedMessages(): number { return this.options.maxQueuedMessages; }
   get maxQueuedBytes(): number { return this.options.maxQueuedBytes; }
   get queuePolicy() { return this.options.queuePolicy; }
@@ -111,7 +118,7 @@ export class Broker implements ConnectionHost, OutboundHost {
       onError: (error) => this.logger.error({ err: error }, 'database write failed'),
       onStateChange: (state) => this.onStoreStateChange(state),
     });
-    this.retained = new RetainedStore(this.store, this.logger);
+    this.retained = new RetainedStore(this.store, this.logger, { maxMessages: this.options.maxRetainedMessages, maxBytes: this.options.maxRetainedBytes });
     this.restoreSessions();
     this.sweepTimer = setInterval(() => this.guarded('housekeeping', () => this.sweep()), SWEEP_INTERVAL_MS);
     this.sweepTimer.unref();
@@ -219,11 +226,30 @@ export class Broker implements ConnectionHost, OutboundHost {
     connection.close(reasonCode, error.message);
   }
 
-  onClose(connection: Connection): void {
+  onInternalError(connection: Connection, error: unknown, where: string): void {
+    connection.closeReason ??= `internal error (${where})`;
+    this.logger.error({ err: error, clientId: connection.identity.clientId || undefined, address: connection.address }, `internal error on a client's ${where} event; closing that client`);
+  }
+
+  onSocketGone(connection: Connection): void {
     this.connections.delete(connection);
     this.pausedPublishers.delete(connection);
     this.withheld.delete(connection);
+  }
+
+  onClose(connection: Connection): void {
+    this.pausedPublishers.delete(connection);
+    this.withheld.delete(connection);
     if (!connection.connected) return;
+    try {
+      this.detach(connection);
+    } catch (error) {
+      this.logger.error({ err: error, clientId: connection.identity.clientId }, 'internal error while closing a client');
+    }
+  }
+
+  /** The connection's session goes offline (or ends): will, expiry, persistence. */
+  private detach(connection: Connection): void {
     this.stats.clientsConnected--;
     const session = connection.session;
     if (session === null || session.connection !== connection) return;
@@ -235,14 +261,14 @@ export class Broker implements ConnectionHost, OutboundHost {
     }
     const will = connection.cleanDisconnect || this.shuttingDown ? null : connection.will;
     if (session.expiryInterval === 0) {
-      if (will) this.publishWill(will);
+      if (will) this.guarded('will', () => this.publishWill(will));
       this.endSession(session);
       return;
     }
     session.disconnectedAt = Date.now();
     this.store.saveSession(session.clientId, session.protocolVersion, session.expiryInterval, session.disconnectedAt);
     if (will) {
-      if (will.delaySeconds === 0) this.publishWill(will);
+      if (will.delaySeconds === 0) this.guarded('will', () => this.publishWill(will));
       else {
         session.pendingWill = will;
         session.willTimer = setTimeout(() => this.guarded('will', () => this.firePendingWill(session)), Math.min(will.delaySeconds, session.expiryInterval) * 1000);
@@ -267,7 +293,13 @@ export class Broker implements ConnectionHost, OutboundHost {
   private readonly flushAll = (): void => {
     this.flushScheduled = false;
     const queue = this.flushQueue.splice(0);
-    for (const connection of queue) connection.flush();
+    for (const connection of queue) {
+      try {
+        connection.flush();
+      } catch (error) {
+        connection.fail(error, 'write');
+      }
+    }
   };
 
   // ---- OutboundHost
@@ -295,7 +327,11 @@ export class Broker implements ConnectionHost, OutboundHost {
    */
   route(message: Message): boolean {
     this.stats.messagesReceived++;
-    if (message.retain) this.retained.set(message);
+    if (message.retain && !this.retained.set(message)) {
+      // Refused as a whole (v5 publishers get 0x97 Quota exceeded): past the retained limits.
+      this.countDropped({ clientId: message.origin ?? '' }, `retained store full (${this.retained.size} messages, ${this.retained.totalBytes} bytes; limits ${this.options.maxRetainedMessages} / ${this.options.maxRetainedBytes}): "${message.topic}" refused`);
+      return false;
+    }
     const matches = this.tree.match(message.topic);
     if (matches.length === 0) return true;
     const epoch = ++this.routeEpoch;
@@ -336,7 +372,11 @@ export class Broker implements ConnectionHost, OutboundHost {
     let accepted = true;
     for (let i = 0; i < targets.length; i++) {
       const session = targets[i];
-      if (!this.offer(session, message, session.routeQos, session.routeRetain, session.routeSubscriptionIds)) accepted = false;
+      try {
+        if (!this.offer(session, message, session.routeQos, session.routeRetain, session.routeSubscriptionIds)) accepted = false;
+      } catch (error) {
+        this.deliveryFailed(session, error);
+      }
     }
     targets.length = 0;
     if (shared !== null) {
@@ -359,7 +399,7 @@ export class Broker implements ConnectionHost, OutboundHost {
     this.backlogged.add(session);
     if (!this.pausedPublishers.has(publisher)) {
       this.pausedPublishers.add(publisher);
-      publisher.stream.pause();
+      publisher.holdReading();
     }
     this.resumeTimer ??= setTimeout(this.resumePublishers, MAX_PUBLISHER_PAUSE_MS);
   }
@@ -376,7 +416,7 @@ export class Broker implements ConnectionHost, OutboundHost {
     if (this.resumeTimer) clearTimeout(this.resumeTimer);
     this.resumeTimer = null;
     this.backlogged.clear();
-    for (const publisher of this.pausedPublishers) if (!publisher.closing) publisher.stream.resume();
+    for (const publisher of this.pausedPublishers) publisher.releaseReading();
     this.pausedPublishers.clear();
   };
 
@@ -400,7 +440,19 @@ export class Broker implements ConnectionHost, OutboundHost {
     }
     const qos = chosen.qos < message.qos ? chosen.qos : message.qos;
     const ids = chosen.subscriptionId !== undefined ? [chosen.subscriptionId] : undefined;
-    return this.offer(chosen.subscriber as Session, message, qos, chosen.retainAsPublished && message.retain, ids, key);
+    try {
+      return this.offer(chosen.subscriber as Session, message, qos, chosen.retainAsPublished && message.retain, ids, key);
+    } catch (error) {
+      this.deliveryFailed(chosen.subscriber as Session, error);
+      return true;
+    }
+  }
+
+  /** A delivery to one subscriber threw (e.g. its encoding): that subscriber is closed, the others get theirs. */
+  private deliveryFailed(session: Session, error: unknown): void {
+    const connection = session.connection;
+    if (connection !== null) connection.fail(error, 'delivery');
+    else this.logger.error({ err: error, clientId: session.clientId }, 'internal error queueing a message for an offline session');
   }
 
   /** A shared-subscription message its member never acknowledged goes to another member (v5 §4.8.2 SHOULD). */
@@ -484,6 +536,15 @@ export class Broker implements ConnectionHost, OutboundHost {
 
   // ---- Sessions
 
+  /** Whether a CONNECT from this client id may have a persistent session (its own counts as room). */
+  hasRoomForPersistentSession(clientId: string): boolean {
+    const existing = this.sessions.get(clientId);
+    if (existing?.persistent) return true;
+    let persistent = 0;
+    for (const session of this.sessions.values()) if (session.persistent) persistent++;
+    return persistent < this.options.maxPersistentSessions;
+  }
+
   /** Ends a session: its subscriptions go, its messages are discarded. */
   endSession(session: Session): void {
     session.clearTimers();
@@ -531,6 +592,9 @@ export class Broker implements ConnectionHost, OutboundHost {
   private restoreSessions(): void {
     const now = Date.now();
     for (const stored of this.store.loadSessions()) {
+      // Sessions stored before the expiry cap existed (or under a larger one) get the current cap.
+      const cap = Math.max(this.options.maxSessionExpiry, this.options.persistentSessionExpiry);
+      stored.expiryInterval = Math.min(stored.expiryInterval, cap);
       const session = new Session(stored.clientId, stored.protocolVersion, stored.expiryInterval);
       session.disconnectedAt = stored.disconnectedAt ?? now;
       const expiresAt = stored.expiryInterval === NEVER_EXPIRES ? Infinity : session.disconnectedAt + stored.expiryInterval * 1000;
@@ -569,20 +633,34 @@ export class Broker implements ConnectionHost, OutboundHost {
   private sweep(): void {
     const now = Date.now();
     for (const connection of this.connections) {
-      if (connection.closing) {
-        // A peer that never reads must not keep the socket (and its buffers) alive.
-        if (now - connection.closingSince > CLOSE_GRACE_MS) connection.destroy();
-      } else if (!connection.connected) {
-        if (now - connection.openedAt > this.options.connectTimeoutMs) {
-          this.logger.info({ address: connection.address }, 'no CONNECT within the connect timeout; closing');
-          connection.destroy();
-        }
-      } else if (connection.keepAliveMs > 0 && now - connection.lastActivity > connection.keepAliveMs * 1.5) {
-        // [MQTT-3.1.2-24]: one and a half times the keep alive without a packet.
-        connection.closeReason = `no packet within 1.5 × keep alive (${connection.keepAliveMs / 1000} s)`;
-        connection.close(0x8d);
+      try {
+        this.sweepOne(connection, now);
+      } catch (error) {
+        connection.fail(error, 'housekeeping');
+      }
+    }
+  }
+
+  private sweepOne(connection: Connection, now: number): void {
+    if (connection.closing) {
+      // A peer that never reads or never closes its side must not keep the socket (and its buffers) alive.
+      if (now - connection.closingSince > CLOSE_GRACE_MS) connection.destroy();
+    } else if (!connection.connected) {
+      // The whole CONNECT must arrive within the timeout, however slowly its bytes come.
+      if (now - connection.openedAt > this.options.connectTimeoutMs) {
+        connection.closeReason = 'no CONNECT within the connect timeout';
+        this.logger.info({ address: connection.address }, 'no CONNECT within the connect timeout; closing');
         connection.destroy();
       }
+    } else if (connection.keepAliveMs > 0 && now - connection.lastActivity > connection.keepAliveMs * 1.5) {
+      // [MQTT-3.1.2-24]: one and a half times the keep alive without a whole Control Packet.
+      connection.closeReason = `no packet within 1.5 × keep alive (${connection.keepAliveMs / 1000} s)`;
+      connection.close(0x8d, 'keep alive timeout');
+    } else if (connection.writeBlockedSince > 0 && now - connection.writeBlockedSince > this.options.stalledReaderTimeoutMs) {
+      // It reads nothing: its buffers go; a persistent session keeps its QoS 1/2 messages for the next connection.
+      connection.closeReason = `read nothing for ${Math.round((now - connection.writeBlockedSince) / 1000)} s`;
+      this.logger.warn({ clientId: connection.identity.clientId, address: connection.address, bufferedBytes: connection.bufferedBytes }, 'client reads nothing; disconnecting it');
+      connection.destroy();
     }
   }
 

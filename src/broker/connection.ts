@@ -2,7 +2,9 @@
 // Protocol decisions live in handlers/; this file only moves bytes and holds per-connection state.
 
 import mqttPacket from 'mqtt-packet';
+import net from 'node:net';
 import type { Duplex } from 'node:stream';
+import tls from 'node:tls';
 import { decodeSimplePublish, FrameError, PacketFramer } from './framer.js';
 import { decodePacket } from './packet-decoder.js';
 import { encodeDisconnect } from './packet-writer.js';
@@ -18,8 +20,17 @@ export type Packet = mqttPacket.Packet;
 const COPY_COALESCE_LIMIT = 64 * 1024;
 const LARGE_CHUNK_BYTES = 1024;
 
+/**
+ * One coalescing buffer shared by every plain TCP connection: a turn's small packets for one client
+ * are copied into it and written; when the kernel took them all at once (the usual case) the next
+ * connection reuses it, so flushing to a large fan-out allocates nothing. When a write is left
+ * pending, that buffer now belongs to the socket and a new one is made.
+ */
+let slab = Buffer.allocUnsafeSlow(COPY_COALESCE_LIMIT);
+
 // Stream listeners shared by all connections (an emitter calls them with `this` = the stream),
-// so an idle connection holds no closures of its own.
+// so an idle connection holds no closures of its own. Each is guarded: an exception in the
+// handling of one client closes that client and never reaches the event loop.
 const owner = Symbol('fieldgate.connection');
 type OwnedStream = Duplex & { [owner]: Connection };
 function onStreamData(this: OwnedStream, chunk: Buffer): void {
@@ -27,23 +38,53 @@ function onStreamData(this: OwnedStream, chunk: Buffer): void {
 }
 function onStreamDrain(this: OwnedStream): void {
   const connection = this[owner];
-  connection.host.onDrain(connection);
+  try {
+    connection.drained();
+    connection.host.onDrain(connection);
+  } catch (error) {
+    connection.fail(error, 'drain');
+  }
 }
 function onStreamGone(this: OwnedStream): void {
-  this[owner].destroy();
+  const connection = this[owner];
+  try {
+    connection.destroy();
+  } catch (error) {
+    connection.fail(error, 'close');
+  }
 }
 
 export interface ConnectionHost {
   readonly maximumPacketSize: number;
   /** Per-connection output buffer above which QoS 0 deliveries are dropped (slow or stalled reader). */
   readonly maxBufferedBytes: number;
+  /** Whether the output buffered by all connections together is past its budget (then each keeps only a small share). */
+  readonly outputBudgetExceeded: boolean;
+  /** This connection's socket now holds `bytes` not yet taken by the kernel (was `previous`). */
+  accountOutput(previous: number, bytes: number): void;
+  /** Largest packet, and so about the most bytes, taken from a socket before its CONNECT is accepted. */
+  readonly maxPreConnectBytes: number;
   onPacket(connection: Connection, packet: Packet): void;
   onProtocolError(connection: Connection, error: Error): void;
+  /** The connection is closing: detach it from its session (once; the socket may linger to flush). */
   onClose(connection: Connection): void;
+  /** The socket is gone. */
+  onSocketGone(connection: Connection): void;
   /** The socket drained its buffer: a good time to send what congestion held back. */
   onDrain(connection: Connection): void;
   scheduleFlush(connection: Connection): void;
+  /** An exception escaped the handling of this connection's event `where`: log it once, close it. */
+  onInternalError(connection: Connection, error: unknown, where: string): void;
 }
+
+/**
+ * Fairness: one connection's packets are handled for at most this many packets or this long per
+ * event-loop turn; the rest waits (socket paused) for the next turn, after every other client.
+ */
+const PACKETS_PER_TURN = 256;
+/** Output every client may buffer whatever the others hold. */
+const GUARANTEED_OUTPUT_BYTES = 64 * 1024;
+const MS_PER_TURN = 1;
 
 export class Connection {
   session: Session | null = null;
@@ -70,12 +111,23 @@ export class Connection {
   outboundAliases: Map<string, number> | null = null;
   /** QoS 1 and 2 PUBLISHes received whose PUBACK/PUBCOMP has not been sent (our receive maximum). */
   incomingUnacked = 0;
+  /** Since when a write has been waiting for the socket to drain (0: not blocked): a client that reads nothing. */
+  writeBlockedSince = 0;
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   flushScheduled = false;
   private closeNotified = false;
+  private goneNotified = false;
+  private failed = false;
   private firstByteSeen = false;
   private readonly framer: PacketFramer;
+  /** Reasons reading is held (flow control towards a publisher whose subscribers are backlogged). */
+  private readHolds = 0;
+  /** The per-turn budget ran out: reading resumes on the next turn. */
+  private turnYielded = false;
+  private streamPaused = false;
+  /** A plain TCP socket: a write it completes at once has copied our bytes into the kernel. */
+  private readonly plainTcp: boolean;
 
   constructor(
     readonly host: ConnectionHost,
@@ -87,7 +139,9 @@ export class Connection {
   ) {
     this.openedAt = this.lastActivity = Date.now();
     this.identity = { clientId: '', address, local: false };
-    this.framer = new PacketFramer(host.maximumPacketSize);
+    this.plainTcp = stream instanceof net.Socket && !(stream instanceof tls.TLSSocket);
+    // Until CONNECT is accepted, a client may make us hold only a small packet [defect: unauthenticated exposure].
+    this.framer = new PacketFramer(Math.min(host.maxPreConnectBytes, host.maximumPacketSize));
     (stream as OwnedStream)[owner] = this;
     stream.on('data', onStreamData);
     stream.on('drain', onStreamDrain);
@@ -97,20 +151,110 @@ export class Connection {
 
   onData(chunk: Buffer): void {
     if (this.closing) return;
-    this.lastActivity = Date.now();
-    if (!this.firstByteSeen && chunk.length > 0) {
-      this.firstByteSeen = true;
-      // The first packet must be CONNECT [MQTT-3.1.0-1]: refuse garbage before waiting for a body.
-      if (chunk[0] !== 0x10) {
-        this.host.onProtocolError(this, Object.assign(new Error('first packet is not CONNECT'), { reasonCode: 0x82 }));
+    try {
+      if (!this.firstByteSeen && chunk.length > 0) {
+        this.firstByteSeen = true;
+        // The first packet must be CONNECT [MQTT-3.1.0-1]: refuse garbage before waiting for a body.
+        if (chunk[0] !== 0x10) {
+          this.host.onProtocolError(this, Object.assign(new Error('first packet is not CONNECT'), { reasonCode: 0x82 }));
+          return;
+        }
+      }
+      this.framer.push(chunk);
+      if (this.readHolds === 0 && !this.turnYielded) this.readFrames();
+    } catch (error) {
+      this.readFailed(error);
+    }
+  }
+
+  /** A malformed packet is the client's protocol error; anything else is ours, and closes only this client. */
+  private readFailed(error: unknown): void {
+    if (error instanceof FrameError) this.host.onProtocolError(this, error);
+    else this.fail(error, 'data');
+  }
+
+  /**
+   * Handles whole packets within this turn's budget. Keep alive counts Control Packets, not bytes
+   * [MQTT-3.1.2-24]: a packet dribbled a byte at a time does not keep the connection alive.
+   */
+  private readFrames(): void {
+    const started = Date.now();
+    let handled = 0;
+    for (;;) {
+      if (this.closing || this.readHolds > 0) return;
+      if (handled >= PACKETS_PER_TURN || ((handled & 7) === 7 && Date.now() - started >= MS_PER_TURN)) {
+        this.yieldTurn();
         return;
       }
+      const next = this.framer.next();
+      if (next === null) return;
+      handled++;
+      this.lastActivity = started;
+      this.onFrame(next.frame, next.headerLength);
+      if (this.connected && this.framer.maximumPacketSize !== this.host.maximumPacketSize) this.framer.maximumPacketSize = this.host.maximumPacketSize;
+    }
+  }
+
+  private yieldTurn(): void {
+    this.turnYielded = true;
+    this.updateFlow();
+    setImmediate(resumeAfterTurn, this);
+  }
+
+  /** Called on the next turn after the budget ran out. */
+  continueReading(): void {
+    this.turnYielded = false;
+    if (this.closing) return;
+    try {
+      if (this.readHolds === 0) this.readFrames();
+      this.updateFlow();
+    } catch (error) {
+      this.readFailed(error);
+    }
+  }
+
+  /** Flow control: stop handling this client's packets until releaseReading(). */
+  holdReading(): void {
+    this.readHolds++;
+    this.updateFlow();
+  }
+
+  releaseReading(): void {
+    if (this.readHolds === 0) return;
+    this.readHolds--;
+    if (this.readHolds > 0 || this.closing) return;
+    if (!this.turnYielded) {
+      // Packets already received come first, on a turn of their own.
+      this.turnYielded = true;
+      setImmediate(resumeAfterTurn, this);
+    }
+  }
+
+  get readingHeld(): boolean {
+    return this.readHolds > 0;
+  }
+
+  private updateFlow(): void {
+    const pause = !this.closing && (this.readHolds > 0 || this.turnYielded);
+    if (pause === this.streamPaused) return;
+    this.streamPaused = pause;
+    if (pause) this.stream.pause();
+    else this.stream.resume();
+  }
+
+  /** An exception escaped the handling of this client: it alone is closed, and it is logged once. */
+  fail(error: unknown, where: string): void {
+    if (this.failed) return;
+    this.failed = true;
+    try {
+      this.host.onInternalError(this, error, where);
+    } catch {
+      // The report itself failed: the socket still goes.
     }
     try {
-      this.framer.push(chunk, this);
-    } catch (error) {
-      if (error instanceof FrameError) this.host.onProtocolError(this, error);
-      else throw error;
+      this.destroy();
+    } catch {
+      // Nothing more can be done for this client.
     }
   }
 
@@ -140,21 +284,30 @@ export class Connection {
 
   /**
    * Encodes and queues a packet. A v5 packet larger than the client's Maximum Packet Size goes without
-   * its Reason String, then without its User Properties (MQTT 5.0 §3.1.2.11.4, §3.14.2.2.2); if it is
-   * still too large it is not sent at all [MQTT-3.1.2-24].
+   * its Reason String, then without its User Properties (MQTT 5.0 §3.1.2.11.4, §3.14.2.2.2), and a
+   * CONNACK without the "available" flags whose absence means the same; a packet still too large is
+   * not sent [MQTT-3.1.2-24] and the connection is closed, as the exchange cannot go on without it.
    */
   send(packet: Packet): void {
     let bytes = mqttPacket.generate(packet, { protocolVersion: this.protocolVersion });
     const limit = this.protocolVersion === 5 ? this.clientMaximumPacketSize : 0;
     if (limit > 0 && bytes.length > limit) {
       const properties = (packet as { properties?: Record<string, unknown> }).properties;
-      for (const optional of ['reasonString', 'userProperties']) {
+      // What a server may leave out; for CONNACK also the flags whose absence means "available" (§3.2.2.3.5, .11-.13).
+      const OMISSIBLE = ['reasonString', 'userProperties'];
+      const CONNACK_DEFAULT_TRUE = ['retainAvailable', 'wildcardSubscriptionAvailable', 'subscriptionIdentifiersAvailable', 'sharedSubscriptionAvailable'];
+      for (const optional of packet.cmd === 'connack' ? [...OMISSIBLE, ...CONNACK_DEFAULT_TRUE] : OMISSIBLE) {
         if (properties?.[optional] === undefined) continue;
+        if (CONNACK_DEFAULT_TRUE.includes(optional) && properties[optional] !== true) continue;
         delete properties[optional];
         bytes = mqttPacket.generate(packet, { protocolVersion: 5 });
         if (bytes.length <= limit) break;
       }
-      if (bytes.length > limit) return;
+      if (bytes.length > limit) {
+        this.closeReason ??= `a ${packet.cmd.toUpperCase()} of ${bytes.length} bytes exceeds the client's Maximum Packet Size of ${limit}`;
+        this.close();
+        return;
+      }
     }
     this.write(bytes);
   }
@@ -164,8 +317,32 @@ export class Connection {
     return this.pendingBytes + this.stream.writableLength;
   }
 
+  /**
+   * Past this, QoS 0 deliveries are dropped and QoS 1/2 wait in the session queue. A client may use
+   * up to maxBufferedBytes while all clients together stay within the broker's output budget; past
+   * the budget each keeps GUARANTEED_OUTPUT_BYTES, so many clients that read nothing cost a bounded
+   * total and a reading client still has room for bursts.
+   */
   get congested(): boolean {
-    return this.bufferedBytes > this.host.maxBufferedBytes;
+    const buffered = this.bufferedBytes;
+    if (buffered <= GUARANTEED_OUTPUT_BYTES) return false;
+    return buffered > this.host.maxBufferedBytes || this.host.outputBudgetExceeded;
+  }
+
+  /** Bytes the socket holds that this connection has reported to the host's budget. */
+  private accountedOutput = 0;
+
+  private reportOutput(): void {
+    const bytes = this.stream.destroyed ? 0 : this.stream.writableLength;
+    if (bytes === this.accountedOutput) return;
+    this.host.accountOutput(this.accountedOutput, bytes);
+    this.accountedOutput = bytes;
+  }
+
+  /** The socket drained: its share of the output budget is free. */
+  drained(): void {
+    this.writeBlockedSince = 0;
+    this.reportOutput();
   }
 
   flush(): void {
@@ -178,6 +355,11 @@ export class Connection {
     if (!this.stream.writable) return;
     if (pending.length === 1) {
       this.stream.write(pending[0]);
+    } else if (bytes <= COPY_COALESCE_LIMIT && this.plainTcp && this.stream.writableLength === 0) {
+      let offset = 0;
+      for (const chunk of pending) offset += chunk.copy(slab, offset);
+      this.stream.write(slab.subarray(0, offset));
+      if (this.stream.writableLength !== 0) slab = Buffer.allocUnsafeSlow(COPY_COALESCE_LIMIT);
     } else if (bytes <= COPY_COALESCE_LIMIT || bytes < pending.length * LARGE_CHUNK_BYTES) {
       this.stream.write(Buffer.concat(pending, bytes));
     } else {
@@ -186,9 +368,16 @@ export class Connection {
       for (const chunk of pending) this.stream.write(chunk);
       this.stream.uncork();
     }
+    if (this.writeBlockedSince === 0 && this.stream.writableNeedDrain) this.writeBlockedSince = Date.now();
+    this.reportOutput();
   }
 
-  /** Sends what is queued (and a v5 DISCONNECT with the reason when given), then closes. */
+  /**
+   * Sends what is queued (and a v5 DISCONNECT with the reason when given), then ends the socket
+   * gracefully: the session is detached at once, the socket goes when the client closes its side
+   * or the broker's sweep gives up on it. Destroying at once could lose the DISCONNECT (a reset
+   * discards what the client has not read yet).
+   */
   close(reasonCode?: number, reasonString?: string): void {
     if (this.closing) return;
     if (reasonCode !== undefined && this.protocolVersion === 5 && this.connected) {
@@ -198,7 +387,11 @@ export class Connection {
     this.flush();
     this.closing = true;
     this.closingSince = Date.now();
+    this.framer.clear();
+    // Keep reading (and discarding) so unread input does not turn our close into a reset.
+    this.updateFlow();
     this.stream.end();
+    this.notifyClosed();
   }
 
   /** Sends what is queued and closes at once (the client said DISCONNECT: no graceful end to wait for). */
@@ -210,8 +403,30 @@ export class Connection {
   destroy(): void {
     this.closing = true;
     if (!this.stream.destroyed) this.stream.destroy();
+    this.framer.clear();
+    this.pending = [];
+    this.pendingBytes = 0;
+    if (this.accountedOutput !== 0) {
+      this.host.accountOutput(this.accountedOutput, 0);
+      this.accountedOutput = 0;
+    }
+    try {
+      this.notifyClosed();
+    } finally {
+      if (!this.goneNotified) {
+        this.goneNotified = true;
+        this.host.onSocketGone(this);
+      }
+    }
+  }
+
+  private notifyClosed(): void {
     if (this.closeNotified) return;
     this.closeNotified = true;
     this.host.onClose(this);
   }
+}
+
+function resumeAfterTurn(connection: Connection): void {
+  connection.continueReading();
 }

@@ -6,55 +6,145 @@ import { FrameError } from './decode/errors.js';
 
 export { FrameError };
 
-export interface FrameSink {
-  /** `frame` is the whole packet; it is only valid during the call. */
-  onFrame(frame: Buffer, headerLength: number): void;
-}
-
+/**
+ * Reassembly in linear time: whole packets inside a chunk are handed out without a copy; a packet
+ * that spans chunks is copied into one buffer of its own as its bytes arrive (grown by doubling up
+ * to the length its header announced, so a lying header costs no more than the bytes really sent).
+ */
 export class PacketFramer {
-  private pending: Buffer | null = null;
+  /** Received bytes not yet returned, from chunks[head] at `offset` on (at most a few chunks). */
+  private chunks: Buffer[] = [];
+  private head = 0;
+  private offset = 0;
+  private buffered = 0;
+  /** The packet being assembled across chunks. */
+  private partial: Buffer | null = null;
+  private partialLength = 0;
+  private partialTotal = 0;
+  private partialHeader = 0;
 
-  constructor(private readonly maximumPacketSize: number) {}
+  /** `maximumPacketSize` may change between packets (a small cap until CONNECT completes). */
+  constructor(public maximumPacketSize: number) {}
 
-  /** Feeds bytes; calls the sink once per complete packet. Throws FrameError on a malformed or oversized header. */
-  push(chunk: Buffer, sink: FrameSink): void {
-    let data = chunk;
-    if (this.pending !== null) {
-      data = Buffer.concat([this.pending, chunk]);
-      this.pending = null;
+  push(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    if (this.partial !== null) {
+      const take = Math.min(chunk.length, this.partialTotal - this.partialLength);
+      if (this.partialLength + take > this.partial.length) this.grow(this.partialLength + take);
+      chunk.copy(this.partial, this.partialLength, 0, take);
+      this.partialLength += take;
+      if (take === chunk.length) return;
+      chunk = chunk.subarray(take);
     }
-    let offset = 0;
-    const end = data.length;
-    while (offset < end) {
-      if (end - offset < 2) break;
-      let remaining = 0;
-      let multiplier = 1;
-      let pos = offset + 1;
-      let complete = false;
-      for (let i = 0; i < 4; i++) {
-        if (pos >= end) break;
-        const byte = data[pos++];
-        remaining += (byte & 0x7f) * multiplier;
-        multiplier *= 128;
-        if ((byte & 0x80) === 0) {
-          complete = true;
-          break;
-        }
-        if (i === 3) throw new FrameError('remaining length longer than four bytes', 0x81);
-      }
-      if (!complete) break;
-      const headerLength = pos - offset;
-      const total = headerLength + remaining;
-      if (total > this.maximumPacketSize) throw new FrameError(`packet of ${total} bytes exceeds the maximum packet size of ${this.maximumPacketSize}`, 0x95);
-      if (end - offset < total) break;
-      sink.onFrame(data.subarray(offset, offset + total), headerLength);
-      offset += total;
-    }
-    if (offset < end) this.pending = Buffer.from(data.subarray(offset));
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
   }
 
+  /** Bytes received and not yet returned as a packet. */
   get bufferedBytes(): number {
-    return this.pending?.length ?? 0;
+    return this.buffered + this.partialLength;
+  }
+
+  /**
+   * The next whole packet and its fixed header length, or null until more bytes arrive.
+   * Throws FrameError on a malformed or oversized header (known from its first bytes, before the body).
+   * The frame may share memory with a received chunk: copy what must outlive the call.
+   */
+  next(): { frame: Buffer; headerLength: number } | null {
+    if (this.partial !== null) {
+      if (this.partialLength < this.partialTotal) return null;
+      const frame = this.partial.length === this.partialTotal ? this.partial : this.partial.subarray(0, this.partialTotal);
+      this.partial = null;
+      this.partialLength = 0;
+      return { frame, headerLength: this.partialHeader };
+    }
+    if (this.buffered < 2) return null;
+    let remaining = 0;
+    let multiplier = 1;
+    let headerLength = 0;
+    for (let i = 1; i <= 4; i++) {
+      if (i >= this.buffered) return null;
+      const byte = this.byteAt(i);
+      remaining += (byte & 0x7f) * multiplier;
+      multiplier *= 128;
+      if ((byte & 0x80) === 0) {
+        headerLength = i + 1;
+        break;
+      }
+      if (i === 4) throw new FrameError('remaining length longer than four bytes', 0x81);
+    }
+    const total = headerLength + remaining;
+    if (total > this.maximumPacketSize) throw new FrameError(`packet of ${total} bytes exceeds the maximum packet size of ${this.maximumPacketSize}`, 0x95);
+    const first = this.chunks[this.head];
+    if (first.length - this.offset >= total) {
+      const frame = first.subarray(this.offset, this.offset + total);
+      this.consume(total);
+      return { frame, headerLength };
+    }
+    if (this.buffered < total) {
+      // Not all there: from now on its bytes are copied into a buffer of its own as they arrive.
+      this.partial = Buffer.allocUnsafe(Math.min(total, Math.max(2 * this.buffered, 4096)));
+      this.partialTotal = total;
+      this.partialHeader = headerLength;
+      this.partialLength = this.copyOut(this.partial, this.buffered);
+      return null;
+    }
+    const frame = Buffer.allocUnsafe(total);
+    this.copyOut(frame, total);
+    return { frame, headerLength };
+  }
+
+  /** Drops everything buffered (the connection is closing). */
+  clear(): void {
+    this.chunks = [];
+    this.head = this.offset = this.buffered = 0;
+    this.partial = null;
+    this.partialLength = 0;
+  }
+
+  private grow(needed: number): void {
+    const bigger = Buffer.allocUnsafe(Math.min(this.partialTotal, Math.max(needed, 2 * this.partial!.length)));
+    this.partial!.copy(bigger, 0, 0, this.partialLength);
+    this.partial = bigger;
+  }
+
+  /** Moves `count` buffered bytes into `target` and returns `count`. */
+  private copyOut(target: Buffer, count: number): number {
+    let copied = 0;
+    while (copied < count) {
+      const chunk = this.chunks[this.head];
+      const take = Math.min(chunk.length - this.offset, count - copied);
+      chunk.copy(target, copied, this.offset, this.offset + take);
+      copied += take;
+      this.consume(take);
+    }
+    return count;
+  }
+
+  /** Advances past `count` bytes, all inside chunks[head]. */
+  private consume(count: number): void {
+    this.offset += count;
+    this.buffered -= count;
+    if (this.offset < this.chunks[this.head].length) return;
+    this.offset = 0;
+    this.head++;
+    if (this.head === this.chunks.length) {
+      this.chunks = [];
+      this.head = 0;
+    } else if (this.head > 32) {
+      this.chunks = this.chunks.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  private byteAt(index: number): number {
+    let i = index + this.offset;
+    for (let c = this.head; c < this.chunks.length; c++) {
+      const chunk = this.chunks[c];
+      if (i < chunk.length) return chunk[i];
+      i -= chunk.length;
+    }
+    return 0;
   }
 }
 

@@ -30,8 +30,23 @@ export interface BrokerOptions {
   queueQos0: boolean;
   /** Expiry (seconds) of 3.1.1 persistent sessions (cleanSession=0); 0xFFFFFFFF = never. */
   persistentSessionExpiry: number;
-  /** Output buffer per connection above which QoS 0 deliveries to it are dropped. */
+  /** Cap (seconds) on a v5 client's Session Expiry Interval; 0xFFFFFFFF = no cap. */
+  maxSessionExpiry: number;
+  /** Persistent sessions at most; a CONNECT that would create one more is refused (v5 0x97, 3.1.1 0x03). */
+  maxPersistentSessions: number;
+  /** Output buffer per connection above which QoS 0 deliveries to it are dropped (QoS 1/2 wait in its queue). */
   maxBufferedBytes: number;
+  /** Output buffered by all connections together; past it each connection may hold only 64 KiB. */
+  maxBufferedBytesTotal: number;
+  /** A client whose socket has not drained for this long (it reads nothing) is disconnected. */
+  stalledReaderTimeoutMs: number;
+  /** Largest packet taken before CONNECT completes (unauthenticated sockets). */
+  maxPreConnectBytes: number;
+  /** Subscriptions per client at most (v5 SUBACK 0x97, 3.1.1 0x80 past it). */
+  maxSubscriptionsPerClient: number;
+  /** Retained messages at most, by count and by payload + topic bytes; new topics past either are refused. */
+  maxRetainedMessages: number;
+  maxRetainedBytes: number;
   /** How often $SYS topics are published; 0 disables them. */
   sysIntervalMs: number;
   authorize?: AuthorizeHook;
@@ -47,12 +62,20 @@ export const defaultBrokerOptions: Omit<BrokerOptions, 'logger'> = {
   receiveMaximum: 1024,
   maximumPacketSize: 1024 * 1024,
   topicAliasMaximum: 64,
-  maxInflightMessages: 1000,
+  maxInflightMessages: 100,
   maxQueuedMessages: 100_000,
   maxQueuedBytes: 64 * 1024 * 1024,
   queuePolicy: 'drop-oldest',
   queueQos0: false,
-  persistentSessionExpiry: 0xffffffff,
-  maxBufferedBytes: 8 * 1024 * 1024,
+  persistentSessionExpiry: 7 * 24 * 3600,
+  maxSessionExpiry: 7 * 24 * 3600,
+  maxPersistentSessions: 1000,
+  maxBufferedBytes: 4 * 1024 * 1024,
+  maxBufferedBytesTotal: 16 * 1024 * 1024,
+  stalledReaderTimeoutMs: 60_000,
+  maxPreConnectBytes: 64 * 1024,
+  maxSubscriptionsPerClient: 1000,
+  maxRetainedMessages: 10_000,
+  maxRetainedBytes: 32 * 1024 * 1024,
   sysIntervalMs: 10_000,
 };

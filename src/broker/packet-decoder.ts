@@ -40,8 +40,16 @@ export function decodePacket(frame: Buffer, protocolVersion: number): Packet {
   const type = frame[0] >> 4;
   const flags = frame[0] & 0x0f;
   const v5 = protocolVersion === 5;
-  let headerLength = 2;
-  while (frame[headerLength - 1] & 0x80) headerLength++;
+  // The framer hands over whole packets; checked again so the decoder stands on its own (fuzzers call it directly).
+  let headerLength = 1;
+  let remaining = 0;
+  for (let multiplier = 1; ; multiplier *= 128) {
+    if (headerLength > 4 || headerLength >= frame.length) throw malformed('remaining length missing or longer than four bytes');
+    const byte = frame[headerLength++];
+    remaining += (byte & 0x7f) * multiplier;
+    if ((byte & 0x80) === 0) break;
+  }
+  if (headerLength + remaining !== frame.length) throw malformed(`remaining length ${remaining} does not match the ${frame.length - headerLength} bytes of the packet`);
   const rule = CLIENT_PACKET_FLAGS[type];
   if (rule === undefined) {
     if (type === 0) throw malformed('packet type 0 is reserved');

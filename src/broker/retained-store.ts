@@ -7,10 +7,25 @@ import { messageProblem } from './message-check.js';
 import { topicMatches } from './topics.js';
 import type { Message } from './types.js';
 
+export interface RetainedLimits {
+  maxMessages: number;
+  /** Payload + topic bytes over all retained messages. */
+  maxBytes: number;
+}
+
+function sizeOf(message: Message): number {
+  return message.payload.length + message.topic.length;
+}
+
 export class RetainedStore {
   private readonly messages = new Map<string, Message>();
+  private bytes = 0;
 
-  constructor(private readonly store: Store, logger: Logger = silentLogger) {
+  constructor(
+    private readonly store: Store,
+    logger: Logger = silentLogger,
+    private readonly limits: RetainedLimits = { maxMessages: Infinity, maxBytes: Infinity },
+  ) {
     for (const message of store.loadRetained()) {
       // Rows written by an older version were not all validated (issue 8, defect 2): one that cannot
       // be encoded would disconnect every subscriber it matches.
@@ -21,6 +36,7 @@ export class RetainedStore {
         continue;
       }
       this.messages.set(message.topic, message);
+      this.bytes += sizeOf(message);
     }
   }
 
@@ -28,15 +44,33 @@ export class RetainedStore {
     return this.messages.size;
   }
 
-  /** Stores or clears (empty payload [MQTT-3.3.1-10]) the retained message for the topic. */
-  set(message: Message): void {
+  get totalBytes(): number {
+    return this.bytes;
+  }
+
+  /**
+   * Stores or clears (empty payload [MQTT-3.3.1-10]) the retained message for the topic. Returns
+   * false (nothing stored) when storing it would pass the limits: a new topic past the count, or
+   * more bytes than allowed. Clearing and replacing within the limits always work.
+   */
+  set(message: Message): boolean {
+    const previous = this.messages.get(message.topic);
     if (message.payload.length === 0) {
-      if (this.messages.delete(message.topic)) this.store.saveRetained(message.topic, null);
-      return;
+      if (previous !== undefined) {
+        this.messages.delete(message.topic);
+        this.bytes -= sizeOf(previous);
+        this.store.saveRetained(message.topic, null);
+      }
+      return true;
     }
+    if (previous === undefined && this.messages.size >= this.limits.maxMessages) return false;
+    const bytes = this.bytes - (previous !== undefined ? sizeOf(previous) : 0) + sizeOf(message);
+    if (bytes > this.limits.maxBytes) return false;
     const retained: Message = message.retain ? message : { ...message, retain: true };
     this.messages.set(message.topic, retained);
+    this.bytes = bytes;
     this.store.saveRetained(message.topic, retained);
+    return true;
   }
 
   /** Unexpired retained messages matching a (non-shared) filter. */
@@ -57,6 +91,7 @@ export class RetainedStore {
   private keepIfAlive(message: Message, now: number, out: Message[]): void {
     if (message.expiresAt !== undefined && message.expiresAt <= now) {
       this.messages.delete(message.topic);
+      this.bytes -= sizeOf(message);
       this.store.saveRetained(message.topic, null);
       return;
     }

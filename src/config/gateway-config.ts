@@ -21,12 +21,28 @@ export const brokerSectionSchema = z.strictObject({
   receiveMaximum: z.number().int().min(1).max(65535).default(1024),
   maximumPacketSize: z.number().int().min(64).max(268_435_455).default(1024 * 1024),
   topicAliasMaximum: z.number().int().min(0).max(65535).default(64),
-  maxInflightMessages: z.number().int().min(1).max(65535).default(1000).describe('QoS 1/2 messages in flight towards one client (also capped by its Receive Maximum)'),
+  maxInflightMessages: z.number().int().min(1).max(65535).default(100).describe('QoS 1/2 messages in flight towards one client (also capped by its Receive Maximum)'),
   maxQueuedMessages: z.number().int().positive().default(100_000),
   maxQueuedBytes: z.number().int().positive().default(64 * 1024 * 1024),
   queuePolicy: z.enum(['drop-oldest', 'drop-newest', 'refuse']).default('drop-oldest'),
   queueQos0: z.boolean().default(false),
   maxConnections: z.number().int().positive().default(10_000),
+  maxBufferedBytes: z.number().int().min(64 * 1024).default(4 * 1024 * 1024)
+    .describe('Output bytes buffered per client; past it QoS 0 messages to that client are dropped (counted) and QoS 1/2 wait in its session queue'),
+  maxBufferedBytesTotal: z.number().int().min(64 * 1024).default(16 * 1024 * 1024)
+    .describe('Output bytes buffered by all clients together; past it each client may hold only 64 KiB (many clients that read nothing cost a bounded total)'),
+  stalledReaderTimeoutMs: z.number().int().positive().default(60_000)
+    .describe('A client that reads nothing (its socket does not drain) for this long is disconnected; a persistent session keeps its QoS 1/2 messages'),
+  maxPreConnectBytes: z.number().int().min(64).max(268_435_455).default(64 * 1024)
+    .describe('Largest packet accepted from a socket before its CONNECT is accepted (the CONNECT itself included)'),
+  maxSubscriptionsPerClient: z.number().int().positive().default(1000),
+  maxRetainedMessages: z.number().int().positive().default(10_000).describe('Retained topics at most; a retained PUBLISH to a new topic past it is refused (v5: 0x97)'),
+  maxRetainedBytes: z.number().int().positive().default(32 * 1024 * 1024).describe('Payload + topic bytes over all retained messages'),
+  maxPersistentSessions: z.number().int().positive().default(1000).describe('A CONNECT that would create one more persistent session is refused (v5 0x97, 3.1.1 0x03)'),
+  persistentSessionExpiry: z.number().int().min(1).max(0xffffffff).default(7 * 24 * 3600)
+    .describe('Seconds a 3.1.1 persistent session (cleanSession=0) lives after its client goes; 4294967295 = never'),
+  maxSessionExpiry: z.number().int().min(0).max(0xffffffff).default(7 * 24 * 3600)
+    .describe("Cap in seconds on a v5 client's Session Expiry Interval (told in CONNACK); 4294967295 = no cap"),
   sysIntervalSeconds: z.number().min(0).default(10),
 });
 

@@ -10,6 +10,8 @@ import { FrameError } from '../../src/broker/decode/errors.js';
 import { decodePacket } from '../../src/broker/packet-decoder.js';
 import { captureLogger, connectV5, sleep, startBroker, uniqueTopic, useHarness, waitFor, type Harness, type RawClient } from '../helpers/broker.js';
 import { spawnBroker, type ChildBroker } from '../helpers/child-broker.js';
+import { requireTool } from '../helpers/peers.js';
+import { MosquittoRemote } from '../bridge/helpers.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
@@ -200,6 +202,30 @@ describe('defect 3: no state of one connection reaches another', () => {
   });
 });
 
+describe.skipIf(!requireTool('mosquitto'))('defect 3: a Mosquitto bridge still connects', () => {
+  const h = useHarness();
+
+  it('with try_private (level 0x84 first) it is refused with 0x01, retries as plain 3.1.1 and forwards messages', async () => {
+    const { logger, entries } = captureLogger();
+    const { port, broker } = await h.broker({ logger });
+    const watcher = await h.v4(port, { clientId: 'bridged-watcher' });
+    await watcher.subscribe('bridge/#', { qos: 1 });
+    const mosquitto = new MosquittoRemote([
+      'connection fieldgate', `address 127.0.0.1:${port}`, 'topic bridge/# out 1', 'try_private true',
+      'bridge_protocol_version mqttv311', 'restart_timeout 1', 'cleansession true',
+    ]);
+    h.defer(() => mosquitto.dispose());
+    const mosquittoPort = await mosquitto.start();
+    await waitFor(() => [...broker.sessions.keys()].some((id) => id.includes('fieldgate')), 20_000, "the bridge's session");
+    const local = await h.v4(mosquittoPort, { clientId: 'mosquitto-side-pub' });
+    await local.publish('bridge/x', 'over the bridge', { qos: 1 });
+    await watcher.waitMessages(1, 20_000);
+    expect(watcher.texts()).toEqual(['over the bridge']);
+    // It did try the bridge bit first, and was refused.
+    expect(entries.some((e) => String(e.msg).includes('unsupported protocol "MQTT" level 132'))).toBe(true);
+  });
+});
+
 describe('defect 4: properties a PUBLISH may not carry', () => {
   const h = useHarness();
 
@@ -258,6 +284,19 @@ describe("defect 6: nothing larger than the client's Maximum Packet Size is sent
     await raw.waitClosed();
     const sizes = packetSizes(Buffer.concat(raw.bytes));
     expect(Math.max(...sizes), `packet sizes ${sizes.join(', ')}`).toBeLessThanOrEqual(32);
+  });
+
+  it('a CONNACK leaves out the flags whose absence means "available" to fit; one that cannot fit closes the connection', async () => {
+    const { port } = await h.broker();
+    const fits = await h.raw(port, 5);
+    const connack = await fits.connect({ clientId: 'tiny-connack', properties: { maximumPacketSize: 20 } });
+    expect(connack.reasonCode).toBe(0);
+    expect(connack.properties?.retainAvailable).toBeUndefined();
+    expect(Math.max(...packetSizes(Buffer.concat(fits.bytes)))).toBeLessThanOrEqual(20);
+    const tooSmall = await h.raw(port, 5);
+    tooSmall.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clean: true, keepalive: 0, clientId: 'no-connack', properties: { maximumPacketSize: 10 } });
+    await tooSmall.waitClosed();
+    expect(Buffer.concat(tooSmall.bytes).toString('hex')).toBe('');
   });
 
   it('a refusing CONNACK leaves out its reason string to fit', async () => {

@@ -116,6 +116,37 @@ describe('client packet decoder', () => {
     expect(corruptedAccepted).toBeGreaterThan(0);
   });
 
+  it('throws nothing but FrameError on 50,000 random and mutated frames (anything else would escape the socket handler)', () => {
+    const random = lcg(8);
+    const seeds = [
+      '101f00044d51545405060000000001780826000161ffff01000003772f31000121', '310f0003702f310826000161ffff010078',
+      '100d00044d5154548402003c000141', '30100003712f310911000000051c00017379', '6200',
+      '82090001020b01000161010', '3225000174202600095f5f70726f746f5f5f000176', 'e00400041100', 'f0021800',
+    ].map((h) => Buffer.from(h.length % 2 ? `${h}0` : h, 'hex'));
+    const unexpected: string[] = [];
+    for (let i = 0; i < 50_000; i++) {
+      let body: Buffer;
+      if (random() < 0.3) body = Buffer.from(Array.from({ length: Math.floor(random() * 40) }, () => Math.floor(random() * 256)));
+      else {
+        const seed = seeds[Math.floor(random() * seeds.length)];
+        body = Buffer.from(seed.subarray(2));
+        for (let n = Math.floor(random() * 4); n >= 0 && body.length > 0; n--) body[Math.floor(random() * body.length)] = Math.floor(random() * 256);
+        if (random() < 0.2) body = body.subarray(0, Math.floor(random() * body.length));
+      }
+      const first = random() < 0.5 ? seeds[Math.floor(random() * seeds.length)][0] : Math.floor(random() * 256);
+      const length = body.length < 128 ? [body.length] : [0x80 | (body.length & 0x7f), body.length >> 7];
+      const frame = Buffer.concat([Buffer.from([first, ...length]), body]);
+      for (const version of [4, 5]) {
+        try {
+          decodePacket(frame, version);
+        } catch (error) {
+          if (!(error instanceof FrameError) && unexpected.length < 5) unexpected.push(`${frame.toString('hex')} v${version}: ${String(error)}`);
+        }
+      }
+    }
+    expect(unexpected).toEqual([]);
+  });
+
   // MQTT 5.0 §2.2.2.2 Table 2-4, for the packets a client sends: which properties each may carry.
   const allowed: Record<string, string[]> = {
     publish: ['0x01', '0x02', '0x03', '0x08', '0x09', '0x23', '0x26'], // 0x0B is server to client only [MQTT-3.3.4-6]
@@ -210,6 +241,9 @@ describe('client packet decoder', () => {
       ['AUTH in 3.1.1', 'f000', 4, 0x81],
       ['CONNACK from a client', '20020000', 4, 0x82],
       ['packet type 0', '0000', 4, 0x81],
+      ['a remaining length that does not match the frame', '30050001', 4, 0x81],
+      ['a remaining length in five bytes', '30ffffffff01', 4, 0x81],
+      ['a lone first byte', '30', 4, 0x81],
     ];
     for (const [name, hex, version, reason] of cases) {
       expect((ours(Buffer.from(hex, 'hex'), version) as { reasonCode?: number }).reasonCode, name).toBe(reason);

@@ -136,6 +136,18 @@ describe('SIGHUP reload of a running gateway', () => {
     await waitFor(() => seen.slice(mark).filter((s) => s.startsWith('fieldgate/meter-a/voltage ')).length >= 2, 'meter-a still publishing');
     expect(seen.slice(mark).filter((s) => s.startsWith('fieldgate/meter-c/voltage '))).toEqual([]);
     expect(gateway.logs.slice(before).filter((l) => l.msg.startsWith('restart needed for: '))).toHaveLength(1);
+    // The bad mapping and password file of the tests before were reported as such, not as a bad gateway config.
+    const badConfig = (l: { msg: string }) => l.msg.startsWith('the gateway config has errors');
+    expect(gateway.logs.filter(badConfig)).toEqual([]);
+
+    // A gateway config that does not parse: said so, its changes ignored, the gateway keeps running.
+    write('fieldgate.json', '{ "broker": { "port": ');
+    const rejected = await hup((msg) => badConfig({ msg }), 'the bad gateway config');
+    expect(rejected.level).toBe(50);
+    expect(JSON.stringify(rejected.errors)).toContain('fieldgate.json: not valid JSON');
+    const after = seen.length;
+    await waitFor(() => seen.slice(after).some((s) => s.startsWith('fieldgate/meter-a/voltage ')), 'meter-a still publishing');
+    expect(gateway.running).toBe(true);
   });
 
   it('still stops cleanly afterwards', async () => {

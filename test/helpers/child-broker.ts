@@ -30,10 +30,16 @@ export interface ProcessMemory {
   arrayBuffers: number;
 }
 
+/** The node options fieldgate ships with: those on the `#!/usr/bin/env -S node …` line of bin/fieldgate.js. */
+export function shippedNodeArgs(): string[] {
+  const first = readFileSync(join(projectRoot, 'bin', 'fieldgate.js'), 'utf8').split('\n')[0];
+  return first.replace(/^#!.*?\bnode\b/, '').trim().split(/\s+/).filter((a) => a.startsWith('--'));
+}
+
 /** Runs test/helpers/broker-process.ts in its own Node process and waits until it listens. */
-export function spawnBroker(dataDir: string, options: Partial<BrokerOptions> = {}, timeoutMs = 30_000): Promise<ChildBroker> {
+export function spawnBroker(dataDir: string, options: Partial<BrokerOptions> = {}, timeoutMs = 30_000, nodeArgs: string[] = []): Promise<ChildBroker> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', join(here, 'broker-process.ts'), dataDir, '0', JSON.stringify(options)], {
+    const child = spawn(process.execPath, [...nodeArgs, '--expose-gc', '--import', 'tsx', join(here, 'broker-process.ts'), dataDir, '0', JSON.stringify(options)], {
       cwd: projectRoot,
       stdio: ['pipe', 'pipe', 'pipe'],
     });

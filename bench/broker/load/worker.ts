@@ -7,11 +7,12 @@ import { performance } from 'node:perf_hooks';
 import { Connects, type ConnectsSpec } from './connects.js';
 import { IdleConnections, type IdleSpec } from './idle.js';
 import { Latency, type LatencySpec } from './latency.js';
+import { Probe, type ProbeSpec } from './probe.js';
 import { Publishers, type PublishersSpec } from './publishers.js';
 import type { Counters, Role } from './role.js';
 import { Subscribers, type SubscribersSpec } from './subscribers.js';
 
-export type LoadSpec = PublishersSpec | SubscribersSpec | LatencySpec | IdleSpec | ConnectsSpec;
+export type LoadSpec = PublishersSpec | SubscribersSpec | LatencySpec | IdleSpec | ConnectsSpec | ProbeSpec;
 export type WorkerCommand = { cmd: 'setup'; spec: LoadSpec } | { cmd: 'start' | 'mark' | 'stop' | 'close' };
 export type WorkerEvent =
   | { ev: 'ready' | 'mark' | 'stopped' | 'done' | 'closed'; counters: Counters; t: number }
@@ -24,6 +25,7 @@ function createRole(spec: LoadSpec): Role {
     case 'latency': return new Latency(spec);
     case 'idle': return new IdleConnections(spec);
     case 'connects': return new Connects(spec);
+    case 'probe': return new Probe(spec);
   }
 }
 

@@ -4,6 +4,7 @@
 // (the orchestrator passes dist/broker/broker.js, or src/broker/broker.ts when run through tsx).
 // Prints {"port":N} on stdout once listening; SIGTERM closes the broker and exits.
 
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { pino } from 'pino';
 
@@ -25,6 +26,15 @@ const broker = new Broker({ dataDir: null, logger });
 await broker.start();
 const { port } = await broker.listen({ port: 0, host: '127.0.0.1' });
 process.stdout.write(`${JSON.stringify({ port })}\n`);
+
+// FIELDGATE_BENCH_LOOP_DELAY=1: the event loop's delay percentiles go to stderr at exit (for profiling fairness).
+const loopDelay = process.env.FIELDGATE_BENCH_LOOP_DELAY ? monitorEventLoopDelay({ resolution: 1 }) : null;
+loopDelay?.enable();
+process.on('exit', () => {
+  if (!loopDelay) return;
+  const ms = (ns: number) => (ns / 1e6).toFixed(1);
+  process.stderr.write(`event loop delay: p50 ${ms(loopDelay.percentile(50))} p99 ${ms(loopDelay.percentile(99))} max ${ms(loopDelay.max)} ms\n`);
+});
 
 let closing = false;
 process.on('SIGTERM', () => {

@@ -5,7 +5,8 @@ import { malformed, protocolViolation } from './errors.js';
 import { readProperties } from './properties.js';
 import { PacketReader } from './reader.js';
 
-const AUTH_REASON_CODES: ReadonlySet<number> = new Set([0x00, 0x18, 0x19]);
+/** Reason codes of AUTH (MQTT 5.0 §3.15.2.1). */
+export const AUTH_REASON_CODES: ReadonlySet<number> = new Set([0x00, 0x18, 0x19]);
 
 export function decodeAuth(frame: Buffer, headerLength: number, v5: boolean): mqttPacket.IAuthPacket {
   if (!v5) throw malformed('AUTH (packet type 15) is reserved before MQTT 5.0');

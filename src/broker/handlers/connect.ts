@@ -93,15 +93,19 @@ export function handleConnect(broker: Broker, connection: Connection, packet: mq
     willExpiry = messageExpiryInterval;
   }
 
-  const expiryInterval = v5 ? properties.sessionExpiryInterval ?? 0 : cleanStart ? 0 : broker.options.persistentSessionExpiry;
+  const requestedExpiry = v5 ? properties.sessionExpiryInterval ?? 0 : cleanStart ? 0 : broker.options.persistentSessionExpiry;
+  const expiryInterval = v5 ? Math.min(requestedExpiry, broker.options.maxSessionExpiry) : requestedExpiry;
+  if (expiryInterval > 0 && !broker.hasRoomForPersistentSession(clientId)) {
+    return refuse(broker, connection, v5 ? 0x97 : 0x03, `persistent sessions at their limit (${broker.options.maxPersistentSessions})`);
+  }
 
   // Session takeover [MQTT-3.1.4-3]: the existing connection with this client id is closed.
   const existing = broker.sessions.get(clientId);
   if (existing?.connection) {
     const old = existing.connection;
     old.closeReason = `session taken over by a new connection from ${connection.address}`;
+    // Ended gracefully (not destroyed) so that the DISCONNECT reaches it; the session is detached at once.
     old.close(V5_SESSION_TAKEN_OVER, 'session taken over');
-    old.destroy();
   }
 
   let session = broker.sessions.get(clientId);
@@ -159,6 +163,8 @@ export function handleConnect(broker: Broker, connection: Connection, packet: mq
         sharedSubscriptionAvailable: true,
         ...(assignedClientId !== undefined ? { assignedClientIdentifier: assignedClientId } : {}),
         ...(serverKeepAlive !== undefined ? { serverKeepAlive } : {}),
+        // The server's cap on the Session Expiry Interval is told to the client (MQTT 5.0 §3.2.2.3.2).
+        ...(expiryInterval !== requestedExpiry ? { sessionExpiryInterval: expiryInterval } : {}),
       },
     });
   } else {

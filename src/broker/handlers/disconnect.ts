@@ -15,7 +15,7 @@ export function handleDisconnect(broker: Broker, connection: Connection, packet:
       return protocolError(broker, connection, 'session expiry set on DISCONNECT after connecting with 0');
     }
     if (session.persistent && expiry === 0) broker.store.dropSession(session.clientId);
-    session.expiryInterval = expiry;
+    session.expiryInterval = Math.min(expiry, broker.options.maxSessionExpiry);
   }
   connection.cleanDisconnect = !(connection.protocolVersion === 5 && packet.reasonCode === DISCONNECT_WITH_WILL);
   if (connection.cleanDisconnect) connection.will = null;

@@ -10,6 +10,7 @@ import { protocolError } from './dispatch.js';
 const FAILURE_V3 = 0x80;
 const TOPIC_FILTER_INVALID = 0x8f;
 const NOT_AUTHORIZED = 0x87;
+const QUOTA_EXCEEDED = 0x97;
 const SHARED_NOT_SUPPORTED_WITH_NO_LOCAL = 0x82;
 
 /** SUBSCRIBE (MQTT 5.0 §3.8): one reason code per filter, then retained messages per Retain Handling. */
@@ -39,6 +40,11 @@ export function handleSubscribe(broker: Broker, connection: Connection, packet: 
     if (!broker.authorize(connection.identity, 'subscribe', filter)) {
       broker.logger.info({ clientId: session.clientId, filter }, 'subscription denied');
       granted.push(v5 ? NOT_AUTHORIZED : FAILURE_V3);
+      continue;
+    }
+    if (!session.subscriptions.has(filter) && session.subscriptions.size >= broker.options.maxSubscriptionsPerClient) {
+      broker.logger.warn({ clientId: session.clientId, filter, limit: broker.options.maxSubscriptionsPerClient }, 'subscription refused: client at its subscription limit');
+      granted.push(v5 ? QUOTA_EXCEEDED : FAILURE_V3);
       continue;
     }
     const qos = Math.min(request.qos, 2) as QoS;
