@@ -15,6 +15,10 @@ export class CloudMosquitto {
     fs.mkdirSync(dir, { recursive: true });
     this.configFile = path.join(dir, 'mosquitto.conf');
     fs.writeFileSync(this.configFile, [
+      // As root Mosquitto would switch to the "mosquitto" user, which cannot write this directory:
+      // its persistence file (and log) would silently not be written, and an outage would lose
+      // every message queued in the cloud, which this test would then blame on the gateway.
+      ...(process.getuid?.() === 0 ? ['user root'] : []),
       `listener ${port} 127.0.0.1`,
       'allow_anonymous true',
       'persistence true',
