@@ -6,8 +6,10 @@
 #     -p 1883:1883 -p 9883:9883 \
 #     -v fieldgate-data:/data \
 #     -v "$PWD/config:/etc/fieldgate:ro" \
-#     --device /dev/ttyUSB0 --group-add dialout \
 #     fieldgate
+#   docker exec fieldgate fieldgate check          # fieldgate is on PATH; FIELDGATE_CONFIG names the config
+# With a USB RS-485 adapter add --device /dev/serial/by-id/<yours>:/dev/ttyUSB0 and a device mapping
+# (docker/devices/meter.json): README "Docker". compose.yaml does the same with docker compose.
 # The image's own config is docker/fieldgate.json: the broker listens on 0.0.0.0 (loopback is not
 # reachable through -p) and so refuses anonymous clients; data in /data; metrics on 9883, which the
 # health check reads. Without a mounted /etc/fieldgate/passwd the gateway stops with that error.
@@ -32,6 +34,7 @@ RUN npm run build \
 # ---- runtime ----
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production \
+    FIELDGATE_CONFIG=/etc/fieldgate/fieldgate.json \
     FIELDGATE_HEALTHCHECK_URL=http://127.0.0.1:9883/healthz
 # A system user without a shell; dialout (gid 20 on Debian and Raspberry Pi OS) opens passed-in serial devices.
 RUN groupadd --system fieldgate \
@@ -46,6 +49,8 @@ COPY --from=build /app/dist ./dist
 COPY bin ./bin
 COPY devices ./devices
 COPY docker/fieldgate.json /etc/fieldgate/fieldgate.json
+# `docker exec fieldgate fieldgate check`: the command on PATH (Node follows the link to /app/bin).
+RUN ln -s /app/bin/fieldgate.js /usr/local/bin/fieldgate
 USER fieldgate
 VOLUME /data
 # MQTT and metrics; add 8883 (TLS) and 9001 (WebSocket) with -p when the config enables those listeners.

@@ -6,57 +6,46 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 type ParseArgsOptionsConfig = NonNullable<ParseArgsConfig['options']>;
 import { z } from 'zod';
-import { runPasswdCommand } from './auth/passwd-command.js';
-import { addOrUpdateUser } from './auth/password-file.js';
-import { ConfigError, embeddedDefaultConfig, gatewayConfigSchema, homeAssistantDiscoveryOptions, loadGatewayConfig, type GatewayConfig } from './config/gateway-config.js';
+import { describeAddUser, runPasswdCommand, shortPasswordWarning } from './auth/passwd-command.js';
+import { addOrUpdateUser, deleteUser } from './auth/password-file.js';
+import { ConfigError, embeddedDefaultConfig, gatewayConfigSchema, loadGatewayConfig, type GatewayConfig } from './config/gateway-config.js';
 import { checkGatewayConfig } from './config/check.js';
-import { describeMapping, deviceMappingJsonSchema, type DeviceMapping } from './devices/index.js';
-import { buildDiscoveryConfigs } from './devices/home-assistant/index.js';
-import { lineDeviceTopicPrefix } from './devices/line/schema.js';
+import { checkHosts } from './config/check-hosts.js';
+import { describeDiscovery, describePoints, listenerAccess } from './cli/check-output.js';
+import { describeMapping, deviceMappingJsonSchema } from './devices/index.js';
 import { formatProbe, probeRegisters } from './devices/modbus/probe.js';
 import type { ModbusBus } from './devices/modbus/schema.js';
-import { anonymousAllowed, listenerConfigs, startGateway, type Gateway } from './gateway.js';
-import { createLogger, type LogLevel } from './log.js';
+import { listenerConfigs, startGateway, type Gateway } from './gateway.js';
+import { chooseLogOutput, createLogger, type LogLevel } from './log.js';
 import { VERSION } from './version.js';
-
-const HELP = `fieldgate ${VERSION} — MQTT edge gateway: local broker, Modbus/serial device adapters, cloud bridge
-
-Usage:
-  fieldgate run [--config FILE] [--host H] [--port N] [--data DIR] [--log-level L]
-      Run the gateway. Without --config: broker on 127.0.0.1:1883, data in ./data,
-      and a built-in simulated energy meter so readings flow at once. SIGTERM/SIGINT stop
-      gracefully; SIGHUP reloads the password file, ACL, TLS certificates and device mappings.
-  fieldgate check [--config FILE] [--points]
-      Validate the config, every device mapping and every file it names; print what would run
-      (with --points: every point and its topic).
-  fieldgate probe (--host H [--port 502] | --serial PATH [--baud 9600] [--parity none])
-                  [--unit 1] [--table holding|input] --address A [--count 4] [--timeout 1000]
-      Read registers once and show them decoded as every type and byte order (addresses are
-      0-based wire addresses: data-sheet register 30001 is --table input --address 0).
-  fieldgate passwd [-b] FILE USER [PASSWORD]
-      Add or update a user in a Mosquitto-format password file ($7$ PBKDF2-SHA512). Asks twice
-      without echo; -b takes the password from the command line (visible in the process list).
-  fieldgate schema [--out DIR]
-      Write JSON Schemas of the gateway config and of device mappings (for editors).
-  fieldgate --help | --version
-
-Exit codes: 0 fine, 1 bad configuration or runtime error, 2 usage error.
-`;
+import { EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './cli/exit-codes.js';
+import { COMMANDS, HELP, commandHelp, wantsHelp, type Command } from './cli/help.js';
+import { makeDirectory } from './cli/make-directory.js';
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case undefined:
+      // A bare `fieldgate` is a usage error (as `git` with no command): the help, on stderr, exit 2.
+      process.stderr.write(HELP);
+      return EXIT_USAGE;
     case '-h':
     case '--help':
     case 'help':
-      process.stdout.write(HELP);
-      return 0;
+      if (rest[0] !== undefined && (COMMANDS as readonly string[]).includes(rest[0])) process.stdout.write(commandHelp(rest[0] as Command));
+      else process.stdout.write(HELP);
+      return EXIT_OK;
     case '-v':
     case '--version':
     case 'version':
       process.stdout.write(`${VERSION}\n`);
-      return 0;
+      return EXIT_OK;
+  }
+  if ((COMMANDS as readonly string[]).includes(command) && wantsHelp(rest)) {
+    process.stdout.write(commandHelp(command as Command));
+    return EXIT_OK;
+  }
+  switch (command) {
     case 'run': return run(rest);
     case 'check': return check(rest);
     case 'probe': return probe(rest);
@@ -64,7 +53,7 @@ export async function main(argv: string[]): Promise<number> {
     case 'schema': return schema(rest);
     default:
       process.stderr.write(`fieldgate: unknown command "${command}"\n\n${HELP}`);
-      return 2;
+      return EXIT_USAGE;
   }
 }
 
@@ -72,35 +61,71 @@ function parse(args: string[], options: ParseArgsOptionsConfig, allowPositionals
   try {
     return parseArgs({ args, options, allowPositionals, strict: true });
   } catch (error) {
-    throw new UsageError((error as Error).message);
+    throw new UsageError(parseArgsProblem(error as Error & { code?: string }));
+  }
+}
+
+/** node:util parseArgs' errors in our words (its own text suggests `-- "-x"` and names types). */
+function parseArgsProblem(error: Error & { code?: string }): string {
+  const quoted = /'([^']+)'/.exec(error.message)?.[1] ?? '';
+  switch (error.code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION': return `unknown option "${quoted}"`;
+    case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL': return `unexpected argument "${quoted}"`;
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE': {
+      const name = quoted.replace(/ <value>$/, '');
+      if (/ambiguous/.test(error.message)) {
+        const long = name.split(', ').at(-1)!;
+        return `${long}: a value starting with "-" is written ${long}=-VALUE (as ${long}=-12.5)`;
+      }
+      return /argument missing/.test(error.message) ? `${name} needs a value` : `${name} takes no value`;
+    }
+    default: return error.message;
   }
 }
 
 class UsageError extends Error {}
 
+/** --config, else $FIELDGATE_CONFIG (the container image sets it, so `docker exec … fieldgate check` checks what runs). */
+function configFileOf(flag: unknown): string | undefined {
+  if (typeof flag === 'string') return flag;
+  const fromEnv = process.env.FIELDGATE_CONFIG;
+  return fromEnv === undefined || fromEnv === '' ? undefined : fromEnv;
+}
+
 function reportConfigErrors(error: unknown): number {
   if (error instanceof ConfigError) {
+    printWarnings(error.warnings);
     process.stderr.write(`fieldgate: the configuration has ${error.errors.length} error${error.errors.length > 1 ? 's' : ''}:\n`);
     for (const line of error.errors) process.stderr.write(`  ${line}\n`);
-    return 1;
+    return EXIT_CONFIG;
   }
   if (error instanceof UsageError) {
     process.stderr.write(`fieldgate: ${error.message}\n(see fieldgate --help)\n`);
-    return 2;
+    return EXIT_USAGE;
   }
   throw error;
 }
 
 type RunValues = ReturnType<typeof parse>['values'];
 
+/** What checkGatewayConfig warned about a config `run` read (a serial port not plugged in): logged once the logger exists. */
+const configWarnings = new WeakMap<GatewayConfig, string[]>();
+
 /**
- * The config `run` uses: the file (or the embedded default) with the command line's overrides. At the
- * start every file it names is checked too; on SIGHUP only the gateway config is read again (each part
- * checks its own files and reports their errors itself).
+ * The config `run` uses: the file (or $FIELDGATE_CONFIG, or the embedded default) with the command
+ * line's overrides. At the start every file it names is checked too; on SIGHUP only the gateway
+ * config is read again (each part checks its own files and reports their errors itself).
  */
 function runConfig(values: RunValues, checkFiles = true): GatewayConfig {
-  const file = values.config as string | undefined;
-  const config = checkFiles ? checkGatewayConfig(file).config : file === undefined ? embeddedDefaultConfig() : loadGatewayConfig(file);
+  const file = configFileOf(values.config);
+  let config: GatewayConfig;
+  if (checkFiles) {
+    const checked = checkGatewayConfig(file);
+    config = checked.config;
+    configWarnings.set(config, checked.warnings);
+  } else {
+    config = file === undefined ? embeddedDefaultConfig() : loadGatewayConfig(file);
+  }
   if (values.host !== undefined) config.broker.host = values.host as string;
   if (values.port !== undefined) {
     const port = Number(values.port);
@@ -137,8 +162,9 @@ async function run(args: string[]): Promise<number> {
     return reportConfigErrors(error);
   }
 
-  const logger = createLogger(config.log.level as LogLevel);
+  const logger = createLogger(config.log.level as LogLevel, { output: chooseLogOutput(config.log.format) });
   logger.info({ version: VERSION, pid: process.pid, gatewayId: config.gatewayId, dataDir: config.broker.dataDir }, `fieldgate ${VERSION} starting`);
+  for (const warning of configWarnings.get(config) ?? []) logger.warn(warning);
   // Signals are handled from the first moment: a stop asked for while starting waits for the start,
   // which never waits for a device or the cloud.
   let gateway: Gateway | undefined;
@@ -195,9 +221,12 @@ async function run(args: string[]): Promise<number> {
   try {
     gateway = await startGateway(config, logger);
   } catch (error) {
-    if (error instanceof ConfigError) for (const line of error.errors) logger.error(line);
-    else logger.fatal({ err: error }, `cannot start: ${(error as Error).message}`);
-    return 1;
+    if (error instanceof ConfigError) {
+      for (const line of error.errors) logger.error(line);
+      return EXIT_CONFIG;
+    }
+    logger.fatal({ err: error }, `cannot start: ${(error as Error).message}`);
+    return EXIT_FAILURE;
   }
   if (pendingStop) shutdown(pendingStop);
   return finished;
@@ -206,12 +235,16 @@ async function run(args: string[]): Promise<number> {
 async function check(args: string[]): Promise<number> {
   try {
     const { values } = parse(args, { config: { type: 'string', short: 'c' }, points: { type: 'boolean' } });
-    const file = values.config as string | undefined;
-    const { config, mapping } = checkGatewayConfig(file);
-    const out: string[] = [`${file ?? '(embedded default)'}: OK`];
+    const file = configFileOf(values.config);
+    const checked = checkGatewayConfig(file);
+    const { config, mapping } = checked;
+    // What the run would fail on, or never reach: host names that do not resolve.
+    const hosts = await checkHosts(config, mapping, file ?? '(embedded default)');
+    const warnings = [...checked.warnings, ...hosts.warnings];
+    if (hosts.errors.length > 0) throw new ConfigError(hosts.errors, warnings);
+    const out: string[] = [`${file ?? '(embedded default)'}: OK${warnings.length > 0 ? ` (${warnings.length} warning${warnings.length > 1 ? 's' : ''}, on stderr)` : ''}`];
     for (const l of listenerConfigs(config)) {
-      const anonymous = anonymousAllowed(config, l) ? 'anonymous allowed' : 'user name and password required';
-      out.push(`  listener ${l.type}://${l.host}:${l.port}${l.type.startsWith('ws') ? l.path : ''} (${anonymous})`);
+      out.push(`  listener ${l.type}://${l.host}:${l.port}${l.type.startsWith('ws') ? l.path : ''} (${listenerAccess(config, l)})`);
     }
     out.push(`  data in ${config.broker.dataDir} (durability ${config.broker.durability})`);
     if (config.auth.passwordFile) out.push(`  password file ${config.auth.passwordFile}`);
@@ -221,35 +254,17 @@ async function check(args: string[]): Promise<number> {
     if (mapping && values.points) out.push(...describePoints(mapping));
     for (const b of config.bridges) out.push(`  bridge ${b.name} → ${b.url}: ${b.rules.map((r) => `${r.direction} ${r.localPrefix}${r.filter}`).join(', ')}`);
     if (config.metrics) out.push(`  metrics on http://${config.metrics.host}:${config.metrics.port}/metrics, health on /healthz`);
-    if (config.homeAssistant.discovery) {
-      const discovery = homeAssistantDiscoveryOptions(config);
-      const entities = mapping ? buildDiscoveryConfigs(mapping, discovery).length : 0;
-      const what = [...(entities > 0 ? [`${entities} ${entities === 1 ? 'entity' : 'entities'} from the device mappings`] : []), ...(config.demo ? ['the demo meter'] : [])];
-      out.push(`  Home Assistant discovery under ${config.homeAssistant.prefix}/ (gateway id ${discovery.gatewayId}): ${what.join(' and ') || 'no devices'}`);
-    }
+    if (config.homeAssistant.discovery) out.push(`  ${describeDiscovery(config, mapping)}`);
     process.stdout.write(out.join('\n') + '\n');
-    return 0;
+    printWarnings(warnings);
+    return EXIT_OK;
   } catch (error) {
     return reportConfigErrors(error);
   }
 }
 
-/** `check --points`: one line per point or field with the topic it is published on. */
-function describePoints(mapping: DeviceMapping): string[] {
-  const out: string[] = [];
-  for (const d of mapping.modbusDevices) {
-    out.push(`  points of ${d.id} (0-based wire addresses):`);
-    for (const p of d.points) {
-      const order = p.count > 1 ? ` ${p.byteOrder}` : '';
-      const write = p.writable ? ` (write: ${p.topic}/set)` : '';
-      out.push(`    ${p.name.padEnd(20)} ${(p.type + order).padEnd(13)} ${p.table} ${String(p.address).padEnd(6)} every ${p.pollIntervalMs} ms → ${p.topic}${write}`);
-    }
-  }
-  for (const d of mapping.lineDevices) {
-    out.push(`  fields of ${d.id}:`);
-    for (const name of Object.keys(d.fields)) out.push(`    ${name.padEnd(20)} → ${lineDeviceTopicPrefix(d)}/${name}`);
-  }
-  return out;
+function printWarnings(warnings: string[]): void {
+  for (const w of warnings) process.stderr.write(`fieldgate: warning: ${w}\n`);
 }
 
 function parityOf(text: string | undefined): 'none' | 'even' | 'odd' {
@@ -263,7 +278,7 @@ async function probe(args: string[]): Promise<number> {
     const { values } = parse(args, {
       host: { type: 'string' }, port: { type: 'string' }, serial: { type: 'string' }, baud: { type: 'string' },
       parity: { type: 'string' }, unit: { type: 'string' }, table: { type: 'string' }, address: { type: 'string' },
-      count: { type: 'string' }, timeout: { type: 'string' },
+      count: { type: 'string' }, timeout: { type: 'string' }, expect: { type: 'string' },
     });
     const number = (name: string, fallback?: number): number => {
       const text = values[name] as string | undefined;
@@ -286,57 +301,78 @@ async function probe(args: string[]): Promise<number> {
     } else {
       throw new UsageError('give --host (Modbus TCP) or --serial (Modbus RTU)');
     }
+    const expectText = values.expect as string | undefined;
+    const expected = expectText === undefined ? undefined : Number(expectText);
+    if (expected !== undefined && (expectText!.trim() === '' || !Number.isFinite(expected))) throw new UsageError(`--expect: expected a number, the value the device's display shows (got "${expectText}")`);
     const table = (values.table as string | undefined) ?? 'holding';
     if (table !== 'holding' && table !== 'input') throw new UsageError(`--table: expected holding or input (got "${table}")`);
     const result = await probeRegisters({
       bus, unitId: number('unit', 1), table, address: number('address'), count: number('count', 4), timeoutMs: number('timeout', 1000),
     });
-    process.stdout.write(formatProbe(result) + '\n');
-    return 0;
+    process.stdout.write(formatProbe(result, expected) + '\n');
+    return EXIT_OK;
   } catch (error) {
     if (error instanceof UsageError) return reportConfigErrors(error);
     process.stderr.write(`fieldgate probe: ${(error as Error).message ?? String(error)}\n`);
-    return 1;
+    return EXIT_FAILURE;
   }
 }
 
 async function passwd(args: string[]): Promise<number> {
   try {
-    const { values, positionals } = parse(args, { batch: { type: 'boolean', short: 'b' } }, true);
+    const { values, positionals } = parse(args, {
+      batch: { type: 'boolean', short: 'b' }, create: { type: 'boolean', short: 'c' }, delete: { type: 'boolean', short: 'D' },
+    }, true);
     const [file, user, given, ...extra] = positionals;
-    if (!file || !user || extra.length > 0) throw new UsageError('usage: fieldgate passwd [-b] FILE USER [PASSWORD]');
+    if (values.delete && (values.create || values.batch)) throw new UsageError(`-D cannot be used with ${values.create ? '-c' : '-b'}`);
+    if (!file || !user || extra.length > 0 || (values.delete && given !== undefined)) {
+      throw new UsageError('usage: fieldgate passwd [-c] [-b] FILE USER [PASSWORD]  |  fieldgate passwd -D FILE USER');
+    }
     if (!fs.existsSync(path.dirname(path.resolve(file)))) throw new Error(`the directory ${path.dirname(path.resolve(file))} does not exist; nothing was changed`);
+    if (values.delete) {
+      deleteUser(file, user);
+      process.stderr.write(`deleted user "${user}" from ${file}\n`);
+      return EXIT_OK;
+    }
+    const replaceFile = values.create === true;
     if (values.batch) {
       if (given === undefined) throw new UsageError('-b needs the password as the third argument');
       if (given.length === 0) throw new UsageError('the password must not be empty');
-      const result = addOrUpdateUser(file, user, given);
-      process.stderr.write(`${result.added ? 'added' : 'updated'} user "${user}" in ${file}${result.createdFile ? ' (new file, mode 0600)' : ''}\n`);
-      return 0;
+      const warning = shortPasswordWarning(given);
+      if (warning) process.stderr.write(`${warning}\n`);
+      const result = addOrUpdateUser(file, user, given, { replaceFile });
+      process.stderr.write(`${describeAddUser(result, user, file)}\n`);
+      return EXIT_OK;
     }
     if (given !== undefined) throw new UsageError('a password on the command line needs -b (it shows in the process list and the shell history)');
     // Asked twice without echo on a terminal; the first line of stdin when piped.
-    await runPasswdCommand(file, user, { input: process.stdin, output: process.stderr });
-    return 0;
+    await runPasswdCommand(file, user, { input: process.stdin, output: process.stderr }, { replaceFile });
+    return EXIT_OK;
   } catch (error) {
     if (error instanceof UsageError) return reportConfigErrors(error);
     process.stderr.write(`fieldgate passwd: ${(error as Error).message}\n`);
-    return 1;
+    return EXIT_FAILURE;
   }
 }
 
 async function schema(args: string[]): Promise<number> {
+  let dir: string;
   try {
     const { values } = parse(args, { out: { type: 'string', short: 'o' } });
-    const dir = path.resolve((values.out as string | undefined) ?? 'schemas');
-    fs.mkdirSync(dir, { recursive: true });
+    dir = path.resolve((values.out as string | undefined) ?? 'schemas');
+  } catch (error) {
+    return reportConfigErrors(error);
+  }
+  try {
+    makeDirectory(dir);
     const gateway = z.toJSONSchema(gatewayConfigSchema, { io: 'input', unrepresentable: 'any' });
     fs.writeFileSync(path.join(dir, 'gateway.schema.json'), JSON.stringify(gateway, null, 2) + '\n');
     fs.writeFileSync(path.join(dir, 'device-mapping.schema.json'), JSON.stringify(deviceMappingJsonSchema(), null, 2) + '\n');
     process.stdout.write(`wrote ${path.join(dir, 'gateway.schema.json')} and ${path.join(dir, 'device-mapping.schema.json')}\n`);
-    return 0;
+    return EXIT_OK;
   } catch (error) {
-    if (error instanceof UsageError) return reportConfigErrors(error);
-    process.stderr.write(`fieldgate schema: cannot write the schemas: ${(error as Error).message}\n`);
-    return 1;
+    const code = (error as NodeJS.ErrnoException).code;
+    process.stderr.write(`fieldgate schema: cannot write the schemas to ${dir}: ${code ?? (error as Error).message}\n`);
+    return EXIT_FAILURE;
   }
 }

@@ -9,6 +9,7 @@ import tls from 'node:tls';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import type { Broker } from './broker/broker.js';
 import type { ListenerConfig } from './config/gateway-config.js';
+import { answerNonMqttHttp } from './websocket-answers.js';
 
 export interface OpenListener {
   type: ListenerConfig['type'];
@@ -16,6 +17,8 @@ export interface OpenListener {
   port: number;
   allowAnonymous: boolean;
   url: string;
+  /** Network connections (TCP, before any handshake) open now and accepted since start, for metrics. */
+  connections(): { open: number; total: number };
   /** TLS listeners: re-reads the certificate, key and CA for new connections (SIGHUP after a renewal). Throws when they are unusable; the old ones stay. */
   reloadTls?(): void;
   close(): Promise<void>;
@@ -51,19 +54,21 @@ function listenError(config: ListenerConfig, error: NodeJS.ErrnoException): Erro
 
 export async function openListener(broker: Broker, config: ListenerConfig, allowAnonymous: boolean, maxConnections: number): Promise<OpenListener> {
   const useIdentity = config.tls?.useIdentityAsUsername ?? false;
+  // Known once bound (port 0 picks one); log lines written before that use the configured address.
+  let listenerName = `${config.type}://${config.host}:${config.port}`;
   let server: net.Server;
   let secureServer: tls.Server | undefined;
   switch (config.type) {
     case 'mqtt':
       server = net.createServer({ noDelay: true }, (socket) => {
-        broker.handle(socket, { address: `${socket.remoteAddress}:${socket.remotePort}`, allowAnonymous });
+        broker.handle(socket, { address: `${socket.remoteAddress}:${socket.remotePort}`, allowAnonymous, listener: listenerName });
       });
       break;
     case 'mqtts':
       server = secureServer = tls.createServer(tlsOptions(config.tls!), (socket) => {
         socket.setNoDelay(true);
         broker.handle(socket, {
-          address: `${socket.remoteAddress}:${socket.remotePort}`, allowAnonymous,
+          address: `${socket.remoteAddress}:${socket.remotePort}`, allowAnonymous, listener: listenerName,
           certificateUser: certificateIdentity(socket, useIdentity),
         });
       });
@@ -72,22 +77,21 @@ export async function openListener(broker: Broker, config: ListenerConfig, allow
     case 'wss': {
       const web = config.type === 'ws' ? http.createServer() : (secureServer = https.createServer(tlsOptions(config.tls!)));
       const wss = new WebSocketServer({
-        server: web,
-        path: config.path,
+        noServer: true,
         // ws buffers a whole message before handing it on (default limit 100 MiB): bound it by the
         // broker's packet size limit, with room for a client that puts several packets in one message.
         maxPayload: 2 * broker.options.maximumPacketSize + 64 * 1024,
         // MQTT over WebSocket uses the "mqtt" subprotocol [MQTT-6.0.0-3].
         handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : protocols.has('mqttv3.1') ? 'mqttv3.1' : false),
       });
-      // ws re-emits the http server's errors; they are logged on the server below.
       wss.on('error', () => undefined);
-      wss.on('connection', (socket, request) => {
+      // Upgrades on the path go to ws; plain HTTP, other paths and malformed upgrades are answered (and logged) there.
+      answerNonMqttHttp(web, wss, { path: config.path, listener: () => listenerName, logger: broker.logger }, (socket, request) => {
         const stream = createWebSocketStream(socket);
         stream.on('error', () => stream.destroy());
         const tlsSocket = request.socket as tls.TLSSocket;
         broker.handle(stream, {
-          address: `${request.socket.remoteAddress}:${request.socket.remotePort}`, allowAnonymous,
+          address: `${request.socket.remoteAddress}:${request.socket.remotePort}`, allowAnonymous, listener: listenerName,
           certificateUser: config.type === 'wss' ? certificateIdentity(tlsSocket, useIdentity) : undefined,
         });
       });
@@ -96,6 +100,12 @@ export async function openListener(broker: Broker, config: ListenerConfig, allow
     }
   }
   server.maxConnections = maxConnections;
+  const counts = { open: 0, total: 0 };
+  server.on('connection', (socket: net.Socket) => {
+    counts.open++;
+    counts.total++;
+    socket.once('close', () => counts.open--);
+  });
   if (secureServer) {
     // A failed handshake (no or an untrusted client certificate, a client that does not trust ours):
     // one line, so a refused device can be diagnosed without it spamming at error level.
@@ -115,9 +125,11 @@ export async function openListener(broker: Broker, config: ListenerConfig, allow
   const address = server.address() as net.AddressInfo;
   const path = config.type === 'ws' || config.type === 'wss' ? config.path : '';
   const shownHost = address.address.includes(':') ? `[${address.address}]` : address.address;
+  listenerName = `${config.type}://${shownHost}:${address.port}${path}`;
   return {
     type: config.type, host: address.address, port: address.port, allowAnonymous,
-    url: `${config.type}://${shownHost}:${address.port}${path}`,
+    url: listenerName,
+    connections: () => ({ ...counts }),
     reloadTls: secureServer ? () => secureServer!.setSecureContext(tlsOptions(config.tls!)) : undefined,
     close: () => new Promise<void>((resolve) => {
       server.close(() => resolve());

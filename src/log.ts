@@ -1,18 +1,73 @@
+import fs from 'node:fs';
 import { pino, type Logger } from 'pino';
 
 export type { Logger };
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
+/** `log.format` in the gateway config: "auto" picks from where stdout goes. */
+export type LogFormat = 'auto' | 'json' | 'text';
+
+/** What the lines look like: pino JSON, journald text (priority prefix), or the terminal's pretty form. */
+export type LogOutput = 'json' | 'journal' | 'text' | 'pretty';
+
 /**
- * JSON lines when stdout is not a terminal (journald, Docker), a compact readable form on a terminal.
+ * Is stdout connected to journald? systemd sets JOURNAL_STREAM="<device>:<inode>" of the stream it
+ * gives the service (systemd.exec(5)); comparing it with stdout's own identity keeps a child whose
+ * stdout was redirected elsewhere from believing it, as sd_journal_stream_fd users do.
  */
-export function createLogger(level: LogLevel = 'info', pretty = process.stdout.isTTY === true): Logger {
-  if (!pretty) return pino({ level, base: undefined });
-  return pino({ level, base: undefined }, { write: (line: string) => process.stdout.write(formatForTerminal(line)) });
+export function stdoutIsJournal(env: NodeJS.ProcessEnv = process.env, fd = 1): boolean {
+  const stream = env.JOURNAL_STREAM;
+  if (!stream) return false;
+  const [device, inode] = stream.split(':');
+  if (device === undefined || inode === undefined) return false;
+  try {
+    const stat = fs.fstatSync(fd, { bigint: true });
+    return stat.dev === BigInt(device) && stat.ino === BigInt(inode);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The output for a format setting: a terminal keeps the pretty form; under journald (stdout not a
+ * terminal) "auto" means text lines with the syslog priority prefix; elsewhere (Docker, pipes, log
+ * shippers) JSON. "text" forces text (with the prefix under journald, with a timestamp elsewhere).
+ */
+export function chooseLogOutput(format: LogFormat = 'auto', where: { tty: boolean; journal: boolean } = { tty: process.stdout.isTTY === true, journal: stdoutIsJournal() }): LogOutput {
+  if (format === 'json') return 'json';
+  if (where.tty) return format === 'text' ? 'text' : 'pretty';
+  if (where.journal) return 'journal';
+  return format === 'text' ? 'text' : 'json';
+}
+
+export interface LoggerOptions {
+  level?: LogLevel;
+  output?: LogOutput;
+  /** Where the lines go (default process.stdout). */
+  write?: (line: string) => void;
+}
+
+export function createLogger(level: LogLevel = 'info', options: Omit<LoggerOptions, 'level'> | boolean = {}): Logger {
+  // `createLogger(level, pretty)` was the old signature.
+  const opts = typeof options === 'boolean' ? { output: options ? ('pretty' as const) : ('json' as const) } : options;
+  const output = opts.output ?? chooseLogOutput();
+  const write = opts.write ?? ((line: string) => process.stdout.write(line));
+  if (output === 'json') return opts.write ? pino({ level, base: undefined }, { write }) : pino({ level, base: undefined });
+  const format = output === 'pretty' ? formatForTerminal : output === 'journal' ? formatForJournal : formatAsText;
+  return pino({ level, base: undefined }, { write: (line: string) => write(format(line)) });
 }
 
 const levelNames: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO ', 40: 'WARN ', 50: 'ERROR', 60: 'FATAL' };
+
+/** sd-daemon(3) priorities: <2> critical, <3> error, <4> warning, <6> info, <7> debug. */
+export function syslogPriority(pinoLevel: number): number {
+  if (pinoLevel >= 60) return 2;
+  if (pinoLevel >= 50) return 3;
+  if (pinoLevel >= 40) return 4;
+  if (pinoLevel >= 30) return 6;
+  return 7;
+}
 
 function formatForTerminal(line: string): string {
   try {
@@ -20,6 +75,51 @@ function formatForTerminal(line: string): string {
     const clock = new Date(Number(time)).toISOString().slice(11, 23);
     const extra = Object.keys(rest).length > 0 ? ' ' + JSON.stringify(rest) : '';
     return `${clock} ${levelNames[Number(level)] ?? level} ${String(msg ?? '')}${extra}\n`;
+  } catch {
+    return line;
+  }
+}
+
+const bare = /^[^\s"=\\]+$/;
+
+function fieldValue(value: unknown): string {
+  if (typeof value === 'string') return bare.test(value) ? value : JSON.stringify(value);
+  if (typeof value === 'number' || typeof value === 'boolean' || value === null) return String(value);
+  if (typeof value === 'object' && value !== null && 'message' in value && 'type' in value) {
+    // A serialized error: its message, not the stack (one event, one line).
+    const err = value as { type: unknown; message: unknown; code?: unknown };
+    return JSON.stringify(`${String(err.type)}: ${String(err.message)}${err.code !== undefined ? ` (${String(err.code)})` : ''}`);
+  }
+  return JSON.stringify(value);
+}
+
+/** `message key=value …` on one line: newlines in the message are escaped, values JSON-quoted when needed. */
+function textBody(record: Record<string, unknown>): string {
+  const { level: _level, time: _time, msg, ...rest } = record;
+  let out = String(msg ?? '').replace(/\r?\n/g, '\\n');
+  for (const [key, value] of Object.entries(rest)) {
+    if (value === undefined) continue;
+    out += ` ${key}=${fieldValue(value)}`;
+  }
+  return out;
+}
+
+/** `<6>client connected clientId=… username=…`: journald takes the priority from the prefix and adds the time itself. */
+export function formatForJournal(line: string): string {
+  try {
+    const record = JSON.parse(line) as Record<string, unknown>;
+    return `<${syslogPriority(Number(record.level))}>${textBody(record)}\n`;
+  } catch {
+    return `<6>${line.trimEnd().replace(/\n/g, '\\n')}\n`;
+  }
+}
+
+/** Text lines for anywhere else: ISO time, level, message, fields. */
+export function formatAsText(line: string): string {
+  try {
+    const record = JSON.parse(line) as Record<string, unknown>;
+    const level = (levelNames[Number(record.level)] ?? String(record.level)).trim();
+    return `${new Date(Number(record.time)).toISOString()} ${level.padEnd(5)} ${textBody(record)}\n`;
   } catch {
     return line;
   }

@@ -98,7 +98,7 @@ export function readAclFile(file: string): AclRules {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new AclFileError(file, undefined, `cannot read: ${(err as Error).message}`);
+    throw new AclFileError(file, undefined, `cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
   return parseAcl(text, file);
 }
@@ -183,7 +183,38 @@ function grants(access: AclAccess, wanted: 'read' | 'write'): boolean {
   return access === 'readwrite' || access === wanted;
 }
 
-/** Evaluates ACL rules for one client, action and topic. */
+/**
+ * How much of a subscription the rules let through:
+ * - 'whole': every message it can match may be read (no per-message check needed);
+ * - 'partial': some may, some may not: grant it and check each message at delivery (as Mosquitto does);
+ * - 'none': no message it matches could ever be read (no read rule reaches it, or it lies inside a deny).
+ */
+export type SubscriptionAccess = 'whole' | 'partial' | 'none';
+
+/** The filter matching exactly the topics both filters match, or undefined when they share none. */
+export function filterIntersection(a: string, b: string): string | undefined {
+  if (!filtersOverlap(a, b)) return undefined;
+  const x = a.split('/');
+  const y = b.split('/');
+  const out: string[] = [];
+  for (let i = 0; ; i++) {
+    const p = x[i];
+    const q = y[i];
+    if (p === '#') return [...out, ...y.slice(i)].join('/') || '#';
+    if (q === '#') return [...out, ...x.slice(i)].join('/') || '#';
+    if (p === undefined || q === undefined) return out.join('/');
+    out.push(p === '+' ? q : p);
+  }
+}
+
+interface ApplicableRules {
+  grants: string[];
+  denies: string[];
+  /** A deny pattern would be resolved with a client id or user name that could escape its subtree. */
+  unsafe: boolean;
+}
+
+/** Evaluates ACL rules for one client, action and topic. A deny that matches always wins over any grant. */
 export class AclChecker {
   constructor(readonly rules: AclRules) {}
 
@@ -192,18 +223,47 @@ export class AclChecker {
     return this.check(client, 'write', (filter) => filterMatchesTopic(filter, topic), (filter) => filterMatchesTopic(filter, topic));
   }
 
-  /** May this client receive a message published on `topic`? (For delivery-time checks.) */
+  /** May this client receive a message published on `topic`? (The delivery-time check.) */
   canRead(client: ClientIdentity, topic: string): boolean {
     return this.check(client, 'read', (filter) => filterMatchesTopic(filter, topic), (filter) => filterMatchesTopic(filter, topic));
   }
 
-  /**
-   * May this client subscribe to `filter`? Allowed when a read rule covers the whole filter and no
-   * deny rule overlaps it: the subscription is checked once, so it must not be able to carry a denied message.
-   */
+  /** Is a subscription to `filter` granted? (Its messages may still be checked one by one: see subscriptionAccess.) */
   canSubscribe(client: ClientIdentity, filter: string): boolean {
+    return this.subscriptionAccess(client, filter) !== 'none';
+  }
+
+  subscriptionAccess(client: ClientIdentity, filter: string): SubscriptionAccess {
     const wanted = effectiveFilter(filter);
-    return this.check(client, 'read', (rule) => filterCovers(rule, wanted), (rule) => filtersOverlap(rule, wanted));
+    const { grants: readGrants, denies, unsafe } = this.applicable(client, 'read');
+    if (unsafe || denies.some((deny) => filterCovers(deny, wanted))) return 'none';
+    const overlapsDeny = denies.some((deny) => filtersOverlap(deny, wanted));
+    if (!overlapsDeny && readGrants.some((grant) => filterCovers(grant, wanted))) return 'whole';
+    // Some grant must reach a part of the filter that no single deny swallows whole.
+    for (const grant of readGrants) {
+      const reach = filterIntersection(grant, wanted);
+      if (reach !== undefined && !denies.some((deny) => filterCovers(deny, reach))) return 'partial';
+    }
+    return 'none';
+  }
+
+  /** The rules that concern this client and action, with %c / %u resolved. */
+  private applicable(client: ClientIdentity, wanted: 'read' | 'write'): ApplicableRules {
+    const result: ApplicableRules = { grants: [], denies: [], unsafe: false };
+    const own = client.username === undefined ? this.rules.anonymous : (this.rules.users.get(client.username) ?? []);
+    for (const rule of own) {
+      if (rule.access === 'deny') result.denies.push(rule.topic);
+      else if (grants(rule.access, wanted)) result.grants.push(rule.topic);
+    }
+    for (const rule of this.rules.patterns) {
+      const resolved = resolvePattern(rule, client);
+      if (!resolved) continue;
+      if ('unsafe' in resolved) {
+        if (rule.access === 'deny') result.unsafe = true;
+      } else if (rule.access === 'deny') result.denies.push(resolved.filter);
+      else if (grants(rule.access, wanted)) result.grants.push(resolved.filter);
+    }
+    return result;
   }
 
   private check(client: ClientIdentity, wanted: 'read' | 'write', grantMatches: (filter: string) => boolean, denyMatches: (filter: string) => boolean): boolean {
@@ -229,8 +289,21 @@ export class AclChecker {
   }
 }
 
-/** An AuthorizeHook enforcing the rules: 'publish' needs write access, 'subscribe' needs read access. */
+/** The broker's answer for a subscription: true (no per-message check), 'filter' (check each message at delivery) or false. */
+export function subscribeDecision(checker: AclChecker, client: ClientIdentity, filter: string): boolean | 'filter' {
+  const access = checker.subscriptionAccess(client, filter);
+  return access === 'whole' ? true : access === 'partial' ? 'filter' : false;
+}
+
+/**
+ * An AuthorizeHook enforcing the rules: 'publish' needs write access, 'subscribe' is granted when
+ * some message could be read through it, 'read' (at delivery) needs read access to the topic.
+ */
 export function createAclAuthorizer(rules: AclRules): AuthorizeHook {
   const checker = new AclChecker(rules);
-  return (client, action, topic) => (action === 'publish' ? checker.canPublish(client, topic) : checker.canSubscribe(client, topic));
+  return (client, action, topic) => {
+    if (action === 'publish') return checker.canPublish(client, topic);
+    if (action === 'read') return checker.canRead(client, topic);
+    return subscribeDecision(checker, client, topic);
+  };
 }

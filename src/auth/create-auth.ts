@@ -2,7 +2,7 @@
 // reloadable on SIGHUP without dropping the rules in force when a new file is bad.
 import type { AuthenticateHook, AuthorizeHook } from '../broker/types.js';
 import type { Logger } from '../log.js';
-import { AclChecker, readAclFile, type AclRules } from './acl.js';
+import { AclChecker, readAclFile, subscribeDecision, type AclRules } from './acl.js';
 import { checkCredentials, readPasswordFile, type PasswordEntry } from './password-file.js';
 
 export interface AuthOptions {
@@ -82,7 +82,9 @@ export function createAuth(options: AuthOptions): Auth {
     if (client.local) return true; // device adapters and the bridge are part of the gateway
     const acl = current.acl;
     if (!acl) return true;
-    return action === 'publish' ? acl.canPublish(client, topic) : acl.canSubscribe(client, topic);
+    if (action === 'publish') return acl.canPublish(client, topic);
+    if (action === 'read') return acl.canRead(client, topic);
+    return subscribeDecision(acl, client, topic);
   };
 
   return {

@@ -12,4 +12,4 @@ export {
   type PasswordEntry,
   type PasswordHash,
 } from './password-file.js';
-export { AclChecker, AclFileError, createAclAuthorizer, parseAcl, readAclFile, type AclRules, type AclRule, type AclAccess } from './acl.js';
+export { AclChecker, AclFileError, createAclAuthorizer, parseAcl, readAclFile, subscribeDecision, type AclRules, type AclRule, type AclAccess, type SubscriptionAccess } from './acl.js';

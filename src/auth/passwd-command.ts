@@ -3,6 +3,15 @@
 import type { Readable, Writable } from 'node:stream';
 import { addOrUpdateUser, usernameProblem, type AddUserResult } from './password-file.js';
 
+/** Below this many characters `passwd` warns (and still writes: the choice is the administrator's). */
+export const SHORT_PASSWORD = 8;
+
+export function shortPasswordWarning(password: string): string | undefined {
+  const length = [...password].length;
+  if (length >= SHORT_PASSWORD) return undefined;
+  return `warning: the password has only ${length} character${length === 1 ? '' : 's'}: anyone on the network can guess it quickly (${SHORT_PASSWORD} or more recommended)`;
+}
+
 export interface PasswdIo {
   input: Readable & { isTTY?: boolean; setRawMode?: (mode: boolean) => unknown };
   /** Prompts and messages (stderr, so stdout stays clean for scripts). */
@@ -84,7 +93,7 @@ function readFirstLine(input: Readable): Promise<string> {
 }
 
 /** Asks for (or reads) the password and adds or updates the user. Errors say what to do. */
-export async function runPasswdCommand(file: string, username: string, io: PasswdIo): Promise<AddUserResult> {
+export async function runPasswdCommand(file: string, username: string, io: PasswdIo, options: { replaceFile?: boolean } = {}): Promise<AddUserResult> {
   const problem = usernameProblem(username);
   if (problem) throw new Error(`cannot add user: ${problem}`);
   let password: string;
@@ -96,7 +105,14 @@ export async function runPasswdCommand(file: string, username: string, io: Passw
     password = await readFirstLine(io.input);
   }
   if (password === '') throw new Error('the password is empty; nothing was changed');
-  const result = addOrUpdateUser(file, username, password);
-  io.output.write(`${result.added ? 'added' : 'updated'} user "${username}" in ${file}${result.createdFile ? ' (new file, mode 0600)' : ''}\n`);
+  const warning = shortPasswordWarning(password);
+  if (warning) io.output.write(`${warning}\n`);
+  const result = addOrUpdateUser(file, username, password, { replaceFile: options.replaceFile });
+  io.output.write(`${describeAddUser(result, username, file)}\n`);
   return result;
+}
+
+export function describeAddUser(result: AddUserResult, username: string, file: string): string {
+  const note = result.createdFile ? ' (new file, mode 0600)' : result.replacedFile ? ' (a new file: the users it had are gone)' : '';
+  return `${result.added ? 'added' : 'updated'} user "${username}" in ${file}${note}`;
 }

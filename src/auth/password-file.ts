@@ -129,8 +129,8 @@ export function readPasswordFile(file: string): Map<string, PasswordEntry> {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    const fix = code === 'ENOENT' ? ' (create it with: fieldgate passwd FILE USER)' : '';
-    throw new PasswordFileError(file, undefined, `cannot read: ${(err as Error).message}${fix}`);
+    const fix = code === 'ENOENT' ? `: the file does not exist; create it with: fieldgate passwd -c ${file} USER` : '';
+    throw new PasswordFileError(file, undefined, `cannot read (${code ?? (err as Error).message})${fix}`);
   }
   return parsePasswordFile(text, file);
 }
@@ -191,6 +191,8 @@ export interface AddUserResult {
   added: boolean;
   /** True when the file did not exist before. */
   createdFile: boolean;
+  /** True when an existing file was replaced by one with only this user (replaceFile). */
+  replacedFile: boolean;
 }
 
 /**
@@ -199,14 +201,16 @@ export interface AddUserResult {
  * file gets mode 0600, an existing one keeps its owner and at most 0640. An existing file that does
  * not parse is left untouched and the error is thrown.
  */
-export function addOrUpdateUser(file: string, username: string, password: string | Buffer, options: { iterations?: number } = {}): AddUserResult {
+export function addOrUpdateUser(file: string, username: string, password: string | Buffer, options: { iterations?: number; replaceFile?: boolean } = {}): AddUserResult {
   const problem = usernameProblem(username);
   if (problem) throw new Error(`cannot add user: ${problem}`);
   if (toBuffer(password).length === 0) throw new Error('cannot add user: the password is empty');
   if (toBuffer(password).length > 65535) throw new Error('cannot add user: the password is longer than 65535 bytes');
 
+  // replaceFile (`passwd -c`, as mosquitto_passwd -c): a new file with this user only; an existing one keeps its owner and mode.
   const createdFile = !existsSync(file);
-  const text = createdFile ? '' : readFileSync(file, 'utf8');
+  const replacedFile = !createdFile && options.replaceFile === true;
+  const text = createdFile || replacedFile ? '' : readFileSync(file, 'utf8');
   const entries = parsePasswordFile(text, file);
   const newLine = formatPasswordLine(username, password, options);
 
@@ -216,7 +220,25 @@ export function addOrUpdateUser(file: string, username: string, password: string
   else lines.push(newLine);
 
   writeFileAtomically(file, lines.join('\n') + '\n');
-  return { added: !existing, createdFile };
+  return { added: !existing, createdFile, replacedFile };
+}
+
+/**
+ * Removes a user (`fieldgate passwd -D FILE USER`, as mosquitto_passwd -D): other lines stay as they
+ * are. Throws when the file does not parse or the user is not in it (nothing is changed then).
+ */
+export function deleteUser(file: string, username: string): void {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new Error(`cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); nothing was changed`);
+  }
+  const entry = parsePasswordFile(text, file).get(username);
+  if (!entry) throw new Error(`user "${username}" is not in ${file}; nothing was changed`);
+  const lines = text.replace(/\r?\n$/, '').split(/\r?\n/);
+  lines.splice(entry.line - 1, 1);
+  writeFileAtomically(file, lines.length === 0 ? '' : lines.join('\n') + '\n');
 }
 
 function writeFileAtomically(file: string, content: string): void {

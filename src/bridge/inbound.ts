@@ -32,7 +32,7 @@ export class Inbound {
         (err: unknown) => {
           // The local broker refuses only for good (invalid topic, denied): acknowledge so the remote does not redeliver forever.
           this.refused += 1;
-          this.logger.error({ bridge: this.config.name, topic: packet.topic, err: describeError(err) }, 'bridge: local broker refused a remote message; dropped');
+          this.logger.error({ topic: packet.topic, err: describeError(err) }, 'bridge: local broker refused a remote message; dropped');
           done();
         },
       );
@@ -52,11 +52,11 @@ export class Inbound {
     await new Promise<void>((resolve) => {
       client.subscribe(map, (err, granted) => {
         if (err) {
-          this.logger.error({ bridge: this.config.name, err: describeError(err) }, 'bridge: remote subscription failed');
+          this.logger.error({ err: describeError(err) }, 'bridge: remote subscription failed');
         }
         for (const g of granted ?? []) {
           if (g.qos === 128 || g.qos > 2) {
-            this.logger.error({ bridge: this.config.name, filter: g.topic, code: g.qos }, 'bridge: remote refused the subscription (check the remote ACL)');
+            this.logger.error({ filter: g.topic, code: g.qos }, 'bridge: remote refused the subscription (check the remote ACL)');
           }
         }
         resolve();

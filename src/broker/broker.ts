@@ -18,6 +18,7 @@ import { NEVER_EXPIRES, Session, type Will } from './session.js';
 import { SubscriptionTree, type Subscriber, type Subscription } from './subscription-tree.js';
 import { SysTopics } from './sys-topics.js';
 import { parseSharedFilter } from './topics.js';
+import { ReadableMatches, readableBy, recomputeReadChecks, requireReadChecks, subscriptionDecision, unreadableQueued } from './read-access.js';
 import type { ClientIdentity, LocalClient, Message } from './types.js';
 
 export type { BrokerOptions } from './options.js';
@@ -33,6 +34,8 @@ export interface BrokerStats {
   messagesSent: number;
   messagesDropped: number;
   connectionsTotal: number;
+  /** CONNECTs refused for credentials or authorization (CONNACK 0x04/0x05, v5 0x86/0x87). */
+  authFailures: number;
   startedAt: number;
 }
 
@@ -64,7 +67,7 @@ export class Broker implements ConnectionHost, OutboundHost {
   readonly connections = new Set<Connection>();
   readonly stats: BrokerStats = {
     clientsConnected: 0, clientsMaximum: 0, sessions: 0, subscriptions: 0, retainedMessages: 0, queuedMessages: 0,
-    messagesReceived: 0, messagesSent: 0, messagesDropped: 0, connectionsTotal: 0, startedAt: Date.now(),
+    messagesReceived: 0, messagesSent: 0, messagesDropped: 0, connectionsTotal: 0, authFailures: 0, startedAt: Date.now(),
   };
   shuttingDown = false;
   private closed = false;
@@ -75,6 +78,7 @@ export class Broker implements ConnectionHost, OutboundHost {
   private routeEpoch = 0;
   private readonly routeTargets: Session[] = [];
   private readonly shared = new SharedEncoding();
+  private readonly readable = new ReadableMatches();
   private readonly shareCursor = new Map<string, number>();
   private readonly localQueue: { handler: (m: Message) => void; message: Message }[] = [];
   private localFlushScheduled = false;
@@ -147,8 +151,9 @@ export class Broker implements ConnectionHost, OutboundHost {
   }
 
   /** Serves one MQTT connection over any byte stream (TCP, TLS, WebSocket). */
-  handle(stream: Duplex, meta: { address: string; certificateUser?: string; allowAnonymous?: boolean }): Connection {
+  handle(stream: Duplex, meta: { address: string; certificateUser?: string; allowAnonymous?: boolean; listener?: string }): Connection {
     const connection = new Connection(this, stream, meta.address, meta.certificateUser, meta.allowAnonymous ?? true);
+    if (meta.listener !== undefined) connection.listener = meta.listener;
     this.connections.add(connection);
     this.stats.connectionsTotal++;
     return connection;
@@ -257,7 +262,7 @@ export class Broker implements ConnectionHost, OutboundHost {
     this.relieve(session);
     if (this.logger.isLevelEnabled('info')) {
       const reason = connection.closeReason ?? (connection.cleanDisconnect ? 'DISCONNECT from the client' : 'network connection closed by the client');
-      this.logger.info({ clientId: session.clientId, address: connection.address, reason }, 'client disconnected');
+      this.logger.info({ clientId: session.clientId, username: connection.identity.username, listener: connection.listener || undefined, address: connection.address, reason }, 'client disconnected');
     }
     const will = connection.cleanDisconnect || this.shuttingDown ? null : connection.will;
     if (session.expiryInterval === 0) {
@@ -332,7 +337,8 @@ export class Broker implements ConnectionHost, OutboundHost {
       this.countDropped({ clientId: message.origin ?? '' }, `retained store full (${this.retained.size} messages, ${this.retained.totalBytes} bytes; limits ${this.options.maxRetainedMessages} / ${this.options.maxRetainedBytes}): "${message.topic}" refused`);
       return false;
     }
-    const matches = this.tree.match(message.topic);
+    // Sessions with partly readable subscriptions see only what they may read (read-access.ts).
+    const matches = this.readable.active ? this.readable.filter(this.tree.match(message.topic), message.topic) : this.tree.match(message.topic);
     if (matches.length === 0) return true;
     const epoch = ++this.routeEpoch;
     const targets = this.routeTargets;
@@ -457,7 +463,7 @@ export class Broker implements ConnectionHost, OutboundHost {
 
   /** A shared-subscription message its member never acknowledged goes to another member (v5 §4.8.2 SHOULD). */
   private redeliverShared(key: string, message: Message): void {
-    const group = this.tree.match(message.topic).filter((s) => s.share !== null && `${s.share}\u0000${s.matchFilter}` === key);
+    const group = this.tree.match(message.topic).filter((s) => s.share !== null && `${s.share}\u0000${s.matchFilter}` === key && readableBy(s, message.topic));
     if (group.length === 0) return;
     this.shared.reset(message);
     this.deliverShared(key, group, message);
@@ -532,6 +538,35 @@ export class Broker implements ConnectionHost, OutboundHost {
       this.logger.error({ err: error }, 'authorization hook failed; denying');
       return false;
     }
+  }
+
+  // ---- Read access (delivery-time ACL checks, read-access.ts)
+
+  /** How a subscription is granted: 'whole', 'filter' (per-message checks turn on for the session) or 'denied'. */
+  authorizeSubscription(session: Session, identity: ClientIdentity, filter: string): 'whole' | 'filter' | 'denied' {
+    const decision = subscriptionDecision(this, identity, filter);
+    if (decision === 'filter') requireReadChecks(this, session, identity);
+    return decision;
+  }
+
+  /** A client (re)connected to this session: re-decide its read checks and drop queued messages it may not read. */
+  applyReadAccess(session: Session, identity: ClientIdentity): void {
+    session.identity = identity;
+    if (!recomputeReadChecks(this, session, identity)) return;
+    for (const delivery of unreadableQueued(session)) if (delivery.seq !== 0) this.store.completeDelivery(delivery.seq);
+  }
+
+  /** The rules changed (ACL reload): every session whose client is known is decided again. */
+  refreshReadAccess(): void {
+    for (const session of this.sessions.values()) if (session.identity !== null) this.applyReadAccess(session, session.identity);
+  }
+
+  readAccessChanged(): void {
+    this.readable.changed();
+  }
+
+  onAuthorizeError(error: unknown): void {
+    this.logger.error({ err: error }, 'authorization hook failed; denying');
   }
 
   // ---- Sessions

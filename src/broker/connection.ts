@@ -102,6 +102,8 @@ export class Connection {
   /** When close() began; the broker's sweep destroys a socket still open long after (a peer that never reads). */
   closingSince = 0;
   identity: ClientIdentity;
+  /** The listener it came in on (its url), for log lines; '' for Broker.listen(). */
+  listener = '';
   will: Will | null = null;
   /** QoS 1/2 messages we may have in flight to the client: its Receive Maximum, capped by ours. */
   inflightWindow = 65535;

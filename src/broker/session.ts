@@ -3,8 +3,9 @@
 
 import type { Connection } from './connection.js';
 import type { Delivery } from './delivery.js';
+import type { ReadFilter } from './read-access.js';
 import type { Subscriber, Subscription } from './subscription-tree.js';
-import type { Message, QoS } from './types.js';
+import type { ClientIdentity, Message, QoS } from './types.js';
 
 /** Session expiry interval meaning "never expires" (v5 0xFFFFFFFF; also used for 3.1.1 persistent sessions). */
 export const NEVER_EXPIRES = 0xffffffff;
@@ -41,6 +42,10 @@ export class Session implements Subscriber {
   routeRetain = false;
   routeSubscriptionIds: number[] | undefined = undefined;
   connection: Connection | null = null;
+  /** Set when some subscription is only partly readable: every message is then checked (read-access.ts). */
+  readFilter: ReadFilter | null = null;
+  /** Who connected last (null for a session restored from SQLite until its client is back). */
+  identity: ClientIdentity | null = null;
   subscriptions: Map<string, Subscription<Session>> = noSubscriptions;
   /** Sent and not yet acknowledged, by packet id, in send order. */
   inflight: Map<number, Delivery> = nothingInflight;

@@ -74,10 +74,15 @@ export interface ClientIdentity {
 }
 
 /**
- * Authorization hook: return true to allow. Called for every PUBLISH (action 'publish')
- * and every subscription filter (action 'subscribe').
+ * Authorization hook: return true to allow. Called for every PUBLISH (action 'publish') and every
+ * subscription filter (action 'subscribe'). A subscription may also be answered 'filter': granted,
+ * but each message it would carry is checked at delivery (action 'read', with the message's topic;
+ * the broker caches the answer per client and topic until `broker.refreshReadAccess()`).
  */
-export type AuthorizeHook = (client: ClientIdentity, action: 'publish' | 'subscribe', topic: string) => boolean;
+export type AuthorizeHook = {
+  // Method syntax keeps hooks written before 'read' existed (action: 'publish' | 'subscribe') assignable.
+  hook(client: ClientIdentity, action: 'publish' | 'subscribe' | 'read', topic: string): boolean | 'filter';
+}['hook'];
 
 /**
  * Authentication hook, called on CONNECT. Return true to accept; false answers

@@ -5,55 +5,54 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
-import { readAclFile } from '../auth/acl.js';
-import { readPasswordFile } from '../auth/password-file.js';
+import { aclFileProblems, passwordFileProblems } from '../auth/file-problems.js';
 import { writeDemoMapping } from '../demo/demo-mapping.js';
 import { loadDeviceMappings, type DeviceMapping } from '../devices/index.js';
-import { ConfigError, embeddedDefaultConfig, loadGatewayConfig, type GatewayConfig } from './gateway-config.js';
+import { ConfigError, embeddedDefaultConfig, loadGatewayConfigPartly, type GatewayConfig } from './gateway-config.js';
+import { parseJsonText } from './json-text.js';
 
 export interface ConfigCheck {
   config: GatewayConfig;
   /** The device mappings the config names (not the demo's, which is written at start). */
   mapping: DeviceMapping | null;
+  /** What will not stop the gateway but may be a mistake (a serial adapter that is not plugged in). */
+  warnings: string[];
 }
 
 /**
  * Loads `file` (or the embedded default) and checks everything it refers to. Throws one ConfigError
- * listing every problem: when the config itself is invalid, the device mappings it names are still
- * checked so the user sees all errors in one go.
+ * listing every problem: when the config itself is invalid, its valid parts are still checked (the
+ * files they name, ports, device mappings), so the user sees all errors in one go.
  */
 export function checkGatewayConfig(file: string | undefined): ConfigCheck {
+  const errors: string[] = [];
+  const warnings: string[] = [];
   let config: GatewayConfig;
-  try {
-    config = file === undefined ? embeddedDefaultConfig() : loadGatewayConfig(file);
-  } catch (error) {
-    if (!(error instanceof ConfigError) || file === undefined) throw error;
-    const mappingErrors = mappingErrorsOf(rawDeviceFiles(file));
-    throw new ConfigError([...error.errors, ...mappingErrors]);
+  if (file === undefined) {
+    config = embeddedDefaultConfig();
+  } else {
+    const loaded = loadGatewayConfigPartly(file);
+    errors.push(...loaded.errors);
+    if (!loaded.salvaged) throw new ConfigError([...errors, ...mappingErrorsOf(rawDeviceFiles(file))]);
+    config = loaded.salvaged;
+    // A broken "devices" list was left out of the salvaged config: check the files it names anyway.
+    if (errors.length > 0 && config.devices.length === 0) config = { ...config, devices: rawDeviceFiles(file) };
   }
 
-  const errors: string[] = [];
   let mapping: DeviceMapping | null = null;
   if (config.devices.length > 0) {
     const result = loadDeviceMappings(config.devices);
     if (result.ok) mapping = result.mapping;
     else errors.push(...result.errors);
-    if (result.ok && config.demo) errors.push(...demoConflicts(config.devices));
+    if (config.demo) errors.push(...demoConflicts(config.devices));
+    if (mapping) warnings.push(...missingSerialPorts(mapping));
   }
   const source = file ?? '(embedded default)';
   if (config.auth.passwordFile !== undefined) {
-    try {
-      readPasswordFile(config.auth.passwordFile);
-    } catch (error) {
-      errors.push(`${source}: auth.passwordFile: ${(error as Error).message}`);
-    }
+    for (const problem of passwordFileProblems(config.auth.passwordFile)) errors.push(`${source}: auth.passwordFile: ${problem}`);
   }
   if (config.auth.aclFile !== undefined) {
-    try {
-      readAclFile(config.auth.aclFile);
-    } catch (error) {
-      errors.push(`${source}: auth.aclFile: ${(error as Error).message}`);
-    }
+    for (const problem of aclFileProblems(config.auth.aclFile)) errors.push(`${source}: auth.aclFile: ${problem}`);
   }
   config.listeners.forEach((listener, i) => {
     if (!listener.tls) return;
@@ -94,8 +93,19 @@ export function checkGatewayConfig(file: string | undefined): ConfigCheck {
       }
     }
   });
-  if (errors.length > 0) throw new ConfigError(errors);
-  return { config, mapping };
+  if (errors.length > 0) throw new ConfigError(errors, warnings);
+  return { config, mapping, warnings };
+}
+
+/** A serial path that does not exist now: run starts and keeps trying to open it (the adapter may come later). */
+function missingSerialPorts(mapping: DeviceMapping): string[] {
+  const warnings: string[] = [];
+  for (const bus of mapping.buses) {
+    if (!('path' in bus) || typeof bus.path !== 'string') continue;
+    if (fs.existsSync(bus.path)) continue;
+    warnings.push(`bus "${bus.id}": ${bus.path} does not exist now; the gateway will start and keep trying to open it (is the adapter plugged in? ls /dev/serial/by-id/)`);
+  }
+  return warnings;
 }
 
 /** Two listeners (or a listener and the metrics endpoint) on one port and overlapping addresses cannot both start. */
@@ -120,7 +130,9 @@ function demoConflicts(files: string[]): string[] {
   try {
     const demoFile = writeDemoMapping(dir, 1);
     const result = loadDeviceMappings([demoFile, ...files]);
-    return result.ok ? [] : result.errors.map((e) => e.split(demoFile).join('the demo mapping ("demo": true)'));
+    // Only the clashes with the demo: the mappings' own errors are reported by the check without it.
+    const demo = 'the demo mapping ("demo": true)';
+    return result.ok ? [] : result.errors.filter((e) => e.includes(demoFile)).map((e) => e.split(demoFile).join(demo));
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -129,7 +141,9 @@ function demoConflicts(files: string[]): string[] {
 /** The config's "devices" entries when they are usable despite other errors, resolved like the loader does. */
 function rawDeviceFiles(file: string): string[] {
   try {
-    const raw = JSON.parse(fs.readFileSync(file, 'utf8')) as { devices?: unknown };
+    const parsed = parseJsonText(fs.readFileSync(file, 'utf8'));
+    if (!parsed.ok || typeof parsed.value !== 'object' || parsed.value === null) return [];
+    const raw = parsed.value as { devices?: unknown };
     if (!Array.isArray(raw.devices)) return [];
     const dir = path.dirname(path.resolve(file));
     return raw.devices.filter((d): d is string => typeof d === 'string').map((d) => path.resolve(dir, d));

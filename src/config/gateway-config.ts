@@ -6,6 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { bridgeListSchema } from '../bridge/config.js';
+import { closestKey } from '../devices/mapping-errors.js';
+import { describeJsonError, parseJsonText } from './json-text.js';
 
 const port = z.number().int().min(0).max(65535);
 
@@ -85,7 +87,11 @@ export const gatewayConfigSchema = z.strictObject({
   _comment: z.string().optional().describe('JSON has no comments: put notes here'),
   // No default in the schema: a generated JSON Schema must not carry the host name of the machine that wrote it.
   gatewayId: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, "_", "-" or "."').optional().describe("Default: this machine's host name"),
-  log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
+  log: z.strictObject({
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    format: z.enum(['auto', 'json', 'text']).default('auto')
+      .describe('auto: readable lines on a terminal, text with syslog priorities under journald, JSON elsewhere; json: always JSON lines (log shippers); text: always text'),
+  }).default({ level: 'info', format: 'auto' }),
   broker: brokerSectionSchema.default(() => brokerSectionSchema.parse({})),
   listeners: z.array(listenerSchema).default([]),
   auth: z.strictObject({
@@ -105,7 +111,7 @@ export type GatewayConfigInput = z.input<typeof gatewayConfigSchema>;
 export type ListenerConfig = z.output<typeof listenerSchema>;
 
 export class ConfigError extends Error {
-  constructor(readonly errors: string[]) {
+  constructor(readonly errors: string[], readonly warnings: string[] = []) {
     super(errors.join('\n'));
   }
 }
@@ -130,8 +136,54 @@ export function homeAssistantDiscoveryOptions(config: GatewayConfig): { prefix: 
 /** Parses a config object; paths in it are resolved against `baseDir`. Throws ConfigError listing every problem. */
 export function parseGatewayConfig(input: unknown, source: string, baseDir: string): GatewayConfig {
   const result = gatewayConfigSchema.safeParse(input, { reportInput: true });
-  if (!result.success) throw new ConfigError(result.error.issues.map((issue) => formatIssue(source, issue)));
-  const config = result.data;
+  if (!result.success) throw new ConfigError(result.error.issues.flatMap((issue) => formatIssue(source, issue).split('\n')));
+  return resolvePaths(result.data, baseDir);
+}
+
+/**
+ * For `check` on an invalid config: the errors, and a config made of the parts that are valid (the
+ * broken values left out, so their defaults apply), on which the checks of the files it names, the
+ * ports and the device mappings still run. Never used to run the gateway. `salvaged` is undefined
+ * when nothing usable is left (the top level itself is wrong).
+ */
+export function parseGatewayConfigPartly(input: unknown, source: string, baseDir: string): { errors: string[]; salvaged?: GatewayConfig } {
+  const first = gatewayConfigSchema.safeParse(input, { reportInput: true });
+  if (first.success) return { errors: [], salvaged: resolvePaths(first.data, baseDir) };
+  const errors = first.error.issues.flatMap((issue) => formatIssue(source, issue).split('\n'));
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) return { errors };
+  const copy = structuredClone(input) as Record<string, unknown>;
+  const tried = new Set<string>();
+  let issues = first.error.issues;
+  for (let round = 0; round < 50; round++) {
+    for (const issue of issues) {
+      const paths = issue.code === 'unrecognized_keys' ? issue.keys.map((k) => [...issue.path, k]) : [[...issue.path]];
+      for (let at of paths) {
+        // An array element is not left out on its own (the indexes in later messages would move): the whole list is.
+        const arrayAt = at.findIndex((segment) => typeof segment === 'number');
+        if (arrayAt >= 0) at = at.slice(0, arrayAt);
+        while (at.length > 0 && tried.has(JSON.stringify(at))) at = at.slice(0, -1);
+        if (at.length === 0) return { errors };
+        tried.add(JSON.stringify(at));
+        removeAt(copy, at);
+      }
+    }
+    const next = gatewayConfigSchema.safeParse(copy);
+    if (next.success) return { errors, salvaged: resolvePaths(next.data, baseDir) };
+    issues = next.error.issues;
+  }
+  return { errors };
+}
+
+function removeAt(root: Record<string, unknown>, at: PropertyKey[]): void {
+  let node: unknown = root;
+  for (const segment of at.slice(0, -1)) {
+    if (typeof node !== 'object' || node === null) return;
+    node = (node as Record<PropertyKey, unknown>)[segment];
+  }
+  if (typeof node === 'object' && node !== null) delete (node as Record<PropertyKey, unknown>)[at.at(-1)!];
+}
+
+function resolvePaths(config: GatewayConfig, baseDir: string): GatewayConfig {
   config.gatewayId ??= defaultGatewayId();
   const resolve = (p: string) => path.resolve(baseDir, p);
   config.broker.dataDir = resolve(config.broker.dataDir);
@@ -162,13 +214,30 @@ export function loadGatewayConfig(file: string): GatewayConfig {
   } catch (error) {
     throw new ConfigError([`${file}: cannot read the config file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`]);
   }
-  let input: unknown;
+  return parseGatewayConfig(parseConfigJson(file, text), file, path.dirname(path.resolve(file)));
+}
+
+/** The config file's JSON; a syntax error names the line and column. */
+export function parseConfigJson(file: string, text: string): unknown {
+  const parsed = parseJsonText(text);
+  if (!parsed.ok) throw new ConfigError([`${file}: ${describeJsonError(parsed)}`]);
+  return parsed.value;
+}
+
+/** Like loadGatewayConfig, for `check`: every schema error plus the valid rest (see parseGatewayConfigPartly). */
+export function loadGatewayConfigPartly(file: string): { errors: string[]; salvaged?: GatewayConfig } {
+  let text: string;
   try {
-    input = JSON.parse(text);
+    text = fs.readFileSync(file, 'utf8');
   } catch (error) {
-    throw new ConfigError([`${file}: not valid JSON: ${(error as Error).message}`]);
+    return { errors: [`${file}: cannot read the config file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`] };
   }
-  return parseGatewayConfig(input, file, path.dirname(path.resolve(file)));
+  try {
+    return parseGatewayConfigPartly(parseConfigJson(file, text), file, path.dirname(path.resolve(file)));
+  } catch (error) {
+    if (error instanceof ConfigError) return { errors: error.errors };
+    throw error;
+  }
 }
 
 function formatPath(segments: readonly PropertyKey[]): string {
@@ -183,8 +252,31 @@ function formatPath(segments: readonly PropertyKey[]): string {
 function formatIssue(source: string, issue: z.core.$ZodIssue): string {
   const where = `${source}: ${formatPath(issue.path)}`;
   const got = 'input' in issue && issue.input !== undefined ? ` (got ${JSON.stringify(issue.input)})` : '';
-  if (issue.code === 'unrecognized_keys') return `${where}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}: remove or correct the spelling`;
+  if (issue.code === 'unrecognized_keys') {
+    const known = knownKeysAt(issue.path);
+    return issue.keys.map((k) => {
+      const hint = closestKey(k, known);
+      return `${where}: unknown key "${k}": ${hint ? `did you mean "${hint}"?` : 'remove or correct the spelling'}`;
+    }).join('\n');
+  }
   if (issue.code === 'invalid_value') return `${where}: expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}${got}`;
   if (issue.code === 'invalid_type') return `${where}: expected ${issue.expected}${got}`;
   return `${where}: ${issue.message}${got}`;
+}
+
+let jsonSchemaCache: Record<string, unknown> | undefined;
+
+/** The keys the config allows at a JSON path (for "did you mean"), from its JSON Schema. */
+function knownKeysAt(at: readonly PropertyKey[]): string[] {
+  jsonSchemaCache ??= z.toJSONSchema(gatewayConfigSchema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+  let nodes: Array<Record<string, unknown>> = [jsonSchemaCache];
+  const expand = (list: Array<Record<string, unknown>>) => list.flatMap((n) => [n, ...(['anyOf', 'oneOf', 'allOf'] as const).flatMap((k) => (Array.isArray(n[k]) ? (n[k] as Array<Record<string, unknown>>) : []))]);
+  for (const segment of at) {
+    nodes = expand(nodes).flatMap((n) => {
+      if (typeof segment === 'number') return n.items && typeof n.items === 'object' ? [n.items as Record<string, unknown>] : [];
+      const child = (n.properties as Record<string, Record<string, unknown>> | undefined)?.[String(segment)];
+      return child ? [child] : [];
+    });
+  }
+  return [...new Set(expand(nodes).flatMap((n) => Object.keys((n.properties as object | undefined) ?? {})))];
 }

@@ -1,11 +1,13 @@
 // Device-mapping files (devices/*.json): the schema, its JSON Schema for editors, and a loader that
 // reports every problem at once as `file: json.path: what was expected (got what)`.
+import { describeJsonError, parseJsonText } from '../config/json-text.js';
 import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { lineBusSchema, lineDeviceSchema, lineDeviceProfileSchema, lineDeviceTopicPrefix, lineMappingIssues } from './line/schema.js';
 import { registerCount } from './modbus/codec.js';
+import { defaultMaxGap } from './modbus/read-cost.js';
 import { isBitTable, type ModbusDevice, type ModbusPoint } from './modbus/model.js';
 import {
   modbusBusSchemas,
@@ -32,7 +34,7 @@ export const busSchema = z.discriminatedUnion('type', [...modbusBusSchemas, line
 
 /** A profile reference: `{ "profile": "eastron-sdm120", "id": "meter1", "bus": "rs485", "unitId": 2 }` plus overrides. */
 export const includeSchema = z.looseObject({
-  profile: z.string().min(1).describe('Profile name: <name>.json next to this file or among the shipped profiles; every other key overrides the profile (id, bus and unitId are required)'),
+  profile: z.string().min(1).describe('Profile name: <name>.json next to this file or among the shipped profiles; every other key overrides the profile (id, bus and unitId are required); "points" (and a line profile\'s "fields", "commands") merge by name: change a profile point by giving its name and the keys to change, add one with a new name'),
 });
 
 const profileTemplateSchema = z.union([modbusDeviceSchema.partial({ id: true, bus: true, unitId: true }), lineDeviceProfileSchema]);
@@ -119,7 +121,7 @@ export function loadDeviceMappings(files: string[], options: LoadOptions = {}): 
 
   const busNames = () => [...busById.keys()].join(', ') || 'none defined';
   const resolved: ModbusDevice[] = [];
-  const checked: Array<{ device: ModbusDevice; entry: ModbusEntry }> = [];
+  const checked: Array<{ device: ModbusDevice; entry: ModbusEntry; fileIndexes: number[] }> = [];
   const unitIds = new Map<string, string>();
   for (const d of modbus) {
     checkDeviceId(d.input.id, d.file, d.path);
@@ -140,9 +142,10 @@ export function loadDeviceMappings(files: string[], options: LoadOptions = {}): 
     const firstUnit = unitIds.get(unitKey);
     if (firstUnit) errors.push({ file: d.file, path: `${d.path}.unitId`, message: `unit id ${d.input.unitId} on bus "${bus.id}" is already used by ${firstUnit}` });
     else unitIds.set(unitKey, `${d.file} ${d.path}`);
-    const device = resolveModbusDevice(d, bus, errors);
-    if (device) checked.push({ device, entry: d });
-    if (device && d.complete) resolved.push(device);
+    // A device with errors is still checked against the others (topics), from the points that resolved.
+    const { device, ok, fileIndexes } = resolveModbusDevice(d, bus, errors);
+    checked.push({ device, entry: d, fileIndexes });
+    if (ok && d.complete) resolved.push(device);
   }
 
   for (const d of line) checkDeviceId(d.device.id, d.file, d.path);
@@ -165,12 +168,10 @@ function readJson(file: string, errors: MappingError[]): unknown {
     errors.push({ file, path: '', message: `cannot read the file (${(err as NodeJS.ErrnoException).code ?? String(err)})` });
     return undefined;
   }
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    errors.push({ file, path: '', message: `not valid JSON: ${(err as Error).message}` });
-    return undefined;
-  }
+  const parsed = parseJsonText(text);
+  if (parsed.ok) return parsed.value;
+  errors.push({ file, path: '', message: describeJsonError(parsed) });
+  return undefined;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -276,10 +277,37 @@ function collectFile(
     const { profile: name, ...overrides } = parsed.data;
     const template = findProfile(file, name, options, errors, at);
     if (!template) return;
-    addDevice({ ...template, ...overrides }, at, file);
+    addDevice(mergeProfile(template, overrides), at, file);
   });
 
   rawDevices.forEach((d, i) => addDevice(d, `devices[${i}]`, file));
+}
+
+/**
+ * A profile with an include's overrides. Keys replace the profile's, except "points" (Modbus),
+ * "fields" and "commands" (line devices), which merge by name: an included point with the name of a
+ * profile point changes only the keys it gives, one with a new name is added. The include's own
+ * points come first, so an error in one names its place in the include (`include[0].points[1]`).
+ */
+export function mergeProfile(template: Record<string, unknown>, overrides: Record<string, unknown>): Record<string, unknown> {
+  const merged: Record<string, unknown> = { ...template, ...overrides };
+  if (Array.isArray(template.points) && Array.isArray(overrides.points)) {
+    const byName = new Map<unknown, Record<string, unknown>>();
+    for (const p of template.points) if (isObject(p)) byName.set(p.name, p);
+    const given = new Set(overrides.points.filter(isObject).map((p) => p.name));
+    merged.points = [
+      ...overrides.points.map((p) => (isObject(p) && byName.has(p.name) ? { ...byName.get(p.name), ...p } : p)),
+      ...template.points.filter((p) => !isObject(p) || !given.has(p.name)),
+    ];
+  }
+  for (const key of ['fields', 'commands']) {
+    if (isObject(template[key]) && isObject(overrides[key])) {
+      const base = template[key] as Record<string, unknown>;
+      const extra = overrides[key] as Record<string, unknown>;
+      merged[key] = { ...base, ...Object.fromEntries(Object.entries(extra).map(([k, v]) => [k, isObject(v) && isObject(base[k]) ? { ...(base[k] as object), ...v } : v])) };
+    }
+  }
+  return merged;
 }
 
 interface ModbusEntry {
@@ -333,18 +361,23 @@ export function parseModiconAddress(reference: number): { table: Table; address:
   return undefined;
 }
 
-function resolveModbusDevice(entry: ModbusEntry, bus: ModbusBus, errors: MappingError[]): ModbusDevice | undefined {
+/** The device from the points that resolved; `fileIndexes` has each one's index in the file (for error paths). */
+function resolveModbusDevice(entry: ModbusEntry, bus: ModbusBus, errors: MappingError[]): { device: ModbusDevice; ok: boolean; fileIndexes: number[] } {
   const { input: d, file, path: at, pointIndexes } = entry;
   const before = errors.length;
   const points: ModbusPoint[] = [];
+  /** Index in the file's points array of each resolved point. */
+  const fileIndexes: number[] = [];
   const prefix = d.topicPrefix ?? `fieldgate/${d.id}`;
   d.points.forEach((p, i) => {
     const point = resolvePoint(d, p, prefix, file, `${at}.points[${pointIndexes[i]}]`, errors);
-    if (point) points.push(point);
+    if (point) {
+      points.push(point);
+      fileIndexes.push(pointIndexes[i]!);
+    }
   });
-  checkOverlaps(points, d.points, pointIndexes, file, at, errors);
-  if (errors.length > before) return undefined;
-  return {
+  checkOverlaps(points, fileIndexes, file, at, errors);
+  const device: ModbusDevice = {
     id: d.id,
     name: d.name ?? d.id,
     manufacturer: d.manufacturer,
@@ -357,7 +390,7 @@ function resolveModbusDevice(entry: ModbusEntry, bus: ModbusBus, errors: Mapping
     retries: d.retries,
     maxRegistersPerRequest: d.maxRegistersPerRequest ?? 125,
     maxBitsPerRequest: d.maxBitsPerRequest ?? 2000,
-    maxGap: d.maxGap,
+    maxGap: d.maxGap ?? defaultMaxGap(bus, { maxRegistersPerRequest: d.maxRegistersPerRequest ?? 125, interRequestDelayMs: d.interRequestDelayMs ?? bus.interRequestDelayMs }),
     interRequestDelayMs: d.interRequestDelayMs ?? bus.interRequestDelayMs,
     offlinePollIntervalMs: d.offlinePollIntervalMs,
     topicPrefix: prefix,
@@ -367,6 +400,7 @@ function resolveModbusDevice(entry: ModbusEntry, bus: ModbusBus, errors: Mapping
     publish: { onChange: d.publish.onChange, maxSilenceMs: d.publish.maxSilenceMs, state: d.publish.state },
     points,
   };
+  return { device, ok: errors.length === before, fileIndexes };
 }
 
 function resolvePoint(d: ModbusDeviceInput, p: ModbusPointInput, prefix: string, file: string, at: string, errors: MappingError[]): ModbusPoint | undefined {
@@ -433,8 +467,8 @@ function resolvePoint(d: ModbusDeviceInput, p: ModbusPointInput, prefix: string,
   };
 }
 
-function checkOverlaps(points: ModbusPoint[], inputs: ModbusPointInput[], pointIndexes: number[], file: string, at: string, errors: MappingError[]): void {
-  const indexOf = new Map(points.map((p) => [p, pointIndexes[inputs.findIndex((q) => q.name === p.name)]]));
+function checkOverlaps(points: ModbusPoint[], fileIndexes: number[], file: string, at: string, errors: MappingError[]): void {
+  const indexOf = new Map(points.map((p, i) => [p, fileIndexes[i]]));
   const byTable = new Map<Table, ModbusPoint[]>();
   for (const p of points) byTable.set(p.table, [...(byTable.get(p.table) ?? []), p]);
   for (const [table, list] of byTable) {
@@ -456,16 +490,16 @@ function checkOverlaps(points: ModbusPoint[], inputs: ModbusPointInput[], pointI
   }
 }
 
-function checkTopics(devices: Array<{ device: ModbusDevice; entry: ModbusEntry }>, line: Array<{ device: LineDevice; file: string; path: string }>, errors: MappingError[]): void {
+function checkTopics(devices: Array<{ device: ModbusDevice; entry: ModbusEntry; fileIndexes: number[] }>, line: Array<{ device: LineDevice; file: string; path: string }>, errors: MappingError[]): void {
   const seen = new Map<string, string>();
   const claim = (topic: string, file: string, at: string) => {
     const first = seen.get(topic);
     if (first) errors.push({ file, path: at, message: `duplicate topic "${topic}" (also used by ${first})` });
     else seen.set(topic, `${file} ${at}`);
   };
-  for (const { device: d, entry } of devices) {
+  for (const { device: d, entry, fileIndexes } of devices) {
     claim(`${d.topicPrefix}/availability`, entry.file, joinPath(entry.path, ['topicPrefix']));
-    d.points.forEach((p, i) => claim(p.topic, entry.file, joinPath(entry.path, ['points', entry.pointIndexes[i], 'name'])));
+    d.points.forEach((p, i) => claim(p.topic, entry.file, joinPath(entry.path, ['points', fileIndexes[i]!, 'name'])));
   }
   for (const { device, file, path: at } of line) {
     const prefix = lineDeviceTopicPrefix(device);

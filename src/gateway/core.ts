@@ -53,6 +53,8 @@ export class CorePart implements Part {
     if (this.auth) {
       const result = this.auth.reload();
       if (!result.ok) errors.push(...result.errors);
+      // Subscriptions granted under the old rules are decided again (delivery-time ACL checks).
+      else this.broker.refreshReadAccess();
     }
     return { errors, restartNeeded: [] };
   }

@@ -66,7 +66,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     onRemoved: (deviceId) => metrics.metrics?.forgetDevice(deviceId),
   });
   const homeAssistant = new HomeAssistantPart(config, broker, logger, () => devices.mappings());
-  const listeners = new ListenersPart(config, broker, logger);
+  const listeners = new ListenersPart(config, broker, logger, () => devices.mappings());
   const controller = new Controller([core, bridges, devices, homeAssistant, metrics, listeners], logger, {
     stopDeadlineMs: STOP_DEADLINE_MS,
     stopCapsMs: STOP_CAPS_MS,

@@ -5,7 +5,8 @@ import type { GatewayConfig, ListenerConfig } from '../config/gateway-config.js'
 import { isLoopback, openListener, type OpenListener } from '../listeners.js';
 import type { Logger } from '../log.js';
 import type { Part, ReloadResult } from './part.js';
-import { watchCommand } from './watch-command.js';
+import type { DeviceMapping } from '../devices/index.js';
+import { devicePrefixes, watchCommand } from './watch-command.js';
 
 /** Every listener the config asks for: the broker section's plain MQTT listener first. */
 export function listenerConfigs(config: GatewayConfig): ListenerConfig[] {
@@ -22,7 +23,13 @@ export class ListenersPart implements Part {
   readonly name = 'listeners';
   readonly open: OpenListener[] = [];
 
-  constructor(private readonly config: GatewayConfig, private readonly broker: Broker, private readonly logger: Logger) {}
+  constructor(
+    private readonly config: GatewayConfig,
+    private readonly broker: Broker,
+    private readonly logger: Logger,
+    /** The running device mappings, for the watch hint's topics. */
+    private readonly mappings: () => DeviceMapping[] = () => [],
+  ) {}
 
   async start(): Promise<void> {
     const { config, logger } = this;
@@ -35,7 +42,8 @@ export class ListenersPart implements Part {
         else logger.info(`${open.url}: anonymous clients refused (set "allowAnonymous": true on the listener to allow them)`);
       }
     }
-    logger.info(`watch the readings: ${watchCommand(this.open[0], config.auth.passwordFile !== undefined)}`);
+    const prefixes = this.mappings().flatMap(devicePrefixes);
+    logger.info(`watch the readings: ${watchCommand(this.open[0]!, config.auth.passwordFile !== undefined, prefixes)}`);
   }
 
   /** Stops accepting and drops every client at once (v5 clients are told why, 0x8B). */

@@ -6,7 +6,7 @@ import type { GatewayConfig } from '../config/gateway-config.js';
 import type { DeviceStatus } from '../devices/index.js';
 import type { OpenListener } from '../listeners.js';
 import type { Logger } from '../log.js';
-import { brokerCollector, bridgesCollector, createMetrics, gatewayHealth, startMetricsServer, type FieldgateMetrics, type MetricsServer } from '../metrics/index.js';
+import { brokerCollector, bridgesCollector, createMetrics, listenersCollector, gatewayHealth, startMetricsServer, type FieldgateMetrics, type MetricsServer } from '../metrics/index.js';
 import type { Part } from './part.js';
 
 export interface MetricsSources {
@@ -39,6 +39,7 @@ export class MetricsPart implements Part {
       devices: sources.devices().map((d) => ({ device: d.id, online: d.online, errorsTotal: d.failedPolls })),
     }));
     metrics.registerCollector(bridgesCollector(sources.bridges));
+    metrics.registerCollector(listenersCollector(sources.listeners, () => sources.broker.connections));
     // Every listener accepts a TCP connection and the database takes a write lock (nothing is written).
     const healthy = gatewayHealth({ broker: sources.broker, listeners: sources.listeners });
     this.server = await startMetricsServer({

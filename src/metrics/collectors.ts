@@ -16,7 +16,9 @@ export interface SqliteLike {
 }
 
 export interface BrokerLike {
-  readonly stats: { clientsConnected: number; messagesReceived: number; messagesSent: number };
+  readonly stats: { clientsConnected: number; messagesReceived: number; messagesSent: number; messagesDropped?: number; authFailures?: number };
+  /** Sessions and queued messages are counted on demand (Broker.snapshotStats). */
+  snapshotStats?(): { sessions: number; queuedMessages: number };
   readonly db: SqliteLike;
   readonly shuttingDown?: boolean;
   readonly storeState?: { writable: boolean; failingSince: number | null; error: string | null; failedCommits: number };
@@ -44,14 +46,40 @@ export function sqliteSizeBytes(db: SqliteLike): number {
 }
 
 export function brokerCollector(broker: BrokerLike): MetricsCollector {
-  return () => ({
-    clientsConnected: broker.stats.clientsConnected,
-    messagesReceivedTotal: broker.stats.messagesReceived,
-    messagesSentTotal: broker.stats.messagesSent,
-    sqliteSizeBytes: broker.db.open ? sqliteSizeBytes(broker.db) : 0,
-    storeWritable: broker.storeState === undefined ? undefined : broker.storeState.writable ? 1 : 0,
-    storeFailedCommitsTotal: broker.storeState?.failedCommits,
-  });
+  return () => {
+    const snapshot = broker.snapshotStats?.();
+    return {
+      clientsConnected: broker.stats.clientsConnected,
+      messagesReceivedTotal: broker.stats.messagesReceived,
+      messagesSentTotal: broker.stats.messagesSent,
+      messagesDroppedTotal: broker.stats.messagesDropped,
+      authFailuresTotal: broker.stats.authFailures,
+      sessions: snapshot?.sessions,
+      messagesQueued: snapshot?.queuedMessages,
+      sqliteSizeBytes: broker.db.open ? sqliteSizeBytes(broker.db) : 0,
+      storeWritable: broker.storeState === undefined ? undefined : broker.storeState.writable ? 1 : 0,
+      storeFailedCommitsTotal: broker.storeState?.failedCommits,
+    };
+  };
+}
+
+export interface ListenerLike {
+  readonly url: string;
+  connections(): { open: number; total: number };
+}
+
+/** Per listener: open and accepted network connections, and MQTT clients connected through it. */
+export function listenersCollector(listeners: () => Iterable<ListenerLike>, connections: () => Iterable<{ connected: boolean; listener: string }>): MetricsCollector {
+  return () => {
+    const clients = new Map<string, number>();
+    for (const c of connections()) if (c.connected) clients.set(c.listener, (clients.get(c.listener) ?? 0) + 1);
+    return {
+      listeners: [...listeners()].map((l) => {
+        const { open, total } = l.connections();
+        return { listener: l.url, connections: open, connectionsTotal: total, clients: clients.get(l.url) ?? 0 };
+      }),
+    };
+  };
 }
 
 /** `devices` is a getter so a SIGHUP reload that replaces the device runtime is followed. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AclChecker, createAclAuthorizer, filterCovers, filterMatchesTopic, filtersOverlap, parseAcl } from '../../src/auth/acl.js';
+import { AclChecker, createAclAuthorizer, filterCovers, filterIntersection, filterMatchesTopic, filtersOverlap, parseAcl } from '../../src/auth/acl.js';
 import type { ClientIdentity } from '../../src/broker/types.js';
 
 const client = (clientId: string, username?: string): ClientIdentity => ({ clientId, username, address: '127.0.0.1', local: false });
@@ -118,10 +118,15 @@ describe('AclChecker', () => {
     expect(checker.canPublish(alice, 'fieldgate/secret/key')).toBe(false);
     expect(checker.canSubscribe(alice, 'fieldgate/meter1/+')).toBe(true);
     expect(checker.canSubscribe(alice, 'fieldgate/secret/#')).toBe(false);
-    // A subscription that could carry a denied message is refused as a whole.
-    expect(checker.canSubscribe(alice, 'fieldgate/#')).toBe(false);
-    expect(checker.canSubscribe(alice, 'fieldgate/+/key')).toBe(false);
-    expect(checker.canSubscribe(alice, 'fieldgate/+/power')).toBe(false); // would include fieldgate/secret/power
+    // A subscription that could carry a denied message is granted, and filtered at delivery (as Mosquitto).
+    expect(checker.subscriptionAccess(alice, 'fieldgate/meter1/+')).toBe('whole');
+    expect(checker.subscriptionAccess(alice, 'fieldgate/#')).toBe('partial');
+    expect(checker.subscriptionAccess(alice, 'fieldgate/+/key')).toBe('partial');
+    expect(checker.subscriptionAccess(alice, 'fieldgate/+/power')).toBe('partial'); // would include fieldgate/secret/power
+    expect(checker.subscriptionAccess(alice, '#')).toBe('partial');
+    expect(checker.subscriptionAccess(alice, 'fieldgate/secret/+/x')).toBe('none'); // wholly inside the deny
+    expect(checker.canRead(alice, 'fieldgate/secret/power')).toBe(false);
+    expect(checker.canRead(alice, 'fieldgate/meter1/power')).toBe(true);
   });
 
   it('needs write to publish and read to subscribe', () => {
@@ -129,8 +134,13 @@ describe('AclChecker', () => {
     expect(checker.canPublish(bob, 'fieldgate/meter1/power')).toBe(false);
     expect(checker.canPublish(bob, 'fieldgate/meter1/relay/set')).toBe(true);
     expect(checker.canSubscribe(bob, 'fieldgate/meter1/relay/set')).toBe(true);
-    expect(checker.canSubscribe(bob, 'fieldgate/#')).toBe(false); // wider than what bob may read
-    expect(checker.canSubscribe(bob, '#')).toBe(false);
+    // Wider than what bob may read: granted, filtered at delivery.
+    expect(checker.subscriptionAccess(bob, 'fieldgate/#')).toBe('partial');
+    expect(checker.subscriptionAccess(bob, '#')).toBe('partial');
+    // No read rule reaches these: refused.
+    expect(checker.subscriptionAccess(bob, 'fieldgate/meter2/#')).toBe('none');
+    expect(checker.subscriptionAccess(bob, 'other/#')).toBe('none');
+    expect(checker.subscriptionAccess(bob, '$SYS/#')).toBe('none');
     expect(checker.canRead(bob, 'fieldgate/meter1/power')).toBe(true);
     expect(checker.canRead(bob, 'fieldgate/meter2/power')).toBe(false);
   });
@@ -162,6 +172,30 @@ describe('AclChecker', () => {
   it('works as the broker AuthorizeHook', () => {
     const authorize = createAclAuthorizer(checker.rules);
     expect(authorize(bob, 'subscribe', 'fieldgate/meter1/#')).toBe(true);
+    expect(authorize(bob, 'subscribe', 'fieldgate/+/power')).toBe('filter');
+    expect(authorize(bob, 'subscribe', 'fieldgate/meter2/power')).toBe(false);
+    expect(authorize(bob, 'read', 'fieldgate/meter1/power')).toBe(true);
+    expect(authorize(bob, 'read', 'fieldgate/meter2/power')).toBe(false);
     expect(authorize(bob, 'publish', 'fieldgate/meter1/#')).toBe(false);
+  });
+
+  it('refuses a subscription whose every reachable topic is denied', () => {
+    const rules = new AclChecker(parseAcl('user u\ntopic read a/#\ntopic deny a/#\ntopic read b/+/x\ntopic deny b/#\ntopic read c/#\ntopic deny c/+/secret\n'));
+    const u = client('u1', 'u');
+    expect(rules.subscriptionAccess(u, '#')).toBe('partial'); // c/… is readable
+    expect(rules.subscriptionAccess(u, 'a/+')).toBe('none');
+    expect(rules.subscriptionAccess(u, '+/+/x')).toBe('partial'); // c/y/x
+    expect(rules.subscriptionAccess(u, 'b/#')).toBe('none');
+    expect(rules.subscriptionAccess(u, 'c/+/secret')).toBe('none');
+    expect(rules.subscriptionAccess(u, 'c/+/+')).toBe('partial');
+  });
+
+  it('intersects filters', () => {
+    expect(filterIntersection('#', 'a/+')).toBe('a/+');
+    expect(filterIntersection('a/+/c', '+/b/#')).toBe('a/b/c');
+    expect(filterIntersection('a/#', 'a')).toBe('a');
+    expect(filterIntersection('a/b', 'a/c')).toBeUndefined();
+    expect(filterIntersection('#', '$SYS/#')).toBeUndefined();
+    expect(filterIntersection('+/#', '#')).toBe('+/#');
   });
 });

@@ -25,13 +25,13 @@ describe('fieldgate passwd with piped input', () => {
   it('takes the first line as the password', async () => {
     const file = join(dir, 'piped');
     const run = piped('s3cret pass\nignored\n');
-    await expect(runPasswdCommand(file, 'alice', run.io)).resolves.toEqual({ added: true, createdFile: true });
+    await expect(runPasswdCommand(file, 'alice', run.io)).resolves.toEqual({ added: true, createdFile: true, replacedFile: false });
     expect(run.said()).toBe(`added user "alice" in ${file} (new file, mode 0600)\n`);
     expect(checkCredentials(readPasswordFile(file), 'alice', 's3cret pass')).toBe(true);
-    const again = piped('other\r\n');
+    const again = piped('other-pass\r\n');
     await runPasswdCommand(file, 'alice', again.io);
     expect(again.said()).toBe(`updated user "alice" in ${file}\n`);
-    expect(checkCredentials(readPasswordFile(file), 'alice', 'other')).toBe(true);
+    expect(checkCredentials(readPasswordFile(file), 'alice', 'other-pass')).toBe(true);
   });
 
   it('refuses an empty password and a bad user name without touching the file', async () => {

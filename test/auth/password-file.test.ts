@@ -53,18 +53,18 @@ describe('password hashes', () => {
   });
 
   it('names a missing file and how to create it', () => {
-    expect(() => readPasswordFile(join(dir, 'nope'))).toThrow(/nope: cannot read: .*fieldgate passwd FILE USER/);
+    expect(() => readPasswordFile(join(dir, 'nope'))).toThrow(/nope: cannot read \(ENOENT\): the file does not exist; create it with: fieldgate passwd -c .*nope USER/);
   });
 });
 
 describe('addOrUpdateUser', () => {
   it('creates the file with mode 0600, adds, then replaces a user while keeping other lines', () => {
     const file = join(dir, 'users');
-    expect(addOrUpdateUser(file, 'alice', 'one')).toEqual({ added: true, createdFile: true });
+    expect(addOrUpdateUser(file, 'alice', 'one')).toEqual({ added: true, createdFile: true, replacedFile: false });
     expect(statSync(file).mode & 0o777).toBe(0o600);
     writeFileSync(file, readFileSync(file, 'utf8') + '# the meter team\n');
-    expect(addOrUpdateUser(file, 'bob', 'two')).toEqual({ added: true, createdFile: false });
-    expect(addOrUpdateUser(file, 'alice', 'three')).toEqual({ added: false, createdFile: false });
+    expect(addOrUpdateUser(file, 'bob', 'two')).toEqual({ added: true, createdFile: false, replacedFile: false });
+    expect(addOrUpdateUser(file, 'alice', 'three')).toEqual({ added: false, createdFile: false, replacedFile: false });
     const text = readFileSync(file, 'utf8');
     expect(text.split('\n')[1]).toBe('# the meter team');
     const users = readPasswordFile(file);

@@ -139,7 +139,8 @@ describe.skipIf(!requirePymodbus())('publishing Modbus readings', () => {
   });
 
   it('publishes with each device\'s own QoS', async () => {
-    await waitFor(() => on('fieldgate/tank/availability').length > 0 && on('fieldgate/pump/availability').length > 0, 15_000, 'first polls');
+    // "online" now comes before a device's first values: wait for both.
+    await waitFor(() => ['fieldgate/tank/availability', 'fieldgate/pump/availability', 'fieldgate/tank/level', 'fieldgate/pump/speed'].every((t) => on(t).length > 0), 15_000, 'first polls');
     expect(on('fieldgate/tank/level')[0]).toMatchObject({ payload: '1000', qos: 2 });
     expect(on('fieldgate/tank/availability')[0]).toMatchObject({ payload: 'online', qos: 2 });
     expect(on('fieldgate/pump/speed')[0]).toMatchObject({ payload: '7', qos: 0 });

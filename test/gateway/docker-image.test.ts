@@ -1,7 +1,7 @@
 // No Docker engine runs here, so this checks what the image would run, outside Docker: the
 // Dockerfile's assumptions against the CLI and docker/fieldgate.json, then the same ENTRYPOINT + CMD
 // with that config (ports and data directory moved to a temp place) and the HEALTHCHECK command.
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import mqtt from 'mqtt';
@@ -87,6 +87,66 @@ describe('the Dockerfile agrees with the CLI and docker/fieldgate.json', () => {
   });
 });
 
+describe('docker exec and docker compose', () => {
+  const text = fs.readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
+
+  it('fieldgate is on the image\'s PATH and FIELDGATE_CONFIG names the config CMD runs', async () => {
+    expect(text).toMatch(/^RUN ln -s \/app\/bin\/fieldgate\.js \/usr\/local\/bin\/fieldgate$/m);
+    expect(dockerfile.env.get('FIELDGATE_CONFIG')).toBe(dockerfile.cmd[dockerfile.cmd.indexOf('--config') + 1]);
+    // The same outside Docker: a link to bin/fieldgate.js in another directory, the config named by the variable.
+    ensureBuilt();
+    const dir = tempDir('fieldgate-exec-');
+    try {
+      fs.symlinkSync(path.join(ROOT, 'bin/fieldgate.js'), path.join(dir, 'fieldgate'));
+      fs.writeFileSync(path.join(dir, 'fieldgate.json'), JSON.stringify({ ...imageConfig, auth: {} }));
+      const { stdout } = await new Promise<{ stdout: string }>((resolve, reject) => execFile(path.join(dir, 'fieldgate'), ['check'], {
+        cwd: '/', env: { ...process.env, FIELDGATE_CONFIG: path.join(dir, 'fieldgate.json') }, timeout: 20_000,
+      }, (error, out) => (error ? reject(error) : resolve({ stdout: out }))));
+      expect(stdout).toContain(`${path.join(dir, 'fieldgate.json')}: OK`);
+      expect(stdout).toContain('data in /data');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  const python = '/usr/bin/python3';
+  const haveYaml = fs.existsSync(python) && (() => { try { execFileSync(python, ['-c', 'import yaml']); return true; } catch { return false; } })();
+  it.skipIf(!haveYaml && process.env.CI !== 'true')('compose.yaml runs the image as README "Docker" does', () => {
+    const compose = JSON.parse(execFileSync(python, ['-c', 'import json,sys,yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))', path.join(ROOT, 'compose.yaml')], { encoding: 'utf8' })) as {
+      services: Record<string, { build: string; image: string; init: boolean; restart: string; ports: string[]; volumes: string[]; devices?: string[] }>;
+      volumes: Record<string, unknown>;
+    };
+    const service = compose.services.fieldgate!;
+    expect(fs.existsSync(path.join(ROOT, service.build, 'Dockerfile'))).toBe(true);
+    expect(service.init).toBe(true);
+    expect(service.ports).toEqual(expect.arrayContaining([`${imageConfig.broker.port}:${imageConfig.broker.port}`, `${imageConfig.metrics.port}:${imageConfig.metrics.port}`]));
+    for (const p of service.ports) expect(dockerfile.expose).toContain(Number(p.split(':')[1]));
+    const mounts = new Map(service.volumes.map((v) => [v.split(':')[1], v.split(':')[0]]));
+    expect(dockerfile.volumes).toContain('/data');
+    expect(mounts.get(imageConfig.broker.dataDir)).toBe('fieldgate-data');
+    expect(compose.volumes).toHaveProperty('fieldgate-data');
+    expect(mounts.get(path.dirname(dockerfile.env.get('FIELDGATE_CONFIG')!))).toBe('./config');
+    expect(service.volumes).toContain('./config:/etc/fieldgate:ro');
+    // The adapter is commented out: `docker compose up` must work without one.
+    expect(service.devices).toBeUndefined();
+    expect(fs.readFileSync(path.join(ROOT, 'compose.yaml'), 'utf8')).toMatch(/^ {4}# {3}- \/dev\/serial\/by-id\/\S+:\/dev\/ttyUSB0$/m);
+    // The mapping that path goes with exists and names it.
+    const meter = JSON.parse(fs.readFileSync(path.join(ROOT, 'docker/devices/meter.json'), 'utf8')) as { buses: Array<{ path: string }> };
+    expect(meter.buses[0]!.path).toBe('/dev/ttyUSB0');
+  });
+
+  it('the README\'s quick start runs without a serial adapter; the adapter is a separate example', () => {
+    const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('\n## Docker\n'), readme.indexOf('\n## ', readme.indexOf('\n## Docker\n') + 5));
+    const blocks = [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    expect(blocks.length).toBeGreaterThanOrEqual(2);
+    expect(blocks[0]).not.toContain('--device');
+    expect(blocks[0]).toContain('docker exec fieldgate fieldgate check');
+    expect(blocks[1]).toMatch(/--device \S+:\/dev\/ttyUSB0/);
+    expect(blocks[1]).toContain('docker/devices/meter.json');
+  });
+});
+
 describe('what the image runs, outside Docker', () => {
   let dir: string;
   let etc: string;
@@ -125,7 +185,7 @@ describe('what the image runs, outside Docker', () => {
   it('without the password file it stops at once and says which file is missing', async () => {
     const failed = new GatewayProcess([], ROOT, entrypointWith(writeConfig()));
     const { code } = await failed.exited;
-    expect(code).toBe(1);
+    expect(code).toBe(78);
     expect(failed.rawOutput.join('\n')).toMatch(/auth\.passwordFile: .*passwd.*ENOENT/);
   });
 
@@ -135,7 +195,7 @@ describe('what the image runs, outside Docker', () => {
     await gateway.waitForLog((l) => l.msg.startsWith('watch the readings: '), 'the gateway to start (listeners open last)');
     expect(gateway.logs.map((l) => l.msg)).toContain(`MQTT broker listening on mqtt://0.0.0.0:${mqttPort}`);
     // Bound to 0.0.0.0, reached on 127.0.0.1, with credentials since anonymous clients are refused there.
-    expect(gateway.logs.map((l) => l.msg)).toContain(`watch the readings: mosquitto_sub -h 127.0.0.1 -p ${mqttPort} -u USER -P PASSWORD -t 'fieldgate/#' -v`);
+    expect(gateway.logs.map((l) => l.msg)).toContain(`watch the readings: mosquitto_sub -h 127.0.0.1 -p ${mqttPort} -u USER -P PASSWORD -t 'fieldgate/demo-meter/#' -v`);
 
     const [command, ...args] = dockerfile.healthcheck;
     expect(command).toBe('node');

@@ -35,7 +35,7 @@ describe.skipIf(!haveClients)('first run without a config', () => {
     const first = gateway.logs.slice(0, 8).map((l) => l.msg);
     expect(first).toContain(`MQTT broker listening on mqtt://127.0.0.1:${port}`);
     const command = hint.msg.slice('watch the readings: '.length);
-    expect(command).toBe(`mosquitto_sub -h 127.0.0.1 -p ${port} -t 'fieldgate/#' -v`);
+    expect(command).toBe(`mosquitto_sub -h 127.0.0.1 -p ${port} -t 'fieldgate/demo-meter/#' -v`);
     expect(gateway.logs.indexOf(hint)).toBeLessThan(8);
 
     // Run exactly the command it printed (the shell would strip the quotes).

@@ -178,7 +178,7 @@ describe.skipIf(!haveTools)('gateway security with real clients', () => {
     await waitFor(() => received.includes('users/alice/from-wss hi'), 'wss → ws delivery');
     await waitFor(() => seen.includes('dash/status up'), 'wss → tcp delivery');
     // A WebSocket on another path is not MQTT.
-    expect(await refusal(`ws://127.0.0.1:${url('ws').port}/other`)).toMatch(/Unexpected server response: 400|closed/);
+    expect(await refusal(`ws://127.0.0.1:${url('ws').port}/other`)).toMatch(/Unexpected server response: 404|closed/);
   });
 
   it('a WebSocket message far over the packet size limit closes that connection (1009) before it is buffered', async () => {

@@ -30,13 +30,15 @@ if (!haveAnalyze) {
 
 describe('systemd/fieldgate.service', () => {
   it('runs the gateway as fieldgate with the dialout group, state and config directories', () => {
-    expect(settings('ExecStart')).toEqual(['/usr/bin/fieldgate run --config /etc/fieldgate/fieldgate.json']);
+    expect(settings('ExecStart')).toEqual(['/usr/local/bin/fieldgate run --config /etc/fieldgate/fieldgate.json']);
     expect(settings('User')).toEqual(['fieldgate']);
     expect(settings('Group')).toEqual(['fieldgate']);
     expect(settings('SupplementaryGroups')).toEqual(['dialout']);
     expect(settings('StateDirectory')).toEqual(['fieldgate']);
     expect(settings('ConfigurationDirectory')).toEqual(['fieldgate']);
     expect(settings('Restart')).toEqual(['on-failure']);
+    // A configuration error (exit 78, EX_CONFIG) is not restarted every RestartSec for ever.
+    expect(settings('RestartPreventExitStatus')).toEqual(['78']);
     expect(settings('KillSignal')).toEqual(['SIGTERM']);
     expect(settings('TimeoutStopSec')).toHaveLength(1);
   });

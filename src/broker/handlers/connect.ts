@@ -38,7 +38,7 @@ export function handleConnect(broker: Broker, connection: Connection, packet: mq
       clientId = assignedClientId = `fieldgate-${randomBytes(8).toString('hex')}`;
     } else if (version === 3 || !cleanStart) {
       // [MQTT-3.1.3-8]: an empty client id with CleanSession=0 is rejected with 0x02 (3.1 always needs one).
-      return refuse(broker, connection, V3_IDENTIFIER_REJECTED, 'empty client id with a persistent session');
+      return refuse(broker, connection, V3_IDENTIFIER_REJECTED, 'empty client id with a persistent session', packet);
     } else {
       clientId = `fieldgate-${randomBytes(8).toString('hex')}`;
     }
@@ -46,16 +46,16 @@ export function handleConnect(broker: Broker, connection: Connection, packet: mq
 
   if (properties.authenticationMethod !== undefined) {
     // No enhanced authentication methods are offered (v5 §4.12): 0x8C Bad authentication method.
-    return refuse(broker, connection, 0x8c, `authentication method "${properties.authenticationMethod}" not supported`);
+    return refuse(broker, connection, 0x8c, `authentication method "${properties.authenticationMethod}" not supported`, packet);
   }
 
   if (!connection.allowAnonymous && connection.certificateUser === undefined) {
     if (packet.username === undefined) {
-      return refuse(broker, connection, v5 ? V5_NOT_AUTHORIZED : V3_NOT_AUTHORIZED, 'anonymous clients are not allowed on this listener');
+      return refuse(broker, connection, v5 ? V5_NOT_AUTHORIZED : V3_NOT_AUTHORIZED, 'anonymous clients are not allowed on this listener', packet);
     }
     if (!broker.options.authenticate) {
       // Credentials are required here but there is nothing to check them against (as Mosquitto 2).
-      return refuse(broker, connection, v5 ? V5_NOT_AUTHORIZED : V3_NOT_AUTHORIZED, 'this listener requires credentials and no password file is configured');
+      return refuse(broker, connection, v5 ? V5_NOT_AUTHORIZED : V3_NOT_AUTHORIZED, 'this listener requires credentials and no password file is configured', packet);
     }
   }
   const authenticate = broker.options.authenticate;
@@ -66,7 +66,7 @@ export function handleConnect(broker: Broker, connection: Connection, packet: mq
     } catch (error) {
       broker.logger.error({ err: error }, 'authentication hook failed; refusing');
     }
-    if (!accepted) return refuse(broker, connection, v5 ? V5_BAD_CREDENTIALS : V3_BAD_CREDENTIALS, `bad user name or password for "${clientId}"`);
+    if (!accepted) return refuse(broker, connection, v5 ? V5_BAD_CREDENTIALS : V3_BAD_CREDENTIALS, `bad user name or password for "${clientId}"`, packet);
   }
 
   let will: Message | null = null;
@@ -74,7 +74,7 @@ export function handleConnect(broker: Broker, connection: Connection, packet: mq
   let willExpiry: number | undefined;
   if (packet.will) {
     if (!isValidTopicName(packet.will.topic)) {
-      if (v5) return refuse(broker, connection, V5_TOPIC_NAME_INVALID, 'invalid will topic');
+      if (v5) return refuse(broker, connection, V5_TOPIC_NAME_INVALID, 'invalid will topic', packet);
       broker.logger.info({ address: connection.address }, 'connection closed: invalid will topic');
       return connection.close();
     }
@@ -171,13 +171,23 @@ export function handleConnect(broker: Broker, connection: Connection, packet: mq
     connection.write(sessionPresent ? V3_CONNACK_ACCEPTED_SESSION_PRESENT : V3_CONNACK_ACCEPTED);
   }
   if (broker.logger.isLevelEnabled('info')) {
-    broker.logger.info({ clientId, address: connection.address, protocol: version, cleanStart, sessionPresent, keepAlive }, 'client connected');
+    broker.logger.info({
+      clientId, username: connection.identity.username, listener: connection.listener || undefined, address: connection.address,
+      protocol: version, cleanStart, sessionPresent, keepAlive,
+    }, 'client connected');
   }
+  broker.applyReadAccess(session, connection.identity);
   resume(broker, session);
 }
 
-function refuse(broker: Broker, connection: Connection, code: number, reason: string): void {
-  broker.logger.info({ address: connection.address, code }, `connection refused: ${reason}`);
+const AUTH_REFUSALS = new Set([V3_BAD_CREDENTIALS, V3_NOT_AUTHORIZED, V5_BAD_CREDENTIALS, V5_NOT_AUTHORIZED]);
+
+function refuse(broker: Broker, connection: Connection, code: number, reason: string, packet?: mqttPacket.IConnectPacket): void {
+  if (AUTH_REFUSALS.has(code)) broker.stats.authFailures++;
+  broker.logger.info({
+    clientId: packet?.clientId || undefined, username: connection.certificateUser ?? packet?.username, listener: connection.listener || undefined,
+    address: connection.address, code,
+  }, `connection refused: ${reason}`);
   if (connection.protocolVersion === 5) connection.send({ cmd: 'connack', reasonCode: code, sessionPresent: false, properties: { reasonString: reason } });
   else connection.send({ cmd: 'connack', returnCode: code < 0x80 ? code : V3_BAD_CREDENTIALS, sessionPresent: false });
   connection.close();

@@ -37,7 +37,7 @@ export function handleSubscribe(broker: Broker, connection: Connection, packet: 
       // [MQTT-3.8.3-4]: No Local on a shared subscription is a protocol error.
       return protocolError(broker, connection, 'No Local set on a shared subscription', SHARED_NOT_SUPPORTED_WITH_NO_LOCAL);
     }
-    if (!broker.authorize(connection.identity, 'subscribe', filter)) {
+    if (broker.authorizeSubscription(session, connection.identity, filter) === 'denied') {
       broker.logger.info({ clientId: session.clientId, filter }, 'subscription denied');
       granted.push(v5 ? NOT_AUTHORIZED : FAILURE_V3);
       continue;
@@ -59,6 +59,7 @@ export function handleSubscribe(broker: Broker, connection: Connection, packet: 
   connection.send({ cmd: 'suback', messageId: packet.messageId, granted });
   for (const { filter, qos, subscriptionId: id } of retainedToSend) {
     for (const message of broker.retainedFor(filter)) {
+      if (session.readFilter?.allows(message.topic) === false) continue;
       // Retained messages sent on subscribe carry RETAIN=1 [MQTT-3.3.1-8].
       const delivery: Delivery = {
         seq: 0, message, qos: Math.min(qos, message.qos) as QoS, retain: true,

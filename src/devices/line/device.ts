@@ -66,7 +66,7 @@ export class LineDeviceRuntime {
     if (!outcome.ok) {
       this.stats.rejectedFrames++;
       if (outcome.reason === 'checksum' || outcome.reason === 'no-checksum') this.stats.checksumErrors++;
-      this.logger.debug({ device: this.config.id, reason: outcome.reason, detail: outcome.detail, frame: frame.slice(0, 120) }, 'line rejected');
+      this.logger.debug({ reason: outcome.reason, detail: outcome.detail, frame: frame.slice(0, 120) }, 'line rejected');
       return false;
     }
     this.stats.acceptedFrames++;
@@ -79,7 +79,7 @@ export class LineDeviceRuntime {
       const converted = convertFieldValue(raw, field);
       if (!converted.ok) {
         this.stats.valueErrors++;
-        this.logger.debug({ device: this.config.id, field: name, error: converted.error }, 'value not converted');
+        this.logger.debug({ field: name, error: converted.error }, 'value not converted');
         continue;
       }
       const options: PublishOptions = field.unit === undefined ? this.valueOptions : { ...this.valueOptions, properties: { userProperties: { unit: field.unit } } };
@@ -116,7 +116,7 @@ export class LineDeviceRuntime {
     if (this.online === online || this.stopped) return;
     this.online = online;
     this.stats.online = online;
-    this.logger.info({ device: this.config.id, online }, online ? 'line device online' : 'line device offline');
+    this.logger.info({ online }, online ? 'line device online' : 'line device offline');
     this.publish(`${this.prefix}/availability`, online ? 'online' : 'offline', { qos: this.config.qos, retain: true });
   }
 
@@ -133,7 +133,7 @@ export class LineDeviceRuntime {
 
   publish(topic: string, payload: string, options: PublishOptions): void {
     this.client.publish(topic, payload, options).catch((err: unknown) => {
-      this.logger.warn({ device: this.config.id, topic, err }, 'publish failed');
+      this.logger.warn({ topic, err }, 'publish failed');
     });
   }
 
@@ -143,7 +143,7 @@ export class LineDeviceRuntime {
     this.clearStaleTimer();
     this.staleTimer = setTimeout(() => {
       this.staleTimer = undefined;
-      this.logger.warn({ device: this.config.id, staleAfterMs: after }, 'no line from the device in time');
+      this.logger.warn({ staleAfterMs: after }, 'no line from the device in time');
       this.setOnline(false);
     }, after);
     this.staleTimer.unref?.();

@@ -7,6 +7,7 @@ import { createFramer, type FramerStats } from './framing.js';
 import { openSerialLink } from './serial-link.js';
 import type { LineBus, LineDevice, LineSetCommand } from './schema.js';
 import { buildSetCommand } from './values.js';
+import { answerUnknownCommands } from '../unknown-command.js';
 
 export interface LineBusStats {
   open: boolean;
@@ -43,6 +44,7 @@ export async function startLineBus(bus: LineBus, devices: LineDevice[], client: 
   const pollPending = new Set<LineDeviceRuntime>();
   const timers: NodeJS.Timeout[] = [];
   const subscriptions: string[] = [];
+  const stopUnknown: Array<() => void> = [];
   let current: { tx: Transaction; settle(reply?: string): void; fail(error: string): void } | undefined;
   let stopped = false;
 
@@ -170,6 +172,15 @@ export async function startLineBus(bus: LineBus, devices: LineDevice[], client: 
       const timer = setInterval(() => enqueuePoll(r), poll.intervalMs);
       timers.push(timer);
     }
+    const commandNames = Object.keys(r.config.commands);
+    try {
+      stopUnknown.push(answerUnknownCommands(client, {
+        deviceId: r.config.id, topicPrefix: r.prefix, knownSetTopics: commandNames.map((name) => `${r.prefix}/${name}/set`),
+        writable: commandNames, qos: r.config.qos, logger: log.child({ device: r.config.id }),
+      }));
+    } catch (err) {
+      log.error({ err, device: r.config.id }, 'cannot subscribe to the command topics');
+    }
     for (const [name, command] of Object.entries(r.config.commands)) {
       const topic = `${r.prefix}/${name}/set`;
       try {
@@ -229,6 +240,7 @@ export async function startLineBus(bus: LineBus, devices: LineDevice[], client: 
       stopped = true;
       for (const t of timers) clearInterval(t);
       for (const topic of subscriptions) client.unsubscribe(topic);
+      for (const unsubscribe of stopUnknown) unsubscribe();
       current?.fail('adapter stopping');
       for (const tx of queue.splice(0)) tx.done({ ok: false, error: 'adapter stopping' });
       await Promise.all(runtimes.map((r) => r.stop()));

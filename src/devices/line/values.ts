@@ -1,6 +1,7 @@
 // Raw parsed values → typed, scaled values and MQTT payloads; `…/set` payloads → text for the port.
 import type { RawFieldValue } from './parsers.js';
 import type { FieldValueType, LineField, LineSetCommand } from './schema.js';
+import { scaleValue } from '../precision.js';
 
 export type FieldValue = number | string | boolean;
 export type Conversion<T> = { ok: true; value: T } | { ok: false; error: string };
@@ -27,15 +28,6 @@ function toBoolean(raw: RawFieldValue): boolean | undefined {
   return undefined;
 }
 
-/** Rounds half away from zero on the decimal digits a person reads (12.345 → 12.35, not 12.34). */
-function round(value: number, decimals: number | undefined): number {
-  if (decimals === undefined) return value;
-  const sign = value < 0 ? -1 : 1;
-  const text = String(Math.abs(value));
-  if (text.includes('e')) return sign * (Math.round(Math.abs(value) * 10 ** decimals) / 10 ** decimals);
-  return sign * Number(`${Math.round(Number(`${text}e${decimals}`))}e-${decimals}`);
-}
-
 /** value = raw × scale + offset, rounded to `decimals` (integers: to a whole number). */
 export function convertFieldValue(raw: RawFieldValue, field: Pick<LineField, 'type' | 'scale' | 'offset' | 'decimals'>): Conversion<FieldValue> {
   switch (field.type) {
@@ -49,8 +41,7 @@ export function convertFieldValue(raw: RawFieldValue, field: Pick<LineField, 'ty
     case 'integer': {
       const n = toNumber(raw);
       if (n === undefined) return { ok: false, error: `${JSON.stringify(raw)} is not a number` };
-      const scaled = n * field.scale + field.offset;
-      const value = field.type === 'integer' ? Math.round(scaled) : round(scaled, field.decimals);
+      const value = field.type === 'integer' ? Math.round(n * field.scale + field.offset) : scaleValue(n, field.scale, field.offset, field.decimals);
       return Number.isFinite(value) ? { ok: true, value } : { ok: false, error: `${JSON.stringify(raw)} scales to ${value}` };
     }
   }

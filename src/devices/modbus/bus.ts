@@ -6,7 +6,7 @@
 import type { Logger } from '../../log.js';
 import { openLink, type ModbusLink } from './links.js';
 import { LinkDown, ModbusTimeout } from './pdu.js';
-import type { ModbusBus } from './schema.js';
+import { MODBUS_RECONNECT_DEFAULTS, type ModbusBus } from './schema.js';
 
 export interface TransactOptions {
   timeoutMs: number;
@@ -76,7 +76,10 @@ export class ModbusBusRunner {
   constructor(
     readonly bus: ModbusBus,
     private readonly logger: Logger,
-    private readonly reconnect = { initialMs: 250, maxMs: 30_000 },
+    private readonly reconnect = {
+      initialMs: bus.reconnectInitialDelayMs ?? MODBUS_RECONNECT_DEFAULTS.initialMs,
+      maxMs: Math.max(bus.reconnectMaxDelayMs ?? MODBUS_RECONNECT_DEFAULTS.maxMs, bus.reconnectInitialDelayMs ?? 0),
+    },
   ) {
     this.silentMs = rtuSilentIntervalMs(bus);
   }

@@ -1,5 +1,6 @@
 // One Modbus device: polls its points in merged reads on its bus, publishes values and availability,
 // backs off when it stops answering, and carries out `…/set` commands with read-back.
+import { answerUnknownCommands } from '../unknown-command.js';
 import type { Logger } from '../../log.js';
 import type { LocalClient, Message } from '../../broker/types.js';
 import { DevicePublisher } from '../publisher.js';
@@ -59,6 +60,7 @@ export class ModbusDeviceRunner {
   private unresponsive = false;
   private backoffMs: number;
   private writes: Promise<void> = Promise.resolve();
+  private stopUnknownCommands: () => void = () => undefined;
   private stats = { polls: 0, failedPolls: 0, lastError: undefined as string | undefined, lastPollAt: undefined as number | undefined };
 
   constructor(
@@ -92,7 +94,7 @@ export class ModbusDeviceRunner {
         `${p.topic}/set`,
         (m) => {
           if (m.retain && replayingRetained) {
-            this.logger.info({ device: this.device.id, point: p.name }, 'ignoring a retained command left on the broker');
+            this.logger.info({ point: p.name }, 'ignoring a retained command left on the broker');
             return;
           }
           // An empty retained message is someone clearing a retained command, not a command.
@@ -102,6 +104,10 @@ export class ModbusDeviceRunner {
         { qos: 1 },
       );
     }
+    this.stopUnknownCommands = answerUnknownCommands(this.client, {
+      deviceId: this.device.id, topicPrefix: this.device.topicPrefix, knownSetTopics: this.device.points.map((p) => `${p.topic}/set`),
+      writable: this.device.points.filter((p) => p.writable).map((p) => p.name), qos: this.device.qos, logger: this.logger,
+    });
     this.bus.onStateChange((online) => {
       if (this.stopped) return;
       if (!online) {
@@ -120,6 +126,7 @@ export class ModbusDeviceRunner {
     this.stopped = true;
     for (const g of this.groups) clearTimeout(g.timer);
     for (const p of this.device.points) this.client.unsubscribe(`${p.topic}/set`);
+    this.stopUnknownCommands();
     await this.writes;
     await this.publisher.publishNow(`${this.device.topicPrefix}/availability`, 'offline', true).catch(() => undefined);
   }
@@ -184,7 +191,7 @@ export class ModbusDeviceRunner {
       this.stats.polls++;
       this.stats.lastPollAt = Date.now();
       this.publisher.flushState();
-      if (this.unresponsive) this.logger.info({ device: this.device.id }, 'modbus device answers again');
+      if (this.unresponsive) this.logger.info('modbus device answers again');
       this.unresponsive = false;
       this.backoffMs = this.device.pollIntervalMs;
       this.publisher.setAvailability(true);
@@ -195,7 +202,7 @@ export class ModbusDeviceRunner {
       if (err instanceof LinkDown) {
         this.publisher.setAvailability(false);
       } else {
-        if (!this.unresponsive) this.logger.warn({ device: this.device.id, err: (err as Error).message }, 'modbus device offline');
+        if (!this.unresponsive) this.logger.warn({ err: (err as Error).message }, 'modbus device offline');
         this.unresponsive = true;
         this.publisher.setAvailability(false);
       }
@@ -221,7 +228,7 @@ export class ModbusDeviceRunner {
     try {
       this.onPoll(this.device.id, seconds, ok);
     } catch (err) {
-      this.logger.warn({ device: this.device.id, err }, 'poll observer failed');
+      this.logger.warn({ err }, 'poll observer failed');
     }
   }
 
@@ -252,7 +259,7 @@ export class ModbusDeviceRunner {
       if (block.points.length > 1 && (err.exceptionCode === 2 || err.exceptionCode === 3)) {
         const middle = block.points[Math.floor(block.points.length / 2)];
         this.barriers.add(barrierKey(block.table, middle.address));
-        this.logger.info({ device: this.device.id, table: block.table, address: block.address, count: block.count, splitAt: middle.address }, 'device refused a merged read; splitting it');
+        this.logger.info({ table: block.table, address: block.address, count: block.count, splitAt: middle.address }, 'device refused a merged read; splitting it');
         const parts = planDeviceReads(this.device, block.points, this.barriers);
         if (parts.length > 1) {
           this.replan();
@@ -263,6 +270,9 @@ export class ModbusDeviceRunner {
       for (const p of block.points) this.publisher.pointError(p.name, p.topic, err.message);
       return;
     }
+    // The device answered: say so before its values, so a subscriber never sees readings of a device
+    // still marked offline (after a recovery the rest of the poll can take a while on a slow bus).
+    this.publisher.setAvailability(true);
     const now = Date.now();
     for (const p of block.points) {
       const value = this.decodePoint(p, block, reply);
@@ -303,9 +313,9 @@ export class ModbusDeviceRunner {
     } catch (err) {
       const reason = err instanceof CommandError || err instanceof RangeError ? err.message : describeFailure(err);
       result = { ok: false, error: reason };
-      this.logger.info({ device: this.device.id, point: p.name, payload, reason }, 'write rejected');
+      this.logger.info({ point: p.name, payload, reason }, 'write rejected');
     }
-    const body = JSON.stringify(result.ok ? { ok: true, value: jsonValueOf(result.value) } : result);
+    const body = result.ok ? `{"ok":true,"value":${resultValueJson(result.value)}}` : JSON.stringify(result);
     this.publisher.send(`${p.topic}/set/result`, body, false);
     const responseTopic = message.properties?.responseTopic;
     if (responseTopic) {
@@ -334,10 +344,14 @@ export class ModbusDeviceRunner {
   }
 }
 
-function jsonValueOf(v: PointValue): number | boolean | string | null {
+/**
+ * The value in `…/set/result` as JSON, in the representation of the value topic: a 64-bit integer is
+ * a JSON number with all its digits (as the value topic's payload), not a string.
+ */
+function resultValueJson(v: PointValue): string {
   if (typeof v === 'bigint') return v.toString();
-  if (typeof v === 'number' && !Number.isFinite(v)) return null;
-  return v;
+  if (typeof v === 'number' && !Number.isFinite(v)) return 'null';
+  return JSON.stringify(v);
 }
 
 function isGatewayNoAnswer(err: unknown): boolean {

@@ -19,6 +19,8 @@ export const modbusRtuBusSchema = z.strictObject({
   dataBits: z.union([z.literal(7), z.literal(8)]).default(8),
   stopBits: z.union([z.literal(1), z.literal(2)]).default(1),
   interRequestDelayMs: z.number().int().min(0).max(10_000).default(0).describe('Pause after each transaction, on top of the 3.5-character silent interval'),
+  reconnectInitialDelayMs: z.number().int().min(10).max(60_000).optional().describe('First pause before reopening a lost port or connection (default 250); it doubles on each failure'),
+  reconnectMaxDelayMs: z.number().int().min(10).max(600_000).optional().describe('Longest pause between reopening attempts (default 2000: a re-plugged adapter is back within about 2 s)'),
 });
 
 export const modbusTcpBusSchema = z.strictObject({
@@ -28,6 +30,8 @@ export const modbusTcpBusSchema = z.strictObject({
   host: z.string().min(1),
   port: z.number().int().min(1).max(65535).default(502),
   interRequestDelayMs: z.number().int().min(0).max(10_000).default(0),
+  reconnectInitialDelayMs: z.number().int().min(10).max(60_000).optional().describe('First pause before reopening a lost port or connection (default 250); it doubles on each failure'),
+  reconnectMaxDelayMs: z.number().int().min(10).max(600_000).optional().describe('Longest pause between reopening attempts (default 2000: a re-plugged adapter is back within about 2 s)'),
 });
 
 export const modbusRtuOverTcpBusSchema = z.strictObject({
@@ -37,9 +41,18 @@ export const modbusRtuOverTcpBusSchema = z.strictObject({
   host: z.string().min(1),
   port: z.number().int().min(1).max(65535),
   interRequestDelayMs: z.number().int().min(0).max(10_000).default(0),
+  reconnectInitialDelayMs: z.number().int().min(10).max(60_000).optional().describe('First pause before reopening a lost port or connection (default 250); it doubles on each failure'),
+  reconnectMaxDelayMs: z.number().int().min(10).max(600_000).optional().describe('Longest pause between reopening attempts (default 2000: a re-plugged adapter is back within about 2 s)'),
 });
 
 export const modbusBusSchemas = [modbusRtuBusSchema, modbusTcpBusSchema, modbusRtuOverTcpBusSchema] as const;
+
+/**
+ * Reopening a lost port or connection: the pause starts at the initial delay and doubles up to the
+ * maximum. The default maximum of 2 s finds a re-plugged adapter within about 2 s; opening a missing
+ * port or refused connection every 2 s costs next to nothing.
+ */
+export const MODBUS_RECONNECT_DEFAULTS = { initialMs: 250, maxMs: 2000 };
 export const modbusBusTypes = ['modbus-rtu', 'modbus-tcp', 'modbus-rtu-over-tcp'] as const;
 
 export const tables = ['coil', 'discrete-input', 'holding', 'input'] as const;
@@ -93,7 +106,7 @@ export const modbusDeviceSchema = z.strictObject({
   retries: z.number().int().min(0).max(10).default(1),
   maxRegistersPerRequest: z.number().int().min(1).max(125).optional(),
   maxBitsPerRequest: z.number().int().min(1).max(2000).optional(),
-  maxGap: z.number().int().min(0).max(120).default(8).describe('Unused registers (or bits ×16) a merged read may span'),
+  maxGap: z.number().int().min(0).max(125).optional().describe('Unused registers (or bits ×16) a merged read may span. Default: from the bus, as many as cost less time than one more request (RTU 2400 baud: 22, 9600: 58; TCP: up to the request cap)'),
   interRequestDelayMs: z.number().int().min(0).max(10_000).optional(),
   offlinePollIntervalMs: z.number().int().min(100).default(15_000).describe('How often a device that stopped answering is probed'),
   topicPrefix: topicSegment.optional().describe('Default: fieldgate/<id>'),

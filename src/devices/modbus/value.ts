@@ -1,6 +1,7 @@
 // From raw register values to what a user sees (scale, offset, decimals) and back for writes.
 import type { RawValue } from './codec.js';
 import type { ModbusPoint } from './model.js';
+import { scaleValue } from '../precision.js';
 
 export type PointValue = number | bigint | boolean | string;
 
@@ -11,9 +12,7 @@ function isScaled(p: ModbusPoint): boolean {
 export function toEngineering(p: ModbusPoint, raw: RawValue): PointValue {
   if (typeof raw === 'boolean' || typeof raw === 'string') return raw;
   if (typeof raw === 'bigint' && !isScaled(p)) return raw;
-  let v = Number(raw) * (p.scale ?? 1) + (p.offset ?? 0);
-  if (p.decimals !== undefined && Number.isFinite(v)) v = Number(v.toFixed(p.decimals));
-  return v;
+  return scaleValue(Number(raw), p.scale ?? 1, p.offset ?? 0, p.decimals);
 }
 
 /** MQTT payload text of a value: numbers and booleans as JSON would write them, NaN as "NaN". */

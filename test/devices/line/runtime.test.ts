@@ -225,6 +225,16 @@ describe.skipIf(!requireTool('socat'))('line devices on a socat pty', () => {
     await waitFor(() => device.received.includes('RELAY ON\n'), 2000, 'relay line at the device');
     expect(device.received.filter((l) => l.startsWith('SP '))).toEqual(['SP 21.3\r\n', 'SP 18.0\r\n']);
 
+    // A command the device does not have is answered with an error (not ignored), and nothing is written.
+    const written = device.received.length;
+    await observer.publish('fieldgate/ctl/fan/set', 'on');
+    await waitFor(() => all('fieldgate/ctl/fan/set/result').length === 1, 5000, 'unknown command result');
+    expect(JSON.parse(payloadOf('fieldgate/ctl/fan/set/result')!)).toEqual({ ok: false, error: 'device "ctl" has no point "fan" (writable: setpoint, relay)' });
+    expect(device.received.length).toBe(written);
+    // The known commands were answered once each (the catch-all leaves them alone).
+    expect(results()).toHaveLength(3);
+    expect(all('fieldgate/ctl/relay/set/result')).toHaveLength(1);
+
     // The device reports its state as JSON lines; the unsolicited report is still parsed.
     await device.writeFragments(['{"state":{"s', 'p":21.3}}\n']);
     await waitFor(() => payloadOf('fieldgate/ctl/setpoint') === '21.3', 5000, 'reported setpoint');

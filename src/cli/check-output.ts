@@ -1,0 +1,100 @@
+// What `fieldgate check` prints about a valid config: who each listener lets in, every point with
+// its wire address and decoding (--points), and the Home Assistant entities `run` will announce.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { GatewayConfig, ListenerConfig } from '../config/gateway-config.js';
+import { homeAssistantDiscoveryOptions } from '../config/gateway-config.js';
+import { writeDemoMapping } from '../demo/demo-mapping.js';
+import { buildDiscoveryConfigs, loadDeviceMappings, type DeviceMapping } from '../devices/index.js';
+import { lineDeviceTopicPrefix } from '../devices/line/schema.js';
+import { anonymousAllowed } from '../gateway.js';
+
+/** Who gets in on a listener, as the broker decides it (handlers/connect.ts and auth/create-auth.ts). */
+export function listenerAccess(config: GatewayConfig, listener: ListenerConfig): string {
+  const passwords = config.auth.passwordFile !== undefined;
+  if (anonymousAllowed(config, listener)) return passwords ? 'anonymous allowed; user names checked against the password file' : 'anonymous allowed';
+  const tls = listener.tls;
+  if (tls?.useIdentityAsUsername) {
+    if (tls.requireClientCertificate) return "client certificate required; its CN is the user name";
+    return passwords
+      ? "a client certificate (its CN is the user name) or a user name and password"
+      : "a client certificate required (its CN is the user name): no auth.passwordFile, so clients without one are refused";
+  }
+  const certificate = tls?.requireClientCertificate ? 'client certificate and ' : '';
+  if (passwords) return `${certificate}user name and password required`;
+  return 'refuses every client: not on loopback and no auth.passwordFile (add one, or "allowAnonymous": true)';
+}
+
+/**
+ * The entities `run` announces: the gateway's own "Devices online" sensor, every point of the
+ * mappings and, with "demo": true, the demo meter's (the same mapping the run writes at start).
+ */
+export function discoveryEntities(config: GatewayConfig, mapping: DeviceMapping | null): { total: number; gateway: number; mappings: number; demo: number } {
+  const options = homeAssistantDiscoveryOptions(config);
+  const mappings = mapping ? buildDiscoveryConfigs(mapping, options).length : 0;
+  let demo = 0;
+  if (config.demo) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fieldgate-check-demo-'));
+    try {
+      const result = loadDeviceMappings([writeDemoMapping(dir, 1)]);
+      if (result.ok) demo = buildDiscoveryConfigs(result.mapping, options).length;
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  return { total: 1 + mappings + demo, gateway: 1, mappings, demo };
+}
+
+export function describeDiscovery(config: GatewayConfig, mapping: DeviceMapping | null): string {
+  const { gatewayId } = homeAssistantDiscoveryOptions(config);
+  const n = discoveryEntities(config, mapping);
+  const parts = ['1 for the gateway ("Devices online")'];
+  if (n.mappings > 0) parts.push(`${n.mappings} from the device mappings`);
+  if (n.demo > 0) parts.push(`${n.demo} of the demo meter`);
+  return `Home Assistant discovery under ${config.homeAssistant.prefix}/ (gateway id ${gatewayId}): ${n.total} entities (${parts.join(', ')})`;
+}
+
+/** Rows of cells as lines with every column as wide as its widest cell. */
+export function alignColumns(rows: string[][], indent: string): string[] {
+  const widths: number[] = [];
+  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, [...cell].length)));
+  return rows.map((row) => indent + row.map((cell, i) => (i === row.length - 1 ? cell : cell + ' '.repeat(widths[i]! - [...cell].length))).join('  ').trimEnd());
+}
+
+function conversion(p: { scale?: number; offset?: number; decimals?: number; unit?: string }): string {
+  const parts: string[] = [];
+  if (p.scale !== undefined && p.scale !== 1) parts.push(`×${p.scale}`);
+  if (p.offset !== undefined && p.offset !== 0) parts.push(`${p.offset > 0 ? '+' : ''}${p.offset}`);
+  if (p.decimals !== undefined) parts.push(`${p.decimals} decimals`);
+  if (p.unit) parts.push(p.unit);
+  return parts.join(' ');
+}
+
+/** `check --points`: one line per point or field, in aligned columns. */
+export function describePoints(mapping: DeviceMapping): string[] {
+  const out: string[] = [];
+  for (const d of mapping.modbusDevices) {
+    out.push(`  points of ${d.id} (0-based wire addresses):`);
+    out.push(...alignColumns(d.points.map((p) => [
+      p.name,
+      p.count > 1 && p.type !== 'string' ? `${p.type} ${p.byteOrder}` : p.type === 'string' ? `string(${p.count})` : p.type,
+      `${p.table} ${p.address}${p.bit !== undefined ? ` bit ${p.bit}` : ''}`,
+      conversion(p),
+      `every ${p.pollIntervalMs} ms`,
+      `→ ${p.topic}${p.writable ? ` (write: ${p.topic}/set)` : ''}`,
+    ]), '    '));
+  }
+  for (const d of mapping.lineDevices) {
+    out.push(`  fields of ${d.id}:`);
+    const prefix = lineDeviceTopicPrefix(d);
+    out.push(...alignColumns(Object.entries(d.fields).map(([name, field]) => [
+      name,
+      field.type,
+      conversion(field),
+      `→ ${prefix}/${field.topic ?? name}`,
+    ]), '    '));
+    for (const name of Object.keys(d.commands ?? {})) out.push(`    ${name}: command on ${prefix}/${name}/set`);
+  }
+  return out;
+}
