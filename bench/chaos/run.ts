@@ -3,6 +3,7 @@
 //   node --import tsx bench/chaos/run.ts [--seed N] [--duration-s S] [--kills N] [--sigterms N]
 //        [--durability full|normal|off] [--commit-window-ms N] [--publishers N] [--rate N]
 //        [--no-disk-full] [--no-outages] [--uptime-ms N] [--keep] [--json FILE]
+//        [--app-root DIR]   (another checkout with dist/ built, e.g. an old commit, for comparison)
 // Exit code 0 when nothing acknowledged was lost or reordered and the drain completed, 1 otherwise.
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -16,7 +17,7 @@ const { values } = parseArgs({
     publishers: { type: 'string', default: '4' }, rate: { type: 'string', default: '100' },
     'uptime-ms': { type: 'string', default: '1500' },
     'no-disk-full': { type: 'boolean', default: false }, 'no-outages': { type: 'boolean', default: false },
-    keep: { type: 'boolean', default: false }, json: { type: 'string' },
+    keep: { type: 'boolean', default: false }, json: { type: 'string' }, 'app-root': { type: 'string' },
   },
 });
 const durability = values.durability as 'full' | 'normal' | 'off';
@@ -27,7 +28,7 @@ const report = await runChaos({
   minKills: Number(values.kills), minSigterms: Number(values.sigterms), durability,
   commitWindowMs: values['commit-window-ms'] !== undefined ? Number(values['commit-window-ms']) : undefined,
   publishers: Number(values.publishers), rate: Number(values.rate), meanUptimeMs: Number(values['uptime-ms']),
-  diskFull: values['no-disk-full'] ? false : 'auto', outages: !values['no-outages'], keep: values.keep,
+  diskFull: values['no-disk-full'] ? false : 'auto', outages: !values['no-outages'], keep: values.keep, appRoot: values['app-root'],
   drainTimeoutMs: 120_000,
 });
 console.log(formatReport(report));

@@ -36,6 +36,8 @@ export interface ChaosOptions {
   /** Mean time the gateway runs between incidents. */
   meanUptimeMs?: number;
   drainTimeoutMs?: number;
+  /** Another checkout's root (with dist/ built) to run instead of this one, e.g. an old commit for comparison. */
+  appRoot?: string;
   /** Keep the work directory (logs, databases) for a look after the run. */
   keep?: boolean;
   log?: (line: string) => void;
@@ -110,9 +112,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const outagesOn = options.outages ?? true;
   log(`chaos: seed ${options.seed}, durability ${durability}, ${publisherCount} publishers at ${rate}/s, ${options.durationMs} ms`);
 
-  ensureBuilt();
+  if (options.appRoot === undefined) ensureBuilt();
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fieldgate-chaos-'));
-  const bin = privateCopy(workDir);
+  const bin = privateCopy(workDir, options.appRoot ?? ROOT);
   const dataDir = path.join(workDir, 'data');
   fs.mkdirSync(dataDir);
   let mounted = false;
@@ -303,6 +305,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const outage = () => {
       outageBusy = (async () => {
         outages++;
+        // A restart that overlaps an outage says nothing about the gateway's own start: not timed.
+        awaitingFirstCloud = null;
         await cloud.stop();
         await sleep(between(1000, 4000));
         await cloud.start();
@@ -449,12 +453,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
  * The gateway runs from a copy of bin/ and dist/ taken at the start: a build during a long run
  * (another test's ensureBuilt after an edit) must not hand a restart half-written modules.
  */
-function privateCopy(workDir: string): string {
+function privateCopy(workDir: string, root: string): string {
   const app = path.join(workDir, 'app');
   fs.mkdirSync(app);
-  fs.cpSync(path.join(ROOT, 'dist'), path.join(app, 'dist'), { recursive: true });
-  fs.cpSync(path.join(ROOT, 'bin'), path.join(app, 'bin'), { recursive: true });
-  fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(app, 'package.json'));
+  fs.cpSync(path.join(root, 'dist'), path.join(app, 'dist'), { recursive: true });
+  fs.cpSync(path.join(root, 'bin'), path.join(app, 'bin'), { recursive: true });
+  fs.copyFileSync(path.join(root, 'package.json'), path.join(app, 'package.json'));
   fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(app, 'node_modules'));
   return path.join(app, 'bin', 'fieldgate.js');
 }

@@ -15,6 +15,10 @@ export class CloudMosquitto {
     fs.mkdirSync(dir, { recursive: true });
     this.configFile = path.join(dir, 'mosquitto.conf');
     fs.writeFileSync(this.configFile, [
+      // As root Mosquitto would switch to the "mosquitto" user, which cannot write this directory:
+      // its persistence file (and log) would silently not be written, and an outage would lose
+      // every message queued in the cloud, which this test would then blame on the gateway.
+      ...(process.getuid?.() === 0 ? ['user root'] : []),
       `listener ${port} 127.0.0.1`,
       'allow_anonymous true',
       'persistence true',
@@ -24,7 +28,12 @@ export class CloudMosquitto {
       'max_queued_messages 0',
       'max_queued_bytes 0',
       'max_inflight_messages 20',
-      'log_dest none',
+      `log_dest file ${dir}/mosquitto.log`,
+      'log_type error',
+      'log_type warning',
+      'log_type notice',
+      'log_type information',
+      'log_timestamp_format %Y-%m-%dT%H:%M:%S',
       '',
     ].join('\n'));
   }
