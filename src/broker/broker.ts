@@ -334,14 +334,17 @@ export class Broker implements ConnectionHost, OutboundHost {
    */
   route(message: Message): boolean {
     this.stats.messagesReceived++;
+    // Past the retained limits the message is not kept, but it is still delivered: a 3.1.1 publisher
+    // gets a plain PUBACK, so refusing the delivery too would lose an acknowledged message. A v5
+    // publisher hears 0x97 Quota exceeded (route returns false).
+    let retainRefused = false;
     if (message.retain && !this.retained.set(message)) {
-      // Refused as a whole (v5 publishers get 0x97 Quota exceeded): past the retained limits.
-      this.countDropped({ clientId: message.origin ?? '' }, `retained store full (${this.retained.size} messages, ${this.retained.totalBytes} bytes; limits ${this.options.maxRetainedMessages} / ${this.options.maxRetainedBytes}): "${message.topic}" refused`);
-      return false;
+      retainRefused = true;
+      this.countDropped({ clientId: message.origin ?? '' }, `retained store full (${this.retained.size} messages, ${this.retained.totalBytes} bytes; limits ${this.options.maxRetainedMessages} / ${this.options.maxRetainedBytes}): "${message.topic}" delivered but not retained`);
     }
     // Sessions with partly readable subscriptions see only what they may read (read-access.ts).
     const matches = this.readable.active ? this.readable.filter(this.tree.match(message.topic), message.topic) : this.tree.match(message.topic);
-    if (matches.length === 0) return true;
+    if (matches.length === 0) return !retainRefused;
     const epoch = ++this.routeEpoch;
     const targets = this.routeTargets;
     targets.length = 0;
@@ -377,7 +380,7 @@ export class Broker implements ConnectionHost, OutboundHost {
       }
     }
     this.shared.reset(message);
-    let accepted = true;
+    let accepted = !retainRefused;
     for (let i = 0; i < targets.length; i++) {
       const session = targets[i];
       try {
