@@ -13,7 +13,6 @@ import { checkGatewayConfig } from './config/check.js';
 import { checkHosts } from './config/check-hosts.js';
 import { describeDiscovery, describePoints, listenerAccess } from './cli/check-output.js';
 import { describeMapping, deviceMappingJsonSchema } from './devices/index.js';
-import { formatProbe, probeRegisters } from './devices/modbus/probe.js';
 import type { ModbusBus } from './devices/modbus/schema.js';
 import { listenerConfigs, startGateway, type Gateway } from './gateway.js';
 import { chooseLogOutput, createLogger, type LogLevel } from './log.js';
@@ -306,6 +305,7 @@ async function probe(args: string[]): Promise<number> {
     if (expected !== undefined && (expectText!.trim() === '' || !Number.isFinite(expected))) throw new UsageError(`--expect: expected a number, the value the device's display shows (got "${expectText}")`);
     const table = (values.table as string | undefined) ?? 'holding';
     if (table !== 'holding' && table !== 'input') throw new UsageError(`--table: expected holding or input (got "${table}")`);
+    const { formatProbe, probeRegisters } = await import('./devices/modbus/probe.js');
     const result = await probeRegisters({
       bus, unitId: number('unit', 1), table, address: number('address'), count: number('count', 4), timeoutMs: number('timeout', 1000),
     });

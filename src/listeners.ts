@@ -6,7 +6,6 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
-import { WebSocketServer, createWebSocketStream } from 'ws';
 import type { Broker } from './broker/broker.js';
 import type { ListenerConfig } from './config/gateway-config.js';
 import { answerNonMqttHttp } from './websocket-answers.js';
@@ -75,6 +74,8 @@ export async function openListener(broker: Broker, config: ListenerConfig, allow
       break;
     case 'ws':
     case 'wss': {
+      // Loaded only for a WebSocket listener: ws costs ~7 MiB of RSS a gateway without one does not need.
+      const { WebSocketServer, createWebSocketStream } = await import('ws');
       const web = config.type === 'ws' ? http.createServer() : (secureServer = https.createServer(tlsOptions(config.tls!)));
       const wss = new WebSocketServer({
         noServer: true,

@@ -6,6 +6,7 @@ import type { Logger } from '../log.js';
 import { bridgeConfigSchema, formatConfigIssues, type BridgeConfig, type BridgeConfigInput, type BridgeRule } from './config.js';
 import { Outbox, describeError } from './outbox.js';
 import { Sender } from './sender.js';
+import { HoldStage, type HeldMessage } from './hold.js';
 import { PubackFramer, filterPubacks } from './puback-filter.js';
 import { Inbound } from './inbound.js';
 import { StatusPublisher, type BridgeState } from './status.js';
@@ -53,6 +54,9 @@ export async function startBridge(broker: BridgeHost, config: BridgeConfig | Bri
 class Bridge {
   private readonly outbox: Outbox;
   private readonly sender: Sender;
+  private readonly hold: HoldStage | undefined;
+  private spillErrors = 0;
+  private lastSpillErrorLog = 0;
   private readonly inbound: Inbound;
   private readonly status: StatusPublisher;
   private readonly local: LocalClient;
@@ -92,6 +96,16 @@ class Bridge {
       logger,
       (reason) => this.dropConnection(reason),
     );
+    if (config.hold.ms > 0) {
+      this.hold = new HoldStage(config.hold, {
+        connected: () => this.connected,
+        spill: (messages) => this.spill(messages),
+        spilled: (messages) => this.sender.onSpilled(messages),
+        dropped: (n) => this.outbox.countDropped(n),
+        onSpillError: (err) => this.onSpillError(err),
+      });
+      this.sender.useHoldStage(this.hold);
+    }
     this.inbound = new Inbound(config, this.local, logger);
     this.status = new StatusPublisher(config.name, this.local, logger);
     this.backoff = new Backoff(config.reconnect.minMs, config.reconnect.maxMs);
@@ -128,6 +142,8 @@ class Bridge {
       }
       const wasConnected = this.connected;
       this.sender.detach();
+      // What the remote did not acknowledge is written now, so a graceful stop loses nothing held.
+      this.hold?.close();
       // A clean DISCONNECT (no last will) when we can; never wait long for a remote that does not answer.
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => client.end(true, {}, () => resolve()), Math.min(2000, left()));
@@ -139,6 +155,7 @@ class Bridge {
       client.removeAllListeners();
       client.on('error', () => undefined);
     }
+    this.hold?.close();
     try {
       this.sender.flush();
     } catch (err) {
@@ -173,8 +190,9 @@ class Bridge {
       name: this.config.name,
       remote: this.config.url,
       connected: this.connected,
-      outboxDepth: depth,
-      outboxBytes: bytes,
+      outboxDepth: depth + (this.hold?.size ?? 0),
+      outboxBytes: bytes + (this.hold?.bytes ?? 0),
+      held: this.hold?.size ?? 0,
       oldestAgeSeconds: oldest === null ? null : Math.max(0, Math.round((Date.now() - oldest) / 1000)),
       inflight: this.sender.inflightCount,
       sent: this.sender.counters.sent,
@@ -206,7 +224,10 @@ class Bridge {
     const s = this.outbox.stats();
     if (s.rows > 0) this.logger.info({ rows: s.rows, bytes: s.bytes }, 'bridge: outbox backlog found, will drain it');
     for (const rule of this.outRules) {
-      this.local.subscribe(localFilter(rule), (m) => this.onLocalMessage(rule, m), { durable: true, noLocal: true, qos: 1 });
+      this.local.subscribe(localFilter(rule), (m) => this.onLocalMessage(rule, m), {
+        durable: true, noLocal: true, qos: 1,
+        onHoldable: this.hold === undefined ? undefined : (m) => this.onHoldableMessage(rule, m),
+      });
     }
     this.sender.notify();
   }
@@ -243,6 +264,69 @@ class Bridge {
     }
     if (this.outboxError !== null) this.outboxError = null;
     this.sender.notify();
+  }
+
+  /** A message nobody waits for: held in memory until the remote acknowledges it (see hold.ts). */
+  private onHoldableMessage(rule: BridgeRule, message: Message): void {
+    const owner = this.outRules.find((r) => topicMatches(localFilter(r), message.topic));
+    if (owner !== rule) return;
+    const remoteTopic = toRemoteTopic(rule, message.topic);
+    if (remoteTopic === undefined) return;
+    if (message.qos === 0 && !rule.queueQos0) {
+      if (this.connected && this.client !== undefined) this.client.publish(remoteTopic, message.payload, { qos: 0, retain: message.retain });
+      else this.qos0Skipped += 1;
+      return;
+    }
+    const properties = message.properties !== undefined && Object.keys(message.properties).length > 0 ? message.properties : undefined;
+    const size = message.payload.length + Buffer.byteLength(remoteTopic) + (properties === undefined ? 0 : JSON.stringify(properties).length);
+    this.hold!.add({
+      topic: remoteTopic, payload: message.payload, retain: message.retain, properties,
+      expiresAt: message.expiresAt ?? null, createdAt: Date.now(), size,
+    });
+    this.sender.notify();
+  }
+
+  /** Writes held messages to the outbox in one transaction; returns their row ids (0 where a limit dropped one). */
+  private spill(messages: HeldMessage[]): number[] {
+    // Inside someone else's transaction a rollback could take these rows back after their ids were handed out
+    // (and reuse the ids for other rows): write only in a transaction of our own.
+    if (this.host.db.inTransaction) {
+      this.logger.warn({ held: messages.length }, 'bridge: hold stage asked to write inside an open transaction; deferred');
+      throw new Error('the database is inside another transaction');
+    }
+    const ids: number[] = [];
+    try {
+      this.host.db.transaction(() => {
+        for (const m of messages) {
+          const kept = this.outbox.enqueue(m.topic, m.payload, m.retain, m.properties, m.expiresAt ?? undefined, m.createdAt);
+          ids.push(kept ? this.outbox.lastAppendedId : 0);
+        }
+      })();
+    } catch (err) {
+      // Rolled back: the counters the inserts moved are recounted (a read works on a full disk).
+      this.outbox.markSuspect();
+      try {
+        this.outbox.resync();
+      } catch {
+        // counted again at the next stats tick
+      }
+      throw err;
+    }
+    if (this.outboxError !== null) this.outboxError = null;
+    return ids;
+  }
+
+  private onSpillError(err: unknown): void {
+    this.spillErrors += 1;
+    this.outboxError = `outbox write failed: ${describeError(err)}`;
+    const now = Date.now();
+    if (now - this.lastSpillErrorLog >= ERROR_LOG_INTERVAL_MS) {
+      this.lastSpillErrorLog = now;
+      this.logger.error(
+        { err: describeError(err), failures: this.spillErrors, held: this.hold?.size },
+        'bridge: cannot write held messages to the outbox (disk full or database unwritable?); they stay in memory and it is tried again',
+      );
+    }
   }
 
   private tick(): void {

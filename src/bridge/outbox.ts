@@ -210,6 +210,16 @@ export class Outbox {
     return true;
   }
 
+  /** The id of the last row this process appended. */
+  get lastAppendedId(): number {
+    return this.lastInsertId;
+  }
+
+  /** Counts messages dropped before they reached the table (the hold stage's memory was full and the table unwritable). */
+  countDropped(n: number): void {
+    this.countDrop('max-bytes', n);
+  }
+
   /** Up to `limit` rows with id greater than `afterId`, in FIFO order. */
   readAfter(afterId: number, limit: number): OutboxRow[] {
     return (this.pageStmt.all(afterId, limit) as RawRow[]).map(toRow);

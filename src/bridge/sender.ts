@@ -10,6 +10,7 @@ import type { Outbox, OutboxRow } from './outbox.js';
 import { describeError } from './outbox.js';
 import { permanentPubackCodes, SENDER_PACKET_IDS } from './connection.js';
 import { PublishBatch } from './publish-batch.js';
+import type { HoldStage, SpilledMessage } from './hold.js';
 import { publishPacketSize } from '../broker/packet-writer.js';
 
 export interface SenderOptions {
@@ -86,6 +87,7 @@ export class Sender {
   private lastRefill = Date.now();
   private reserved = 0;
   private readonly pageSize: number;
+  private hold: HoldStage | undefined;
   readonly counters: SenderCounters = { sent: 0, acked: 0, resent: 0 };
 
   constructor(
@@ -98,6 +100,11 @@ export class Sender {
     this.pageSize = options.pageSize ?? 512;
     this.flushBatch = Math.max(1, options.window >> 1);
     this.maxInflightBytes = options.maxInflightBytes ?? 8 * 1024 * 1024;
+  }
+
+  /** Messages held in memory (negative ids) are sent after the outbox's rows, acknowledged without a write. */
+  useHoldStage(hold: HoldStage): void {
+    this.hold = hold;
   }
 
   attach(client: MqttClient, limits: RemoteLimits): void {
@@ -131,8 +138,9 @@ export class Sender {
     this.client = undefined;
     clearInterval(this.ackTimer);
     this.ackTimer = undefined;
-    for (const id of this.inflight.keys()) this.sentBefore.add(id);
+    for (const id of this.inflight.keys()) if (id > 0) this.sentBefore.add(id);
     this.inflight.clear();
+    this.hold?.disconnected();
     this.inflightBytes = 0;
     this.byPacketId = [];
     this.flushAcks();
@@ -206,15 +214,18 @@ export class Sender {
         (this.inflight.size === 0 || this.inflightBytes < this.maxInflightBytes)
       ) {
         if (!this.takeToken()) return;
-        const row = this.nextRow();
+        // The outbox's rows are older than anything held in memory: they go first.
+        const row = this.nextRow() ?? this.hold?.nextUnsent();
         if (row === undefined) return;
         if (row.expiresAt !== null && row.expiresAt <= Date.now()) {
-          this.outbox.remove([row.id]);
+          if (row.id < 0) this.hold!.acknowledge(row.id);
+          else this.outbox.remove([row.id]);
           this.outbox.countExpired(1);
           continue;
         }
         if (this.maxPacket !== undefined && this.packetSize(row) > this.maxPacket) {
           this.outbox.moveToDead(row, `larger than the remote's maximum packet size ${this.maxPacket}`);
+          if (row.id < 0) this.hold!.acknowledge(row.id);
           continue;
         }
         this.encode(row, packets);
@@ -244,11 +255,26 @@ export class Sender {
     return row;
   }
 
+  /**
+   * Held messages were written to the outbox (not sent within the hold time, memory full, disconnected, stopping):
+   * they are read from the outbox like any row. None is in flight (the hold stage writes only unsent messages while
+   * connected); one sent on an earlier connection carries DUP.
+   */
+  onSpilled(spilled: readonly SpilledMessage[]): void {
+    for (const { message, rowId } of spilled) if (message.sent) this.sentBefore.add(rowId);
+    this.notify();
+  }
+
   /** Registers the row as in flight under a free packet id and adds its PUBLISH packet to the batch. */
   private encode(row: OutboxRow, batch: PublishBatch): void {
-    const dup = this.sentBefore.delete(row.id);
+    let dup: boolean;
+    if (row.id < 0) {
+      const held = row as OutboxRow & { sent: boolean };
+      dup = held.sent;
+      held.sent = true;
+    } else dup = this.sentBefore.delete(row.id);
     if (dup) this.counters.resent += 1;
-    if (this.sentBefore.size > 0) {
+    if (this.sentBefore.size > 0 && row.id > 0) {
       // Rows are sent in id order: smaller remembered ids were dropped from the outbox meanwhile.
       for (const id of this.sentBefore) if (id < row.id) this.sentBefore.delete(id);
     }
@@ -311,6 +337,12 @@ export class Sender {
     this.inflightBytes -= row.payload.length;
     if (reasonCode === undefined || reasonCode < 0x80) {
       this.counters.acked += 1;
+      if (row.id < 0) {
+        // Held in memory and never written: nothing to delete.
+        this.hold!.acknowledge(row.id);
+        this.schedulePump();
+        return;
+      }
       this.acked.push(row.id);
       this.ackedBytes += row.size;
       this.scheduleAckFlush();
@@ -321,6 +353,7 @@ export class Sender {
     if (permanentPubackCodes.has(reasonCode)) {
       try {
         this.outbox.moveToDead(row, `remote refused it (${text})`);
+        if (row.id < 0) this.hold!.acknowledge(row.id);
       } catch (deadErr) {
         // Left in the outbox: tried again after the next reconnect.
         this.outbox.markSuspect();

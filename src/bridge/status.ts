@@ -7,8 +7,11 @@ export interface BridgeState {
   name: string;
   remote: string;
   connected: boolean;
+  /** Messages waiting for the remote's PUBACK: outbox rows plus messages held in memory (`held`). */
   outboxDepth: number;
   outboxBytes: number;
+  /** Messages nobody waits for, held in memory for the remote's PUBACK and not written (see hold.ts). */
+  held: number;
   /** Age of the oldest queued message in seconds, null when the outbox is empty. */
   oldestAgeSeconds: number | null;
   inflight: number;

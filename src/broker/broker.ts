@@ -4,7 +4,7 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { silentLogger, type Logger } from '../log.js';
-import { Store } from '../persistence/store.js';
+import { Store, type StoreState } from '../persistence/store.js';
 import { Connection, type ConnectionHost, type Packet } from './connection.js';
 import type { ConnackRefusal } from './decode/errors.js';
 import type { Delivery } from './delivery.js';
@@ -94,6 +94,10 @@ export class Broker implements ConnectionHost, OutboundHost {
   private readonly pausedPublishers = new Set<Connection>();
   private resumeTimer: NodeJS.Timeout | null = null;
   private droppedLogged = 0;
+  /** 3.1.1 connections with a QoS 1/2 PUBLISH left unacknowledged because the store was failing. */
+  private readonly withheld = new Set<Connection>();
+  /** QoS 1/2 PUBLISHes refused or left unacknowledged because they could not be stored. */
+  refusedUnstored = 0;
 
   constructor(options: Partial<BrokerOptions> = {}) {
     this.options = { ...defaultBrokerOptions, logger: silentLogger, ...options };
@@ -120,9 +124,12 @@ export class Broker implements ConnectionHost, OutboundHost {
       dataDir: this.options.dataDir,
       durability: this.options.durability,
       commitWindowMs: this.options.commitWindowMs,
-      onError: (error) => this.logger.error({ err: error }, 'database write failed; retrying'),
+      onError: (error) => this.logger.error({ err: error }, 'database write failed'),
+      onStateChange: (state) => this.onStoreStateChange(state),
     });
-    this.retained = new RetainedStore(this.store, this.logger, { maxMessages: this.options.maxRetainedMessages, maxBytes: this.options.maxRetainedBytes });
+    this.retained = new RetainedStore(
+      this.store, this.logger, { maxMessages: this.options.maxRetainedMessages, maxBytes: this.options.maxRetainedBytes }, this.options.retainedWriteIntervalMs,
+    );
     this.restoreSessions();
     this.sweepTimer = setInterval(() => this.guarded('housekeeping', () => this.sweep()), SWEEP_INTERVAL_MS);
     this.sweepTimer.unref();
@@ -163,6 +170,50 @@ export class Broker implements ConnectionHost, OutboundHost {
     return new LocalEndpoint(this, id);
   }
 
+  get storeState(): StoreState {
+    return this.store.state;
+  }
+
+  /** False while the store fails, and for a 3.1.1 connection that already had a PUBLISH withheld (its later ones must not overtake it). */
+  acceptsDurable(connection: Connection): boolean {
+    return this.store.writable && !this.withheld.has(connection);
+  }
+
+  /**
+   * A QoS 1/2 PUBLISH that cannot be stored is never acknowledged as if it were (issue 9). MQTT 5.0:
+   * PUBACK/PUBREC 0x97 (quota exceeded) at once: the publisher knows it was not taken. MQTT 3.1.1
+   * has no negative acknowledgement: the PUBACK is withheld and, once writes succeed again, the
+   * connection is closed, so the client resends its unacknowledged messages when it reconnects.
+   * The message is not routed either: a subscriber gets it with the resend, not twice.
+   */
+  refuseUnstored(connection: Connection, qos: number, packetId: number): void {
+    this.refusedUnstored++;
+    if (connection.protocolVersion === 5) {
+      connection.send(qos === 1 ? { cmd: 'puback', messageId: packetId, reasonCode: 0x97 } : { cmd: 'pubrec', messageId: packetId, reasonCode: 0x97 });
+      return;
+    }
+    this.withheld.add(connection);
+  }
+
+  private onStoreStateChange(state: StoreState): void {
+    if (!state.writable) {
+      this.logger.error(
+        { error: state.error, retryEveryMs: 1000 },
+        'database writes are failing (disk full?): QoS 1/2 PUBLISHes are refused (MQTT 5: PUBACK 0x97) or left unacknowledged (3.1.1) until a write succeeds; nothing already acknowledged is lost',
+      );
+    } else {
+      const withheld = [...this.withheld];
+      this.withheld.clear();
+      this.logger.info({ failedCommits: state.failedCommits, withheldConnections: withheld.length, dropped: this.store.droppedWhileFailing }, 'database writes succeed again');
+      for (const connection of withheld) {
+        // 3.1.1 clients resend unacknowledged PUBLISHes only when they reconnect.
+        connection.closeReason = 'unacknowledged PUBLISHes while the database was not writable: closed so the client resends them';
+        connection.close(0x97);
+      }
+    }
+    this.sys?.publishStoreState();
+  }
+
   // ---- ConnectionHost
 
   onPacket(connection: Connection, packet: Packet): void {
@@ -198,10 +249,12 @@ export class Broker implements ConnectionHost, OutboundHost {
   onSocketGone(connection: Connection): void {
     this.connections.delete(connection);
     this.pausedPublishers.delete(connection);
+    this.withheld.delete(connection);
   }
 
   onClose(connection: Connection): void {
     this.pausedPublishers.delete(connection);
+    this.withheld.delete(connection);
     if (!connection.connected) return;
     try {
       this.detach(connection);
@@ -289,14 +342,17 @@ export class Broker implements ConnectionHost, OutboundHost {
    */
   route(message: Message): boolean {
     this.stats.messagesReceived++;
+    // Past the retained limits the message is not kept, but it is still delivered: a 3.1.1 publisher
+    // gets a plain PUBACK, so refusing the delivery too would lose an acknowledged message. A v5
+    // publisher hears 0x97 Quota exceeded (route returns false).
+    let retainRefused = false;
     if (message.retain && !this.retained.set(message)) {
-      // Refused as a whole (v5 publishers get 0x97 Quota exceeded): past the retained limits.
-      this.countDropped({ clientId: message.origin ?? '' }, `retained store full (${this.retained.size} messages, ${this.retained.totalBytes} bytes; limits ${this.options.maxRetainedMessages} / ${this.options.maxRetainedBytes}): "${message.topic}" refused`);
-      return false;
+      retainRefused = true;
+      this.countDropped({ clientId: message.origin ?? '' }, `retained store full (${this.retained.size} messages, ${this.retained.totalBytes} bytes; limits ${this.options.maxRetainedMessages} / ${this.options.maxRetainedBytes}): "${message.topic}" delivered but not retained`);
     }
     // Sessions with partly readable subscriptions see only what they may read (read-access.ts).
     const matches = this.readable.active ? this.readable.filter(this.tree.match(message.topic), message.topic) : this.tree.match(message.topic);
-    if (matches.length === 0) return true;
+    if (matches.length === 0) return !retainRefused;
     const epoch = ++this.routeEpoch;
     const targets = this.routeTargets;
     targets.length = 0;
@@ -332,7 +388,7 @@ export class Broker implements ConnectionHost, OutboundHost {
       }
     }
     this.shared.reset(message);
-    let accepted = true;
+    let accepted = !retainRefused;
     for (let i = 0; i < targets.length; i++) {
       const session = targets[i];
       try {
@@ -428,6 +484,15 @@ export class Broker implements ConnectionHost, OutboundHost {
 
   private deliverLocal(sub: Subscription<Session | LocalEndpoint>, message: Message): void {
     if (sub.durable) {
+      if (message.holdable === true && sub.onHoldable !== undefined) {
+        // Nobody waits for this one to be stored: the subscriber keeps it in memory (see SubscribeOptions.onHoldable).
+        try {
+          sub.onHoldable(message);
+        } catch (error) {
+          this.logger.error({ err: error, topic: message.topic }, 'in-process subscriber failed');
+        }
+        return;
+      }
       this.store.runDurable(sub.handler!, message);
       return;
     }
@@ -701,6 +766,7 @@ export class Broker implements ConnectionHost, OutboundHost {
     this.disconnectClients();
     await Promise.all(closing);
     for (const session of this.sessions.values()) session.clearTimers();
+    this.retained.close();
     this.store.close();
   }
 }

@@ -27,17 +27,20 @@ export class LocalEndpoint implements LocalClient, Subscriber {
     const problem = options.properties === undefined ? null : propertiesProblem(options.properties);
     if (problem !== null) return Promise.reject(new Error(`invalid message properties: ${problem}`));
     const expiry = options.properties?.messageExpiryInterval;
+    const qos = options.qos ?? 0;
+    const holdable = options.holdable ?? qos === 0;
     const message: Message = {
       topic,
       payload: typeof payload === 'string' ? Buffer.from(payload) : payload,
-      qos: options.qos ?? 0,
+      qos,
       retain: options.retain ?? false,
       properties: options.properties,
       expiresAt: expiry !== undefined ? Date.now() + expiry * 1000 : undefined,
       origin: this.id,
+      holdable,
     };
     this.broker.route(message);
-    if (message.qos === 0) return Promise.resolve();
+    if (message.qos === 0 || holdable) return Promise.resolve();
     return new Promise((resolve) => this.broker.store.afterCommit(resolve));
   }
 
@@ -48,14 +51,17 @@ export class LocalEndpoint implements LocalClient, Subscriber {
     this.filters.add(filter);
     this.broker.addSubscription(this, {
       filter, qos: options.qos ?? 0, noLocal: options.noLocal ?? false, retainAsPublished: true, retainHandling: 0,
-      handler, durable: options.durable ?? false,
+      handler, durable: options.durable ?? false, onHoldable: options.durable === true ? options.onHoldable : undefined,
     });
     const retained = this.broker.retainedFor(filter);
     if (retained.length > 0) {
+      const onHoldable = options.durable === true ? options.onHoldable : undefined;
       queueMicrotask(() => {
         for (const message of retained) {
           try {
-            handler(message);
+            // A retained message is already in the retained store (or coalesced there): nobody waits for it again.
+            if (onHoldable !== undefined) onHoldable(message);
+            else handler(message);
           } catch (error) {
             this.broker.logger.error({ err: error, topic: message.topic }, 'in-process subscriber failed');
           }

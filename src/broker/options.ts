@@ -49,6 +49,11 @@ export interface BrokerOptions {
   maxRetainedBytes: number;
   /** How often $SYS topics are published; 0 disables them. */
   sysIntervalMs: number;
+  /**
+   * Retained messages nobody waits for (device readings, QoS 0: Message.holdable) are written to SQLite
+   * at most once per this interval, the last value per topic; 0 writes each one at once.
+   */
+  retainedWriteIntervalMs: number;
   authorize?: AuthorizeHook;
   authenticate?: AuthenticateHook;
 }
@@ -78,4 +83,5 @@ export const defaultBrokerOptions: Omit<BrokerOptions, 'logger'> = {
   maxRetainedMessages: 10_000,
   maxRetainedBytes: 32 * 1024 * 1024,
   sysIntervalMs: 10_000,
+  retainedWriteIntervalMs: 300_000,
 };

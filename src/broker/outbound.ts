@@ -73,6 +73,8 @@ export function encodeFor(connection: Connection, delivery: Delivery, dup: boole
     if (message.expiresAt !== undefined) properties.messageExpiryInterval = Math.max(0, Math.ceil((message.expiresAt - now) / 1000));
     if (subscriptionIds !== undefined) properties.subscriptionIdentifier = subscriptionIds.length === 1 ? subscriptionIds[0] : subscriptionIds;
     let topic = message.topic;
+    /** A new alias, remembered only once this PUBLISH, which teaches it to the client, is really sent. */
+    let newAlias = 0;
     if (connection.clientTopicAliasMaximum > 0) {
       const aliases = (connection.outboundAliases ??= new Map());
       const alias = aliases.get(topic);
@@ -80,15 +82,16 @@ export function encodeFor(connection: Connection, delivery: Delivery, dup: boole
         properties.topicAlias = alias;
         topic = '';
       } else if (aliases.size < connection.clientTopicAliasMaximum) {
-        const next = aliases.size + 1;
-        aliases.set(topic, next);
-        properties.topicAlias = next;
+        newAlias = aliases.size + 1;
+        properties.topicAlias = newAlias;
       }
     }
     bytes = mqttPacket.generate(
       { cmd: 'publish', topic, payload: message.payload, qos, retain, dup, messageId: qos > 0 ? packetId : undefined, properties },
       { protocolVersion: 5 },
     );
+    if (connection.clientMaximumPacketSize > 0 && bytes.length > connection.clientMaximumPacketSize) return null;
+    if (newAlias !== 0) connection.outboundAliases!.set(topic, newAlias);
   }
   if (connection.clientMaximumPacketSize > 0 && bytes.length > connection.clientMaximumPacketSize) return null;
   return dup && bytes[0] !== undefined && (bytes[0] & 0x08) === 0 ? withDup(bytes) : bytes;

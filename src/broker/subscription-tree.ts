@@ -25,6 +25,8 @@ export interface Subscription<S extends Subscriber = Subscriber> {
   /** Set for in-process subscriptions: called instead of sending a packet. */
   readonly handler?: MessageHandler;
   readonly durable?: boolean;
+  /** Durable subscriptions: where holdable messages go instead of the transaction (see SubscribeOptions). */
+  readonly onHoldable?: MessageHandler;
 }
 
 class TrieNode<S extends Subscriber> {

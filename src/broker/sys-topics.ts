@@ -14,8 +14,16 @@ export class SysTopics {
   start(): void {
     void this.client.publish('$SYS/broker/version', `fieldgate ${VERSION}`, { retain: true });
     this.publish();
+    this.publishStoreState();
     this.timer = setInterval(() => this.broker.guarded('$SYS', () => this.publish()), this.intervalMs);
     this.timer.unref();
+  }
+
+  /** "ok", or "failing" while database writes fail (disk full): published at once on each change. */
+  publishStoreState(): void {
+    const state = this.broker.storeState;
+    void this.client.publish('$SYS/broker/store/state', state.writable ? 'ok' : 'failing', { retain: true });
+    void this.client.publish('$SYS/broker/store/error', state.error ?? '', { retain: true });
   }
 
   stop(): void {

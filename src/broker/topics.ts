@@ -43,12 +43,13 @@ export function isValidTopicFilter(filter: string): boolean {
 }
 
 /**
- * Well-formed UTF-8 only [MQTT-1.5.3-1]: ill-formed bytes and encoded surrogates reach us decoded as
- * U+FFFD, and lone surrogates cannot be encoded at all.
+ * Well-formed UTF-16 only: a lone surrogate cannot be encoded as UTF-8 [MQTT-1.5.4-1]. Ill-formed
+ * bytes from the network are refused by the decoders (decode/reader.ts) before any string exists;
+ * U+FFFD is a character like any other (Mosquitto accepts it), and refusing it here dropped stored
+ * retained and queued messages of such topics at the next start (message-check.ts).
  */
 function isAllowedCodeUnit(s: string, i: number): boolean {
   const c = s.charCodeAt(i);
-  if (c === 0xfffd) return false;
   if (c >= 0xd800 && c <= 0xdbff) {
     const next = s.charCodeAt(i + 1);
     return next >= 0xdc00 && next <= 0xdfff;

@@ -25,12 +25,23 @@ export interface Message {
   expiresAt?: number;
   /** Client id of the publisher (socket or in-process client); used for no-local. */
   origin?: string;
+  /**
+   * No publisher waits for this message to be stored (QoS 0, or a reading of the gateway's own devices):
+   * the bridge may keep it in memory until the cloud acknowledges it, and a retained value is written
+   * to SQLite coalesced, at most once per interval. Everything else is stored before it is acknowledged.
+   */
+  holdable?: boolean;
 }
 
 export interface PublishOptions {
   qos?: QoS;
   retain?: boolean;
   properties?: MessageProperties;
+  /**
+   * Nobody waits for this message to be durable (device readings): see Message.holdable. Default: true
+   * for QoS 0, false otherwise. The returned promise then resolves without waiting for a commit.
+   */
+  holdable?: boolean;
 }
 
 export interface SubscribeOptions {
@@ -45,6 +56,11 @@ export interface SubscribeOptions {
    * The bridge outbox uses this. The handler must be synchronous and must not throw on purpose.
    */
   durable?: boolean;
+  /**
+   * With `durable`: holdable messages (Message.holdable) go to this handler instead, at once and outside
+   * any transaction, so that they can wait in memory rather than be written first (the bridge's hold stage).
+   */
+  onHoldable?: MessageHandler;
 }
 
 export type MessageHandler = (message: Message) => void;

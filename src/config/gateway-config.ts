@@ -46,6 +46,8 @@ export const brokerSectionSchema = z.strictObject({
   maxSessionExpiry: z.number().int().min(0).max(0xffffffff).default(7 * 24 * 3600)
     .describe("Cap in seconds on a v5 client's Session Expiry Interval (told in CONNACK); 4294967295 = no cap"),
   sysIntervalSeconds: z.number().min(0).default(10),
+  retainedWriteIntervalSeconds: z.number().min(0).max(86_400).default(300)
+    .describe('Retained device readings (and other QoS 0 retained messages) are written to SQLite at most once per this interval, the last value per topic; 0 writes each at once. A power cut may bring back a value up to this old until the device publishes again.'),
 });
 
 const tlsFilesSchema = z.strictObject({

@@ -85,7 +85,8 @@ export class DevicePublisher {
 
   async publishNow(topic: string, payload: string, retain: boolean, properties?: MessageProperties): Promise<void> {
     this.published++;
-    await this.client.publish(topic, payload, { qos: this.options.qos, retain, ...(properties ? { properties } : {}) });
+    // Readings have no publisher waiting for a PUBACK: they may wait in memory for the cloud (see Message.holdable).
+    await this.client.publish(topic, payload, { qos: this.options.qos, retain, holdable: true, ...(properties ? { properties } : {}) });
   }
 
   send(topic: string, payload: string, retain: boolean, properties?: MessageProperties): void {

@@ -26,6 +26,7 @@ export class CorePart implements Part {
       connectTimeoutMs: b.connectTimeoutMs, maxKeepAlive: b.maxKeepAlive, receiveMaximum: b.receiveMaximum,
       maximumPacketSize: b.maximumPacketSize, topicAliasMaximum: b.topicAliasMaximum, maxInflightMessages: b.maxInflightMessages, maxQueuedMessages: b.maxQueuedMessages,
       maxQueuedBytes: b.maxQueuedBytes, queuePolicy: b.queuePolicy, queueQos0: b.queueQos0, sysIntervalMs: b.sysIntervalSeconds * 1000,
+      retainedWriteIntervalMs: b.retainedWriteIntervalSeconds * 1000,
       maxBufferedBytes: b.maxBufferedBytes, maxBufferedBytesTotal: b.maxBufferedBytesTotal, stalledReaderTimeoutMs: b.stalledReaderTimeoutMs, maxPreConnectBytes: b.maxPreConnectBytes,
       maxSubscriptionsPerClient: b.maxSubscriptionsPerClient, maxRetainedMessages: b.maxRetainedMessages, maxRetainedBytes: b.maxRetainedBytes,
       maxPersistentSessions: b.maxPersistentSessions, persistentSessionExpiry: b.persistentSessionExpiry, maxSessionExpiry: b.maxSessionExpiry,

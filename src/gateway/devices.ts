@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { Broker } from '../broker/broker.js';
 import { ConfigError, type GatewayConfig } from '../config/gateway-config.js';
 import { writeDemoMapping } from '../demo/demo-mapping.js';
-import { startSimulatedMeter, type SimulatedMeter } from '../demo/simulated-meter.js';
+import type { SimulatedMeter } from '../demo/simulated-meter.js';
 import { loadDeviceMappings, startDevices, type DeviceMapping, type DevicesHandle, type DeviceStatus, type PollObserver } from '../devices/index.js';
 import type { Logger } from '../log.js';
 import type { Part, ReloadResult } from './part.js';
@@ -45,6 +45,8 @@ export class DevicesPart implements Part {
 
   async start(): Promise<void> {
     if (this.config.demo) {
+      // The simulator (a Modbus TCP server) is loaded only for the demo.
+      const { startSimulatedMeter } = await import('../demo/simulated-meter.js');
       this.meter = await startSimulatedMeter({ port: 0, logger: this.logger.child({ part: 'demo-meter' }) });
       this.demoFile = writeDemoMapping(path.join(this.config.broker.dataDir, 'demo'), this.meter.port);
       this.logger.info(`demo: simulated SDM120 energy meter on modbus-tcp://127.0.0.1:${this.meter.port}, mapping ${this.demoFile}`);

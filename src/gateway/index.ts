@@ -20,7 +20,7 @@ import { DevicesPart } from './devices.js';
 import { HomeAssistantPart } from './home-assistant.js';
 import { ListenersPart } from './listeners.js';
 import { ManagementPart } from './management.js';
-import { MetricsPart } from './metrics.js';
+import { loadMetricsModule, MetricsPart } from './metrics.js';
 import type { PartStatus } from './part.js';
 
 export { anonymousAllowed, listenerConfigs } from './listeners.js';
@@ -68,7 +68,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   const core = new CorePart(config, logger);
   const { broker } = core;
   const bridges = new BridgesPart(config, broker, logger);
-  const metrics = new MetricsPart(config, logger);
+  const metrics = new MetricsPart(config, logger, await loadMetricsModule(config));
   const devices = new DevicesPart(config, broker, logger, {
     onPoll: metrics.metrics ? (deviceId, seconds) => metrics.metrics!.observePollLatency(deviceId, seconds) : undefined,
     onRemoved: (deviceId) => metrics.metrics?.forgetDevice(deviceId),

@@ -21,6 +21,7 @@ export interface BrokerLike {
   snapshotStats?(): { sessions: number; queuedMessages: number };
   readonly db: SqliteLike;
   readonly shuttingDown?: boolean;
+  readonly storeState?: { writable: boolean; failingSince: number | null; error: string | null; failedCommits: number };
 }
 
 export interface DevicesLike {
@@ -56,6 +57,8 @@ export function brokerCollector(broker: BrokerLike): MetricsCollector {
       sessions: snapshot?.sessions,
       messagesQueued: snapshot?.queuedMessages,
       sqliteSizeBytes: broker.db.open ? sqliteSizeBytes(broker.db) : 0,
+      storeWritable: broker.storeState === undefined ? undefined : broker.storeState.writable ? 1 : 0,
+      storeFailedCommitsTotal: broker.storeState?.failedCommits,
     };
   };
 }
@@ -135,6 +138,10 @@ export function gatewayHealth(options: HealthOptions): () => Promise<boolean> {
     const db = broker.db;
     if (!db.open) throw new Error('database is closed');
     if (db.readonly) throw new Error('database is read-only');
+    const store = broker.storeState;
+    if (store !== undefined && !store.writable) {
+      throw new Error(`database writes failing since ${new Date(store.failingSince ?? Date.now()).toISOString()}: ${store.error ?? 'unknown error'}`);
+    }
     // In a transaction the broker is writing right now; otherwise prove the write lock can be taken.
     if (!db.inTransaction) {
       try {

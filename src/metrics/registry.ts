@@ -47,6 +47,9 @@ export interface MetricsSnapshot {
   devices?: DeviceStats[];
   bridges?: BridgeStats[];
   sqliteSizeBytes?: number;
+  /** 1 while database commits succeed, 0 while they fail (disk full). */
+  storeWritable?: number;
+  storeFailedCommitsTotal?: number;
 }
 
 export type MetricsCollector = () => MetricsSnapshot | Promise<MetricsSnapshot>;
@@ -119,6 +122,8 @@ export function createMetrics(options: MetricsOptions = {}): FieldgateMetrics {
   const listenerConnectionsTotal = new Counter({ name: 'fieldgate_listener_connections_total', help: 'Network connections accepted by a listener', labelNames: ['listener'], registers });
   const listenerClients = new Gauge({ name: 'fieldgate_listener_clients_connected', help: 'MQTT clients connected through a listener', labelNames: ['listener'], registers });
   const sqliteSize = new Gauge({ name: 'fieldgate_sqlite_size_bytes', help: 'Size of the SQLite database files (main + WAL)', registers });
+  const storeWritable = new Gauge({ name: 'fieldgate_store_writable', help: '1 while database commits succeed, 0 while they fail (disk full, I/O error): QoS 1/2 PUBLISHes are then not acknowledged', registers });
+  const storeFailedCommits = new Counter({ name: 'fieldgate_store_failed_commits_total', help: 'Database commits that failed (each retry counts)', registers });
   const collectorErrors = new Counter({ name: 'fieldgate_metrics_collector_errors_total', help: 'Collect callbacks that threw', registers });
 
   const collectors = new Set<MetricsCollector>();
@@ -152,6 +157,9 @@ export function createMetrics(options: MetricsOptions = {}): FieldgateMetrics {
     setCounter(messagesReceived, sum((s) => s.messagesReceivedTotal));
     setCounter(messagesSent, sum((s) => s.messagesSentTotal));
     sqliteSize.set(sum((s) => s.sqliteSizeBytes) ?? 0);
+    const writable = sum((s) => s.storeWritable);
+    if (writable !== undefined) storeWritable.set(writable);
+    setCounter(storeFailedCommits, sum((s) => s.storeFailedCommitsTotal));
     sessions.set(sum((s) => s.sessions) ?? 0);
     messagesQueued.set(sum((s) => s.messagesQueued) ?? 0);
     setCounter(messagesDropped, sum((s) => s.messagesDroppedTotal));

@@ -19,6 +19,19 @@ export interface StoreOptions {
   /** How long changes may wait to be grouped into one transaction. 0 = next event-loop turn. */
   commitWindowMs: number;
   onError: (error: unknown) => void;
+  /** Called when commits start failing (disk full, I/O error) and when one succeeds again: once per change, not per retry. */
+  onStateChange?: (state: StoreState) => void;
+}
+
+/** Whether the store can commit: while `failing`, nothing new may be acknowledged as stored. */
+export interface StoreState {
+  writable: boolean;
+  /** Epoch ms of the first failed commit of the current episode (null while writable). */
+  failingSince: number | null;
+  /** The last commit error, e.g. "database or disk is full (SQLITE_FULL)". */
+  error: string | null;
+  /** Commits that failed since the process started (each retry counts). */
+  failedCommits: number;
 }
 
 export interface StoredSubscription {
@@ -54,6 +67,14 @@ type Op =
   | { k: 'durable'; handler: MessageHandler; message: Message };
 
 const RETRY_AFTER_FAILED_COMMIT_MS = 1000;
+/**
+ * While commits fail, in-process publishers (device readings, $SYS) keep adding to the pending batch.
+ * Past this many operations it is compacted (a queued row deleted before it was ever written is
+ * dropped with its deletion; only the last retained value per topic is kept), and durable handler
+ * calls (bridge outbox appends) beyond it are dropped oldest first: none of those was acknowledged
+ * to anyone, because socket publishers are refused while the store is failing.
+ */
+const MAX_PENDING_OPS_WHILE_FAILING = 20_000;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS sessions (
@@ -108,6 +129,14 @@ export class Store {
   private immediate: NodeJS.Immediate | null = null;
   private nextSeq: number;
   private closed = false;
+  private failingSince: number | null = null;
+  private lastError: string | null = null;
+  private failedCommits = 0;
+  /** Ops at the head of the batch that were pending when commits started failing: their acknowledgements wait, they are never dropped. */
+  private protectedOps = 0;
+  private compactAt = MAX_PENDING_OPS_WHILE_FAILING;
+  /** Durable handler calls dropped while failing (counted as outbox drops in the log). */
+  droppedWhileFailing = 0;
   private readonly statements: ReturnType<typeof prepare>;
   private readonly commitBatch: (ops: Op[]) => void;
 
@@ -136,6 +165,15 @@ export class Store {
 
   get pending(): number {
     return this.batch.length;
+  }
+
+  /** False from a failed commit until a commit succeeds again. Nothing may be acknowledged as stored meanwhile. */
+  get writable(): boolean {
+    return this.failingSince === null;
+  }
+
+  get state(): StoreState {
+    return { writable: this.failingSince === null, failingSince: this.failingSince, error: this.lastError, failedCommits: this.failedCommits };
   }
 
   saveSession(clientId: string, protocolVersion: number, expiryInterval: number, disconnectedAt: number | null): void {
@@ -184,6 +222,7 @@ export class Store {
   private push(op: Op): void {
     if (this.closed) return;
     this.batch.push(op);
+    if (this.failingSince !== null && this.batch.length > this.compactAt) this.compact();
     if (this.timer !== null || this.immediate !== null) return;
     if (this.options.commitWindowMs > 0) this.timer = setTimeout(this.flush, this.options.commitWindowMs);
     else this.immediate = setImmediate(this.flush);
@@ -204,14 +243,66 @@ export class Store {
     } catch (error) {
       // Nothing was committed (disk full, I/O error): keep the batch, its acknowledgements unsent,
       // and try again shortly, so the broker recovers once the cause is fixed.
-      this.options.onError(error);
+      this.failedCommits++;
+      this.lastError = describe(error);
+      // Inserts of this batch were rolled back: they must be inserted again, not updated.
+      for (const op of ops) if (op.k === 'enqueue') op.delivery.persisted = false;
       this.batch = ops.concat(this.batch);
       this.waiting = waiting.concat(this.waiting);
-      if (!this.closed && this.timer === null) this.timer = setTimeout(this.flush, RETRY_AFTER_FAILED_COMMIT_MS);
+      if (this.failingSince === null) {
+        this.failingSince = Date.now();
+        this.protectedOps = this.batch.length;
+        // One alarm per episode (the state change carries the error), not one per retry.
+        if (this.options.onStateChange) this.options.onStateChange(this.state);
+        else this.options.onError(error);
+      }
+      if (!this.closed && this.timer === null) {
+        this.timer = setTimeout(this.flush, RETRY_AFTER_FAILED_COMMIT_MS);
+        this.timer.unref();
+      }
       return;
+    }
+    if (this.failingSince !== null) {
+      this.failingSince = null;
+      this.protectedOps = 0;
+      this.compactAt = MAX_PENDING_OPS_WHILE_FAILING;
+      this.options.onStateChange?.(this.state);
     }
     for (const callback of waiting) callback();
   };
+
+  /** Bounds the batch while commits fail (see MAX_PENDING_OPS_WHILE_FAILING). Order is kept. */
+  private compact(): void {
+    const head = this.batch.slice(0, this.protectedOps);
+    const tail = this.batch.slice(this.protectedOps);
+    const deleted = new Set<number>();
+    for (const op of tail) if (op.k === 'done') deleted.add(op.seq);
+    const insertedHere = new Set<number>();
+    for (const op of tail) if (op.k === 'enqueue' && deleted.has(op.delivery.seq)) insertedHere.add(op.delivery.seq);
+    const lastRetain = new Map<string, Op>();
+    for (const op of tail) if (op.k === 'retain') lastRetain.set(op.topic, op);
+    let kept = tail.filter((op) => {
+      if (op.k === 'enqueue' || op.k === 'sent') return !insertedHere.has(op.delivery.seq);
+      if (op.k === 'done') return !insertedHere.has(op.seq);
+      if (op.k === 'retain') return lastRetain.get(op.topic) === op;
+      return true;
+    });
+    const room = MAX_PENDING_OPS_WHILE_FAILING / 2;
+    if (kept.length > room) {
+      let excess = kept.length - room;
+      kept = kept.filter((op) => {
+        if (excess > 0 && op.k === 'durable') {
+          excess--;
+          this.droppedWhileFailing++;
+          return false;
+        }
+        return true;
+      });
+    }
+    this.batch = head.concat(kept);
+    // What cannot be compacted (queued rows still wanted) is bounded by the queue limits; compact again only after as much growth.
+    this.compactAt = Math.max(MAX_PENDING_OPS_WHILE_FAILING, this.batch.length * 2);
+  }
 
   private apply(op: Op): void {
     const s = this.statements;
@@ -269,6 +360,11 @@ export class Store {
     }
   }
 
+  /** Deletes every retained row whose topic starts with the prefix, at once (outside the batch). */
+  deleteRetainedPrefix(prefix: string): void {
+    this.db.prepare('DELETE FROM retained WHERE substr(topic, 1, ?) = ?').run(prefix.length, prefix);
+  }
+
   loadRetained(): Message[] {
     const rows = this.db.prepare('SELECT topic, payload, qos, properties, expires_at FROM retained').all() as RetainedRow[];
     return rows.map((r) => ({
@@ -316,7 +412,12 @@ export class Store {
     this.flush();
     this.closed = true;
     if (this.timer !== null) clearTimeout(this.timer);
-    this.db.close();
+    try {
+      this.db.close();
+    } catch (error) {
+      // A full disk can fail the final checkpoint: what was committed is in the WAL, which the next open replays.
+      this.options.onError(error);
+    }
   }
 }
 
@@ -345,6 +446,14 @@ interface SubscriptionRow { client_id: string; filter: string; qos: number; no_l
 interface QueueRow {
   seq: number; client_id: string; topic: string; payload: Buffer; qos: number; retain: number; properties: string | null;
   expires_at: number | null; subscription_ids: string | null; packet_id: number | null; released: number;
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return code !== undefined ? `${error.message} (${String(code)})` : error.message;
+  }
+  return String(error);
 }
 
 function encodeProperties(properties: MessageProperties | undefined): string | null {

@@ -97,7 +97,9 @@ describe('hostile clients', () => {
     const ms = await closedAfter(socket, since, 5000);
     console.log(`silent socket closed after ${ms} ms (connect timeout 1000 ms)`);
     expect(ms).toBeGreaterThanOrEqual(900);
-    expect(ms).toBeLessThan(2000);
+    // Nominally 1000-1500 ms (swept every 500 ms); the margin is for a loaded CI machine, and still far
+    // below the default timeout (10 s) and "never".
+    expect(ms).toBeLessThan(5000);
   });
 
   it('a CONNECT sent at 1 byte/s is closed at the connect timeout, not when it would have finished', async () => {
@@ -111,7 +113,8 @@ describe('hostile clients', () => {
     const ms = await closedAfter(socket, since, 10_000);
     console.log(`CONNECT of ${bytes.length} bytes at 1 byte/s closed after ${ms} ms (connect timeout 2000 ms)`);
     expect(ms).toBeGreaterThanOrEqual(1900);
-    expect(ms).toBeLessThan(3500);
+    // Nominally 2000-2500 ms; the CONNECT would have completed after 33 s.
+    expect(ms).toBeLessThan(8000);
   });
 
   it('bytes before CONNECT completes are capped: a CONNECT announcing more than maxPreConnectBytes is refused at its header', async () => {
@@ -135,16 +138,19 @@ describe('hostile clients', () => {
   it('a packet dribbled a byte at a time does not keep the connection alive: cut at 1.5 × keep alive', async () => {
     const { port } = await h.broker();
     const raw = await h.raw(port);
-    await raw.connect({ clientId: 'dribbler', keepalive: 1 });
+    // Before the CONNECT: the broker's keep-alive clock starts when it handles it, which a busy
+    // machine may show this process well before the CONNACK arrives.
     const since = Date.now();
+    await raw.connect({ clientId: 'dribbler', keepalive: 1 });
     // A 60-byte PUBLISH at one byte per 200 ms would take 12 s to complete.
     const publish = mqttPacket.generate({ cmd: 'publish', topic: 'dribble/t', payload: Buffer.alloc(40, 0x61), qos: 0, retain: false, dup: false });
     h.defer(dribble(raw.socket, publish, 200));
     await raw.waitClosed(10_000);
     const ms = Date.now() - since;
     console.log(`dribbled PUBLISH under keep alive 1 s: closed after ${ms} ms (1.5 × keep alive = 1500 ms; checked every 500 ms)`);
-    expect(ms).toBeGreaterThanOrEqual(1400);
-    expect(ms).toBeLessThan(3000);
+    expect(ms).toBeGreaterThanOrEqual(1500);
+    // Nominally 1500-2000 ms; the dribbled packet would have completed (and kept it alive) after 12 s.
+    expect(ms).toBeLessThan(6000);
   });
 
   it('a v5 client silent past 1.5 × keep alive gets DISCONNECT 0x8D before the connection ends (defect 10)', async () => {

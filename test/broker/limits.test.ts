@@ -24,17 +24,22 @@ describe('broker limits', () => {
     expect(suback.granted).toEqual([0, 0, 0, 0x80, 0x80]);
   });
 
-  it('retained messages: a new topic past maxRetainedMessages is refused (v5 PUBACK 0x97, logged); replacing and clearing still work', async () => {
+  it('retained messages: a new topic past maxRetainedMessages is not retained (v5 PUBACK 0x97, logged) but still delivered; replacing and clearing still work', async () => {
     const { logger, entries } = captureLogger();
     const { broker, port } = await h.broker({ logger, maxRetainedMessages: 2, sysIntervalMs: 0 });
     const pub = await h.v5(port, { clientId: 'retainer' });
     const topic = uniqueTopic('retained');
+    // A live subscriber gets the refused one too: a 3.1.1 publisher would have had a plain PUBACK for it.
+    const live = await h.v4(port, { clientId: 'retained-live' });
+    await live.subscribe(`${topic}/3`, { qos: 1 });
     await pub.publish(`${topic}/1`, 'one', { qos: 1, retain: true });
     await pub.publish(`${topic}/2`, 'two', { qos: 1, retain: true });
     const refused = await pub.publish(`${topic}/3`, 'three', { qos: 1, retain: true }).then(() => null, (error: { code?: number }) => error);
     expect(refused?.code).toBe(0x97);
     expect(broker.retained.size).toBe(2);
     expect(entries.some((e) => /retained store full/.test(String(e.msg)))).toBe(true);
+    await live.waitMessages(1);
+    expect(live.messages.map((m) => m.text)).toEqual(['three']);
     await pub.publish(`${topic}/1`, 'one again', { qos: 1, retain: true });
     await pub.publish(`${topic}/2`, '', { qos: 1, retain: true });
     await pub.publish(`${topic}/3`, 'three', { qos: 1, retain: true });

@@ -70,7 +70,8 @@ function generatePacket(random: () => number, version: 4 | 5, i: number): mqttPa
     case 5: {
       const subscriptions = Array.from({ length: 1 + Math.floor(random() * 3) }, (_, n) => {
         const s: mqttPacket.ISubscription = { topic: n === 0 ? `a/+/${i}` : `$share/g/b/${n}/#`, qos: Math.floor(random() * 3) as 0 | 1 | 2 };
-        if (version === 5) Object.assign(s, { nl: random() < 0.5, rap: random() < 0.5, rh: Math.floor(random() * 3) });
+        // No Local on a shared filter is a protocol error [MQTT-3.8.3-4]: only on the plain one.
+        if (version === 5) Object.assign(s, { nl: random() < 0.5 && n === 0, rap: random() < 0.5, rh: Math.floor(random() * 3) });
         return s;
       });
       return { cmd: 'subscribe', messageId: id, subscriptions, properties: version === 5 && random() < 0.5 ? { subscriptionIdentifier: 1 + i, ...user } : undefined };
@@ -235,6 +236,7 @@ describe('client packet decoder', () => {
       ['v5 PUBLISH with an empty topic and no alias', '3003000000', 5, 0x82],
       ['SUBSCRIBE with packet identifier 0', '8206000000016100', 4, 0x82],
       ['3.1.1 SUBSCRIBE with option bits 7-2', '820600010001610c', 4, 0x81],
+      ['v5 SUBSCRIBE with No Local on a shared filter', '821400010000016100000a2473686172652f672f7804', 5, 0x82],
       ['PINGREQ with a body', 'c00100', 4, 0x81],
       ['3.1.1 DISCONNECT with a body', 'e00100', 4, 0x81],
       ['v5 DISCONNECT with a server-only reason code', 'e0018b', 5, 0x82],

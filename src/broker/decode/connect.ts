@@ -5,7 +5,7 @@
 // answered with a v5 CONNACK carrying the reason code.
 
 import type mqttPacket from 'mqtt-packet';
-import { FrameError, MALFORMED_PACKET } from './errors.js';
+import { FrameError, MALFORMED_PACKET, protocolViolation } from './errors.js';
 import { readProperties } from './properties.js';
 import { PacketReader } from './reader.js';
 
@@ -56,6 +56,10 @@ function decodeBody(frame: Buffer, headerLength: number, reader: PacketReader, p
   if (version !== 5 && hasPassword && !hasUsername) throw malformedConnect('password flag set without the user name flag [MQTT-3.1.2-22]');
   const keepalive = reader.uint16('keep alive');
   const properties = version === 5 ? readProperties(reader, 'connect') : undefined;
+  // MQTT 5.0 §3.1.2.11.10: Authentication Data without an Authentication Method is a protocol error.
+  if (properties?.authenticationData !== undefined && properties.authenticationMethod === undefined) {
+    throw protocolViolation('CONNECT: Authentication Data without an Authentication Method');
+  }
   const clientId = reader.string('client identifier');
   const packet: mqttPacket.IConnectPacket = {
     cmd: 'connect', retain: false, qos: 0, dup: false, length: frame.length - headerLength, topic: null, payload: null,

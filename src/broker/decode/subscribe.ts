@@ -1,6 +1,7 @@
 // SUBSCRIBE (MQTT 3.1.1 §3.8, 5.0 §3.8): a non-zero packet identifier, (5.0) properties, then one
 // or more topic filters, each followed by its options byte with the reserved bits clear.
-// Filter syntax (wildcards, $share) is the handler's: an invalid filter is refused in SUBACK, not here.
+// Filter syntax (wildcards, $share) is the handler's: an invalid filter is refused in SUBACK, not here;
+// No Local on a $share filter is a protocol error of the whole packet, so it is refused here.
 
 import type mqttPacket from 'mqtt-packet';
 import type { QoS } from '../types.js';
@@ -26,6 +27,8 @@ export function decodeSubscribe(frame: Buffer, headerLength: number, v5: boolean
       const rh = (options >> 4) & 0x03;
       if (rh === 3) throw protocolViolation('SUBSCRIBE with Retain Handling 3 [MQTT-3.8.3-5]');
       subscription.nl = (options & 0x04) !== 0;
+      // [MQTT-3.8.3-4]: checked here, before any filter of the packet is added (the handler acts filter by filter).
+      if (subscription.nl && topic.startsWith('$share/')) throw protocolViolation('SUBSCRIBE with No Local on a shared subscription [MQTT-3.8.3-4]');
       subscription.rap = (options & 0x08) !== 0;
       subscription.rh = rh as 0 | 1 | 2;
     }

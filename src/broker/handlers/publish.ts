@@ -47,6 +47,8 @@ export function handlePublish(broker: Broker, connection: Connection, packet: mq
     else if (qos === 2) connection.write(encodeAck('pubrec', id, NOT_AUTHORIZED, v5));
     return;
   }
+  // Not durably storable (full or failing disk): never acknowledged as stored (Broker.refuseUnstored).
+  if (qos > 0 && !broker.acceptsDurable(connection)) return broker.refuseUnstored(connection, qos, id);
   const message: Message = {
     topic,
     payload: packet.payload as Buffer,
@@ -55,6 +57,8 @@ export function handlePublish(broker: Broker, connection: Connection, packet: mq
     properties: v5 ? applicationProperties(packet.properties) : undefined,
     expiresAt: v5 && packet.properties?.messageExpiryInterval !== undefined ? Date.now() + packet.properties.messageExpiryInterval * 1000 : undefined,
     origin: session.clientId,
+    // No PUBACK waits for a QoS 0 message: it may be held in memory before it is stored.
+    holdable: qos === 0,
   };
   broker.currentPublisher = connection;
   const accepted = broker.route(message);

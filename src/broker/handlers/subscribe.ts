@@ -11,7 +11,6 @@ const FAILURE_V3 = 0x80;
 const TOPIC_FILTER_INVALID = 0x8f;
 const NOT_AUTHORIZED = 0x87;
 const QUOTA_EXCEEDED = 0x97;
-const SHARED_NOT_SUPPORTED_WITH_NO_LOCAL = 0x82;
 
 /** SUBSCRIBE (MQTT 5.0 §3.8): one reason code per filter, then retained messages per Retain Handling. */
 export function handleSubscribe(broker: Broker, connection: Connection, packet: mqttPacket.ISubscribePacket): void {
@@ -33,10 +32,7 @@ export function handleSubscribe(broker: Broker, connection: Connection, packet: 
       granted.push(v5 ? TOPIC_FILTER_INVALID : FAILURE_V3);
       continue;
     }
-    if (shared !== null && request.nl) {
-      // [MQTT-3.8.3-4]: No Local on a shared subscription is a protocol error.
-      return protocolError(broker, connection, 'No Local set on a shared subscription', SHARED_NOT_SUPPORTED_WITH_NO_LOCAL);
-    }
+    // No Local on a shared subscription [MQTT-3.8.3-4] was refused by the decoder, before any filter was added.
     if (broker.authorizeSubscription(session, connection.identity, filter) === 'denied') {
       broker.logger.info({ clientId: session.clientId, filter }, 'subscription denied');
       granted.push(v5 ? NOT_AUTHORIZED : FAILURE_V3);

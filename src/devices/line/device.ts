@@ -132,7 +132,8 @@ export class LineDeviceRuntime {
   }
 
   publish(topic: string, payload: string, options: PublishOptions): void {
-    this.client.publish(topic, payload, options).catch((err: unknown) => {
+    // Readings have no publisher waiting for a PUBACK: they may wait in memory for the cloud (see Message.holdable).
+    this.client.publish(topic, payload, { ...options, holdable: true }).catch((err: unknown) => {
       this.logger.warn({ topic, err }, 'publish failed');
     });
   }
