@@ -53,6 +53,11 @@ const CLOSE_GRACE_MS = 2000;
  * (or a short while has passed, so two clients feeding each other cannot stall for good).
  * QoS 1/2 messages are then never dropped for a subscriber that keeps reading.
  */
+/** The reason codes a server's DISCONNECT may carry (MQTT 5.0 §3.14.2.1). */
+const DISCONNECT_REASON_CODES = new Set([
+  0x00, 0x80, 0x81, 0x82, 0x83, 0x87, 0x89, 0x8b, 0x8d, 0x8e, 0x8f, 0x90, 0x93, 0x94, 0x95, 0x96, 0x97, 0x98,
+  0x99, 0x9a, 0x9b, 0x9c, 0x9d, 0x9e, 0x9f, 0xa0, 0xa1, 0xa2,
+]);
 const QUEUE_HIGH_WATER = 1000;
 const QUEUE_LOW_WATER = 250;
 const MAX_PUBLISHER_PAUSE_MS = 100;
@@ -221,7 +226,10 @@ export class Broker implements ConnectionHost, OutboundHost {
   }
 
   onProtocolError(connection: Connection, error: Error & { reasonCode?: number; connack?: ConnackRefusal }): void {
-    const reasonCode = error.reasonCode ?? 0x82;
+    // A code the decoder chose for a refusing CONNACK (e.g. 0x84) may not close a connected client: a
+    // second CONNECT, whatever its bytes, is a Protocol Error [MQTT-3.1.0-2] (§3.14.2.1 lists DISCONNECT's codes).
+    let reasonCode = error.reasonCode ?? 0x82;
+    if (connection.connected && !DISCONNECT_REASON_CODES.has(reasonCode)) reasonCode = 0x82;
     connection.closeReason ??= `protocol error: ${error.message}`;
     this.logger.warn({ clientId: connection.identity.clientId || undefined, address: connection.address, reasonCode }, `closing client: ${error.message}`);
     if (!connection.connected && error.connack !== undefined) {

@@ -129,11 +129,14 @@ export function deliver(host: OutboundHost, session: Session, delivery: Delivery
     delivery.seq = host.store.allocateSeq();
     host.store.enqueue(session.clientId, delivery);
   }
-  if (connection !== null && session.queue.length === 0 && session.qos2Barrier === 0 && session.inflight.size < connection.inflightWindow && !connection.congested) {
+  if (connection !== null && session.queue.length === 0 && !session.heldByQos2(delivery) && session.inflight.size < connection.inflightWindow && !connection.congested) {
     sendNew(host, session, connection, delivery, shared);
     return true;
   }
-  return enqueue(host, session, delivery);
+  const accepted = enqueue(host, session, delivery);
+  // The queue may hold only messages of publishers waiting for a PUBREC: this one need not wait with them.
+  if (connection !== null && session.qos2Unreleased !== null && !session.heldByQos2(delivery)) pump(host, session);
+  return accepted;
 }
 
 function enqueue(host: OutboundHost, session: Session, delivery: Delivery): boolean {
@@ -178,7 +181,7 @@ function sendNew(host: OutboundHost, session: Session, connection: Connection, d
     return;
   }
   session.addInflight(delivery);
-  if (delivery.qos === 2) session.qos2Barrier = delivery.packetId;
+  if (delivery.qos === 2) session.holdForQos2(delivery);
   if (delivery.seq !== 0) host.store.markSent(delivery);
   connection.write(bytes);
   host.countSent();
@@ -192,45 +195,77 @@ export function completeOutgoing(host: OutboundHost, session: Session, packetId:
   const delivery = session.inflight.get(packetId);
   if (!delivery || delivery.qos !== qos) return null;
   session.inflight.delete(packetId);
-  if (session.qos2Barrier === packetId) session.qos2Barrier = 0;
+  session.dropUnsent(delivery);
+  if (delivery.qos === 2 && !delivery.released) session.releaseQos2(delivery);
   if (delivery.seq !== 0) host.store.completeDelivery(delivery.seq);
   return delivery;
 }
 
-/** Moves queued messages into the client's receive window. */
+/** Queued messages of publishers held by a QoS 2 exchange that one pump looks past, at most. */
+const PUMP_SCAN_LIMIT = 1024;
+
+/**
+ * Moves queued messages into the client's receive window, in queue order; a message whose
+ * publisher has a QoS 2 PUBLISH waiting for PUBREC stays (with every later one of that publisher),
+ * and the others go past it.
+ */
 export function pump(host: OutboundHost, session: Session): void {
   const connection = session.connection;
   if (connection === null) return;
-  let sent = 0;
-  while (sent < session.queue.length && session.qos2Barrier === 0 && session.inflight.size < connection.inflightWindow && !connection.congested) {
-    const delivery = session.queue[sent++];
+  while (session.unsent.length > 0 && session.inflight.size - session.unsent.length < connection.inflightWindow && !connection.congested) {
+    resend(session, connection, session.unsent.shift()!, Date.now());
+  }
+  const queue = session.queue;
+  let kept: Delivery[] | null = null;
+  let i = 0;
+  while (i < queue.length && session.inflight.size < connection.inflightWindow && !connection.congested) {
+    const delivery = queue[i];
+    if (session.heldByQos2(delivery)) {
+      // A message of unknown publisher (restored from SQLite) holds everything after it.
+      if ((delivery.message.origin ?? '') === '') break;
+      kept ??= [];
+      if (kept.length >= PUMP_SCAN_LIMIT) break;
+      kept.push(delivery);
+      i++;
+      continue;
+    }
+    i++;
+    session.queuedBytes -= delivery.message.payload.length + delivery.message.topic.length;
     sendNew(host, session, connection, delivery, null);
   }
-  if (sent > 0) {
-    for (let i = 0; i < sent; i++) {
-      const d = session.queue[i];
-      session.queuedBytes -= d.message.payload.length + d.message.topic.length;
-    }
-    session.queue = sent === session.queue.length ? [] : session.queue.slice(sent);
-  }
+  if (i === 0) return;
+  const rest = i === queue.length ? [] : queue.slice(i);
+  session.queue = kept === null ? rest : kept.concat(rest);
 }
 
-/** On reconnect: resend unacknowledged PUBLISHes with DUP and PUBRELs, in order, with their packet ids [MQTT-4.4.0-1]. */
+/**
+ * On reconnect: resend unacknowledged PUBLISHes with DUP and PUBRELs, in order, with their packet ids
+ * [MQTT-4.4.0-1], the PUBLISHes only as far as the new connection's Receive Maximum allows
+ * [MQTT-3.3.4-9]; the rest wait in session.unsent for acknowledgements.
+ */
 export function resume(host: OutboundHost, session: Session): void {
   const connection = session.connection;
   if (connection === null) return;
   const now = Date.now();
-  session.qos2Barrier = 0;
+  session.qos2Unreleased = null;
+  session.unsent = [];
+  let inWindow = 0;
   for (const delivery of session.inflight.values()) {
+    inWindow++;
     if (delivery.released) {
       connection.write(encodeAck('pubrel', delivery.packetId, 0, connection.protocolVersion === 5));
       continue;
     }
-    if (delivery.qos === 2 && session.qos2Barrier === 0) session.qos2Barrier = delivery.packetId;
-    const bytes = encodeFor(connection, delivery, true, null, now);
-    if (bytes !== null) connection.write(bytes);
+    if (inWindow > connection.inflightWindow) session.unsent.push(delivery);
+    else resend(session, connection, delivery, now);
   }
   pump(host, session);
+}
+
+function resend(session: Session, connection: Connection, delivery: Delivery, now: number): void {
+  if (delivery.qos === 2) session.holdForQos2(delivery);
+  const bytes = encodeFor(connection, delivery, true, null, now);
+  if (bytes !== null) connection.write(bytes);
 }
 
 /** A session's queue and in-flight messages, from SQLite after a restart, split by state. */

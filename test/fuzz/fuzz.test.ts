@@ -10,12 +10,7 @@ import { formatFailure, formatReport, minimise, runFuzz } from './lib/harness.js
 const FIXED_SEEDS = [1, 2, 3];
 
 /** Mutation classes excluded while the defect they find is open (name the defect here). */
-const EXCLUDED: string[] = [
-  // OPEN (found 2026-12-04 on decode+bounds, fine at 51c6cd2): a second CONNECT whose protocol name or
-  // level does not decode is answered with DISCONNECT 0x84, a CONNACK-only reason code (should be
-  // 0x82 Protocol Error); regressions.test.ts has its bytes (seed 2 case 379). Remove once fixed.
-  'mutated-second-connect',
-];
+const EXCLUDED: string[] = [];
 
 describe('generative fuzzer (CI mode)', () => {
   it('finds no crash, loss, disconnection of a good client, invalid answer or leak', async () => {

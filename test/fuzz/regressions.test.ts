@@ -60,8 +60,6 @@ const cases: Array<{ name: string; found: string; hex: string[]; abrupt?: boolea
     name: 'a second CONNECT with an unknown protocol name is answered with a valid DISCONNECT reason',
     found: 'seed 2 case 379 [second-connect,bitflip]',
     hex: ['101600044d51545405000000062100052200400003667a39', '101700044d5174540542003c0217210003667a190003514135'],
-    // Skipped while open, so CI stays green; remove this line with the fix (the test then must pass).
-    open: 'OPEN DEFECT: DISCONNECT 0x84 after a second CONNECT',
   },
 ];
 

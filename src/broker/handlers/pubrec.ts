@@ -22,13 +22,13 @@ export function handlePubrec(broker: Broker, connection: Connection, packet: mqt
     broker.pumpSession(session);
     return;
   }
-  if (!delivery.released) {
+  const first = !delivery.released;
+  if (first) {
     delivery.released = true;
     if (delivery.seq !== 0) broker.store.markSent(delivery);
+    session.releaseQos2(delivery);
+    session.dropUnsent(delivery);
   }
   connection.write(encodeAck('pubrel', id, 0, connection.protocolVersion === 5));
-  if (session.qos2Barrier === id) {
-    session.qos2Barrier = 0;
-    broker.pumpSession(session);
-  }
+  if (first) broker.pumpSession(session);
 }
