@@ -25,6 +25,9 @@ async function main(): Promise<void> {
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
+  // The test that spawned it holds stdin open: when that process is gone (a crashed or killed
+  // vitest worker, a test without cleanup), so is this broker, instead of outliving the run.
+  process.stdin.once('end', stop);
   // "memory" on stdin: collect garbage (when run with --expose-gc) and report memory, for leak tests
   process.stdin.setEncoding('utf8');
   process.stdin.on('data', (text: string) => {
