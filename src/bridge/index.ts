@@ -232,18 +232,28 @@ class Bridge {
     this.sender.notify();
   }
 
-  /** Runs inside the broker's durable transaction: must stay synchronous. */
-  private onLocalMessage(rule: BridgeRule, message: Message): void {
+  /**
+   * The remote topic of a message this rule must store, or undefined when there is nothing to store:
+   * another rule owns it, it maps to no remote topic, or it is QoS 0 passed straight through (or skipped).
+   */
+  private remoteTopicToStore(rule: BridgeRule, message: Message): string | undefined {
     // Overlapping out rules would queue a message twice: the first matching rule owns it.
     const owner = this.outRules.find((r) => topicMatches(localFilter(r), message.topic));
-    if (owner !== rule) return;
+    if (owner !== rule) return undefined;
     const remoteTopic = toRemoteTopic(rule, message.topic);
-    if (remoteTopic === undefined) return;
+    if (remoteTopic === undefined) return undefined;
     if (message.qos === 0 && !rule.queueQos0) {
       if (this.connected && this.client !== undefined) this.client.publish(remoteTopic, message.payload, { qos: 0, retain: message.retain });
       else this.qos0Skipped += 1;
-      return;
+      return undefined;
     }
+    return remoteTopic;
+  }
+
+  /** Runs inside the broker's durable transaction: must stay synchronous. */
+  private onLocalMessage(rule: BridgeRule, message: Message): void {
+    const remoteTopic = this.remoteTopicToStore(rule, message);
+    if (remoteTopic === undefined) return;
     try {
       this.outbox.enqueue(remoteTopic, message.payload, message.retain, message.properties, message.expiresAt);
     } catch (err) {
@@ -268,15 +278,8 @@ class Bridge {
 
   /** A message nobody waits for: held in memory until the remote acknowledges it (see hold.ts). */
   private onHoldableMessage(rule: BridgeRule, message: Message): void {
-    const owner = this.outRules.find((r) => topicMatches(localFilter(r), message.topic));
-    if (owner !== rule) return;
-    const remoteTopic = toRemoteTopic(rule, message.topic);
+    const remoteTopic = this.remoteTopicToStore(rule, message);
     if (remoteTopic === undefined) return;
-    if (message.qos === 0 && !rule.queueQos0) {
-      if (this.connected && this.client !== undefined) this.client.publish(remoteTopic, message.payload, { qos: 0, retain: message.retain });
-      else this.qos0Skipped += 1;
-      return;
-    }
     const properties = message.properties !== undefined && Object.keys(message.properties).length > 0 ? message.properties : undefined;
     const size = message.payload.length + Buffer.byteLength(remoteTopic) + (properties === undefined ? 0 : JSON.stringify(properties).length);
     this.hold!.add({
