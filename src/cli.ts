@@ -20,6 +20,7 @@ import { VERSION } from './version.js';
 import { EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './cli/exit-codes.js';
 import { COMMANDS, HELP, commandHelp, wantsHelp, type Command } from './cli/help.js';
 import { makeDirectory } from './cli/make-directory.js';
+import { consoleLoginRequired } from './gateway/console.js';
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -131,6 +132,11 @@ function runConfig(values: RunValues, checkFiles = true): GatewayConfig {
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port: expected a port number 0-65535 (got "${values.port}")`);
     config.broker.port = port;
   }
+  if (values['console-port'] !== undefined) {
+    const port = Number(values['console-port']);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--console-port: expected a port number 0-65535 (got "${values['console-port']}")`);
+    config.console.port = port;
+  }
   if (values.data !== undefined) config.broker.dataDir = path.resolve(values.data as string);
   if (values['log-level'] !== undefined) {
     const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -154,7 +160,7 @@ async function run(args: string[]): Promise<number> {
   try {
     ({ values } = parse(args, {
       config: { type: 'string', short: 'c' }, host: { type: 'string' }, port: { type: 'string', short: 'p' },
-      data: { type: 'string' }, 'log-level': { type: 'string' },
+      data: { type: 'string' }, 'log-level': { type: 'string' }, 'console-port': { type: 'string' },
     }));
     config = runConfig(values);
   } catch (error) {
@@ -253,6 +259,7 @@ async function check(args: string[]): Promise<number> {
     if (mapping && values.points) out.push(...describePoints(mapping));
     for (const b of config.bridges) out.push(`  bridge ${b.name} → ${b.url}: ${b.rules.map((r) => `${r.direction} ${r.localPrefix}${r.filter}`).join(', ')}`);
     if (config.metrics) out.push(`  metrics on http://${config.metrics.host}:${config.metrics.port}/metrics, health on /healthz`);
+    if (config.console.enabled) out.push(`  web console on http://${config.console.host}:${config.console.port}/ (${consoleLoginRequired(config) ? 'login: a user of the password file' : 'no login: loopback only'})`);
     if (config.homeAssistant.discovery) out.push(`  ${describeDiscovery(config, mapping)}`);
     process.stdout.write(out.join('\n') + '\n');
     printWarnings(warnings);

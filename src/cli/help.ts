@@ -5,13 +5,14 @@ export const COMMANDS = ['run', 'check', 'probe', 'passwd', 'schema'] as const;
 export type Command = (typeof COMMANDS)[number];
 
 const COMMAND_HELP: Record<Command, string> = {
-  run: `  fieldgate run [--config FILE] [--host H] [--port N] [--data DIR] [--log-level L]
-      Run the gateway. Without --config: broker on 127.0.0.1:1883, data in ./data,
-      and a built-in simulated energy meter so readings flow at once. SIGTERM/SIGINT stop
+  run: `  fieldgate run [--config FILE] [--host H] [--port N] [--console-port N] [--data DIR] [--log-level L]
+      Run the gateway. Without --config: broker on 127.0.0.1:1883, data in ./data, the web
+      console on http://127.0.0.1:9880/ and a built-in simulated energy meter so readings flow at once. SIGTERM/SIGINT stop
       gracefully; SIGHUP reloads the password file, ACL, TLS certificates and device mappings.
       --config, -c FILE   the gateway config (JSON); paths in it are relative to it.
                           Default: $FIELDGATE_CONFIG, else the embedded default
       --host H, --port N  the plain MQTT listener (overrides broker.host and broker.port)
+      --console-port N    the web console's HTTP port (overrides console.port)
       --data DIR          the data directory (overrides broker.dataDir)
       --log-level L       fatal, error, warn, info, debug, trace or silent
 `,

@@ -83,6 +83,14 @@ const homeAssistantSchema = z.strictObject({
     .describe("Home Assistant's discovery prefix (its MQTT integration's default: homeassistant)"),
 }).describe('Home Assistant MQTT discovery');
 
+export const consoleSectionSchema = z.strictObject({
+  enabled: z.boolean().default(false).describe('Serve the web console (on by default in the embedded default that runs without --config)'),
+  host: z.string().default('127.0.0.1').describe('Address of the console\'s HTTP server; 127.0.0.1 keeps it on this machine'),
+  port: port.default(9880),
+  auth: z.enum(['auto', 'required']).default('auto')
+    .describe('auto: a login (a user of auth.passwordFile) is needed unless the console is on a loopback address; required: always'),
+}).describe('The web console: HTTP on its own port, MQTT over WebSocket on /mqtt of the same port');
+
 export const gatewayConfigSchema = z.strictObject({
   $schema: z.string().optional(),
   description: z.string().optional(),
@@ -106,6 +114,7 @@ export const gatewayConfigSchema = z.strictObject({
   bridges: bridgeListSchema.default([]),
   metrics: z.strictObject({ host: z.string().default('127.0.0.1'), port: port.default(9883) }).optional(),
   homeAssistant: homeAssistantSchema.default(() => homeAssistantSchema.parse({})),
+  console: consoleSectionSchema.default(() => consoleSectionSchema.parse({})),
 });
 
 export type GatewayConfig = z.output<typeof gatewayConfigSchema>;
@@ -122,10 +131,10 @@ function defaultGatewayId(): string {
   return os.hostname().replace(/[^A-Za-z0-9_.-]/g, '-') || 'fieldgate';
 }
 
-/** The built-in configuration `fieldgate run` uses without --config: loopback broker, ./data, the demo meter, Home Assistant discovery. */
+/** The built-in configuration `fieldgate run` uses without --config: loopback broker, ./data, the demo meter, Home Assistant discovery, the web console on loopback. */
 export function embeddedDefaultConfig(): GatewayConfig {
   // Discovery on: harmless without Home Assistant, and with it the demo meter appears there by itself.
-  const config = gatewayConfigSchema.parse({ demo: true, gatewayId: defaultGatewayId(), homeAssistant: { discovery: true } });
+  const config = gatewayConfigSchema.parse({ demo: true, gatewayId: defaultGatewayId(), homeAssistant: { discovery: true }, console: { enabled: true } });
   config.broker.dataDir = path.resolve(config.broker.dataDir);
   return config;
 }

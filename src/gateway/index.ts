@@ -3,7 +3,7 @@
 //
 // The gateway is a list of parts started in this order and stopped in reverse:
 //   core (database, sessions)  →  bridges (outbox subscriptions)  →  devices  →  Home Assistant
-//   →  metrics/HTTP  →  management API  →  listeners.
+//   →  metrics/HTTP  →  management API  →  listeners  →  web console.
 // Whatever must see every message exists before the first listener opens; a stop first drops the clients
 // (no PUBACK after that), then the devices (hanging connects aborted), commits, stops the bridges and
 // closes the database.
@@ -18,6 +18,7 @@ import { Controller } from './controller.js';
 import { CorePart } from './core.js';
 import { DevicesPart } from './devices.js';
 import { HomeAssistantPart } from './home-assistant.js';
+import { ConsolePart } from './console.js';
 import { ListenersPart } from './listeners.js';
 import { ManagementPart } from './management.js';
 import { loadMetricsModule, MetricsPart } from './metrics.js';
@@ -39,6 +40,8 @@ export interface Gateway {
   readonly broker: Broker;
   readonly listeners: OpenListener[];
   readonly metricsServer: MetricsServer | null;
+  /** The web console's URL, or null when it is off. */
+  readonly consoleUrl: string | null;
   /**
    * SIGHUP: re-reads the password/ACL files, TLS certificates and device mappings; a bad new file keeps the
    * running one. With `next` (the gateway config read again), a changed `devices` list is applied and every
@@ -53,7 +56,7 @@ export interface Gateway {
 
 /** The stop's deadline for everything but the final commit (SIGTERM to exit within ~1 s). */
 export const STOP_DEADLINE_MS = 900;
-const STOP_CAPS_MS = { listeners: 250, metrics: 150, 'home-assistant': 100, devices: 300 };
+const STOP_CAPS_MS = { console: 100, listeners: 250, metrics: 150, 'home-assistant': 100, devices: 300 };
 /** Settings a SIGHUP applies without a restart (the files they name are always re-read). */
 const RELOADABLE = [/^devices(\[|$)/];
 
@@ -82,7 +85,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     bridges: () => bridges.handles.map((h) => h.state()),
     listeners: () => listeners.open,
   }, logger, options.stateIntervalMs);
-  const controller: Controller = new Controller([core, bridges, devices, homeAssistant, metrics, management, listeners], logger, {
+  const consolePart = new ConsolePart(config, broker, logger, homeAssistantDiscoveryOptions(config).gatewayId);
+  const controller: Controller = new Controller([core, bridges, devices, homeAssistant, metrics, management, listeners, consolePart], logger, {
     stopDeadlineMs: STOP_DEADLINE_MS,
     stopCapsMs: STOP_CAPS_MS,
   });
@@ -116,6 +120,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     broker,
     listeners: listeners.open,
     get metricsServer() { return metrics.server; },
+    get consoleUrl() { return consolePart.server?.url ?? null; },
     reload,
     stop: () => controller.stop(),
     status: () => controller.status(),
