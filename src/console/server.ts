@@ -23,9 +23,10 @@ const SESSION_COOKIE = 'fieldgate_session';
 const LOGIN_CSRF_COOKIE = 'fieldgate_login';
 const MAX_FORM_BYTES = 4096;
 const SECURITY_HEADERS = {
-  'Content-Security-Policy': "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+  'Content-Security-Policy': "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; worker-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
   'X-Content-Type-Options': 'nosniff',
-  'Referrer-Policy': 'no-referrer',
+  // Not no-referrer: with it Chromium sends "Origin: null" on the login form's POST.
+  'Referrer-Policy': 'same-origin',
   'Cache-Control': 'no-cache',
 };
 
@@ -213,6 +214,7 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
     if (url === '/login' && method === 'POST') return void login(request, response);
     if (url === '/logout' && method === 'POST') return void logout(request, response);
     if (method !== 'GET' && method !== 'HEAD') return send(response, 405, 'method not allowed', { Allow: 'GET, HEAD' });
+    if (url === '/favicon.ico') return send(response, 204, '');
     if (url === MQTT_PATH) return send(response, 426, `MQTT over WebSocket: connect with an MQTT client to ws://…${MQTT_PATH} (subprotocol "mqtt")`, { Upgrade: 'websocket' });
     const asset = url.startsWith('/assets/') ? assets.get(url.slice('/assets'.length)) : undefined;
     // The scripts and styles hold no data: the login page uses them too.
