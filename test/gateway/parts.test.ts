@@ -62,12 +62,13 @@ describe('gateway parts', () => {
     expect(Date.now() - began).toBeLessThan(2500);
 
     const status = gateway.status();
-    expect(status.map((p) => p.name)).toEqual(['core', 'bridges', 'devices', 'home-assistant', 'metrics', 'management', 'listeners']);
+    expect(status.map((p) => p.name)).toEqual(['core', 'bridges', 'devices', 'home-assistant', 'metrics', 'management', 'listeners', 'console']);
     const byName = Object.fromEntries(status.map((p) => [p.name, p]));
     expect(byName.core.state).toBe('running');
     expect(byName.bridges).toMatchObject({ state: 'degraded', detail: expect.stringMatching(/^cloud: not connected/) });
     expect(byName.listeners).toMatchObject({ state: 'running', detail: `mqtt://127.0.0.1:${gateway.listeners[0].port}` });
     expect(byName.metrics).toMatchObject({ state: 'running', detail: `http://127.0.0.1:${gateway.metricsServer!.port}/metrics, /healthz` });
+    expect(byName.console).toMatchObject({ state: 'stopped', detail: 'console off in the config' });
 
     // The meter that answers comes online; the hanging one keeps the devices part degraded.
     await waitFor(() => /^1 of 2 devices online; offline: hanging/.test(gateway.status().find((p) => p.name === 'devices')!.detail) || undefined, 'the meter online, the hanging device not');
@@ -86,7 +87,7 @@ describe('gateway parts', () => {
     const began = Date.now();
     await gateway.stop();
     expect(Date.now() - began).toBeLessThan(1000);
-    expect(gateway.status().map((p) => p.state)).toEqual(Array(7).fill('stopped'));
+    expect(gateway.status().map((p) => p.state)).toEqual(Array(8).fill('stopped'));
     // The listener is closed: a connect is refused.
     const refused = await new Promise<boolean>((resolve) => {
       const socket = net.connect(gateway.listeners[0].port, '127.0.0.1');

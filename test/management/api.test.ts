@@ -125,7 +125,7 @@ describe('management API', () => {
     await client.publishAsync(`${NS}/request/parts`, JSON.stringify({ transaction: 42 }), { qos: 0 });
     const parts = await waitFor(() => answers.find((a) => a.answer.transaction === 42), 'the parts answer');
     expect(parts.topic).toBe(`${NS}/response/parts`);
-    expect(parts.answer.data.map((p: any) => p.name)).toEqual(['core', 'bridges', 'devices', 'home-assistant', 'metrics', 'management', 'listeners']);
+    expect(parts.answer.data.map((p: any) => p.name)).toEqual(['core', 'bridges', 'devices', 'home-assistant', 'metrics', 'management', 'listeners', 'console']);
     const states = Object.fromEntries(parts.answer.data.map((p: any) => [p.name, p.state]));
     expect(states).toMatchObject({ core: 'running', devices: 'running', management: 'running', listeners: 'running', metrics: 'stopped' });
   });
