@@ -16,6 +16,7 @@ export function consoleLoginRequired(config: GatewayConfig): boolean {
 export class ConsolePart implements Part {
   readonly name = 'console';
   server: ConsoleServer | null = null;
+  private failure: string | undefined;
   private readonly log: Logger;
 
   constructor(private readonly config: GatewayConfig, private readonly broker: Broker, logger: Logger, private readonly gatewayId: string, private readonly assetsDir = defaultAssetsDir()) {
@@ -27,13 +28,21 @@ export class ConsolePart implements Part {
     if (!config.console.enabled) return;
     const loginRequired = consoleLoginRequired(config);
     const authenticate = broker.options.authenticate;
-    this.server = await startConsoleServer({
-      broker, host: config.console.host, port: config.console.port, loginRequired, gatewayId: this.gatewayId,
-      assetsDir: this.assetsDir, logger: this.log,
-      checkPassword: config.auth.passwordFile !== undefined && authenticate
-        ? (user, password, address) => authenticate({ clientId: 'fieldgate-console-login', username: user, password: Buffer.from(password, 'utf8'), address }) === true
-        : undefined,
-    });
+    try {
+      this.server = await startConsoleServer({
+        broker, host: config.console.host, port: config.console.port, loginRequired, gatewayId: this.gatewayId,
+        assetsDir: this.assetsDir, logger: this.log,
+        checkPassword: config.auth.passwordFile !== undefined && authenticate
+          ? (user, password, address) => authenticate({ clientId: 'fieldgate-console-login', username: user, password: Buffer.from(password, 'utf8'), address }) === true
+          : undefined,
+      });
+    } catch (error) {
+      // The console is a window on the gateway, not part of its data path: a busy port (a second
+      // gateway on this machine) leaves the broker, the devices and the bridges running.
+      this.failure = (error as Error).message;
+      this.log.error(`${this.failure}; the gateway runs without its console`);
+      return;
+    }
     const { url, built, assetBytesGzipped } = this.server;
     this.log.info({ url, loginRequired, assetBytesGzipped }, `web console on ${url}${loginRequired ? ' (login: a user of the password file)' : ''}`);
     if (!built) this.log.warn('the web console was not built (dist/console-ui is missing): run `npm run build`');
@@ -47,7 +56,7 @@ export class ConsolePart implements Part {
 
   status() {
     if (!this.config.console.enabled) return { state: 'stopped' as const, detail: 'console off in the config' };
-    if (!this.server) return { state: 'stopped' as const, detail: 'not serving' };
+    if (!this.server) return this.failure ? { state: 'degraded' as const, detail: `not serving: ${this.failure}` } : { state: 'stopped' as const, detail: 'not serving' };
     const browsers = this.server.browsers();
     return {
       state: this.server.built ? 'running' as const : 'degraded' as const,
