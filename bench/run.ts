@@ -11,6 +11,7 @@ const suites: Record<string, { file: string; what: string }> = {
   broker: { file: 'broker/run.ts', what: 'fieldgate vs Mosquitto vs Aedes: throughput, latency, memory, connects' },
   bridge: { file: 'bridge/run.ts', what: 'upstream bridge' },
   devices: { file: 'devices/poll.ts', what: 'device polling' },
+  console: { file: 'console/run.ts', what: 'web console: the gateway\'s CPU with no browser and with one open console; asset size' },
   storage: { file: 'storage/run.ts', what: 'storage writes per forwarded message (steady, outage), RSS at idle, vs Mosquitto' },
 };
 
