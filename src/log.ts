@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import { pino, type Logger } from 'pino';
+import type { LogRing } from './log-ring.js';
 
 export type { Logger };
 
@@ -46,6 +47,8 @@ export interface LoggerOptions {
   output?: LogOutput;
   /** Where the lines go (default process.stdout). */
   write?: (line: string) => void;
+  /** Also keeps every line (pino's JSON, before formatting) here, for the management API's `logs`. */
+  ring?: LogRing;
 }
 
 export function createLogger(level: LogLevel = 'info', options: Omit<LoggerOptions, 'level'> | boolean = {}): Logger {
@@ -53,9 +56,20 @@ export function createLogger(level: LogLevel = 'info', options: Omit<LoggerOptio
   const opts = typeof options === 'boolean' ? { output: options ? ('pretty' as const) : ('json' as const) } : options;
   const output = opts.output ?? chooseLogOutput();
   const write = opts.write ?? ((line: string) => process.stdout.write(line));
-  if (output === 'json') return opts.write ? pino({ level, base: undefined }, { write }) : pino({ level, base: undefined });
+  const ring = opts.ring;
+  if (output === 'json') {
+    if (ring === undefined) return opts.write ? pino({ level, base: undefined }, { write }) : pino({ level, base: undefined });
+    const out = opts.write ?? destinationWrite();
+    return pino({ level, base: undefined }, { write: (line: string) => { ring.push(line); out(line); } });
+  }
   const format = output === 'pretty' ? formatForTerminal : output === 'journal' ? formatForJournal : formatAsText;
-  return pino({ level, base: undefined }, { write: (line: string) => write(format(line)) });
+  return pino({ level, base: undefined }, { write: (line: string) => { ring?.push(line); write(format(line)); } });
+}
+
+/** pino's own stdout destination (as `pino()` uses), written through so a tee does not change how lines leave. */
+function destinationWrite(): (line: string) => void {
+  const destination = pino.destination(1);
+  return (line) => destination.write(line);
 }
 
 const levelNames: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO ', 40: 'WARN ', 50: 'ERROR', 60: 'FATAL' };
