@@ -5,7 +5,7 @@ function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-export function loginPage(options: { csrf: string; message?: string; gatewayId: string; noPasswordFile: boolean }): string {
+export function loginPage(options: { csrf: string; message?: string; gatewayId: string; noPasswordFile: boolean; user?: string }): string {
   const message = options.message ? `<p class="error" role="alert">${escapeHtml(options.message)}</p>` : '';
   const hint = options.noPasswordFile
     ? '<p class="error" role="alert">No password file is configured (auth.passwordFile), so nobody can log in. Add users with <code>fieldgate passwd</code>.</p>'
@@ -26,9 +26,9 @@ export function loginPage(options: { csrf: string; message?: string; gatewayId: 
 ${message}${hint}
 <input type="hidden" name="csrf" value="${escapeHtml(options.csrf)}">
 <label for="username">User name</label>
-<input id="username" name="username" autocomplete="username" required autofocus>
+<input id="username" name="username" autocomplete="username" required${options.user ? ` value="${escapeHtml(options.user)}"` : ' autofocus'}>
 <label for="password">Password</label>
-<input id="password" name="password" type="password" autocomplete="current-password" required>
+<input id="password" name="password" type="password" autocomplete="current-password" required${options.user ? ' autofocus' : ''}>
 <button type="submit">Log in</button>
 <p class="muted">A user of the gateway's password file; the console then acts under that user's ACL.</p>
 </form>

@@ -146,9 +146,9 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
     response.end(request.method === 'HEAD' ? undefined : body);
   };
 
-  const showLogin = (response: http.ServerResponse, status: number, message?: string) => {
+  const showLogin = (response: http.ServerResponse, status: number, message?: string, user?: string) => {
     const token = randomToken();
-    send(response, status, loginPage({ csrf: token, message, gatewayId: options.gatewayId, noPasswordFile: !options.checkPassword }), {
+    send(response, status, loginPage({ csrf: token, message, gatewayId: options.gatewayId, noPasswordFile: !options.checkPassword, user: user?.slice(0, 200) }), {
       'Content-Type': 'text/html; charset=utf-8',
       'Set-Cookie': `${LOGIN_CSRF_COOKIE}=${token}; Path=/; HttpOnly; SameSite=Strict`,
     });
@@ -167,7 +167,7 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
     if (wait > 0) {
       logger.warn({ address, user, retryAfterSeconds: Math.ceil(wait / 1000) }, 'console login refused: too many failed attempts from this address');
       response.setHeader('Retry-After', String(Math.ceil(wait / 1000)));
-      return showLogin(response, 429, `Too many failed logins: try again in ${Math.ceil(wait / 1000)} s.`);
+      return showLogin(response, 429, `Too many failed logins: try again in ${Math.ceil(wait / 1000)} s.`, user);
     }
     let ok = false;
     try {
@@ -178,7 +178,7 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
     if (!ok) {
       limiter.failed(address);
       logger.warn({ address, user }, 'console login failed: wrong user name or password');
-      return showLogin(response, 401, 'Wrong user name or password.');
+      return showLogin(response, 401, 'Wrong user name or password.', user);
     }
     limiter.succeeded(address);
     const session = sessions.create(user);

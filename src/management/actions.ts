@@ -1,5 +1,7 @@
 // What each management action does and answers. Reads come from the running parts; the two actions
 // that change something (client/disconnect, session/remove) act on the broker's own objects.
+import fs from 'node:fs';
+import path from 'node:path';
 import type { Broker } from '../broker/broker.js';
 import type { BridgeState } from '../bridge/index.js';
 import { checkGatewayConfig } from '../config/check.js';
@@ -111,11 +113,24 @@ function checkRunningConfig(file: string | undefined) {
   }
 }
 
+/** fieldgate.db with its WAL, for the console's overview (only in the `info` answer: state/info is retained, a changing size would be a row written every few seconds). */
+function databaseBytes(dataDir: string): number | null {
+  let total = 0;
+  let found = false;
+  for (const name of ['fieldgate.db', 'fieldgate.db-wal']) {
+    try {
+      total += fs.statSync(path.join(dataDir, name)).size;
+      found = true;
+    } catch { /* not there (in memory, or no WAL now) */ }
+  }
+  return found ? total : null;
+}
+
 export function createHandlers(s: ManagementSources): Handlers {
   const { broker } = s;
   return {
     ...consoleHandlers(s),
-    info: () => ({ ok: true, data: { ...infoOf(s), uptimeSeconds: Math.round((Date.now() - broker.stats.startedAt) / 1000) } }),
+    info: () => ({ ok: true, data: { ...infoOf(s), uptimeSeconds: Math.round((Date.now() - broker.stats.startedAt) / 1000), databaseBytes: databaseBytes(s.config.broker.dataDir) } }),
     parts: () => ({ ok: true, data: s.parts() }),
     devices: () => ({ ok: true, data: devicesOf(s) }),
     bridges: () => ({ ok: true, data: bridgesOf(s) }),

@@ -58,7 +58,7 @@ function App({ session }) {
     case 'config': body = html`<${Config} />`; break;
     case 'logs': body = html`<${Logs} />`; break;
     case 'homeassistant': body = html`<${HomeAssistant} />`; break;
-    default: body = html`<${Overview} info=${info} devices=${devices} bridges=${bridges} parts=${parts} />`;
+    default: body = html`<${Overview} info=${info} devices=${devices} bridges=${bridges} parts=${parts} session=${session} />`;
   }
   return html`<a class="skip" href="#main">Skip to content</a>
     <header><h1>fieldgate <span class="muted">${info?.gatewayId ?? session.gatewayId}</span></h1>

@@ -30,7 +30,7 @@ function useRates() {
   return [ring.current.in.t, ring.current.in.v, ring.current.out.v];
 }
 
-export function Overview({ info, devices, bridges, parts }) {
+export function Overview({ info, devices, bridges, parts, session }) {
   const now = useNow(5000);
   const [clients] = useAction('clients', {}, 10_000);
   const [uptime] = useAction('info', {}, 60_000);
@@ -68,7 +68,9 @@ export function Overview({ info, devices, bridges, parts }) {
     </div>
     <${Chart} title="Messages per second (in, out)" labels=${['in', 'out']} data=${rates} />
     <${Table} caption="Listeners" head=${['URL', 'Type', 'Auth', 'Clients']} rows=${(info?.listeners ?? []).map((l) => html`<tr>
-      <td>${l.url}</td><td>${l.type}</td><td>${l.allowAnonymous ? 'anonymous allowed' : 'user and password'}</td><td>${perListener.get(l.url) ?? 0}</td></tr>`)} />
+      <td>${l.url}</td><td>${l.type}</td><td>${l.allowAnonymous ? 'anonymous allowed' : 'user and password'}</td><td>${perListener.get(l.url) ?? 0}</td></tr>`).concat(
+      [...perListener].filter(([name]) => name?.startsWith('console ')).map(([name, n]) => html`<tr>
+        <td>${name.slice('console '.length)}mqtt</td><td>console (MQTT over WebSocket)</td><td>${session.loginRequired ? 'console login' : 'loopback, no login'}</td><td>${n}</td></tr>`))} />
     <h3>Recent warnings</h3>
     ${warnings.length + logLines.length === 0 ? html`<p class="muted">none</p>` : html`<ul class="warnings">
       ${warnings.map((w) => html`<li>${w}</li>`)}
