@@ -7,6 +7,7 @@ const installHints: Record<string, string> = {
   mosquitto_sub: 'apt-get install -y mosquitto-clients',
   mosquitto_rr: 'apt-get install -y mosquitto-clients',
   socat: 'apt-get install -y socat',
+  chromium: 'apt-get install -y chromium',
 };
 
 /** True when an executable called `name` is on PATH. */

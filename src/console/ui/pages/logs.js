@@ -38,7 +38,6 @@ export function Logs() {
       <label for="log-part">Part</label>
       <select id="log-part" value=${part} onChange=${(e) => setPart(e.currentTarget.value)}>${PARTS.map((p) => html`<option value=${p}>${p || 'all'}</option>`)}</select></div>
     <${ErrorBox} answer=${error} title="Logs" />
-    <ol class="logs" aria-label="Log lines, oldest first">${lines.map((l) => html`<li><span class="muted">${l.time?.replace('T', ' ').slice(0, 19)}</span>
-      <${Badge} tone=${toneOf(l.level)}>${l.level}<//> ${l.part && html`<span class="muted">${l.part}</span>`} ${l.msg}</li>`)}</ol>
+    <ol class="logs" aria-label="Log lines, oldest first">${lines.map((l) => html`<li><span class="muted">${l.time?.replace('T', ' ').slice(0, 19)}</span>${' '}<${Badge} tone=${toneOf(l.level)}>${l.level}<//> ${l.part && html`<span class="muted">${l.part}</span>`} ${l.msg}</li>`)}</ol>
   </section>`;
 }
