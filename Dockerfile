@@ -26,6 +26,9 @@ COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts \
  && npm rebuild better-sqlite3 @serialport/bindings-cpp
 COPY tsconfig.json tsconfig.build.json ./
+# The web console's build (scripts/build-console.mjs) bundles src/console/ui with the mapping schema.
+COPY scripts ./scripts
+COPY schemas ./schemas
 COPY src ./src
 RUN npm run build \
  && npm prune --omit=dev \

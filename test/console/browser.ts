@@ -1,6 +1,5 @@
 // Debian's Chromium driven by playwright-core, with the flags it needs on a closed network (without
 // the background-networking ones it hangs trying to reach Google), and a fresh profile each time.
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -29,12 +28,4 @@ export async function launchBrowser(viewport = { width: 1200, height: 900 }): Pr
   };
 }
 
-/** The console's assets, built by `npm run build`: built here too when a test runs before it. */
-export function ensureConsoleBuilt(): void {
-  const built = path.join(ROOT, 'dist', 'console-ui', 'app.js');
-  const sources = path.join(ROOT, 'src', 'console', 'ui');
-  const newest = (dir: string): number => fs.readdirSync(dir, { withFileTypes: true })
-    .reduce((t, e) => Math.max(t, e.isDirectory() ? newest(path.join(dir, e.name)) : fs.statSync(path.join(dir, e.name)).mtimeMs), 0);
-  if (fs.existsSync(built) && fs.statSync(built).mtimeMs >= newest(sources)) return;
-  execFileSync('flock', [path.join(os.tmpdir(), 'fieldgate-console-build.lock'), process.execPath, path.join(ROOT, 'scripts', 'build-console.mjs')], { cwd: ROOT, stdio: 'inherit', timeout: 120_000 });
-}
+export { ensureConsoleBuilt } from './build.js';

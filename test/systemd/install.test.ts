@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toolInPath } from '../helpers/peers.js';
 import { ensureBuilt, ROOT, tempDir } from '../gateway/helpers.js';
+import { ensureConsoleBuilt } from '../console/build.js';
 
 const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { name: string; version: string; bin: Record<string, string> };
 const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
@@ -46,6 +47,7 @@ describe('the Pi install (README "Install on a Raspberry Pi (systemd)")', () => 
 
   beforeAll(() => {
     ensureBuilt();
+    ensureConsoleBuilt();
     dir = tempDir('fieldgate-install-');
     // --ignore-scripts: dist/ is fresh from ensureBuilt (npm pack would otherwise run `prepare`, a second build).
     const out = execFileSync('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
@@ -62,7 +64,9 @@ describe('the Pi install (README "Install on a Raspberry Pi (systemd)")', () => 
     for (const needed of ['bin/fieldgate.js', 'dist/cli.js', 'dist/gateway.js', 'package.json', 'README.md',
       'devices/eastron-sdm120.json', 'schemas/gateway.schema.json', 'schemas/device-mapping.schema.json',
       'examples/pi-rs485-sdm120.json', 'examples/acl', 'examples/devices/sdm120-rs485.json',
-      'systemd/fieldgate.service', 'systemd/fieldgate.sysusers']) {
+      'systemd/fieldgate.service', 'systemd/fieldgate.sysusers',
+      // The web console's assets: built by `npm run build`, served by the installed package (no CDN).
+      'dist/console-ui/index.html', 'dist/console-ui/app.js', 'dist/console-ui/app.css', 'dist/console-ui/device-mapping.schema.json']) {
       expect(files, needed).toContain(needed);
     }
     for (const f of files) expect(f).not.toMatch(/^(test|src|bench|node_modules|data)\/|\.db$/);
