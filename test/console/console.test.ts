@@ -171,6 +171,24 @@ describe.skipIf(!haveChromium)('web console, embedded default', () => {
     expect(pageErrors).toEqual([]);
   });
 
+  it('works from the keyboard: a skip link, then the pages in tab order', async () => {
+    // A fresh load: the focus starts at the top of the page.
+    await page.goto('about:blank');
+    await page.goto(`${url}#/overview`);
+    await page.locator('[data-testid=devices-online]').waitFor();
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Skip to content');
+    const names: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      await page.keyboard.press('Tab');
+      names.push((await page.evaluate(() => document.activeElement?.textContent)) ?? '');
+    }
+    expect(names).toEqual(['Overview', 'Devices', 'Bridges']);
+    await page.keyboard.press('Enter');
+    await page.locator('h2#h-bridges').waitFor();
+    expect(await page.locator('nav a[aria-current=page]').textContent()).toBe('Bridges');
+  });
+
   it('fits a phone', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     await page.goto(`${url}#/device/demo-meter`);
@@ -249,10 +267,7 @@ describe.skipIf(!haveChromium || !requireTool('mosquitto_passwd'))('web console 
     await page.waitForURL(/\/login$/);
     await page.goto(url);
     expect(new URL(page.url()).pathname).toBe('/login');
-    const logs = gateway.logs.map((l) => l.msg);
-    expect(logs).toContain('console login failed: wrong user name or password');
-    expect(logs).toContain('console login');
-    expect(logs).toContain('console logout');
+    for (const msg of ['console login failed: wrong user name or password', 'console login', 'console logout']) await gateway.waitForLog((l) => l.msg === msg, msg);
   });
 
   it('refuses a login POST without the form\'s CSRF token, a WebSocket without a session or from another origin, and limits failed logins', async () => {
@@ -277,6 +292,6 @@ describe.skipIf(!haveChromium || !requireTool('mosquitto_passwd'))('web console 
     expect(statuses.at(-1)).toBe(429);
     const right = await request(`${url}login`, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded', Cookie: cookie }, body: `csrf=${token}&username=operator&password=correct%20horse` });
     expect(right.status).toBe(429);
-    expect(gateway.logs.some((l) => l.msg === 'console login refused: too many failed attempts from this address')).toBe(true);
+    await gateway.waitForLog((l) => l.msg === 'console login refused: too many failed attempts from this address', 'the refusal logged');
   });
 });
