@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log.js';
 import { LOG_LINE_MAX, LOG_RING_BYTES, LogRing } from '../../src/log-ring.js';
-import { BUCKETS, History, MAX_POINTS } from '../../src/management/history.js';
+import { BUCKETS, DEFAULT_POINTS_ANSWERED, History, MAX_POINTS } from '../../src/management/history.js';
 import type { PointReading } from '../../src/devices/index.js';
 
 describe('history bounds', () => {
@@ -49,7 +49,10 @@ describe('history bounds', () => {
     history.start(0);
     history.sample(10_000);
     const h = history.snapshot();
-    expect(Object.keys(h.points)).toHaveLength(MAX_POINTS);
+    expect(h.pointNames).toHaveLength(MAX_POINTS);
+    // Unasked, an answer carries the first 100 series (all 1,000 would be ~4.7 MB of JSON).
+    expect(Object.keys(h.points)).toHaveLength(DEFAULT_POINTS_ANSWERED);
+    expect(Object.keys(history.snapshot({ points: ['d/p999', 'd/p1004'] }).points)).toEqual(['d/p999']);
     expect(h.pointsLeftOut).toBe(5);
     expect(h.memory.bytes).toBe(h.memory.limitBytes);
   });
