@@ -92,6 +92,19 @@ describe.skipIf(!requirePymodbus() || !requireSocat())('management API: commissi
     const refused = await ask(admin, NS, 'bus/read', { bus: 'rs485', unitId: 3, table: 'holding', address: 50, count: 2 });
     expect(refused.errors![0]).toMatchObject({ path: 'address', message: expect.stringContaining('unit 3 refused the read') });
     expect((await meter()).errorCount).toBe(before.errorCount);
+
+    // The decoding picked, as point JSON, checked in the meter's mapping: register 2 is its "raw" point already
+    // (check's overlap error); at a free register `fieldgate check` accepts the mapping with it.
+    const taken = await ask(admin, NS, 'bus/point', { name: 'voltage-raw', table: 'holding', address: 2, type: 'uint16', scale: 0.1, unit: 'V', device: 'meter' });
+    expect(taken.data).toMatchObject({ valid: false, errors: [expect.stringMatching(/overlaps "raw"/)] });
+    const point = await ask(admin, NS, 'bus/point', { name: 'voltage-raw', table: 'holding', address: 4, type: 'uint16', scale: 0.1, unit: 'V', device: 'meter' });
+    expect(point.data).toMatchObject({ valid: true, point: { name: 'voltage-raw', address: 4, type: 'uint16', scale: 0.1 } });
+    const mapping = JSON.parse(fs.readFileSync(path.join(dir, 'line.json'), 'utf8'));
+    mapping.devices[0].points.push(point.data.point);
+    fs.writeFileSync(path.join(dir, 'checked.json'), JSON.stringify(mapping));
+    fs.writeFileSync(path.join(dir, 'checked-config.json'), JSON.stringify({ gatewayId: 'x', devices: ['checked.json'], broker: { port: 0, dataDir: 'data' } }));
+    const check = await runCli(['check', '--config', path.join(dir, 'checked-config.json')], { timeoutMs: 30_000 });
+    expect(check.code, check.stderr).toBe(0);
   });
 
   it('fieldgate probe --gateway reads through the running gateway while it polls that bus', async () => {
