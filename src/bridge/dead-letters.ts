@@ -53,12 +53,16 @@ export class DeadLetters {
     return (this.listStmt.all(this.bridge, after, limit) as RawDead[]).map(toDeadLetter);
   }
 
-  /** Puts the rows back at the end of the outbox; returns how many went back (a full outbox with drop-newest keeps the rest dead). */
-  retry(choice: DeadChoice): number {
+  /**
+   * Puts the rows back at the end of the outbox as new rows (created now: the outbox's maxAgeSeconds counts from the
+   * retry, or an old dead letter would expire before it is sent); returns how many went back (a full outbox with
+   * drop-newest keeps the rest dead).
+   */
+  retry(choice: DeadChoice, now = Date.now()): number {
     let retried = 0;
     this.db.transaction(() => {
       for (const row of this.rowsOf(choice)) {
-        if (!this.outbox.enqueue(row.topic, row.payload, row.retain, row.properties, undefined, row.createdAt)) continue;
+        if (!this.outbox.enqueue(row.topic, row.payload, row.retain, row.properties, undefined, now)) continue;
         this.deleteStmt.run(this.bridge, row.id);
         retried++;
       }

@@ -1,4 +1,5 @@
 // `bridge/dead/list`, `bridge/dead/retry`, `bridge/dead/delete`: a bridge's dead letters (bridge_dead).
+import { isUtf8 } from 'node:buffer';
 import type { DeadLetter, DeadLetters } from '../bridge/dead-letters.js';
 import type { ActionResult, Handlers } from './actions.js';
 import { requestError } from './requests.js';
@@ -55,10 +56,11 @@ async function outsideTransactions(s: DeadLetterSources, bridge: string): Promis
 
 function shown(row: DeadLetter) {
   const cutPayload = row.payload.subarray(0, DEAD_PAYLOAD_SHOWN);
-  const utf8 = isUtf8(cutPayload);
+  const textEnd = textLength(cutPayload, row.payload.length > DEAD_PAYLOAD_SHOWN);
+  const utf8 = textEnd >= 0;
   return {
     id: row.id, topic: row.topic, bytes: row.payload.length,
-    payload: utf8 ? cutPayload.toString('utf8') : cutPayload.toString('base64'),
+    payload: utf8 ? cutPayload.subarray(0, textEnd).toString('utf8') : cutPayload.toString('base64'),
     payloadEncoding: utf8 ? 'utf8' : 'base64',
     truncated: row.payload.length > DEAD_PAYLOAD_SHOWN,
     retain: row.retain, reason: row.reason,
@@ -66,10 +68,10 @@ function shown(row: DeadLetter) {
   };
 }
 
-function isUtf8(b: Buffer): boolean {
-  // A cut in the middle of a character is still text: allow an incomplete sequence at the very end.
-  for (let end = b.length; end >= Math.max(0, b.length - 3); end--) {
-    if (Buffer.from(b.subarray(0, end).toString('utf8'), 'utf8').equals(b.subarray(0, end))) return end === b.length || b.length === DEAD_PAYLOAD_SHOWN;
-  }
-  return false;
+/** The length of `b` that is UTF-8 text (a character cut in two at the 4 KiB limit left out), or -1 when it is not text. */
+function textLength(b: Buffer, cut: boolean): number {
+  if (isUtf8(b)) return b.length;
+  if (!cut) return -1;
+  for (let drop = 1; drop <= 3 && drop < b.length; drop++) if (isUtf8(b.subarray(0, b.length - drop))) return b.length - drop;
+  return -1;
 }

@@ -7,6 +7,8 @@ import type { PointReading } from '../devices/index.js';
 export const BUCKET_MS = 10_000;
 export const BUCKETS = 360;
 export const MAX_POINTS = 1000;
+/** Series answered when a request names none: an hour of 1,000 points is ~4.7 MB of JSON, too much for one answer. */
+export const DEFAULT_POINTS_ANSWERED = 100;
 
 export interface HistorySources {
   /** Messages received from and sent to clients since the start (the broker's counters). */
@@ -95,7 +97,8 @@ export class History {
       if (options.since === undefined || this.times[i] > options.since) order.push(i);
     }
     const pick = (s: Series) => order.map((i) => (Number.isNaN(s[i]) ? null : s[i]));
-    const wanted = options.points === undefined ? [...this.points.keys()] : options.points.filter((k) => this.points.has(k));
+    const names = [...this.points.keys()];
+    const wanted = options.points === undefined ? names.slice(0, DEFAULT_POINTS_ANSWERED) : options.points.filter((k) => this.points.has(k));
     return {
       bucketSeconds: this.bucketMs / 1000,
       buckets: order.length,
@@ -108,6 +111,7 @@ export class History {
         const kept = order.filter((i) => !Number.isNaN(s[i]));
         return [key, { t: kept.map((i) => this.times[i]), v: kept.map((i) => s[i]) }];
       })),
+      pointNames: names,
       pointsLeftOut: this.pointsLeftOut,
       memory: { bytes: this.memoryBytes(), limitBytes: (3 + MAX_POINTS) * BUCKETS * 8 + this.bridges.size * 2 * BUCKETS * 8 },
     };

@@ -103,6 +103,15 @@ describe.skipIf(!requireTool('mosquitto'))('management API: bridge dead letters'
     expect(deleted.data).toEqual({ bridge: 'cloud', deleted: 1 });
     expect((await ask(admin, NS, 'bridge/dead/list', { bridge: 'cloud' })).data).toMatchObject({ total: 0, rows: [] });
 
+    // A long text is shown cut to 4 KiB, still as text though the cut falls inside a character.
+    const long = 'x' + 'é'.repeat(3000);
+    await admin.publishAsync('data/secret/long', long, { qos: 1 });
+    const cut = await waitFor(async () => (await ask(admin, NS, 'bridge/dead/list', { bridge: 'cloud' })).data.rows[0], 'the long dead letter');
+    expect(cut).toMatchObject({ topic: 'fleet/gw/data/secret/long', bytes: Buffer.byteLength(long), truncated: true, payloadEncoding: 'utf8' });
+    expect(long.startsWith(cut.payload)).toBe(true);
+    expect(Buffer.byteLength(cut.payload)).toBe(4095);
+    expect((await ask(admin, NS, 'bridge/dead/delete', { bridge: 'cloud', all: true })).data.deleted).toBe(1);
+
     const unknown = await ask(admin, NS, 'bridge/dead/list', { bridge: 'moon' });
     expect(unknown.errors![0]).toMatchObject({ path: 'bridge', message: expect.stringContaining('bridges: cloud') });
     const neither = await ask(admin, NS, 'bridge/dead/delete', { bridge: 'cloud' });
