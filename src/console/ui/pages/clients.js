@@ -10,12 +10,12 @@ export function Clients() {
   const [result, setResult] = useState(null);
   const act = async (action, clientId) => {
     const a = await link.request(action, { clientId });
-    setResult(a);
+    setResult({ ...a, done: action === 'session/remove' ? 'session removed' : 'disconnected' });
     refreshClients();
     refreshSessions();
   };
   return html`<section aria-labelledby="h-clients"><h2 id="h-clients">Clients and sessions</h2>
-    <output aria-live="polite">${result?.status === 'ok' ? `${result.data.clientId}: done` : ''}</output><${ErrorBox} answer=${result} />
+    <output aria-live="polite">${result?.status === 'ok' ? `${result.data.clientId}: ${result.done}` : ''}</output><${ErrorBox} answer=${result} />
     <${Table} caption="Connected clients" head=${['Client id', 'User', 'Listener', 'Protocol', 'Connected for', 'Subscriptions', 'Queued', '']}
       rows=${(clients?.data ?? []).map((c) => html`<tr><th scope="row">${c.clientId}${c.clientId === link.clientId ? html` <span class="muted">(this console)</span>` : ''}</th>
         <td>${c.username ?? '—'}</td><td>${c.listener ?? ''}<br/><span class="muted">${c.address}</span></td><td>${c.protocol}</td>
