@@ -14,7 +14,7 @@ import { messageProblem, subscriptionIdsProblem } from './message-check.js';
 import { defaultBrokerOptions, type BrokerOptions } from './options.js';
 import { deliver, pump, restoreDeliveries, SharedEncoding, type OutboundHost } from './outbound.js';
 import { RetainedStore } from './retained-store.js';
-import { NEVER_EXPIRES, Session, type Will } from './session.js';
+import { NEVER_EXPIRES, Session, SessionTable, type Will } from './session.js';
 import { SubscriptionTree, type Subscriber, type Subscription } from './subscription-tree.js';
 import { SysTopics } from './sys-topics.js';
 import { parseSharedFilter } from './topics.js';
@@ -67,7 +67,7 @@ export class Broker implements ConnectionHost, OutboundHost {
   readonly logger: Logger;
   store!: Store;
   retained!: RetainedStore;
-  readonly sessions = new Map<string, Session>();
+  readonly sessions = new SessionTable();
   readonly tree = new SubscriptionTree<Session | LocalEndpoint>();
   readonly connections = new Set<Connection>();
   readonly stats: BrokerStats = {
@@ -597,9 +597,7 @@ export class Broker implements ConnectionHost, OutboundHost {
   hasRoomForPersistentSession(clientId: string): boolean {
     const existing = this.sessions.get(clientId);
     if (existing?.persistent) return true;
-    let persistent = 0;
-    for (const session of this.sessions.values()) if (session.persistent) persistent++;
-    return persistent < this.options.maxPersistentSessions;
+    return this.sessions.persistentCount < this.options.maxPersistentSessions;
   }
 
   /** Ends a session: its subscriptions go, its messages are discarded. */
