@@ -114,6 +114,8 @@ export class Connection {
   clientMaximumPacketSize = 0;
   clientTopicAliasMaximum = 0;
   inboundAliases: Map<number, string> | null = null;
+  /** UTF-8 bytes of the topics in inboundAliases, against the broker's maxTopicAliasBytes. */
+  inboundAliasBytes = 0;
   outboundAliases: Map<string, number> | null = null;
   /** QoS 1 and 2 PUBLISHes received whose PUBACK/PUBCOMP has not been sent (our receive maximum). */
   incomingUnacked = 0;

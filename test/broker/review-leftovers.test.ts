@@ -1,6 +1,7 @@
 // Issue 8, what the review of the hardening left open: each test here failed on main's code before its fix.
 import { describe, expect, it } from 'vitest';
 import { Broker } from '../../src/broker/broker.js';
+import { brokerSectionSchema } from '../../src/config/gateway-config.js';
 import { Session } from '../../src/broker/session.js';
 import { silentLogger } from '../../src/log.js';
 import { HOST, RawClient, connectV4, connectV5, useHarness, waitFor } from '../helpers/broker.js';
@@ -104,5 +105,51 @@ describe('persistent session limit (maintained count)', () => {
     const back = await h.v4(port, { clientId: 'r1', clean: false });
     expect(back.connack.sessionPresent).toBe(true);
     exact(2);
+  });
+});
+
+describe('inbound topic aliases (bounded bytes)', () => {
+  const h = useHarness();
+
+  it('a v5 client that sets aliases past maxTopicAliasBytes is disconnected with 0x97; re-setting an alias does not count twice', async () => {
+    const { broker, port } = await h.broker({ topicAliasMaximum: 64, sysIntervalMs: 0 });
+    const sub = await h.v5(port, { clientId: 'alias-bytes-sub' });
+    await sub.subscribe('ab/#', { qos: 0 });
+    const raw = await h.raw(port, 5);
+    await raw.connect({ clientId: 'alias-bytes' });
+    const topicOf = (i: number) => `ab/${String(i).padStart(4, '0')}/${'x'.repeat(992)}`; // 1,000 bytes
+    // 16 topics of 1,000 bytes fit 16 KiB; setting alias 1 again (same size) a few times changes nothing.
+    for (let i = 1; i <= 16; i++) raw.send({ cmd: 'publish', topic: topicOf(i), payload: Buffer.from(`set ${i}`), qos: 0, retain: false, dup: false, properties: { topicAlias: i } });
+    for (let i = 0; i < 5; i++) raw.send({ cmd: 'publish', topic: topicOf(1), payload: Buffer.from('again'), qos: 0, retain: false, dup: false, properties: { topicAlias: 1 } });
+    raw.send({ cmd: 'publish', topic: '', payload: Buffer.from('by alias 16'), qos: 0, retain: false, dup: false, properties: { topicAlias: 16 } });
+    await sub.waitMessages(22);
+    expect(sub.messages.at(-1)?.topic).toBe(topicOf(16));
+    expect(raw.isClosed).toBe(false);
+    // The 17th 1,000-byte topic would hold 17,000 bytes.
+    raw.send({ cmd: 'publish', topic: topicOf(17), payload: Buffer.from('one too many'), qos: 0, retain: false, dup: false, properties: { topicAlias: 17 } });
+    const disconnect = (await raw.next('disconnect')) as { reasonCode?: number; properties?: { reasonString?: string } };
+    console.log(`past maxTopicAliasBytes: DISCONNECT 0x${disconnect.reasonCode?.toString(16)} "${disconnect.properties?.reasonString}"`);
+    expect(disconnect.reasonCode).toBe(0x97);
+    expect(disconnect.properties?.reasonString).toMatch(/topic aliases would hold 17000 bytes.*16384/);
+    await raw.waitClosed();
+    expect(sub.messages.some((m) => m.text === 'one too many')).toBe(false);
+    expect(broker.options.maxTopicAliasBytes).toBe(16 * 1024);
+    expect(brokerSectionSchema.parse({}).maxTopicAliasBytes).toBe(16 * 1024);
+  });
+
+  it('the limit is settable, and at the default Topic Alias Maximum 64 of 65 KB topics no longer holds ~4 MiB', async () => {
+    const { port } = await h.broker({ topicAliasMaximum: 64, maxTopicAliasBytes: 200_000, sysIntervalMs: 0 });
+    const raw = await h.raw(port, 5);
+    await raw.connect({ clientId: 'alias-big' });
+    const long = (i: number) => `ab/${i}/${'y'.repeat(65_000)}`;
+    let sent = 0;
+    for (let i = 1; i <= 64 && !raw.isClosed; i++) {
+      raw.send({ cmd: 'publish', topic: long(i), payload: Buffer.alloc(0), qos: 0, retain: false, dup: false, properties: { topicAlias: i } });
+      sent++;
+    }
+    const disconnect = (await raw.next('disconnect')) as { reasonCode?: number };
+    expect(disconnect.reasonCode).toBe(0x97);
+    // Three 65 KB topics fit in 200,000 bytes, the fourth does not.
+    expect(sent).toBeGreaterThanOrEqual(4);
   });
 });
