@@ -47,6 +47,8 @@ export interface ListenOptions {
 const SWEEP_INTERVAL_MS = 500;
 /** How long a closing connection may take to end gracefully before its socket is destroyed. */
 const CLOSE_GRACE_MS = 2000;
+/** How long clients have at a shutdown to read what was sent to them (the DISCONNECT 0x8B last) before their sockets go. */
+const SHUTDOWN_GRACE_MS = 500;
 /**
  * Flow control towards publishers: when a connected subscriber's queue passes the high-water mark,
  * the publisher feeding it stops being read until the queue is back under the low-water mark
@@ -752,11 +754,18 @@ export class Broker implements ConnectionHost, OutboundHost {
     for (const connection of [...this.connections]) {
       connection.closeReason = 'server shutting down';
       connection.close(0x8b, 'server shutting down');
-      connection.destroy();
+    }
+    // Ended, not destroyed: a destroy discards what the socket has not handed to the kernel yet, the
+    // DISCONNECT included. The sessions are already detached; a client that has not read its output
+    // and closed within the grace is dropped (the sweep that would do it is stopped).
+    if (this.connections.size > 0) {
+      setTimeout(() => {
+        for (const connection of [...this.connections]) connection.destroy();
+      }, SHUTDOWN_GRACE_MS).unref();
     }
   }
 
-  /** Stops listening, disconnects the clients (disconnectClients), commits and closes the database. */
+  /** Stops listening, disconnects the clients (disconnectClients, within its grace), commits and closes the database. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
