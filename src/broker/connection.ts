@@ -404,15 +404,30 @@ export class Connection {
     this.notifyClosed();
   }
 
-  /** Sends what is queued and closes at once (the client said DISCONNECT: no graceful end to wait for). */
+  /**
+   * The client said DISCONNECT: sends what is queued and closes. When the socket still holds output it
+   * has not handed to the kernel, the socket is ended instead (it goes once that is written, or when the
+   * sweep gives up on a client that does not read): a destroy would end the stream inside a packet.
+   */
   closeNow(): void {
-    if (!this.closing) this.flush();
+    if (!this.closing) {
+      this.flush();
+      if (this.stream.writableLength > 0) return this.close();
+    }
     this.destroy();
   }
 
+  /**
+   * Drops the socket now. Output it still holds is lost, and may end inside a packet: a plain TCP socket
+   * is then reset, so the client sees an aborted connection (ECONNRESET), never a stream that ends
+   * cleanly after half a packet. Graceful ends go through close().
+   */
   destroy(): void {
     this.closing = true;
-    if (!this.stream.destroyed) this.stream.destroy();
+    if (!this.stream.destroyed) {
+      if (this.plainTcp && this.stream.writableLength > 0) (this.stream as net.Socket).resetAndDestroy();
+      else this.stream.destroy();
+    }
     this.framer.clear();
     this.pending = [];
     this.pendingBytes = 0;

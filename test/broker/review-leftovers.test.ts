@@ -1,9 +1,11 @@
 // Issue 8, what the review of the hardening left open: each test here failed on main's code before its fix.
+import mqttPacket, { type Packet } from 'mqtt-packet';
 import { describe, expect, it } from 'vitest';
 import { Broker } from '../../src/broker/broker.js';
 import { brokerSectionSchema } from '../../src/config/gateway-config.js';
 import { Session } from '../../src/broker/session.js';
 import { silentLogger } from '../../src/log.js';
+import { SocketOracle, type ReceiverLimits } from '../fuzz/lib/oracle.js';
 import { HOST, RawClient, connectV4, connectV5, useHarness, waitFor } from '../helpers/broker.js';
 
 /** The persistent sessions counted the slow way, to check the maintained count against. */
@@ -153,3 +155,97 @@ describe('inbound topic aliases (bounded bytes)', () => {
     expect(sent).toBeGreaterThanOrEqual(4);
   });
 });
+
+/** Publishes `count` QoS 1 messages of `bytes` each to `topic` from a fresh client, without waiting for the PUBACKs. */
+async function flood(h: ReturnType<typeof useHarness>, port: number, topic: string, count: number, bytes: number): Promise<void> {
+  const pub = await h.v4(port, { clientId: `flood-${topic.replace(/\W/g, '')}` });
+  for (let i = 0; i < count; i++) void pub.publish(topic, Buffer.alloc(bytes, 0x61 + (i % 26)), { qos: 1 }).catch(() => {});
+}
+
+/** The broker's socket for a client holds output the kernel has not taken: the client is not reading. */
+function backedUp(broker: Broker, clientId: string): boolean {
+  const connection = broker.sessions.get(clientId)?.connection;
+  return connection !== null && connection !== undefined && connection.stream.writableLength > 0;
+}
+
+describe('closing at a packet boundary', () => {
+  const h = useHarness();
+
+  it('shutdown: a v5 MQTT.js client whose output is backed up still sees DISCONNECT 0x8B (ended, then destroyed after a grace)', async () => {
+    const { broker, port } = await h.broker({ sysIntervalMs: 0 });
+    const sub = await connectV5(port, { clientId: 'shutdown-sub' });
+    h.defer(() => sub.mqtt.end(true));
+    await sub.subscribe('shutdown/t', { qos: 1 });
+    sub.mqtt.stream.pause();
+    await flood(h, port, 'shutdown/t', 40, 256 * 1024);
+    await waitFor(() => backedUp(broker, 'shutdown-sub'), 10_000, 'the subscriber\'s output to back up');
+    const held = broker.sessions.get('shutdown-sub')!.connection!.stream.writableLength;
+    broker.disconnectClients();
+    setTimeout(() => sub.mqtt.stream.resume(), 100);
+    await sub.waitClosed(5000);
+    console.log(`shutdown with ${held} bytes held in the socket: client got ${sub.messages.length} messages, then DISCONNECT 0x${sub.disconnect?.reasonCode?.toString(16)}`);
+    expect(sub.disconnect?.reasonCode).toBe(0x8b);
+    await waitFor(() => broker.connections.size === 0, 5000, 'every socket gone after the grace');
+  });
+
+  it('shutdown: a client that reads nothing is dropped after the grace, and Broker.close() completes', async () => {
+    const { broker, port } = await h.broker({ sysIntervalMs: 0 });
+    const raw = await h.raw(port, 5);
+    await raw.connect({ clientId: 'shutdown-deaf' });
+    raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'deaf/t', qos: 1 }] });
+    await raw.next('suback');
+    raw.socket.pause();
+    await flood(h, port, 'deaf/t', 40, 256 * 1024);
+    await waitFor(() => backedUp(broker, 'shutdown-deaf'), 10_000, 'the output to back up');
+    const started = Date.now();
+    await broker.close();
+    const took = Date.now() - started;
+    console.log(`Broker.close() with a client that reads nothing: ${took} ms`);
+    expect(took).toBeLessThan(3000);
+    expect(broker.connections.size).toBe(0);
+  });
+
+  it('DISCONNECT from a client whose output is backed up: it still gets every packet whole, then a clean end', async () => {
+    const { broker, port } = await h.broker({ sysIntervalMs: 0 });
+    const raw = await h.raw(port);
+    await raw.connect({ clientId: 'leaving' });
+    raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'leaving/t', qos: 1 }] });
+    await raw.next('suback');
+    raw.socket.pause();
+    await flood(h, port, 'leaving/t', 40, 256 * 1024);
+    await waitFor(() => backedUp(broker, 'leaving'), 10_000, 'the output to back up');
+    let ended = false;
+    raw.socket.on('end', () => { ended = true; });
+    raw.send({ cmd: 'disconnect' });
+    await waitFor(() => broker.sessions.get('leaving') === undefined, 5000, 'the session to end');
+    raw.socket.resume();
+    await raw.waitClosed(5000);
+    const bytes = Buffer.concat(raw.bytes);
+    const publishes = raw.received.filter((p) => p.cmd === 'publish');
+    console.log(`DISCONNECT with output backed up: ${bytes.length} bytes, ${publishes.length} whole PUBLISHes, clean end ${ended}`);
+    expect(ended).toBe(true);
+    expect(raw.parseErrors).toEqual([]);
+    // Every byte belongs to a whole packet: the stream ends at a packet boundary.
+    expect(bytes.length).toBe(raw.received.reduce((n, p) => n + mqttLength(p), 0));
+  });
+
+  it('the fuzzer excuses a cut only after the close grace (a deliberate drop), not one that comes sooner', async () => {
+    // A 3.1.1 CONNACK, then the first 100 bytes of a PUBLISH announcing 2,000.
+    const cut = Buffer.concat([Buffer.from([0x20, 0x02, 0x00, 0x00]), Buffer.from([0x30, 0xd0, 0x0f, 0x00, 0x01, 0x74]), Buffer.alloc(94)]);
+    const soon = new SocketOracle({ version: 4 } as ReceiverLimits, 'soon');
+    soon.onData(cut);
+    soon.finish(300);
+    expect(soon.violations.join('; ')).toMatch(/ends inside a packet/);
+    const dropped = new SocketOracle({ version: 4 } as ReceiverLimits, 'dropped');
+    dropped.onData(cut);
+    await new Promise((r) => setTimeout(r, 350));
+    dropped.finish(300);
+    expect(dropped.violations).toEqual([]);
+    expect(dropped.droppedMidPacket).toBe(true);
+  });
+});
+
+/** Bytes of a packet as mqtt-packet encodes it (the broker's encoding is the same for these packets). */
+function mqttLength(packet: Packet): number {
+  return mqttPacket.generate(packet).length;
+}

@@ -48,6 +48,8 @@ export function runCase(port: number, fuzzCase: FuzzCase, bounds: Bounds): Promi
       for (const t of timers) clearTimeout(t);
       clearInterval(poll);
       if (extra) oracle.violations.push(extra);
+      // Only a clean end must fall on a packet boundary (a reset is an abort); the oracle excuses a
+      // cut that comes after the broker's close grace (a deliberate drop of a socket that did not read).
       if (closedByBroker && gracefulEnd) oracle.finish();
       socket.destroy();
       resolve({ fuzzCase, violations: oracle.violations, startedAt, endedAt: Date.now(), closedByBroker, output: oracle.outputHex() });
