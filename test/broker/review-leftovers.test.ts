@@ -249,3 +249,34 @@ describe('closing at a packet boundary', () => {
 function mqttLength(packet: Packet): number {
   return mqttPacket.generate(packet).length;
 }
+
+describe('flow control after a routing error', () => {
+  const h = useHarness();
+
+  it('routing that throws once closes that publisher (0x83) and leaves no current publisher behind; the next publisher is not held', async () => {
+    const { broker, port } = await h.broker({ sysIntervalMs: 0 });
+    const sub = await h.v5(port, { clientId: 'after-throw-sub' });
+    await sub.subscribe('throw/#', { qos: 1 });
+    const retained = broker.retained;
+    const set = retained.set.bind(retained);
+    let thrown = 0;
+    retained.set = (message) => {
+      if (message.topic === 'throw/bad' && thrown++ === 0) throw new Error('injected routing failure');
+      return set(message);
+    };
+    const bad = await h.v5(port, { clientId: 'after-throw-bad' });
+    void bad.publish('throw/bad', 'x', { qos: 1, retain: true }).catch(() => {});
+    await bad.waitClosed(5000);
+    expect(thrown).toBe(1);
+    expect(bad.disconnect?.reasonCode).toBe(0x83);
+    expect(broker.currentPublisher).toBeNull();
+    // The next publishers, a socket client and an in-process one, get through.
+    const good = await h.v5(port, { clientId: 'after-throw-good' });
+    for (let i = 0; i < 20; i++) await good.publish('throw/good', `m${i}`, { qos: 1, retain: true });
+    const local = broker.createLocalClient('after-throw-local');
+    await local.publish('throw/local', 'local', { qos: 1 });
+    await sub.waitMessages(21);
+    expect(sub.messages.map((m) => m.text)).toEqual([...Array.from({ length: 20 }, (_, i) => `m${i}`), 'local']);
+    expect(broker.currentPublisher).toBeNull();
+  });
+});

@@ -68,8 +68,13 @@ export function handlePublish(broker: Broker, connection: Connection, packet: mq
     holdable: qos === 0,
   };
   broker.currentPublisher = connection;
-  const accepted = broker.route(message);
-  broker.currentPublisher = null;
+  let accepted: boolean;
+  try {
+    accepted = broker.route(message);
+  } finally {
+    // Also when routing throws (that client is then closed): flow control must not go on pausing it, or keep it alive.
+    broker.currentPublisher = null;
+  }
   if (qos === 0) return;
   connection.incomingUnacked++;
   if (qos === 2) {
