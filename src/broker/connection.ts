@@ -405,16 +405,14 @@ export class Connection {
   }
 
   /**
-   * The client said DISCONNECT: sends what is queued and closes. When the socket still holds output it
-   * has not handed to the kernel, the socket is ended instead (it goes once that is written, or when the
-   * sweep gives up on a client that does not read): a destroy would end the stream inside a packet.
+   * The client said DISCONNECT: what is queued goes, then the socket is ended (it goes when the client
+   * closes its side, or when the sweep gives up on it). Not destroyed: a destroy discards the output the
+   * socket still holds, and closing a socket with unread input (bytes the client sent after DISCONNECT)
+   * makes the kernel send a reset that discards what it had not sent yet; either cut the stream inside
+   * a packet (fuzz seed 7, cases 26711 and 15584: a 39 KB retained PUBLISH).
    */
   closeNow(): void {
-    if (!this.closing) {
-      this.flush();
-      if (this.stream.writableLength > 0) return this.close();
-    }
-    this.destroy();
+    this.close();
   }
 
   /**
