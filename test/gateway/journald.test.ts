@@ -56,22 +56,28 @@ wait $jpid
 interface Entry { MESSAGE: string; PRIORITY: string; SYSLOG_IDENTIFIER?: string; _PID?: string; _TRANSPORT?: string }
 
 describe.skipIf(reason !== undefined)('fieldgate run under a real systemd-journald', () => {
+  let root: string;
   let dir: string;
   let journalDir: string;
   const journalctl = async (...args: string[]): Promise<Entry[]> => {
     const { stdout } = await promisify(execFile)('journalctl', ['--directory', path.join(journalDir, 'journal'), '--no-pager', '-o', 'json', '-t', 'fieldgate', ...args], { maxBuffer: 64 << 20, timeout: 30_000 });
     return stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Entry);
   };
+  /** A fresh journal (and harness directory) for each case. */
+  const freshJournal = (name: string) => {
+    dir = path.join(root, name);
+    journalDir = path.join(dir, 'journal');
+    fs.mkdirSync(journalDir, { recursive: true });
+  };
 
   beforeAll(() => {
     ensureBuilt();
-    dir = tempDir('fieldgate-journald-');
-    journalDir = path.join(dir, 'journal');
-    fs.mkdirSync(journalDir);
+    root = tempDir('fieldgate-journald-');
   }, 120_000);
-  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+  afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
   it('stores each line with the priority of its prefix: journalctl -p warning shows the warnings and errors, not the rest', async () => {
+    freshJournal('running');
     const work = path.join(dir, 'work');
     fs.mkdirSync(path.join(work, 'devices'), { recursive: true });
     const port = await freePort();
@@ -138,4 +144,24 @@ describe.skipIf(reason !== undefined)('fieldgate run under a real systemd-journa
     expect(errors.some((m) => m.startsWith('auth reload rejected'))).toBe(true);
     expect(errors.some((m) => m.startsWith('modbus device offline'))).toBe(false);
   }, 180_000);
+
+  it('a configuration error that stops the service (exit 78, written before the logger exists) is an error in the journal, not info', async () => {
+    freshJournal('bad-config');
+    const config = path.join(dir, 'fieldgate.json');
+    fs.writeFileSync(config, JSON.stringify({ broker: { hots: '0.0.0.0' }, devices: ['devices/missing.json'] }));
+    const child = spawn('unshare', ['--mount', '--fork', 'bash', '-c', harness, 'harness', dir, process.execPath, BIN, 'run', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (c: Buffer) => { output += c.toString(); });
+    child.stderr.on('data', (c: Buffer) => { output += c.toString(); });
+    await new Promise<void>((resolve) => child.once('close', () => resolve()));
+    expect(fs.existsSync(path.join(dir, 'exit')), output).toBe(true);
+    expect(fs.readFileSync(path.join(dir, 'exit'), 'utf8').trim()).toBe('78');
+    const all = await journalctl();
+    expect(all.map((e) => [e.PRIORITY, e.MESSAGE])).toEqual([
+      ['3', 'fieldgate: the configuration has 2 errors:'],
+      ['3', expect.stringMatching(/broker: unknown key "hots": did you mean "host"\?$/)],
+      ['3', expect.stringMatching(/devices\/missing\.json/)],
+    ]);
+    expect((await journalctl('-p', 'warning')).length).toBe(3);
+  }, 120_000);
 });
