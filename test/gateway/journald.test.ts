@@ -32,7 +32,10 @@ function whyNot(): string | undefined {
 const reason = whyNot();
 if (reason) console.warn(`skipping the real-journald test: ${reason}`);
 
-/** Starts journald in a private /run, then fieldgate on its stream; waits for both to end. */
+/**
+ * Starts journald in a private /run, then fieldgate on its stream; waits for fieldgate, then stops
+ * journald. Both pids are written to $D, so a test that fails midway can end them (see endHarness).
+ */
 const harness = `
 set -u
 D="$1"; shift
@@ -41,6 +44,7 @@ mkdir -p /run/systemd/journal /run/log
 mount --bind "$D/journal" /run/log
 ${JOURNALD} >"$D/journald.out" 2>&1 &
 jpid=$!
+echo $jpid > "$D/journald.pid"
 for i in $(seq 200); do [ -S /run/systemd/journal/stdout ] && break; sleep 0.05; done
 # systemd-cat connects stdout and stderr to journald's stream socket and execs the command; the
 # command sets JOURNAL_STREAM to that socket's device:inode, as systemd does for a service.
@@ -52,6 +56,14 @@ journalctl --sync >/dev/null 2>&1
 kill $jpid
 wait $jpid
 `;
+
+/** After a failure: the gateway and journald of a harness that did not finish, by the pids it wrote. */
+function endHarness(dir: string): void {
+  if (fs.existsSync(path.join(dir, 'exit'))) return;
+  for (const file of ['pid', 'journald.pid']) {
+    try { process.kill(Number(fs.readFileSync(path.join(dir, file), 'utf8')), 'SIGKILL'); } catch { /* not started, or gone */ }
+  }
+}
 
 interface Entry { MESSAGE: string; PRIORITY: string; SYSLOG_IDENTIFIER?: string; _PID?: string; _TRANSPORT?: string }
 
@@ -118,6 +130,7 @@ describe.skipIf(reason !== undefined)('fieldgate run under a real systemd-journa
       throw new Error(`${(error as Error).message}\n${output}\n${(await messages()).join('\n')}\n${fs.existsSync(path.join(dir, 'journald.out')) ? fs.readFileSync(path.join(dir, 'journald.out'), 'utf8') : ''}`);
     } finally {
       silent.close();
+      endHarness(dir);
       if (child.exitCode === null) child.kill('SIGKILL');
     }
     expect(fs.readFileSync(path.join(dir, 'exit'), 'utf8').trim()).toBe('0');
@@ -153,7 +166,9 @@ describe.skipIf(reason !== undefined)('fieldgate run under a real systemd-journa
     let output = '';
     child.stdout.on('data', (c: Buffer) => { output += c.toString(); });
     child.stderr.on('data', (c: Buffer) => { output += c.toString(); });
+    const timer = setTimeout(() => { endHarness(dir); child.kill('SIGKILL'); }, 60_000);
     await new Promise<void>((resolve) => child.once('close', () => resolve()));
+    clearTimeout(timer);
     expect(fs.existsSync(path.join(dir, 'exit')), output).toBe(true);
     expect(fs.readFileSync(path.join(dir, 'exit'), 'utf8').trim()).toBe('78');
     const all = await journalctl();
