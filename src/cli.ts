@@ -212,6 +212,14 @@ async function run(args: string[]): Promise<number> {
       (error: unknown) => logger.error({ err: error }, 'reload failed'),
     );
   };
+  // A crash is told where the log goes, at the highest priority (Node's own report would be an
+  // unprefixed stderr text that journald files at info), with the stack on stderr as Node prints it.
+  process.on('uncaughtException', (error: unknown) => {
+    const err = error instanceof Error ? error : new Error(String(error));
+    logger.fatal({ err }, `uncaught exception, exiting: ${err.message}`);
+    writeStderrLines(`${err.stack ?? err.message}\n`, 2);
+    process.exit(EXIT_FAILURE);
+  });
   process.once('SIGINT', () => shutdown('SIGINT'));
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGHUP', reload);

@@ -134,7 +134,7 @@ export const silentLogger: Logger = pino({ level: 'silent' });
  * priority prefix, so the configuration errors a service stops on (exit 78) show in
  * `journalctl -p warning` (journald files unprefixed lines at info). Elsewhere the lines are unchanged.
  */
-export function writeStderrLines(text: string, priority: 3 | 4, journal = stdoutIsJournal(process.env, 2)): void {
+export function writeStderrLines(text: string, priority: number, journal = stdoutIsJournal(process.env, 2)): void {
   process.stderr.write(journal ? prefixLines(text, priority) : text);
 }
 

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, ensureBuilt, freePort, tempDir, waitFor } from './helpers.js';
+import { BIN, ensureBuilt, freePort, ROOT, tempDir, waitFor } from './helpers.js';
 
 const JOURNALD = '/lib/systemd/systemd-journald';
 
@@ -178,5 +178,29 @@ describe.skipIf(reason !== undefined)('fieldgate run under a real systemd-journa
       ['3', expect.stringMatching(/devices\/missing\.json/)],
     ]);
     expect((await journalctl('-p', 'warning')).length).toBe(3);
+  }, 120_000);
+
+  it('an uncaught exception is logged at priority 2 (crit), its stack too, and the process exits 1', async () => {
+    freshJournal('crash');
+    const config = path.join(dir, 'fieldgate.json');
+    const port = await freePort();
+    fs.writeFileSync(config, JSON.stringify({ broker: { host: '127.0.0.1', port, dataDir: path.join(dir, 'data'), sysIntervalSeconds: 0 } }));
+    const preload = path.join(ROOT, 'test/gateway/fixtures/crash-later.mjs');
+    const child = spawn('unshare', ['--mount', '--fork', 'bash', '-c', harness, 'harness', dir, process.execPath, '--import', preload, BIN, 'run', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (c: Buffer) => { output += c.toString(); });
+    child.stderr.on('data', (c: Buffer) => { output += c.toString(); });
+    const timer = setTimeout(() => { endHarness(dir); child.kill('SIGKILL'); }, 60_000);
+    await new Promise<void>((resolve) => child.once('close', () => resolve()));
+    clearTimeout(timer);
+    expect(fs.existsSync(path.join(dir, 'exit')), output).toBe(true);
+    expect(fs.readFileSync(path.join(dir, 'exit'), 'utf8').trim()).toBe('1');
+    const crit = await journalctl('-p', 'crit');
+    expect(crit[0]!.MESSAGE).toMatch(/^uncaught exception, exiting: boom from a test preload err=/);
+    expect(crit.map((e) => e.MESSAGE)).toContain('Error: boom from a test preload');
+    expect(crit.some((e) => /^\s+at .*crash-later\.mjs/.test(e.MESSAGE))).toBe(true);
+    expect(crit.every((e) => e.PRIORITY === '2')).toBe(true);
+    // Everything before it was at its own priority: the start-up lines are info.
+    expect((await journalctl()).find((e) => e.MESSAGE.startsWith('MQTT broker listening on'))).toMatchObject({ PRIORITY: '6' });
   }, 120_000);
 });
