@@ -15,7 +15,7 @@ import { describeDiscovery, describePoints, listenerAccess } from './cli/check-o
 import { describeMapping, deviceMappingJsonSchema } from './devices/index.js';
 import type { ModbusBus } from './devices/modbus/schema.js';
 import { listenerConfigs, startGateway, type Gateway } from './gateway.js';
-import { chooseLogOutput, createLogger, type LogLevel } from './log.js';
+import { chooseLogOutput, createLogger, writeStderrLines, type LogLevel } from './log.js';
 import { VERSION } from './version.js';
 import { EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './cli/exit-codes.js';
 import { COMMANDS, HELP, commandHelp, wantsHelp, type Command } from './cli/help.js';
@@ -95,12 +95,11 @@ function configFileOf(flag: unknown): string | undefined {
 function reportConfigErrors(error: unknown): number {
   if (error instanceof ConfigError) {
     printWarnings(error.warnings);
-    process.stderr.write(`fieldgate: the configuration has ${error.errors.length} error${error.errors.length > 1 ? 's' : ''}:\n`);
-    for (const line of error.errors) process.stderr.write(`  ${line}\n`);
+    writeStderrLines(`fieldgate: the configuration has ${error.errors.length} error${error.errors.length > 1 ? 's' : ''}:\n${error.errors.map((line) => `  ${line}\n`).join('')}`, 3);
     return EXIT_CONFIG;
   }
   if (error instanceof UsageError) {
-    process.stderr.write(`fieldgate: ${error.message}\n(see fieldgate --help)\n`);
+    writeStderrLines(`fieldgate: ${error.message}\n(see fieldgate --help)\n`, 3);
     return EXIT_USAGE;
   }
   throw error;
@@ -221,6 +220,14 @@ async function run(args: string[]): Promise<number> {
       (error: unknown) => logger.error({ err: error }, 'reload failed'),
     );
   };
+  // A crash is told where the log goes, at the highest priority (Node's own report would be an
+  // unprefixed stderr text that journald files at info), with the stack on stderr as Node prints it.
+  process.on('uncaughtException', (error: unknown) => {
+    const err = error instanceof Error ? error : new Error(String(error));
+    logger.fatal({ err }, `uncaught exception, exiting: ${err.message}`);
+    writeStderrLines(`${err.stack ?? err.message}\n`, 2);
+    process.exit(EXIT_FAILURE);
+  });
   process.once('SIGINT', () => shutdown('SIGINT'));
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGHUP', reload);
@@ -272,7 +279,7 @@ async function check(args: string[]): Promise<number> {
 }
 
 function printWarnings(warnings: string[]): void {
-  for (const w of warnings) process.stderr.write(`fieldgate: warning: ${w}\n`);
+  for (const w of warnings) writeStderrLines(`fieldgate: warning: ${w}\n`, 4);
 }
 
 function parityOf(text: string | undefined): 'none' | 'even' | 'odd' {

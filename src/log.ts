@@ -141,3 +141,18 @@ export function formatAsText(line: string): string {
 
 /** A logger that drops everything: the default for embedded brokers in tests. */
 export const silentLogger: Logger = pino({ level: 'silent' });
+
+/**
+ * Writes lines to stderr for a reader who may be journald: when stderr is the stream JOURNAL_STREAM
+ * names (systemd gives a service's stderr the same stream as its stdout), each line gets the syslog
+ * priority prefix, so the configuration errors a service stops on (exit 78) show in
+ * `journalctl -p warning` (journald files unprefixed lines at info). Elsewhere the lines are unchanged.
+ */
+export function writeStderrLines(text: string, priority: number, journal = stdoutIsJournal(process.env, 2)): void {
+  process.stderr.write(journal ? prefixLines(text, priority) : text);
+}
+
+/** `<N>` before every line of `text` (which ends with a newline). */
+export function prefixLines(text: string, priority: number): string {
+  return text.split('\n').map((line, i, all) => (i === all.length - 1 && line === '' ? line : `<${priority}>${line}`)).join('\n');
+}
