@@ -192,11 +192,11 @@ export class Connection {
         this.yieldTurn();
         return;
       }
-      const next = this.framer.next();
-      if (next === null) return;
+      const frame = this.framer.next();
+      if (frame === null) return;
       handled++;
       this.lastActivity = started;
-      this.onFrame(next.frame, next.headerLength);
+      this.onFrame(frame, this.framer.headerLength);
       if (this.connected && this.framer.maximumPacketSize !== this.host.maximumPacketSize) this.framer.maximumPacketSize = this.host.maximumPacketSize;
     }
   }

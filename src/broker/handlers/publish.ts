@@ -2,6 +2,7 @@ import type mqttPacket from 'mqtt-packet';
 import type { Broker } from '../broker.js';
 import type { Connection } from '../connection.js';
 import { encodeAck } from '../packet-writer.js';
+import type { DecodedPublish } from '../decode/publish.js';
 import type { Message, MessageProperties } from '../types.js';
 import { protocolError } from './dispatch.js';
 
@@ -61,7 +62,7 @@ export function handlePublish(broker: Broker, connection: Connection, packet: mq
     holdable: qos === 0,
   };
   broker.currentPublisher = connection;
-  const accepted = broker.route(message);
+  const accepted = broker.route(message, (packet as DecodedPublish).wire ?? null, v5);
   broker.currentPublisher = null;
   if (qos === 0) return;
   connection.incomingUnacked++;
