@@ -89,6 +89,18 @@ const PACKETS_PER_TURN = 256;
 /** Output every client may buffer whatever the others hold. */
 const GUARANTEED_OUTPUT_BYTES = 64 * 1024;
 const MS_PER_TURN = 1;
+/**
+ * All connections together: once a turn has spent this long handling packets, each further connection
+ * handles only PACKETS_AFTER_TURN_BUDGET before it yields, so that one turn (and with it every other
+ * client's CONNACK or PINGRESP) is not as long as the sum of every busy connection's budget.
+ */
+const TURN_BUDGET_MS = 4;
+const PACKETS_AFTER_TURN_BUDGET = 8;
+/** When the current turn's packet handling began (performance.now()), 0 when no turn is open. */
+let turnStartedAt = 0;
+function endTurn(): void {
+  turnStartedAt = 0;
+}
 
 export class Connection {
   session: Session | null = null;
@@ -187,18 +199,24 @@ export class Connection {
    */
   private readFrames(): void {
     const started = Date.now();
+    const now = performance.now();
+    if (turnStartedAt === 0) {
+      turnStartedAt = now;
+      setImmediate(endTurn);
+    }
+    const limit = now - turnStartedAt >= TURN_BUDGET_MS ? PACKETS_AFTER_TURN_BUDGET : PACKETS_PER_TURN;
     let handled = 0;
     for (;;) {
       if (this.closing || this.readHolds > 0) return;
-      if (handled >= PACKETS_PER_TURN || ((handled & 7) === 7 && Date.now() - started >= MS_PER_TURN)) {
+      if (handled >= limit || ((handled & 7) === 7 && Date.now() - started >= MS_PER_TURN)) {
         this.yieldTurn();
         return;
       }
-      const next = this.framer.next();
-      if (next === null) return;
+      const frame = this.framer.next();
+      if (frame === null) return;
       handled++;
       this.lastActivity = started;
-      this.onFrame(next.frame, next.headerLength);
+      this.onFrame(frame, this.framer.headerLength);
       if (this.connected && this.framer.maximumPacketSize !== this.host.maximumPacketSize) this.framer.maximumPacketSize = this.host.maximumPacketSize;
     }
   }

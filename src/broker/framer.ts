@@ -17,6 +17,8 @@ export class PacketFramer {
   private head = 0;
   private offset = 0;
   private buffered = 0;
+  /** Fixed header length of the packet next() returned last. */
+  headerLength = 0;
   /** The packet being assembled across chunks. */
   private partial: Buffer | null = null;
   private partialLength = 0;
@@ -46,17 +48,19 @@ export class PacketFramer {
   }
 
   /**
-   * The next whole packet and its fixed header length, or null until more bytes arrive.
+   * The next whole packet, or null until more bytes arrive; its fixed header length is then in
+   * `headerLength` (a field, not a wrapper object: this runs once per packet).
    * Throws FrameError on a malformed or oversized header (known from its first bytes, before the body).
    * The frame may share memory with a received chunk: copy what must outlive the call.
    */
-  next(): { frame: Buffer; headerLength: number } | null {
+  next(): Buffer | null {
     if (this.partial !== null) {
       if (this.partialLength < this.partialTotal) return null;
       const frame = this.partial.length === this.partialTotal ? this.partial : this.partial.subarray(0, this.partialTotal);
       this.partial = null;
       this.partialLength = 0;
-      return { frame, headerLength: this.partialHeader };
+      this.headerLength = this.partialHeader;
+      return frame;
     }
     if (this.buffered < 2) return null;
     let remaining = 0;
@@ -79,7 +83,8 @@ export class PacketFramer {
     if (first.length - this.offset >= total) {
       const frame = first.subarray(this.offset, this.offset + total);
       this.consume(total);
-      return { frame, headerLength };
+      this.headerLength = headerLength;
+      return frame;
     }
     if (this.buffered < total) {
       // Not all there: from now on its bytes are copied into a buffer of its own as they arrive.
@@ -91,7 +96,8 @@ export class PacketFramer {
     }
     const frame = Buffer.allocUnsafe(total);
     this.copyOut(frame, total);
-    return { frame, headerLength };
+    this.headerLength = headerLength;
+    return frame;
   }
 
   /** Drops everything buffered (the connection is closing). */

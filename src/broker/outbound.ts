@@ -27,14 +27,22 @@ export class SharedEncoding {
   private v3Retain: Buffer | null = null;
   private v5: Buffer | null = null;
   private v5Retain: Buffer | null = null;
+  /** The PUBLISH as its publisher sent it, when that is a live QoS 0 delivery's exact bytes (DecodedPublish.wire). */
+  private wire: Buffer | null = null;
 
-  reset(message: Message): void {
+  /** `wire`: the received packet when it can be forwarded as it is, in the publisher's family (`wireV5`). */
+  reset(message: Message, wire: Buffer | null = null, wireV5 = false): void {
     this.message = message;
     this.topic = this.v3 = this.v3Retain = this.v5 = this.v5Retain = null;
+    this.wire = wire;
+    if (wire !== null) {
+      if (wireV5) this.v5 = wire;
+      else this.v3 = wire;
+    }
   }
 
   topicBytes(): Buffer {
-    if (this.topic === null) this.topic = Buffer.from(this.message!.topic);
+    if (this.topic === null) this.topic = this.wire !== null ? wireTopic(this.wire) : Buffer.from(this.message!.topic);
     return this.topic;
   }
 
@@ -53,6 +61,14 @@ export class SharedEncoding {
   }
 }
 
+/** The topic name's bytes inside a PUBLISH (fixed header, then a two-byte length and the name). */
+function wireTopic(wire: Buffer): Buffer {
+  let start = 2;
+  while ((wire[start - 1] & 0x80) !== 0) start++;
+  const length = (wire[start] << 8) | wire[start + 1];
+  return wire.subarray(start + 2, start + 2 + length);
+}
+
 function needsProperties(connection: Connection, message: Message, subscriptionIds: number[] | undefined): boolean {
   if (connection.protocolVersion !== 5) return false;
   return message.properties !== undefined || message.expiresAt !== undefined || subscriptionIds !== undefined || connection.clientTopicAliasMaximum > 0;
@@ -60,7 +76,13 @@ function needsProperties(connection: Connection, message: Message, subscriptionI
 
 /** Encodes one PUBLISH for this connection; null when the client's Maximum Packet Size forbids it [MQTT-3.1.2-25]. */
 export function encodeFor(connection: Connection, delivery: Delivery, dup: boolean, shared: SharedEncoding | null, now: number): Buffer | null {
-  const { message, qos, retain, subscriptionIds, packetId } = delivery;
+  return encodeMessage(connection, delivery.message, delivery.qos, delivery.retain, delivery.subscriptionIds, delivery.packetId, dup, shared, now);
+}
+
+function encodeMessage(
+  connection: Connection, message: Message, qos: 0 | 1 | 2, retain: boolean, subscriptionIds: number[] | undefined,
+  packetId: number, dup: boolean, shared: SharedEncoding | null, now: number,
+): Buffer | null {
   let bytes: Buffer;
   if (!needsProperties(connection, message, subscriptionIds)) {
     if (qos === 0 && shared !== null) bytes = shared.qos0Packet(connection.protocolVersion === 5, retain);
@@ -102,6 +124,22 @@ function isExpired(message: Message, now: number): boolean {
 }
 
 /**
+ * A QoS 0 message to a session whose client is connected: written now, or dropped (and counted) when
+ * the client is not reading. The same as deliver() for that case, without a Delivery object per message.
+ */
+export function deliverQos0Live(host: OutboundHost, session: Session, connection: Connection, message: Message, retain: boolean, subscriptionIds: number[] | undefined, shared: SharedEncoding | null): void {
+  if (connection.congested) {
+    host.countDropped(session, 'QoS 0 message to a client that is not reading');
+    return;
+  }
+  const bytes = encodeMessage(connection, message, 0, retain, subscriptionIds, 0, false, shared, message.expiresAt === undefined ? 0 : Date.now());
+  if (bytes !== null) {
+    connection.write(bytes);
+    host.countSent();
+  }
+}
+
+/**
  * Hands a message to a session: sent now when online with room in the client's receive window,
  * queued otherwise. Returns false when the queue refused it (policy 'refuse').
  */
@@ -118,7 +156,7 @@ export function deliver(host: OutboundHost, session: Session, delivery: Delivery
       host.countDropped(session, 'QoS 0 message to a client that is not reading');
       return true;
     }
-    const bytes = encodeFor(connection, delivery, false, shared, Date.now());
+    const bytes = encodeFor(connection, delivery, false, shared, delivery.message.expiresAt === undefined ? 0 : Date.now());
     if (bytes !== null) {
       connection.write(bytes);
       host.countSent();

@@ -33,6 +33,8 @@ function view(outcome: Outcome): string {
   // mqtt-packet gives every packet PUBLISH's header fields; only PUBLISH has them.
   if (p.cmd !== 'publish') for (const field of ['dup', 'qos', 'retain', 'topic', 'payload']) delete p[field];
   delete p.length;
+  // Not a decoded field: the packet itself, for forwarding as it is (checked against the input below).
+  delete p.wire;
   return JSON.stringify(p, (_k, v: unknown) => {
     if (v && typeof v === 'object' && (v as { type?: string }).type === 'Buffer') return `hex:${Buffer.from((v as { data: number[] }).data).toString('hex')}`;
     if (v && typeof v === 'object' && !Array.isArray(v)) return Object.fromEntries(Object.entries(v as object).filter(([, x]) => x !== undefined).sort(([a], [b]) => a.localeCompare(b)));
@@ -90,6 +92,7 @@ describe('client packet decoder', () => {
     const problems: string[] = [];
     let accepted = 0;
     let corruptedAccepted = 0;
+    let forwardedAsIs = 0;
     for (let i = 0; i < 20_000; i++) {
       const version = random() < 0.5 ? 4 : 5;
       const packet = generatePacket(random, version, i);
@@ -111,7 +114,16 @@ describe('client packet decoder', () => {
       if (corrupt) corruptedAccepted++;
       const other = theirs(frame, version);
       if (view(mine) !== view(other) && problems.length < 5) problems.push(`${frame.toString('hex')} v${version}: ${view(mine)} vs ${view(other)}`);
+      // A PUBLISH forwarded as it was received must be exactly a live QoS 0 PUBLISH without properties.
+      const wire = (mine as { wire?: Buffer }).wire;
+      if (wire !== undefined) {
+        forwardedAsIs++;
+        const p = mine as unknown as mqttPacket.IPublishPacket;
+        const expected = mqttPacket.generate({ cmd: 'publish', topic: p.topic, payload: p.payload, qos: 0, retain: false, dup: false }, { protocolVersion: version });
+        if (!wire.equals(frame) || !wire.equals(expected)) problems.push(`forwarded as is but not a plain QoS 0 PUBLISH: ${frame.toString('hex')} v${version}`);
+      }
     }
+    expect(forwardedAsIs).toBeGreaterThan(100);
     expect(problems).toEqual([]);
     expect(accepted).toBeGreaterThan(10_000);
     expect(corruptedAccepted).toBeGreaterThan(0);

@@ -50,8 +50,8 @@ export const fairness: Body = async (broker, workers, timing) => {
     figures: [
       { label: 'CONNACK p99 ms', value: num(result['connackP99Ms']), unit: 'ms', higherIsBetter: false },
       { label: 'CONNACK max ms', value: num(result['connackMaxMs']), unit: 'ms', higherIsBetter: false },
-      { label: 'PINGRESP max ms', value: num(result['pingMaxMs']), unit: 'ms', higherIsBetter: false },
       { label: 'PINGRESP p99 ms', value: num(result['pingP99Ms']), unit: 'ms', higherIsBetter: false },
+      { label: 'PINGRESP max ms', value: num(result['pingMaxMs']), unit: 'ms', higherIsBetter: false },
     ],
     lost: null,
     ...windowCosts(first, second),

@@ -11,7 +11,16 @@ import { PacketReader } from './reader.js';
 
 const TOPIC_NAME_INVALID = 0x90;
 
-export type DecodedPublish = mqttPacket.IPublishPacket & { payload: Buffer; messageId: number | undefined };
+export type DecodedPublish = mqttPacket.IPublishPacket & {
+  payload: Buffer;
+  messageId: number | undefined;
+  /**
+   * The packet itself (a copy) when it is exactly what a subscriber of the same protocol family gets for
+   * a live QoS 0 delivery: QoS 0, no retain or DUP flag, no properties, shortest remaining length. The
+   * router hands it on as it is instead of encoding it again (fan-in: one copy per message, no encoding).
+   */
+  wire: Buffer | undefined;
+};
 
 /** The PUBLISH in `frame` (a whole packet whose fixed header is `headerLength` bytes); throws FrameError. */
 export function decodePublish(frame: Buffer, headerLength: number, v5: boolean): DecodedPublish {
@@ -51,13 +60,26 @@ export function decodePublish(frame: Buffer, headerLength: number, v5: boolean):
   if (topicLength === 0 && properties?.topicAlias === undefined) {
     throw protocolViolation('PUBLISH with an empty topic name and no Topic Alias');
   }
-  // A copy: the payload may outlive this chunk (queues, retained store) and must not pin it.
-  const payload = Buffer.allocUnsafe(end - pos);
-  frame.copy(payload, 0, pos);
+  // A copy: the payload may outlive this chunk (queues, retained store) and must not pin it. The whole
+  // packet is copied (a few bytes more than the payload) when it can be forwarded as it is.
+  let payload: Buffer;
+  let wire: Buffer | undefined;
+  if (frame[0] === 0x30 && properties === undefined && headerLength === 1 + remainingLengthBytes(end - headerLength)) {
+    wire = Buffer.allocUnsafe(end);
+    frame.copy(wire, 0, 0, end);
+    payload = wire.subarray(pos);
+  } else {
+    payload = Buffer.allocUnsafe(end - pos);
+    frame.copy(payload, 0, pos);
+  }
   return {
     cmd: 'publish', topic, payload, qos: qos as QoS, retain: (flags & 0x01) !== 0, dup,
-    messageId, properties, length: end - headerLength,
+    messageId, properties, length: end - headerLength, wire,
   };
+}
+
+function remainingLengthBytes(n: number): number {
+  return n < 128 ? 1 : n < 16_384 ? 2 : n < 2_097_152 ? 3 : 4;
 }
 
 /**

@@ -2,6 +2,7 @@ import type mqttPacket from 'mqtt-packet';
 import type { Broker } from '../broker.js';
 import type { Connection } from '../connection.js';
 import { encodeAck } from '../packet-writer.js';
+import type { DecodedPublish } from '../decode/publish.js';
 import type { Message, MessageProperties } from '../types.js';
 import { protocolError } from './dispatch.js';
 
@@ -70,7 +71,7 @@ export function handlePublish(broker: Broker, connection: Connection, packet: mq
   broker.currentPublisher = connection;
   let accepted: boolean;
   try {
-    accepted = broker.route(message);
+    accepted = broker.route(message, (packet as DecodedPublish).wire ?? null, v5);
   } finally {
     // Also when routing throws (that client is then closed): flow control must not go on pausing it, or keep it alive.
     broker.currentPublisher = null;
