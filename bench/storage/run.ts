@@ -4,6 +4,7 @@
 //   (cloud down, per message produced), and the drain after the outage (bytes and rate)
 //   RSS of the whole gateway (demo + one bridge) at idle, and of bare Node
 // Run: npm run bench -- storage [--seconds 60] [--loads demo,100] [--small-board] [--write] [--hold-ms N] [--durability full]
+//   [--no-mosquitto | --mosquitto-only DEMO_RATE,HUNDRED_RATE]
 //   --small-board: every measured process pinned to CPU 0 (taskset) and the gateway run with --max-old-space-size=96.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, readdirSync } from 'node:fs';
@@ -34,10 +35,12 @@ interface Options {
   holdMs: number | undefined;
   durability: 'full' | 'normal' | 'off';
   skipMosquitto: boolean;
+  /** Only the Mosquitto rows, at these rates (messages/s) for demo and 100 (e.g. the fieldgate steady rates of a run). */
+  mosquittoOnly: { demo: number; '100': number } | undefined;
 }
 
 function parseArgs(args: string[]): Options {
-  const o: Options = { seconds: 60, loads: ['demo', '100'], smallBoard: false, write: false, holdMs: undefined, durability: 'full', skipMosquitto: false };
+  const o: Options = { seconds: 60, loads: ['demo', '100'], smallBoard: false, write: false, holdMs: undefined, durability: 'full', skipMosquitto: false, mosquittoOnly: undefined };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     if (a === '--seconds') o.seconds = Number(args[++i]);
@@ -47,6 +50,10 @@ function parseArgs(args: string[]): Options {
     else if (a === '--hold-ms') o.holdMs = Number(args[++i]);
     else if (a === '--durability') o.durability = args[++i] as Options['durability'];
     else if (a === '--no-mosquitto') o.skipMosquitto = true;
+    else if (a === '--mosquitto-only') {
+      const [demo, hundred] = args[++i]!.split(',').map(Number);
+      o.mosquittoOnly = { demo: demo!, '100': hundred! };
+    }
     else throw new Error(`unknown option ${a}`);
   }
   return o;
@@ -87,7 +94,10 @@ async function startMosquitto(name: string, port: number, extra: string[], small
   const dir = join(work, name);
   mkdirSync(dir, { recursive: true, mode: 0o777 });
   const conf = join(dir, 'mosquitto.conf');
-  writeFileSync(conf, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', `persistence_location ${dir}/`, 'log_dest none', ...extra, ''].join('\n'));
+  // As root Mosquitto switches to the "mosquitto" user, which cannot write this directory (0755 after the umask): its
+  // persistence file would silently never be written, and its rows would show 0 bytes for that reason alone.
+  const asRoot = process.getuid?.() === 0 ? ['user root'] : [];
+  writeFileSync(conf, [...asRoot, `listener ${port} 127.0.0.1`, 'allow_anonymous true', `persistence_location ${dir}/`, 'log_dest none', ...extra, ''].join('\n'));
   const [cmd, args] = pinned(smallBoard, 'mosquitto', ['-c', conf]);
   const proc = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   children.add(proc);
@@ -329,7 +339,7 @@ export async function run(args: string[]): Promise<void> {
   const rows: Row[] = [];
   let gatewayRss: ReturnType<typeof rssSplit> | undefined;
   const rates: Record<string, number> = {};
-  for (const load of o.loads) {
+  for (const load of o.mosquittoOnly === undefined ? o.loads : []) {
     process.stdout.write(`fieldgate, load ${load} …\n`);
     const rss = await fieldgateRun(o, load, rows);
     if (rss !== undefined) gatewayRss = rss;
@@ -340,7 +350,7 @@ export async function run(args: string[]): Promise<void> {
     for (const load of o.loads) {
       for (const mode of MOSQUITTO_MODES) {
         process.stdout.write(`${mode.name}, load ${load} …\n`);
-        await mosquittoRun(o, mode, Math.max(1, rates[load] ?? 3), load === 'demo' ? 'demo rate' : '100 readings/s', rows);
+        await mosquittoRun(o, mode, Math.max(1, o.mosquittoOnly?.[load] ?? rates[load] ?? 3), load === 'demo' ? 'demo rate' : '100 readings/s', rows);
       }
     }
   }
