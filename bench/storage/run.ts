@@ -4,6 +4,7 @@
 //   (cloud down, per message produced), and the drain after the outage (bytes and rate)
 //   RSS of the whole gateway (demo + one bridge) at idle, and of bare Node
 // Run: npm run bench -- storage [--seconds 60] [--loads demo,100] [--small-board] [--write] [--hold-ms N] [--durability full]
+//   [--no-mosquitto | --mosquitto-only DEMO_RATE,HUNDRED_RATE]
 //   --small-board: every measured process pinned to CPU 0 (taskset) and the gateway run with --max-old-space-size=96.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, readdirSync } from 'node:fs';
@@ -34,10 +35,12 @@ interface Options {
   holdMs: number | undefined;
   durability: 'full' | 'normal' | 'off';
   skipMosquitto: boolean;
+  /** Only the Mosquitto rows, at these rates (messages/s) for demo and 100 (e.g. the fieldgate steady rates of a run). */
+  mosquittoOnly: { demo: number; '100': number } | undefined;
 }
 
 function parseArgs(args: string[]): Options {
-  const o: Options = { seconds: 60, loads: ['demo', '100'], smallBoard: false, write: false, holdMs: 1000, durability: 'full', skipMosquitto: false };
+  const o: Options = { seconds: 60, loads: ['demo', '100'], smallBoard: false, write: false, holdMs: undefined, durability: 'full', skipMosquitto: false, mosquittoOnly: undefined };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     if (a === '--seconds') o.seconds = Number(args[++i]);
@@ -47,6 +50,10 @@ function parseArgs(args: string[]): Options {
     else if (a === '--hold-ms') o.holdMs = Number(args[++i]);
     else if (a === '--durability') o.durability = args[++i] as Options['durability'];
     else if (a === '--no-mosquitto') o.skipMosquitto = true;
+    else if (a === '--mosquitto-only') {
+      const [demo, hundred] = args[++i]!.split(',').map(Number);
+      o.mosquittoOnly = { demo: demo!, '100': hundred! };
+    }
     else throw new Error(`unknown option ${a}`);
   }
   return o;
@@ -87,7 +94,10 @@ async function startMosquitto(name: string, port: number, extra: string[], small
   const dir = join(work, name);
   mkdirSync(dir, { recursive: true, mode: 0o777 });
   const conf = join(dir, 'mosquitto.conf');
-  writeFileSync(conf, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', `persistence_location ${dir}/`, 'log_dest none', ...extra, ''].join('\n'));
+  // As root Mosquitto switches to the "mosquitto" user, which cannot write this directory (0755 after the umask): its
+  // persistence file would silently never be written, and its rows would show 0 bytes for that reason alone.
+  const asRoot = process.getuid?.() === 0 ? ['user root'] : [];
+  writeFileSync(conf, [...asRoot, `listener ${port} 127.0.0.1`, 'allow_anonymous true', `persistence_location ${dir}/`, 'log_dest none', ...extra, ''].join('\n'));
   const [cmd, args] = pinned(smallBoard, 'mosquitto', ['-c', conf]);
   const proc = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   children.add(proc);
@@ -151,11 +161,14 @@ function pidOf(proc: ChildProcess): number {
  * Counts live messages on a filter. On the cloud it is a persistent session (the cloud Mosquitto keeps it across its
  * restart), so what the bridge drains while the counter reconnects is still counted.
  */
-async function counter(port: number, filter: string, persistent = false): Promise<{ client: MqttClient; count: () => number }> {
+async function counter(port: number, filter: string, persistent = false): Promise<{ client: MqttClient; count: () => number; bytes: () => number }> {
   const client = mqtt.connect(`mqtt://127.0.0.1:${port}`, { clean: !persistent, reconnectPeriod: 100, clientId: `bench-count-${Math.random().toString(16).slice(2)}` });
   let n = 0;
-  client.on('message', (topic, _payload, packet) => {
-    if (!packet.retain) n += 1;
+  let bytes = 0;
+  client.on('message', (topic, payload, packet) => {
+    if (packet.retain) return;
+    n += 1;
+    bytes += Buffer.byteLength(topic) + payload.length;
   });
   client.on('connect', (connack) => {
     if (!connack.sessionPresent) client.subscribe(filter, { qos: 1 });
@@ -163,7 +176,7 @@ async function counter(port: number, filter: string, persistent = false): Promis
   client.on('error', () => undefined);
   await waitFor(() => client.connected, 10_000, 'counting subscriber');
   await sleep(300);
-  return { client, count: () => n };
+  return { client, count: () => n, bytes: () => bytes };
 }
 
 // ---------- configurations
@@ -195,13 +208,23 @@ function hundredPerSecondMapping(meterPort: number): object {
 
 interface Row { what: string; messages: number; seconds: number; writeBytes: number; syscw: number; extra?: string }
 
-async function window(pid: number, seconds: number, count: () => number): Promise<Omit<Row, 'what'>> {
+/** Outage rows: the goal per message produced is its (local) topic + payload + 64 bytes, amortised. */
+function outageGoal(messages: number, bytes: number): string {
+  return messages > 0 ? `goal ≤ ${fmt(bytes / messages + 64)} (topic + payload ${fmt(bytes / messages)} + 64)` : '';
+}
+
+async function window(pid: number, seconds: number, count: () => number, bytes?: () => number): Promise<Omit<Row, 'what'>> {
   const io0 = readIo(pid);
   const n0 = count();
+  const b0 = bytes?.() ?? 0;
   const t0 = Date.now();
   await sleep(seconds * 1000);
   const io1 = readIo(pid);
-  return { messages: count() - n0, seconds: (Date.now() - t0) / 1000, writeBytes: io1.writeBytes - io0.writeBytes, syscw: io1.syscw - io0.syscw };
+  const messages = count() - n0;
+  return {
+    messages, seconds: (Date.now() - t0) / 1000, writeBytes: io1.writeBytes - io0.writeBytes, syscw: io1.syscw - io0.syscw,
+    ...(bytes !== undefined ? { extra: outageGoal(messages, bytes() - b0) } : {}),
+  };
 }
 
 async function fieldgateRun(o: Options, load: 'demo' | '100', rows: Row[]): Promise<ReturnType<typeof rssSplit> | undefined> {
@@ -228,7 +251,7 @@ async function fieldgateRun(o: Options, load: 'demo' | '100', rows: Row[]): Prom
   rows.push({ what: `fieldgate, ${label}, steady (cloud connected)`, ...(await window(pid, o.seconds, atCloud.count)) });
   await stopProc(cloud);
   await sleep(2000);
-  const outage = await window(pid, o.seconds, produced.count);
+  const outage = await window(pid, o.seconds, produced.count, produced.bytes);
   rows.push({ what: `fieldgate, ${label}, outage (per message produced)`, ...outage });
   const expected = atCloud.count() + outage.messages + Math.round(outage.messages * 2 / o.seconds) + 10;
   const io0 = readIo(pid);
@@ -248,13 +271,24 @@ async function fieldgateRun(o: Options, load: 'demo' | '100', rows: Row[]): Prom
   return load === 'demo' ? rss : undefined;
 }
 
+/**
+ * How the edge Mosquitto keeps its state: not at all, with its defaults (a snapshot every 30 min and at exit), or a
+ * snapshot every second, which loses at most the last second on a crash, as the hold stage's default does.
+ */
+const MOSQUITTO_MODES = [
+  { name: 'Mosquitto persistence true', key: 'true', config: ['persistence true'] },
+  { name: 'Mosquitto persistence false', key: 'false', config: ['persistence false'] },
+  { name: 'Mosquitto autosave_interval 1', key: 'autosave1', config: ['persistence true', 'autosave_interval 1'] },
+] as const;
+type MosquittoMode = (typeof MOSQUITTO_MODES)[number];
+
 /** Mosquitto as the edge: a local publisher at the same rate, a bridge to the cloud Mosquitto. */
-async function mosquittoRun(o: Options, persistence: boolean, ratePerSecond: number, label: string, rows: Row[]): Promise<void> {
+async function mosquittoRun(o: Options, mode: MosquittoMode, ratePerSecond: number, label: string, rows: Row[]): Promise<void> {
   const cloudPort = await freePort();
-  let cloud = await startMosquitto(`cloud-mq-${persistence}-${label}`, cloudPort, CLOUD, o.smallBoard);
+  let cloud = await startMosquitto(`cloud-mq-${mode.key}-${label}`, cloudPort, CLOUD, o.smallBoard);
   const edgePort = await freePort();
-  const edge = await startMosquitto(`edge-mq-${persistence}-${label}`, edgePort, [
-    `persistence ${persistence}`,
+  const edge = await startMosquitto(`edge-mq-${mode.key}-${label}`, edgePort, [
+    ...mode.config,
     'connection cloud', `address 127.0.0.1:${cloudPort}`, 'topic # out 1 fieldgate/ fleet/gw/', 'cleansession false',
     'restart_timeout 1 1', 'bridge_attempt_unsubscribe false',
   ], o.smallBoard);
@@ -270,11 +304,11 @@ async function mosquittoRun(o: Options, persistence: boolean, ratePerSecond: num
     for (let i = 0; i < perTick; i++) pub.publish(`fieldgate/meter/point${seq++ % 7}`, (230 + Math.random()).toFixed(3), { qos: 0, retain: true });
   }, period * perTick);
   await sleep(3000);
-  rows.push({ what: `Mosquitto persistence ${persistence}, ${label}, steady`, ...(await window(pid, o.seconds, atCloud.count)) });
+  rows.push({ what: `${mode.name}, ${label}, steady`, ...(await window(pid, o.seconds, atCloud.count)) });
   await stopProc(cloud);
   await sleep(2000);
-  rows.push({ what: `Mosquitto persistence ${persistence}, ${label}, outage (per message produced)`, ...(await window(pid, o.seconds, produced.count)) });
-  cloud = await startMosquitto(`cloud-mq-${persistence}-${label}`, cloudPort, CLOUD, o.smallBoard);
+  rows.push({ what: `${mode.name}, ${label}, outage (per message produced)`, ...(await window(pid, o.seconds, produced.count, produced.bytes)) });
+  cloud = await startMosquitto(`cloud-mq-${mode.key}-${label}`, cloudPort, CLOUD, o.smallBoard);
   clearInterval(timer);
   pub.end(true);
   atCloud.client.end(true);
@@ -305,7 +339,7 @@ export async function run(args: string[]): Promise<void> {
   const rows: Row[] = [];
   let gatewayRss: ReturnType<typeof rssSplit> | undefined;
   const rates: Record<string, number> = {};
-  for (const load of o.loads) {
+  for (const load of o.mosquittoOnly === undefined ? o.loads : []) {
     process.stdout.write(`fieldgate, load ${load} …\n`);
     const rss = await fieldgateRun(o, load, rows);
     if (rss !== undefined) gatewayRss = rss;
@@ -314,9 +348,9 @@ export async function run(args: string[]): Promise<void> {
   }
   if (!o.skipMosquitto) {
     for (const load of o.loads) {
-      for (const persistence of [true, false]) {
-        process.stdout.write(`Mosquitto persistence ${persistence}, load ${load} …\n`);
-        await mosquittoRun(o, persistence, Math.max(1, rates[load] ?? 3), load === 'demo' ? 'demo rate' : '100 readings/s', rows);
+      for (const mode of MOSQUITTO_MODES) {
+        process.stdout.write(`${mode.name}, load ${load} …\n`);
+        await mosquittoRun(o, mode, Math.max(1, o.mosquittoOnly?.[load] ?? rates[load] ?? 3), load === 'demo' ? 'demo rate' : '100 readings/s', rows);
       }
     }
   }
@@ -337,8 +371,9 @@ export async function run(args: string[]): Promise<void> {
   for (const load of o.loads) {
     const tag = load === 'demo' ? 'demo' : '100 readings';
     const fg = (k: string) => rows.find((r) => r.what.startsWith('fieldgate') && r.what.includes(tag) && r.what.includes(k));
-    const mq = (p: boolean, k: string) => rows.find((r) => r.what.startsWith(`Mosquitto persistence ${p}`) && r.what.includes(load === 'demo' ? 'demo rate' : '100 readings') && r.what.includes(k));
-    lines.push(`Ratios, ${tag}: steady fieldgate ÷ Mosquitto persistence true ${ratio(fg('steady'), mq(true, 'steady'))}, ÷ persistence false ${ratio(fg('steady'), mq(false, 'steady'))}; outage ÷ persistence true ${ratio(fg('outage'), mq(true, 'outage'))}, ÷ false ${ratio(fg('outage'), mq(false, 'outage'))}.`);
+    const mq = (name: string, k: string) => rows.find((r) => r.what.startsWith(`${name}, `) && r.what.includes(load === 'demo' ? 'demo rate' : '100 readings') && r.what.includes(k));
+    const parts = MOSQUITTO_MODES.map((m) => `${m.name}: steady ${ratio(fg('steady'), mq(m.name, 'steady'))}, outage ${ratio(fg('outage'), mq(m.name, 'outage'))}`);
+    lines.push(`Ratios of bytes per message, ${tag}, fieldgate ÷ ${parts.join('; ')}.`);
   }
   lines.push('');
   const mib = (k: number) => fmt(k / 1024, 1);

@@ -41,10 +41,10 @@ export const holdLimitsSchema = z
     /**
      * How long a message nobody waits for (device readings, QoS 0) may wait in memory for the remote's PUBACK before
      * it is written to the outbox. 0 writes every message first (as a QoS 1 publisher's). A power cut loses at most
-     * the last `ms` of such messages; acknowledged QoS 1/2 messages are never held. Off (0) by default for now: with
-     * it on, the chaos test of issue 9 still lost acknowledged QoS 1 messages in some runs (see the bridge README).
+     * the last `ms` of such messages (and, on a kill -9, those in flight on a connection that stopped answering, for at
+     * most ackTimeoutSeconds); a SIGTERM loses none. Acknowledged QoS 1/2 messages are never held.
      */
-    ms: z.number().int().min(0).max(60_000).default(0),
+    ms: z.number().int().min(0).max(60_000).default(1000),
     maxMessages: z.number().int().positive().default(10_000),
     maxBytes: z.number().int().positive().default(8 * 1024 * 1024),
   })

@@ -13,6 +13,7 @@ import path from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { ensureBuilt, freePort, ROOT } from '../gateway/helpers.js';
 import { hasAll, judge, record, type PublisherRecord, type ReceiverRecord, type ReceiverVerdict } from './ledger.js';
+import { judgeHeld, type HoldRunRecord, type HoldVerdict } from './hold-ledger.js';
 import { CloudMosquitto, ControllableDevice, sleep, type DeviceMode } from './peers.js';
 
 export interface ChaosOptions {
@@ -24,6 +25,10 @@ export interface ChaosOptions {
   minSigterms?: number;
   durability?: 'full' | 'normal' | 'off';
   commitWindowMs?: number;
+  /** The bridge's hold.ms (0: everything written first); undefined: the gateway's default. */
+  holdMs?: number;
+  /** QoS 0 messages per second (nobody waits for them: the hold stage's kind) checked by hold-ledger.ts; 0: none. */
+  holdCheckRate?: number;
   /** Publishers, alternating MQTT 3.1.1 and 5.0. */
   publishers?: number;
   /** Messages per second per publisher. */
@@ -46,6 +51,7 @@ export interface ChaosOptions {
 export interface ChaosReport {
   seed: number;
   durability: string;
+  holdMs: number | null;
   durationMs: number;
   starts: number;
   kills: number;
@@ -64,6 +70,8 @@ export interface ChaosReport {
   duplicates: number;
   duplicateBound: number;
   verdicts: ReceiverVerdict[];
+  /** QoS 0 messages (held, not acknowledged to anyone): lost only to a kill -9 shortly after they were routed. */
+  held: HoldVerdict;
   /** Time from a gateway start to the first message the cloud subscriber got after it (cloud up). */
   firstCloudDeliveryMs: { count: number; p50: number; max: number };
   drained: boolean;
@@ -85,6 +93,7 @@ export function rng(seed: number): () => number {
 
 interface GatewayRun {
   child: ChildProcess;
+  record: HoldRunRecord;
   startedAt: number;
   readyAt: number | null;
   exited: Promise<{ code: number | null; signal: string | null }>;
@@ -98,6 +107,9 @@ const LOCAL_SUBSCRIBERS = [
 const BROKER_INFLIGHT = 32;
 const BRIDGE_WINDOW = 64;
 const CLOUD_INFLIGHT = 20;
+const ACK_TIMEOUT_S = 10;
+/** The gateway's default hold.ms, for the allowed loss window when the run does not set one. */
+const DEFAULT_HOLD_MS = 1000;
 
 export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const log = options.log ?? ((line: string) => process.stdout.write(`${line}\n`));
@@ -110,7 +122,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const publisherWindow = options.publisherWindow ?? 16;
   const meanUptimeMs = options.meanUptimeMs ?? 1500;
   const outagesOn = options.outages ?? true;
-  log(`chaos: seed ${options.seed}, durability ${durability}, ${publisherCount} publishers at ${rate}/s, ${options.durationMs} ms`);
+  log(`chaos: seed ${options.seed}, durability ${durability}, hold ${options.holdMs ?? 'default'}, ${publisherCount} publishers at ${rate}/s, ${options.durationMs} ms`);
 
   if (options.appRoot === undefined) ensureBuilt();
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fieldgate-chaos-'));
@@ -156,10 +168,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     bridges: [{
       name: 'cloud', url: `mqtt://127.0.0.1:${cloudPort}`, clientId: 'chaos-gateway', protocolVersion: 5,
       cleanSession: false, sessionExpirySeconds: 3600, inflightWindow: BRIDGE_WINDOW,
-      reconnect: { minMs: 200, maxMs: 1000 }, connectTimeoutMs: 3000, ackTimeoutSeconds: 10,
+      reconnect: { minMs: 200, maxMs: 1000 }, connectTimeoutMs: 3000, ackTimeoutSeconds: ACK_TIMEOUT_S,
+      ...(options.holdMs !== undefined ? { hold: { ms: options.holdMs } } : {}),
       rules: [
         { direction: 'out', filter: 'chaos/#', remotePrefix: 'edge/' },
         { direction: 'out', filter: 'fieldgate/#', remotePrefix: 'edge/' },
+        { direction: 'out', filter: 'hold/#', remotePrefix: 'edge/' },
       ],
     }],
     metrics: { host: '127.0.0.1', port: metricsPort },
@@ -168,12 +182,29 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   // ---- the gateway process
   let current: GatewayRun | null = null;
   let starts = 0;
+  const runRecords: HoldRunRecord[] = [];
   const startTimes: number[] = [];
   const spawnGateway = (): GatewayRun => {
     const child = spawn(process.execPath, [bin, 'run', '--config', configFile, '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'pipe'] });
     starts++;
+    const runRecord: HoldRunRecord = { startedAt: Date.now(), endedAt: null, end: null };
+    runRecords.push(runRecord);
+    // How the run ends decides which held messages it may lose: note each signal the harness sends.
+    let sentTerm = false;
+    const kill = child.kill.bind(child);
+    child.kill = ((signal?: NodeJS.Signals | number) => {
+      if (child.exitCode === null && child.signalCode === null) {
+        if (signal === 'SIGTERM' && runRecord.endedAt === null) { sentTerm = true; runRecord.endedAt = Date.now(); }
+        if (signal === 'SIGKILL') runRecord.endedAt = Date.now();
+      }
+      return kill(signal);
+    }) as typeof child.kill;
+    child.once('exit', (_code, signal) => {
+      runRecord.end = signal === 'SIGKILL' ? 'kill' : sentTerm ? 'term' : 'crash';
+      runRecord.endedAt ??= Date.now();
+    });
     const run: GatewayRun = {
-      child, startedAt: Date.now(), readyAt: null,
+      child, record: runRecord, startedAt: runRecord.startedAt, readyAt: null,
       exited: new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal }))),
       ready: Promise.resolve(false),
     };
@@ -215,6 +246,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     }
   };
   const clients: MqttClient[] = [];
+  // ---- QoS 0 messages (held by the bridge, nobody waits for them): when routed, and which reached the cloud
+  const holdCheckRate = options.holdCheckRate ?? 20;
+  const heldObservedAt = new Map<number, number>();
+  const heldAtCloud = new Set<number>();
+  let heldPublished = 0;
+  const heldSeq = (payload: Buffer) => Number(payload.toString().split(':')[1]);
 
   // ---- publishers
   const publishers: (PublisherRecord & { client: MqttClient; outstanding: number; refused: number })[] = [];
@@ -236,9 +273,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const cloudSub = mqtt.connect({ host: '127.0.0.1', port: cloudPort, clientId: 'chaos-cloud-sub', clean: false, protocolVersion: 4, reconnectPeriod: 200, connectTimeout: 3000 });
     cloudSub.on('error', () => undefined);
     cloudSub.on('message', onMessage(receivers[0]!));
+    cloudSub.on('message', (topic, payload) => { if (topic === 'edge/hold/q0') heldAtCloud.add(heldSeq(payload)); });
     clients.push(cloudSub);
     await waitUntil(() => cloudSub.connected, 'cloud subscriber connected', 15_000);
     await cloudSub.subscribeAsync('edge/chaos/#', { qos: 1 });
+    await cloudSub.subscribeAsync('edge/hold/#', { qos: 1 });
 
     current = spawnGateway();
     if (!(await current.ready)) throw new Error(`the gateway did not start; see ${workDir}/gateway.log`);
@@ -287,6 +326,27 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       }
     }, Math.max(1, Math.round(1000 / rate)));
     stopTimers.push(() => clearInterval(publishTimer));
+
+    if (holdCheckRate > 0) {
+      // A local subscriber sees each QoS 0 message in the turn the broker routes it to the bridge's subscription.
+      const observer = mqtt.connect({ host: '127.0.0.1', port: brokerPort, clientId: 'chaos-q0-observer', clean: true, protocolVersion: 4, reconnectPeriod: 100, connectTimeout: 3000 });
+      observer.on('error', () => undefined);
+      observer.on('connect', () => observer.subscribe('hold/#', { qos: 0 }));
+      observer.on('message', (topic, payload) => {
+        if (topic !== 'hold/q0') return;
+        const seq = heldSeq(payload);
+        if (!heldObservedAt.has(seq)) heldObservedAt.set(seq, Date.now());
+      });
+      clients.push(observer);
+      const q0 = mqtt.connect({ host: '127.0.0.1', port: brokerPort, clientId: 'chaos-q0', clean: true, protocolVersion: 4, reconnectPeriod: 100, connectTimeout: 3000 });
+      q0.on('error', () => undefined);
+      clients.push(q0);
+      const q0Timer = setInterval(() => {
+        if (!publishing || !q0.connected || !observer.connected) return;
+        q0.publish('hold/q0', `q0:${++heldPublished}:${'y'.repeat(32)}`, { qos: 0 });
+      }, Math.max(1, Math.round(1000 / holdCheckRate)));
+      stopTimers.push(() => clearInterval(q0Timer));
+    }
 
     // Device moods change on their own schedule, as real meters do.
     let deviceTimer: NodeJS.Timeout;
@@ -405,6 +465,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     } catch (error) {
       log(`chaos: drain incomplete: ${(error as Error).message}`);
     }
+    // The QoS 0 messages routed by this last run: they are sent now (bounded: 15 s without one arriving).
+    const lastStart = current!.record.startedAt;
+    let heldProgress = Date.now();
+    let heldCount = heldAtCloud.size;
+    await waitUntil(() => {
+      if ([...heldObservedAt].every(([seq, at]) => at < lastStart || heldAtCloud.has(seq))) return true;
+      if (heldAtCloud.size !== heldCount) { heldCount = heldAtCloud.size; heldProgress = Date.now(); }
+      return Date.now() - heldProgress > 15_000;
+    }, 'the last run\'s QoS 0 messages at the cloud', 60_000).catch(() => undefined);
     drainMs = Date.now() - drainStart;
     // A little longer, so late duplicates are counted too.
     await sleep(500);
@@ -427,6 +496,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   }
 
   const verdicts = receivers.map((r) => judge(r, publishers));
+  // A kill -9 may cost what was held (hold.ms) and what was in flight on a connection that did not answer (the ack
+  // timeout); 2 s more for a loaded machine's late timers.
+  const held = judgeHeld(heldPublished, heldObservedAt, heldAtCloud, runRecords, (options.holdMs ?? DEFAULT_HOLD_MS) + ACK_TIMEOUT_S * 1000 + 2000);
   const acknowledged = publishers.reduce((n, p) => n + p.acked.size, 0);
   // Per incident, a receiver may see again what was in flight towards it, plus what publishers
   // resend because their PUBACK was lost: the windows of every hop.
@@ -435,7 +507,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const sortedStops = [...stopDurations].sort((a, b) => a - b);
   const sortedFirst = [...firstDeliveries].sort((a, b) => a - b);
   return {
-    seed: options.seed, durability, durationMs: Date.now() - started, starts, kills, killsDuringStartup, killsDuringStop, sigterms, sigtermExitCodes,
+    seed: options.seed, durability, holdMs: options.holdMs ?? null, durationMs: Date.now() - started, starts, kills, killsDuringStartup, killsDuringStop, sigterms, sigtermExitCodes,
     stopMs: { max: sortedStops.at(-1) ?? 0, p50: sortedStops[Math.floor(sortedStops.length / 2)] ?? 0 },
     outages,
     diskFull: { episodes: diskEpisodes, skipped: diskFullSkipped, refusedV5: publishers.filter((_, i) => i % 2 === 1).reduce((n, p) => n + p.refused, 0), gatewayAliveThroughout: gatewayAliveThroughDisk },
@@ -443,7 +515,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     lost: verdicts.reduce((n, v) => n + v.lost, 0),
     reordered: verdicts.reduce((n, v) => n + v.reordered, 0),
     duplicates: verdicts.reduce((n, v) => n + v.duplicates, 0),
-    duplicateBound, verdicts,
+    duplicateBound, verdicts, held,
     firstCloudDeliveryMs: { count: sortedFirst.length, p50: sortedFirst[Math.floor(sortedFirst.length / 2)] ?? 0, max: sortedFirst.at(-1) ?? 0 },
     drained, drainMs, workDir,
   };
@@ -496,11 +568,12 @@ async function waitUntil(probe: () => boolean, what: string, timeoutMs: number):
 
 export function formatReport(r: ChaosReport): string {
   const lines = [
-    `chaos report (seed ${r.seed}, durability ${r.durability}, ${Math.round(r.durationMs / 1000)} s)`,
+    `chaos report (seed ${r.seed}, durability ${r.durability}, hold ${r.holdMs ?? 'default'}, ${Math.round(r.durationMs / 1000)} s)`,
     `  gateway starts ${r.starts}, kill -9 ${r.kills} (during start-up ${r.killsDuringStartup}, during stop ${r.killsDuringStop}), SIGTERM ${r.sigterms} (exit ${JSON.stringify(r.sigtermExitCodes)}; stop p50 ${r.stopMs.p50} ms, max ${r.stopMs.max} ms)`,
     `  cloud outages ${r.outages}; disk-full episodes ${r.diskFull.episodes}${r.diskFull.skipped ? ` (skipped: ${r.diskFull.skipped})` : `, gateway alive throughout: ${r.diskFull.gatewayAliveThroughout}`}`,
     `  messages sent ${r.sent}, acknowledged ${r.acknowledged}, refused/unacknowledged ${r.refused}`,
     `  LOST ${r.lost}, reordered ${r.reordered}, duplicates ${r.duplicates} (bound ${r.duplicateBound})`,
+    `  QoS 0 (held): published ${r.held.published}, routed ${r.held.observed}, at the cloud ${r.held.atCloud}, routed in runs ended by SIGTERM ${r.held.inTermRuns}, lost to a kill -9 ${r.held.lostToKill} (at most ${r.held.lostToKillMaxAgeMs} ms before it), LOST otherwise ${r.held.lostUnexcused}${r.held.unexcusedSamples.length ? ` e.g. ${r.held.unexcusedSamples.join('; ')}` : ''}`,
     ...r.verdicts.map((v) => `    ${v.receiver}: received ${v.received}, lost ${v.lost}${v.lostSamples.length ? ` e.g. ${v.lostSamples.join(' ')}` : ''}, reordered ${v.reordered}${v.reorderSamples.length ? ` e.g. ${v.reorderSamples.join('; ')}` : ''}, duplicates ${v.duplicates}, unacknowledged delivered ${v.unacknowledgedDelivered}`),
     `  restart to first cloud delivery: ${r.firstCloudDeliveryMs.count} restarts, p50 ${r.firstCloudDeliveryMs.p50} ms, max ${r.firstCloudDeliveryMs.max} ms`,
     `  drain ${r.drained ? 'complete' : 'INCOMPLETE'} in ${r.drainMs} ms${r.workDir ? `; work dir ${r.workDir}` : ''}`,
