@@ -49,7 +49,7 @@ describe.skipIf(!fs.existsSync('/proc/self/task'))('idle wakeups with metrics on
       return body.includes('nodejs_eventloop_lag_p99_seconds') ? body : undefined;
     }, 'a scrape');
     const p99 = Number(/^nodejs_eventloop_lag_p99_seconds (\S+)$/m.exec(text)?.[1]);
-    // The sampling interval (250 ms) is not counted as lag: an idle loop is late by milliseconds, not a quarter second.
+    // The sampling interval (1 s) is not counted as lag: an idle loop is late by milliseconds, not a second.
     expect(p99).toBeGreaterThanOrEqual(0);
     expect(p99).toBeLessThan(0.2);
     expect(text).toMatch(/^nodejs_eventloop_lag_seconds \S+$/m);
