@@ -11,6 +11,7 @@ const suites: Record<string, { file: string; what: string }> = {
   broker: { file: 'broker/run.ts', what: 'fieldgate vs Mosquitto vs Aedes: throughput, latency, memory, connects' },
   bridge: { file: 'bridge/run.ts', what: 'upstream bridge' },
   devices: { file: 'devices/poll.ts', what: 'device polling' },
+  footprint: { file: 'footprint/run.ts', what: 'RSS at idle, per idle connection, CPU per connect, idle CPU and wakeups, vs Mosquitto' },
   storage: { file: 'storage/run.ts', what: 'storage writes per forwarded message (steady, outage), RSS at idle, vs Mosquitto' },
 };
 
