@@ -15,7 +15,7 @@ import { describeDiscovery, describePoints, listenerAccess } from './cli/check-o
 import { describeMapping, deviceMappingJsonSchema } from './devices/index.js';
 import type { ModbusBus } from './devices/modbus/schema.js';
 import { listenerConfigs, startGateway, type Gateway } from './gateway.js';
-import { chooseLogOutput, createLogger, type LogLevel } from './log.js';
+import { chooseLogOutput, createLogger, writeStderrLines, type LogLevel } from './log.js';
 import { VERSION } from './version.js';
 import { EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './cli/exit-codes.js';
 import { COMMANDS, HELP, commandHelp, wantsHelp, type Command } from './cli/help.js';
@@ -94,12 +94,11 @@ function configFileOf(flag: unknown): string | undefined {
 function reportConfigErrors(error: unknown): number {
   if (error instanceof ConfigError) {
     printWarnings(error.warnings);
-    process.stderr.write(`fieldgate: the configuration has ${error.errors.length} error${error.errors.length > 1 ? 's' : ''}:\n`);
-    for (const line of error.errors) process.stderr.write(`  ${line}\n`);
+    writeStderrLines(`fieldgate: the configuration has ${error.errors.length} error${error.errors.length > 1 ? 's' : ''}:\n${error.errors.map((line) => `  ${line}\n`).join('')}`, 3);
     return EXIT_CONFIG;
   }
   if (error instanceof UsageError) {
-    process.stderr.write(`fieldgate: ${error.message}\n(see fieldgate --help)\n`);
+    writeStderrLines(`fieldgate: ${error.message}\n(see fieldgate --help)\n`, 3);
     return EXIT_USAGE;
   }
   throw error;
@@ -161,7 +160,9 @@ async function run(args: string[]): Promise<number> {
     return reportConfigErrors(error);
   }
 
-  const logger = createLogger(config.log.level as LogLevel, { output: chooseLogOutput(config.log.format) });
+  const { LogRing } = await import('./log-ring.js');
+  const logRing = new LogRing();
+  const logger = createLogger(config.log.level as LogLevel, { output: chooseLogOutput(config.log.format), ring: logRing });
   logger.info({ version: VERSION, pid: process.pid, gatewayId: config.gatewayId, dataDir: config.broker.dataDir }, `fieldgate ${VERSION} starting`);
   for (const warning of configWarnings.get(config) ?? []) logger.warn(warning);
   // Signals are handled from the first moment: a stop asked for while starting waits for the start,
@@ -213,12 +214,20 @@ async function run(args: string[]): Promise<number> {
       (error: unknown) => logger.error({ err: error }, 'reload failed'),
     );
   };
+  // A crash is told where the log goes, at the highest priority (Node's own report would be an
+  // unprefixed stderr text that journald files at info), with the stack on stderr as Node prints it.
+  process.on('uncaughtException', (error: unknown) => {
+    const err = error instanceof Error ? error : new Error(String(error));
+    logger.fatal({ err }, `uncaught exception, exiting: ${err.message}`);
+    writeStderrLines(`${err.stack ?? err.message}\n`, 2);
+    process.exit(EXIT_FAILURE);
+  });
   process.once('SIGINT', () => shutdown('SIGINT'));
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGHUP', reload);
 
   try {
-    gateway = await startGateway(config, logger, { configFile: configFileOf(values.config) });
+    gateway = await startGateway(config, logger, { configFile: configFileOf(values.config), logRing });
   } catch (error) {
     if (error instanceof ConfigError) {
       for (const line of error.errors) logger.error(line);
@@ -263,7 +272,7 @@ async function check(args: string[]): Promise<number> {
 }
 
 function printWarnings(warnings: string[]): void {
-  for (const w of warnings) process.stderr.write(`fieldgate: warning: ${w}\n`);
+  for (const w of warnings) writeStderrLines(`fieldgate: warning: ${w}\n`, 4);
 }
 
 function parityOf(text: string | undefined): 'none' | 'even' | 'odd' {
@@ -278,6 +287,8 @@ async function probe(args: string[]): Promise<number> {
       host: { type: 'string' }, port: { type: 'string' }, serial: { type: 'string' }, baud: { type: 'string' },
       parity: { type: 'string' }, unit: { type: 'string' }, table: { type: 'string' }, address: { type: 'string' },
       count: { type: 'string' }, timeout: { type: 'string' }, expect: { type: 'string' },
+      gateway: { type: 'string' }, bus: { type: 'string' }, 'gateway-id': { type: 'string' },
+      username: { type: 'string', short: 'u' }, password: { type: 'string', short: 'P' },
     });
     const number = (name: string, fallback?: number): number => {
       const text = values[name] as string | undefined;
@@ -289,6 +300,24 @@ async function probe(args: string[]): Promise<number> {
       if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${name}: expected a whole number (got "${text}")`);
       return n;
     };
+    const expectText = values.expect as string | undefined;
+    const expected = expectText === undefined ? undefined : Number(expectText);
+    if (expected !== undefined && (expectText!.trim() === '' || !Number.isFinite(expected))) throw new UsageError(`--expect: expected a number, the value the device's display shows (got "${expectText}")`);
+    const table = (values.table as string | undefined) ?? 'holding';
+    if (table !== 'holding' && table !== 'input') throw new UsageError(`--table: expected holding or input (got "${table}")`);
+    if (values.gateway !== undefined) {
+      if (values.host !== undefined || values.serial !== undefined) throw new UsageError('--gateway asks a running gateway: give --bus (its bus id), not --host or --serial');
+      if (values.bus === undefined) throw new UsageError('--gateway needs --bus: the id of the bus in the gateway\'s mapping');
+      const { probeThroughGateway } = await import('./cli/probe-gateway.js');
+      const { formatProbe } = await import('./devices/modbus/probe.js');
+      const result = await probeThroughGateway({
+        url: values.gateway as string, username: values.username as string | undefined, password: values.password as string | undefined,
+        gatewayId: values['gateway-id'] as string | undefined, bus: values.bus as string,
+        unitId: number('unit', 1), table, address: number('address'), count: number('count', 4), timeoutMs: number('timeout', 1000),
+      });
+      process.stdout.write(formatProbe(result, expected) + '\n');
+      return EXIT_OK;
+    }
     let bus: ModbusBus;
     if (values.host !== undefined) {
       bus = { id: 'probe', type: 'modbus-tcp', host: values.host as string, port: number('port', 502), interRequestDelayMs: 0 };
@@ -298,13 +327,8 @@ async function probe(args: string[]): Promise<number> {
         parity: parityOf(values.parity as string | undefined), dataBits: 8, stopBits: 1, interRequestDelayMs: 0,
       };
     } else {
-      throw new UsageError('give --host (Modbus TCP) or --serial (Modbus RTU)');
+      throw new UsageError('give --host (Modbus TCP), --serial (Modbus RTU) or --gateway (a running gateway\'s broker) with --bus');
     }
-    const expectText = values.expect as string | undefined;
-    const expected = expectText === undefined ? undefined : Number(expectText);
-    if (expected !== undefined && (expectText!.trim() === '' || !Number.isFinite(expected))) throw new UsageError(`--expect: expected a number, the value the device's display shows (got "${expectText}")`);
-    const table = (values.table as string | undefined) ?? 'holding';
-    if (table !== 'holding' && table !== 'input') throw new UsageError(`--table: expected holding or input (got "${table}")`);
     const { formatProbe, probeRegisters } = await import('./devices/modbus/probe.js');
     const result = await probeRegisters({
       bus, unitId: number('unit', 1), table, address: number('address'), count: number('count', 4), timeoutMs: number('timeout', 1000),

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import { pino, type Logger } from 'pino';
+import type { LogRing } from './log-ring.js';
 
 export type { Logger };
 
@@ -46,6 +47,8 @@ export interface LoggerOptions {
   output?: LogOutput;
   /** Where the lines go (default process.stdout). */
   write?: (line: string) => void;
+  /** Also keeps every line (pino's JSON, before formatting) here, for the management API's `logs`. */
+  ring?: LogRing;
 }
 
 export function createLogger(level: LogLevel = 'info', options: Omit<LoggerOptions, 'level'> | boolean = {}): Logger {
@@ -53,9 +56,20 @@ export function createLogger(level: LogLevel = 'info', options: Omit<LoggerOptio
   const opts = typeof options === 'boolean' ? { output: options ? ('pretty' as const) : ('json' as const) } : options;
   const output = opts.output ?? chooseLogOutput();
   const write = opts.write ?? ((line: string) => process.stdout.write(line));
-  if (output === 'json') return opts.write ? pino({ level, base: undefined }, { write }) : pino({ level, base: undefined });
+  const ring = opts.ring;
+  if (output === 'json') {
+    if (ring === undefined) return opts.write ? pino({ level, base: undefined }, { write }) : pino({ level, base: undefined });
+    const out = opts.write ?? destinationWrite();
+    return pino({ level, base: undefined }, { write: (line: string) => { ring.push(line); out(line); } });
+  }
   const format = output === 'pretty' ? formatForTerminal : output === 'journal' ? formatForJournal : formatAsText;
-  return pino({ level, base: undefined }, { write: (line: string) => write(format(line)) });
+  return pino({ level, base: undefined }, { write: (line: string) => { ring?.push(line); write(format(line)); } });
+}
+
+/** pino's own stdout destination (as `pino()` uses), written through so a tee does not change how lines leave. */
+function destinationWrite(): (line: string) => void {
+  const destination = pino.destination(1);
+  return (line) => destination.write(line);
 }
 
 const levelNames: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO ', 40: 'WARN ', 50: 'ERROR', 60: 'FATAL' };
@@ -127,3 +141,18 @@ export function formatAsText(line: string): string {
 
 /** A logger that drops everything: the default for embedded brokers in tests. */
 export const silentLogger: Logger = pino({ level: 'silent' });
+
+/**
+ * Writes lines to stderr for a reader who may be journald: when stderr is the stream JOURNAL_STREAM
+ * names (systemd gives a service's stderr the same stream as its stdout), each line gets the syslog
+ * priority prefix, so the configuration errors a service stops on (exit 78) show in
+ * `journalctl -p warning` (journald files unprefixed lines at info). Elsewhere the lines are unchanged.
+ */
+export function writeStderrLines(text: string, priority: number, journal = stdoutIsJournal(process.env, 2)): void {
+  process.stderr.write(journal ? prefixLines(text, priority) : text);
+}
+
+/** `<N>` before every line of `text` (which ends with a newline). */
+export function prefixLines(text: string, priority: number): string {
+  return text.split('\n').map((line, i, all) => (i === all.length - 1 && line === '' ? line : `<${priority}>${line}`)).join('\n');
+}

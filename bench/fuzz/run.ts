@@ -1,6 +1,6 @@
 // The fuzzer's long mode:
 //   node --import tsx bench/fuzz/run.ts --cases 1000000 [--seed N] [--concurrency 32] [--segment 20000]
-//        [--exclude class,class] [--minimise N] [--stop-on-failure]
+//        [--exclude class,class] [--minimise N] [--stop-on-failure] [--probe-every N]
 // Runs the cases in segments (a fresh broker process per segment, so one crash does not end the run),
 // prints cases/s, crashes, losses, good-client disconnections and invalid answers, with the
 // reproducer (seed, case index, hex) of each failure, minimised with up to N replays.
@@ -22,6 +22,7 @@ const concurrency = Number(arg('concurrency', '32'));
 const segment = Number(arg('segment', '20000'));
 const exclude = (arg('exclude', '') ?? '').split(',').filter(Boolean);
 const minimiseBudget = Number(arg('minimise', '12'));
+const probeEvery = Number(arg('probe-every', '0'));
 const stopOnFailure = process.argv.includes('--stop-on-failure');
 
 console.log(`fuzz long mode: seed ${seed}, ${cases} cases, concurrency ${concurrency}, segments of ${segment}${exclude.length ? `, excluding ${exclude.join(',')}` : ''}`);
@@ -31,7 +32,7 @@ let index = 0;
 let run = 0;
 const started = Date.now();
 while (index < cases) {
-  const report = await runFuzz({ seed, cases: Math.min(segment, cases - index), startIndex: index, concurrency, exclude, log: console.log });
+  const report = await runFuzz({ seed, cases: Math.min(segment, cases - index), startIndex: index, concurrency, exclude, probeEvery, log: console.log });
   run += report.casesRun;
   index = report.nextIndex;
   console.log(formatReport(report));

@@ -6,6 +6,7 @@ import type { LocalClient, Message } from '../broker/types.js';
 import type { Logger } from '../log.js';
 import { bridgeConfigSchema, formatConfigIssues, type BridgeConfig, type BridgeConfigInput, type BridgeRule } from './config.js';
 import { Outbox, describeError } from './outbox.js';
+import { DeadLetters, type DeadChoice, type DeadLetter } from './dead-letters.js';
 import { Sender } from './sender.js';
 import { HoldStage, type HeldMessage } from './hold.js';
 import { PubackFramer, filterPubacks } from './puback-filter.js';
@@ -18,6 +19,7 @@ import { localFilter, toRemoteTopic, topicMatches } from './topics.js';
 export { bridgeConfigSchema, bridgeListSchema, parseBridgeConfig, formatConfigIssues } from './config.js';
 export type { BridgeConfig, BridgeConfigInput, BridgeRule } from './config.js';
 export type { BridgeState } from './status.js';
+export type { DeadChoice, DeadLetter } from './dead-letters.js';
 
 /** What the bridge needs from the broker (the Broker class provides it). */
 export interface BridgeHost {
@@ -32,6 +34,8 @@ export interface BridgeHandle {
    */
   stop(timeoutMs?: number): Promise<void>;
   state(): BridgeState;
+  /** The dead letters (bridge_dead); undefined while the outbox cannot be opened. */
+  deadLetters(): DeadLetters | undefined;
 }
 
 /** A connection that lasted this long resets the reconnect backoff; shorter ones keep growing it (no storms). */
@@ -49,7 +53,7 @@ export async function startBridge(broker: BridgeHost, config: BridgeConfig | Bri
   if (!parsed.success) throw new Error(formatConfigIssues(parsed.error));
   const bridge = new Bridge(broker, parsed.data, logger.child({ bridge: parsed.data.name }));
   bridge.start();
-  return { stop: (timeoutMs) => bridge.stop(timeoutMs), state: () => bridge.state() };
+  return { stop: (timeoutMs) => bridge.stop(timeoutMs), state: () => bridge.state(), deadLetters: () => bridge.deadLetters() };
 }
 
 class Bridge {
@@ -69,6 +73,7 @@ class Bridge {
   private connects = 0;
   private stopped = false;
   private outboxOpen = false;
+  private dead: DeadLetters | undefined;
   private lastError: string | null = null;
   private outboxError: string | null = null;
   private reconnectTimer: NodeJS.Timeout | undefined;
@@ -206,6 +211,12 @@ class Bridge {
       lastError: this.lastError,
       outboxError: this.outboxError,
     };
+  }
+
+  deadLetters(): DeadLetters | undefined {
+    if (!this.outboxOpen || this.stopped) return undefined;
+    this.dead ??= new DeadLetters(this.host.db, this.config.name, this.outbox, () => this.sender.notify());
+    return this.dead;
   }
 
   // --- outbox and local subscriptions ---

@@ -386,7 +386,7 @@ function encodeProperties(p: MessageProperties): string {
   return JSON.stringify(correlationData === undefined ? rest : { ...rest, correlationData: correlationData.toString('base64') });
 }
 
-function decodeProperties(json: string): MessageProperties | undefined {
+export function decodeProperties(json: string): MessageProperties | undefined {
   try {
     const { correlationData, ...rest } = JSON.parse(json) as MessageProperties & { correlationData?: string };
     return correlationData === undefined ? rest : { ...rest, correlationData: Buffer.from(correlationData, 'base64') };

@@ -14,7 +14,7 @@ import { messageProblem, subscriptionIdsProblem } from './message-check.js';
 import { defaultBrokerOptions, type BrokerOptions } from './options.js';
 import { deliver, pump, restoreDeliveries, SharedEncoding, type OutboundHost } from './outbound.js';
 import { RetainedStore } from './retained-store.js';
-import { NEVER_EXPIRES, Session, type Will } from './session.js';
+import { NEVER_EXPIRES, Session, SessionTable, type Will } from './session.js';
 import { SubscriptionTree, type Subscriber, type Subscription } from './subscription-tree.js';
 import { SysTopics } from './sys-topics.js';
 import { parseSharedFilter } from './topics.js';
@@ -47,6 +47,8 @@ export interface ListenOptions {
 const SWEEP_INTERVAL_MS = 500;
 /** How long a closing connection may take to end gracefully before its socket is destroyed. */
 const CLOSE_GRACE_MS = 2000;
+/** How long clients have at a shutdown to read what was sent to them (the DISCONNECT 0x8B last) before their sockets go. */
+const SHUTDOWN_GRACE_MS = 500;
 /**
  * Flow control towards publishers: when a connected subscriber's queue passes the high-water mark,
  * the publisher feeding it stops being read until the queue is back under the low-water mark
@@ -67,7 +69,7 @@ export class Broker implements ConnectionHost, OutboundHost {
   readonly logger: Logger;
   store!: Store;
   retained!: RetainedStore;
-  readonly sessions = new Map<string, Session>();
+  readonly sessions = new SessionTable();
   readonly tree = new SubscriptionTree<Session | LocalEndpoint>();
   readonly connections = new Set<Connection>();
   readonly stats: BrokerStats = {
@@ -596,9 +598,7 @@ export class Broker implements ConnectionHost, OutboundHost {
   hasRoomForPersistentSession(clientId: string): boolean {
     const existing = this.sessions.get(clientId);
     if (existing?.persistent) return true;
-    let persistent = 0;
-    for (const session of this.sessions.values()) if (session.persistent) persistent++;
-    return persistent < this.options.maxPersistentSessions;
+    return this.sessions.persistentCount < this.options.maxPersistentSessions;
   }
 
   /** Ends a session: its subscriptions go, its messages are discarded. */
@@ -765,11 +765,18 @@ export class Broker implements ConnectionHost, OutboundHost {
     for (const connection of [...this.connections]) {
       connection.closeReason = 'server shutting down';
       connection.close(0x8b, 'server shutting down');
-      connection.destroy();
+    }
+    // Ended, not destroyed: a destroy discards what the socket has not handed to the kernel yet, the
+    // DISCONNECT included. The sessions are already detached; a client that has not read its output
+    // and closed within the grace is dropped (the sweep that would do it is stopped).
+    if (this.connections.size > 0) {
+      setTimeout(() => {
+        for (const connection of [...this.connections]) connection.destroy();
+      }, SHUTDOWN_GRACE_MS).unref();
     }
   }
 
-  /** Stops listening, disconnects the clients (disconnectClients), commits and closes the database. */
+  /** Stops listening, disconnects the clients (disconnectClients, within its grace), commits and closes the database. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

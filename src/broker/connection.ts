@@ -114,6 +114,8 @@ export class Connection {
   clientMaximumPacketSize = 0;
   clientTopicAliasMaximum = 0;
   inboundAliases: Map<number, string> | null = null;
+  /** UTF-8 bytes of the topics in inboundAliases, against the broker's maxTopicAliasBytes. */
+  inboundAliasBytes = 0;
   outboundAliases: Map<string, number> | null = null;
   /** QoS 1 and 2 PUBLISHes received whose PUBACK/PUBCOMP has not been sent (our receive maximum). */
   incomingUnacked = 0;
@@ -402,15 +404,28 @@ export class Connection {
     this.notifyClosed();
   }
 
-  /** Sends what is queued and closes at once (the client said DISCONNECT: no graceful end to wait for). */
+  /**
+   * The client said DISCONNECT: what is queued goes, then the socket is ended (it goes when the client
+   * closes its side, or when the sweep gives up on it). Not destroyed: a destroy discards the output the
+   * socket still holds, and closing a socket with unread input (bytes the client sent after DISCONNECT)
+   * makes the kernel send a reset that discards what it had not sent yet; either cut the stream inside
+   * a packet (fuzz seed 7, cases 26711 and 15584: a 39 KB retained PUBLISH).
+   */
   closeNow(): void {
-    if (!this.closing) this.flush();
-    this.destroy();
+    this.close();
   }
 
+  /**
+   * Drops the socket now. Output it still holds is lost, and may end inside a packet: a plain TCP socket
+   * is then reset, so the client sees an aborted connection (ECONNRESET), never a stream that ends
+   * cleanly after half a packet. Graceful ends go through close().
+   */
   destroy(): void {
     this.closing = true;
-    if (!this.stream.destroyed) this.stream.destroy();
+    if (!this.stream.destroyed) {
+      if (this.plainTcp && this.stream.writableLength > 0) (this.stream as net.Socket).resetAndDestroy();
+      else this.stream.destroy();
+    }
     this.framer.clear();
     this.pending = [];
     this.pendingBytes = 0;

@@ -20,6 +20,12 @@ export interface BrokerOptions {
   /** Largest packet we accept (bytes, whole packet). */
   maximumPacketSize: number;
   topicAliasMaximum: number;
+  /**
+   * Bytes of topic names one client may keep set as inbound Topic Aliases (UTF-8, summed over its aliases).
+   * Without it a v5 client could make the broker hold Topic Alias Maximum × 65,535 bytes (~4 MiB at 64)
+   * that no other budget counts; past it the client is disconnected with 0x97 Quota exceeded.
+   */
+  maxTopicAliasBytes: number;
   /** QoS 1/2 messages in flight towards one client at most (also capped by its v5 Receive Maximum). */
   maxInflightMessages: number;
   /** Messages waiting per session beyond the client's in-flight window. */
@@ -67,6 +73,7 @@ export const defaultBrokerOptions: Omit<BrokerOptions, 'logger'> = {
   receiveMaximum: 1024,
   maximumPacketSize: 1024 * 1024,
   topicAliasMaximum: 64,
+  maxTopicAliasBytes: 16 * 1024,
   maxInflightMessages: 100,
   maxQueuedMessages: 100_000,
   maxQueuedBytes: 64 * 1024 * 1024,

@@ -109,17 +109,33 @@ export class Session implements Subscriber {
   pendingWill: Will | null = null;
   disconnectedAt: number | null = null;
   private lastPacketId = 0;
+  /** The table that holds this session (and counts it when persistent), if any. */
+  table: SessionTable | null = null;
+  private expirySeconds: number;
 
   constructor(
     readonly clientId: string,
     public protocolVersion: number,
     /** Seconds; 0 = ends with the connection. */
-    public expiryInterval: number,
-  ) {}
+    expiryInterval: number,
+  ) {
+    this.expirySeconds = expiryInterval;
+  }
+
+  /** Seconds; 0 = ends with the connection. A change between 0 and not 0 is counted by the session's table. */
+  get expiryInterval(): number {
+    return this.expirySeconds;
+  }
+
+  set expiryInterval(seconds: number) {
+    const was = this.expirySeconds > 0;
+    this.expirySeconds = seconds;
+    if (this.table !== null && was !== seconds > 0) this.table.persistentCount += was ? -1 : 1;
+  }
 
   /** Whether the session outlives its connection and so lives in SQLite. */
   get persistent(): boolean {
-    return this.expiryInterval > 0;
+    return this.expirySeconds > 0;
   }
 
   addSubscription(subscription: Subscription<Session>): void {
@@ -151,5 +167,43 @@ export class Session implements Subscriber {
     if (this.willTimer) clearTimeout(this.willTimer);
     this.expiryTimer = null;
     this.willTimer = null;
+  }
+}
+
+/**
+ * The broker's sessions by client id, with the number of persistent ones kept as they change (added,
+ * removed, replaced, or their expiry set to or from 0), so the maxPersistentSessions check on every
+ * CONNECT does not walk all sessions.
+ */
+export class SessionTable extends Map<string, Session> {
+  persistentCount = 0;
+
+  override set(clientId: string, session: Session): this {
+    const previous = super.get(clientId);
+    if (previous === session) return this;
+    if (previous !== undefined) this.forget(previous);
+    if (session.table !== null && session.table !== this) throw new Error(`internal error: session ${clientId} is in another table`);
+    super.set(clientId, session);
+    session.table = this;
+    if (session.persistent) this.persistentCount++;
+    return this;
+  }
+
+  override delete(clientId: string): boolean {
+    const previous = super.get(clientId);
+    if (previous === undefined) return false;
+    this.forget(previous);
+    return super.delete(clientId);
+  }
+
+  override clear(): void {
+    for (const session of super.values()) session.table = null;
+    this.persistentCount = 0;
+    super.clear();
+  }
+
+  private forget(session: Session): void {
+    session.table = null;
+    if (session.persistent) this.persistentCount--;
   }
 }

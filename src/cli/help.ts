@@ -19,12 +19,15 @@ const COMMAND_HELP: Record<Command, string> = {
       Validate the config, every device mapping and every file it names; print what would run
       (with --points: every point, its wire address, decoding and topic). --config as for run.
 `,
-  probe: `  fieldgate probe (--host H [--port 502] | --serial PATH [--baud 9600] [--parity none])
+  probe: `  fieldgate probe (--host H [--port 502] | --serial PATH [--baud 9600] [--parity none]
+                   | --gateway mqtt://HOST:PORT --bus ID [-u USER -P PASSWORD] [--gateway-id ID])
                   [--unit 1] [--table holding|input] --address A [--count 4] [--timeout 1000]
                   [--expect VALUE]
       Read registers once and show them decoded as every type and byte order (addresses are
       0-based wire addresses: data-sheet register 30001 is --table input --address 0).
       --expect VALUE shows only the decodings within 10% of VALUE (what the meter's display shows).
+      --gateway asks a running gateway (its management API) to read on its bus ID, queued with its
+      polls: safe while it polls that bus (never two masters on one line).
 `,
   passwd: `  fieldgate passwd [-c] [-b] FILE USER [PASSWORD]  |  fieldgate passwd -D FILE USER
       Add or update a user in a Mosquitto-format password file ($7$ PBKDF2-SHA512). Asks twice

@@ -23,6 +23,8 @@ export const brokerSectionSchema = z.strictObject({
   receiveMaximum: z.number().int().min(1).max(65535).default(1024),
   maximumPacketSize: z.number().int().min(64).max(268_435_455).default(1024 * 1024),
   topicAliasMaximum: z.number().int().min(0).max(65535).default(64),
+  maxTopicAliasBytes: z.number().int().min(0).default(16 * 1024)
+    .describe("Bytes of topic names one v5 client may keep set as Topic Aliases; past it the client is disconnected (0x97 Quota exceeded)"),
   maxInflightMessages: z.number().int().min(1).max(65535).default(100).describe('QoS 1/2 messages in flight towards one client (also capped by its Receive Maximum)'),
   maxQueuedMessages: z.number().int().positive().default(100_000),
   maxQueuedBytes: z.number().int().positive().default(64 * 1024 * 1024),

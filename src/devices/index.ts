@@ -3,11 +3,12 @@ import type { Logger } from '../log.js';
 import type { LocalClient } from '../broker/types.js';
 import type { DeviceMapping, LineBus, LineDevice } from './mapping-schema.js';
 import { ModbusBusRunner, type BusStatus } from './modbus/bus.js';
-import { ModbusDeviceRunner, type DeviceStatus, type PollObserver } from './modbus/device.js';
+import { ModbusDeviceRunner, type DeviceDetail, type DeviceStatus, type PointReading, type PollObserver } from './modbus/device.js';
 import type { ModbusBus } from './modbus/schema.js';
 import { startLineBus, type LineBusHandle } from './line/runtime.js';
 
-export type { DeviceStatus, BusStatus, PollObserver };
+export type { DeviceStatus, DeviceDetail, PointReading, BusStatus, PollObserver };
+export type { ModbusBusRunner };
 export { loadDeviceMapping, loadDeviceMappings, deviceMappingJsonSchema, deviceMappingSchema, shippedProfileDir, type DeviceMapping, type LoadResult, type LoadOptions } from './mapping-schema.js';
 export { probeRegisters, decodeAll, formatProbe, type ProbeOptions, type ProbeResult, type ProbeDecoding } from './modbus/probe.js';
 export { planDeviceReads, minimumRequests, type ReadBlock } from './modbus/planner.js';
@@ -20,6 +21,10 @@ export interface DevicesHandle {
   stop(): Promise<void>;
   status(): DeviceStatus[];
   buses(): BusStatus[];
+  /** One device in detail (undefined: not on these buses). */
+  detail(deviceId: string): DeviceDetail | undefined;
+  /** The scheduler of a Modbus bus, for requests that must queue with the polls (commissioning). */
+  modbusBus(busId: string): ModbusBusRunner | undefined;
 }
 
 /** A LocalClient, or a factory the gateway passes as `(id) => broker.createLocalClient(id)` (one client per device). */
@@ -67,7 +72,7 @@ export async function startDevices(mapping: DeviceMapping, clients: ClientSource
   }
 
   let stopping: Promise<void> | undefined;
-  return {
+  const handle: DevicesHandle = {
     stop() {
       stopping ??= (async () => {
         // The devices stop polling first (synchronously); stopping the buses in the same turn aborts a
@@ -99,5 +104,15 @@ export async function startDevices(mapping: DeviceMapping, clients: ClientSource
     buses() {
       return [...busRunners.values()].map((b) => b.status());
     },
+    detail(deviceId) {
+      const modbus = devices.find((d) => d.device.id === deviceId);
+      if (modbus) return modbus.detail();
+      const status = handle.status().find((d) => d.id === deviceId);
+      return status ? { status } : undefined;
+    },
+    modbusBus(busId) {
+      return busRunners.get(busId);
+    },
   };
+  return handle;
 }

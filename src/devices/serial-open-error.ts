@@ -21,7 +21,9 @@ const hints: Array<{ pattern: RegExp; hint: (path: string) => string }> = [
 
 /** The message for a failed open: serialport's text plus the likely fix when the cause is a known one. */
 export function describeSerialOpenError(path: string, message: string): string {
-  const base = `cannot open ${path}: ${message.replace(/^Error:?\s*/, '')}`;
+  // serialport's text already ends in ", cannot open <path>": said once is enough.
+  const reason = message.replace(/^Error:?\s*/, '').replace(/,\s*cannot open \S+$/, '');
+  const base = `cannot open ${path}: ${reason}`;
   const known = hints.find((h) => h.pattern.test(message));
   return known ? `${base} — ${known.hint(path)}` : base;
 }

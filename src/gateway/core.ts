@@ -24,7 +24,7 @@ export class CorePart implements Part {
     this.broker = new Broker({
       dataDir: b.dataDir, logger: logger.child({ part: 'broker' }), durability: b.durability, commitWindowMs: b.commitWindowMs,
       connectTimeoutMs: b.connectTimeoutMs, maxKeepAlive: b.maxKeepAlive, receiveMaximum: b.receiveMaximum,
-      maximumPacketSize: b.maximumPacketSize, topicAliasMaximum: b.topicAliasMaximum, maxInflightMessages: b.maxInflightMessages, maxQueuedMessages: b.maxQueuedMessages,
+      maximumPacketSize: b.maximumPacketSize, topicAliasMaximum: b.topicAliasMaximum, maxTopicAliasBytes: b.maxTopicAliasBytes, maxInflightMessages: b.maxInflightMessages, maxQueuedMessages: b.maxQueuedMessages,
       maxQueuedBytes: b.maxQueuedBytes, queuePolicy: b.queuePolicy, queueQos0: b.queueQos0, sysIntervalMs: b.sysIntervalSeconds * 1000,
       retainedWriteIntervalMs: b.retainedWriteIntervalSeconds * 1000,
       maxBufferedBytes: b.maxBufferedBytes, maxBufferedBytesTotal: b.maxBufferedBytesTotal, stalledReaderTimeoutMs: b.stalledReaderTimeoutMs, maxPreConnectBytes: b.maxPreConnectBytes,

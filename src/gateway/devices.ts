@@ -7,7 +7,7 @@ import type { Broker } from '../broker/broker.js';
 import { ConfigError, type GatewayConfig } from '../config/gateway-config.js';
 import { writeDemoMapping } from '../demo/demo-mapping.js';
 import type { SimulatedMeter } from '../demo/simulated-meter.js';
-import { loadDeviceMappings, startDevices, type DeviceMapping, type DevicesHandle, type DeviceStatus, type PollObserver } from '../devices/index.js';
+import { loadDeviceMappings, startDevices, type DeviceDetail, type DeviceMapping, type DevicesHandle, type DeviceStatus, type ModbusBusRunner, type PointReading, type PollObserver } from '../devices/index.js';
 import type { Logger } from '../log.js';
 import type { Part, ReloadResult } from './part.js';
 
@@ -74,6 +74,50 @@ export class DevicesPart implements Part {
 
   deviceStatus(): DeviceStatus[] {
     return [...this.running.values()].flatMap((d) => d.handle.status());
+  }
+
+  /** The mapping files running now (in the demo its generated mapping first). */
+  runningFiles(): string[] {
+    return [...this.files];
+  }
+
+  deviceDetail(id: string): DeviceDetail | undefined {
+    for (const d of this.running.values()) {
+      const detail = d.handle.detail(id);
+      if (detail) return detail;
+    }
+    return undefined;
+  }
+
+  /** Each running Modbus device's readings (for the management API's history). */
+  readings(): Array<{ deviceId: string; readings: ReadonlyMap<string, PointReading> }> {
+    const out: Array<{ deviceId: string; readings: ReadonlyMap<string, PointReading> }> = [];
+    for (const d of this.running.values()) {
+      for (const device of d.mapping.modbusDevices) {
+        const readings = d.handle.detail(device.id)?.modbus?.readings;
+        if (readings) out.push({ deviceId: device.id, readings });
+      }
+    }
+    return out;
+  }
+
+  modbusBus(id: string): ModbusBusRunner | undefined {
+    for (const d of this.running.values()) {
+      const bus = d.handle.modbusBus(id);
+      if (bus) return bus;
+    }
+    return undefined;
+  }
+
+  busIds(): string[] {
+    return [...this.running.values()].flatMap((d) => d.mapping.buses.map((b) => b.id));
+  }
+
+  fileOfDevice(id: string): string | undefined {
+    for (const [file, d] of this.running) {
+      if (d.mapping.modbusDevices.some((m) => m.id === id) || d.mapping.lineDevices.some((l) => l.id === id)) return file;
+    }
+    return undefined;
   }
 
   async reload(next: GatewayConfig | undefined): Promise<ReloadResult> {

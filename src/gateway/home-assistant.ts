@@ -42,6 +42,11 @@ export class HomeAssistantPart implements Part {
     return { errors: [], restartNeeded: [] };
   }
 
+  /** The discovery configs announced now (none while discovery is off). */
+  announced(): { prefix: string; configs: Array<{ topic: string; payload: string }> } {
+    return { prefix: this.config.homeAssistant.prefix, configs: this.discovery?.configs() ?? [] };
+  }
+
   status() {
     if (!this.config.homeAssistant.discovery) return { state: 'stopped' as const, detail: 'discovery off in the config' };
     return { state: 'running' as const, detail: `${this.discovery?.topics().length ?? 0} discovery configs announced under ${this.config.homeAssistant.prefix}/` };

@@ -22,6 +22,9 @@ import { ListenersPart } from './listeners.js';
 import { ManagementPart } from './management.js';
 import { loadMetricsModule, MetricsPart } from './metrics.js';
 import type { PartStatus } from './part.js';
+import { History } from '../management/history.js';
+import { MappingFiles } from '../management/mapping-files.js';
+import type { LogRing } from '../log-ring.js';
 
 export { anonymousAllowed, listenerConfigs } from './listeners.js';
 export { loadMappingsOrThrow } from './devices.js';
@@ -62,6 +65,10 @@ export interface GatewayOptions {
   configFile?: string;
   /** How often the management API's state topics are compared and, when changed, published. */
   stateIntervalMs?: number;
+  /** The ring the logger tees its lines into (createLogger's `ring`): the management API's `logs` reads it. */
+  logRing?: LogRing;
+  /** The history's bucket length (default 10 s; shorter in tests). */
+  historyBucketMs?: number;
 }
 
 export async function startGateway(config: GatewayConfig, logger: Logger, options: GatewayOptions = {}): Promise<Gateway> {
@@ -81,6 +88,27 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     devices: () => devices.deviceStatus(),
     bridges: () => bridges.handles.map((h) => h.state()),
     listeners: () => listeners.open,
+    console: {
+      deviceDetail: (id) => devices.deviceDetail(id),
+      deviceIds: () => devices.deviceStatus().map((d) => d.id),
+      history: new History({
+        messages: () => ({ in: broker.stats.messagesReceived, out: broker.stats.messagesSent }),
+        bridges: () => bridges.handles.map((h) => h.state()),
+        readings: () => devices.readings(),
+      }, options.historyBucketMs),
+      logRing: options.logRing,
+      homeAssistant: () => homeAssistant.announced(),
+      bridgeNames: () => bridges.handles.map((h) => h.state().name),
+      deadLetters: (name) => {
+        const handle = bridges.handles.find((h) => h.state().name === name);
+        return handle === undefined ? undefined : handle.deadLetters() ?? null;
+      },
+      modbusBus: (id) => devices.modbusBus(id),
+      busIds: () => devices.busIds(),
+      fileOfDevice: (id) => devices.fileOfDevice(id),
+      mappingFiles: new MappingFiles(() => devices.runningFiles()),
+      reload: () => reload(),
+    },
   }, logger, options.stateIntervalMs);
   const controller: Controller = new Controller([core, bridges, devices, homeAssistant, metrics, management, listeners], logger, {
     stopDeadlineMs: STOP_DEADLINE_MS,

@@ -8,6 +8,7 @@ import { managementTopics, type ManagementTopics } from '../management/topics.js
 import type { ManagementSources } from '../management/actions.js';
 import type { Logger } from '../log.js';
 import type { Part } from './part.js';
+import type { History } from '../management/history.js';
 
 export class ManagementPart implements Part {
   readonly name = 'management';
@@ -15,8 +16,10 @@ export class ManagementPart implements Part {
   private readonly server: ManagementServer;
   private readonly state: StatePublisher;
   private readonly log: Logger;
+  private readonly history: History | undefined;
 
   constructor(broker: Broker, sources: ManagementSources, logger: Logger, stateIntervalMs?: number) {
+    this.history = sources.console?.history;
     const log = this.log = logger.child({ part: 'management' });
     this.topics = managementTopics(sources.gatewayId);
     this.server = new ManagementServer(broker, this.topics, sources, log);
@@ -26,6 +29,7 @@ export class ManagementPart implements Part {
   async start(): Promise<void> {
     this.server.start();
     this.state.start();
+    this.history?.start();
     this.log.info(`management API: requests on ${this.topics.requestPrefix}<action>, state on ${this.topics.base}/state/#`);
   }
 
@@ -35,6 +39,7 @@ export class ManagementPart implements Part {
   }
 
   async stop(): Promise<void> {
+    this.history?.stop();
     this.state.stop();
     this.server.stop();
   }

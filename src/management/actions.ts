@@ -10,6 +10,10 @@ import type { OpenListener } from '../listeners.js';
 import { VERSION } from '../version.js';
 import { requestError, type Action, type RequestBody, type RequestError } from './requests.js';
 import { NEVER_EXPIRES } from '../broker/session.js';
+import { commissioningHandlers, type CommissioningSources } from './commissioning.js';
+import { configHandlers, type ConfigSources } from './config-actions.js';
+import { deadLetterHandlers, type DeadLetterSources } from './dead-letter-actions.js';
+import { observeHandlers, type ObserveSources } from './observe-actions.js';
 
 export interface ManagementSources {
   config: GatewayConfig;
@@ -21,11 +25,26 @@ export interface ManagementSources {
   devices(): DeviceStatus[];
   bridges(): BridgeState[];
   listeners(): OpenListener[];
+  /** What the console's actions read and act on (absent in a gateway without them: those actions answer an error). */
+  console?: ObserveSources & DeadLetterSources & CommissioningSources & ConfigSources;
 }
 
 export type ActionResult = { ok: true; data: unknown } | { ok: false; errors: RequestError[] };
 
-type Handlers = { [A in Action]: (body: RequestBody<A>, source: string) => ActionResult };
+export type Handlers = { [A in Action]: (body: RequestBody<A>, source: string) => ActionResult | Promise<ActionResult> };
+
+const CONSOLE_ACTIONS = [
+  'device', 'history', 'logs', 'homeassistant/entities', 'bridge/dead/list', 'bridge/dead/retry', 'bridge/dead/delete',
+  'bus/scan', 'bus/read', 'bus/point', 'mapping/get', 'mapping/save',
+] as const;
+
+function consoleHandlers(s: ManagementSources): Pick<Handlers, (typeof CONSOLE_ACTIONS)[number]> {
+  if (s.console) {
+    return { ...observeHandlers(s.console), ...deadLetterHandlers(s.console), ...commissioningHandlers(s.console), ...configHandlers(s.console) };
+  }
+  const unavailable = (_body: unknown, source: string): ActionResult => ({ ok: false, errors: [requestError(source, '', 'not available in this gateway')] });
+  return Object.fromEntries(CONSOLE_ACTIONS.map((a) => [a, unavailable])) as Pick<Handlers, (typeof CONSOLE_ACTIONS)[number]>;
+}
 
 const PROTOCOLS: Record<number, string> = { 3: '3.1', 4: '3.1.1', 5: '5.0' };
 
@@ -95,6 +114,7 @@ function checkRunningConfig(file: string | undefined) {
 export function createHandlers(s: ManagementSources): Handlers {
   const { broker } = s;
   return {
+    ...consoleHandlers(s),
     info: () => ({ ok: true, data: { ...infoOf(s), uptimeSeconds: Math.round((Date.now() - broker.stats.startedAt) / 1000) } }),
     parts: () => ({ ok: true, data: s.parts() }),
     devices: () => ({ ok: true, data: devicesOf(s) }),

@@ -8,7 +8,7 @@
 import type { Broker } from '../broker/broker.js';
 import type { ClientIdentity, LocalClient, Message, MessageProperties } from '../broker/types.js';
 import type { Logger } from '../log.js';
-import { createHandlers, type ManagementSources } from './actions.js';
+import { createHandlers, type ActionResult, type ManagementSources } from './actions.js';
 import { ACTIONS, isAction, parseRequest, requestError, type RequestError } from './requests.js';
 import type { ManagementTopics } from './topics.js';
 
@@ -25,6 +25,7 @@ export class ManagementServer {
   private readonly handlers: ReturnType<typeof createHandlers>;
   private readonly client: LocalClient;
   requestsHandled = 0;
+  private stopped = false;
 
   constructor(
     private readonly broker: Broker,
@@ -42,6 +43,7 @@ export class ManagementServer {
   }
 
   stop(): void {
+    this.stopped = true;
     this.client.close();
   }
 
@@ -68,24 +70,33 @@ export class ManagementServer {
       return;
     }
     const source = `request ${message.topic}`;
-    const answer = this.answer(action, message.payload, source);
-    this.requestsHandled++;
-    const properties: MessageProperties = { contentType: 'application/json' };
-    if (message.properties?.correlationData) properties.correlationData = message.properties.correlationData;
-    this.client.publish(responseTopic, JSON.stringify(answer), { qos: message.qos === 0 ? 0 : 1, properties }).catch((error: Error) => {
-      this.logger.warn({ err: error, responseTopic }, 'management answer not published');
-    });
+    const correlationData = message.properties?.correlationData;
+    void this.answer(action, message.payload, source)
+      .catch((error: unknown): Answer => {
+        this.logger.error({ err: error, action }, 'management action failed');
+        const e = requestError(source, '', `the action failed: ${(error as Error)?.message ?? String(error)}`);
+        return { status: 'error', error: e.text, errors: [e] };
+      })
+      .then((answer) => {
+        if (this.stopped) return;
+        this.requestsHandled++;
+        const properties: MessageProperties = { contentType: 'application/json' };
+        if (correlationData) properties.correlationData = correlationData;
+        this.client.publish(responseTopic, JSON.stringify(answer), { qos: message.qos === 0 ? 0 : 1, properties }).catch((error: Error) => {
+          this.logger.warn({ err: error, responseTopic }, 'management answer not published');
+        });
+      });
   }
 
-  private answer(action: string, payload: Buffer, source: string): Answer {
+  private async answer(action: string, payload: Buffer, source: string): Promise<Answer> {
     if (!isAction(action)) {
       const e = requestError(source, '', `unknown action ${JSON.stringify(action)} (expected one of ${ACTIONS.join(', ')})`);
       return { status: 'error', error: e.text, errors: [e] };
     }
     const parsed = parseRequest(action, payload, source);
     if (!parsed.ok) return withTransaction({ status: 'error', error: parsed.errors.map((e) => e.text).join('; '), errors: parsed.errors }, parsed.transaction);
-    const handler = this.handlers[action] as (body: unknown, source: string) => ReturnType<(typeof this.handlers)['info']>;
-    const result = handler(parsed.body, source);
+    const handler = this.handlers[action] as (body: unknown, source: string) => ActionResult | Promise<ActionResult>;
+    const result = await handler(parsed.body, source);
     const answer: Answer = result.ok ? { status: 'ok', data: result.data } : { status: 'error', error: result.errors.map((e) => e.text).join('; '), errors: result.errors };
     return withTransaction(answer, parsed.body.transaction);
   }

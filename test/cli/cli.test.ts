@@ -7,7 +7,7 @@ import { startSimulatedMeter, type SimulatedMeter } from '../../src/demo/simulat
 import { parseGatewayConfig } from '../../src/config/gateway-config.js';
 import { startGateway, type Gateway } from '../../src/gateway.js';
 import { silentLogger } from '../../src/log.js';
-import { requireTool } from '../helpers/peers.js';
+import { editorSchemaCheck, requireJsonschema, requireTool } from '../helpers/peers.js';
 import { requirePymodbus, requireSocat, startPtyPair, startSlave } from '../devices/helpers/modbus-peers.js';
 import { startMosquitto, mosquittoPub } from '../auth/mosquitto-peer.js';
 import { checkCredentials, readPasswordFile } from '../../src/auth/password-file.js';
@@ -463,25 +463,33 @@ describe('schema', () => {
     expect(Object.keys(devices.properties)).toEqual(expect.arrayContaining(['buses', 'devices', 'include']));
   });
 
-  it('the committed schemas/ are what `fieldgate schema` writes today, and every example references one that exists', async () => {
+  it('the committed schemas/ and examples/schemas/ are what `fieldgate schema` writes today', async () => {
     const out = path.join(dir, 'schemas-now');
     expect((await runCli(['schema', '--out', out])).code).toBe(0);
     for (const name of ['gateway.schema.json', 'device-mapping.schema.json']) {
       expect(fs.readFileSync(path.join(ROOT, 'schemas', name), 'utf8'), `schemas/${name} is stale: run fieldgate schema`).toBe(fs.readFileSync(path.join(out, name), 'utf8'));
     }
-    // The Pi examples are copied to /etc/fieldgate: they name the schemas of the installed package
-    // (npm install -g --prefix /usr/local, see test/systemd/install.test.ts); the Docker ones are
-    // copied to config/ in the checkout, next to schemas/.
-    const installed = '/usr/local/lib/node_modules/fieldgate/';
-    const configs = ['examples/pi-rs485-sdm120.json', 'examples/cloud-bridge.json', 'docker/fieldgate.json', 'examples/devices/sdm120-rs485.json', 'docker/devices/meter.json'];
-    for (const file of configs) {
-      const ref = (JSON.parse(fs.readFileSync(path.join(ROOT, file), 'utf8')) as { $schema?: string }).$schema;
-      expect(ref, file).toBeDefined();
-      if (file.startsWith('examples/')) expect(ref!.startsWith(installed), `${file}: ${ref}`).toBe(true);
-      const target = ref!.startsWith(installed) ? path.join(ROOT, ref!.slice(installed.length)) : path.resolve(path.dirname(path.join(ROOT, file)), ref!);
-      expect(path.basename(target)).toBe(file.includes('devices/') ? 'device-mapping.schema.json' : 'gateway.schema.json');
-      expect(fs.existsSync(target), `${file} → ${target}`).toBe(true);
+    // examples/schemas/ is the copy the examples name (the Pi install writes the same to /etc/fieldgate/schemas).
+    for (const name of ['gateway.schema.json', 'device-mapping.schema.json']) {
+      expect(fs.readFileSync(path.join(ROOT, 'examples/schemas', name), 'utf8'), `examples/schemas/${name} is stale: run fieldgate schema --out examples/schemas`).toBe(fs.readFileSync(path.join(out, name), 'utf8'));
     }
+  });
+
+  it.skipIf(!requireJsonschema())('every example\'s "$schema" resolves in a fresh checkout as an editor resolves it, and the example is valid against it', () => {
+    // Relative paths: the Pi examples are copied to /etc/fieldgate next to the schemas `fieldgate schema`
+    // writes there (test/systemd/install.test.ts); the Docker ones to config/ in the checkout, next to schemas/.
+    const configs = ['examples/pi-rs485-sdm120.json', 'examples/cloud-bridge.json', 'docker/fieldgate.json', 'examples/devices/sdm120-rs485.json', 'docker/devices/meter.json'];
+    for (const file of configs) expect((JSON.parse(fs.readFileSync(path.join(ROOT, file), 'utf8')) as { $schema?: string }).$schema, file).toMatch(/^\.\.?\//);
+    const results = editorSchemaCheck(configs.map((file) => path.join(ROOT, file)));
+    expect(results.map((r) => [path.relative(ROOT, r.file), r.errors])).toEqual(configs.map((file) => [file, []]));
+    for (const r of results) expect(path.basename(r.schema!)).toBe(r.file.includes('/devices/') ? 'device-mapping.schema.json' : 'gateway.schema.json');
+    // The Docker README copies docker/ files to config/ and config/devices/ of the checkout: the same relative paths reach schemas/.
+    const checkout = path.join(dir, 'docker-checkout');
+    fs.cpSync(path.join(ROOT, 'schemas'), path.join(checkout, 'schemas'), { recursive: true });
+    fs.mkdirSync(path.join(checkout, 'config/devices'), { recursive: true });
+    fs.copyFileSync(path.join(ROOT, 'docker/fieldgate.json'), path.join(checkout, 'config/fieldgate.json'));
+    fs.copyFileSync(path.join(ROOT, 'docker/devices/meter.json'), path.join(checkout, 'config/devices/meter.json'));
+    expect(editorSchemaCheck([path.join(checkout, 'config/fieldgate.json'), path.join(checkout, 'config/devices/meter.json')]).map((r) => r.errors)).toEqual([[], []]);
   });
 });
 

@@ -19,13 +19,13 @@ import { PtyPair, waitFor } from './line/pty-pair.js';
 describe('describeSerialOpenError', () => {
   it('names the dialout group for "Permission denied" (serialport 13 text, seen opening a root-only pty as uid 65534)', () => {
     const text = describeSerialOpenError('/dev/ttyUSB0', 'Error: Permission denied, cannot open /dev/ttyUSB0');
-    expect(text).toMatch(/^cannot open \/dev\/ttyUSB0: Permission denied, cannot open \/dev\/ttyUSB0 — /);
+    expect(text).toMatch(/^cannot open \/dev\/ttyUSB0: Permission denied — /); // serialport's ", cannot open …" is not repeated
     expect(text).toContain('group dialout');
     expect(text).toContain('sudo usermod -aG dialout');
   });
 
   it('keeps an unknown cause as it is, without a guessed hint', () => {
-    expect(describeSerialOpenError('/dev/ttyS0', 'Error: Input/output error, cannot open /dev/ttyS0')).toBe('cannot open /dev/ttyS0: Input/output error, cannot open /dev/ttyS0');
+    expect(describeSerialOpenError('/dev/ttyS0', 'Error: Input/output error, cannot open /dev/ttyS0')).toBe('cannot open /dev/ttyS0: Input/output error');
   });
 });
 

@@ -216,15 +216,24 @@ describe('fieldgate run: the log as journald, a log shipper and a terminal see i
     const work = path.join(dir, 'tty');
     fs.mkdirSync(work, { recursive: true });
     fs.writeFileSync(path.join(work, 'fieldgate.json'), JSON.stringify({ broker: { host: '127.0.0.1', port, dataDir: 'data', sysIntervalSeconds: 0 } }));
-    // `script` gives the gateway a pty as stdout; timeout ends it (exit code 124 from timeout is expected).
+    // `script` gives the gateway a pty as stdout; once it says it listens it gets SIGINT (Ctrl-C), by the
+    // pid its first line names: a fixed run time was too short on a loaded machine. `timeout` is the backstop.
     // Asynchronously: a synchronous wait would stall this test worker (and its reports to vitest) for seconds.
     const result = await new Promise<{ stdout: string; stderr: string }>((resolve) => {
-      const child = spawn('script', ['-qfec', `timeout -s INT 4 ${process.execPath} ${BIN} run --config fieldgate.json`, '/dev/null'], { cwd: work, env: { ...process.env, JOURNAL_STREAM: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn('script', ['-qfec', `timeout -s INT 40 ${process.execPath} ${BIN} run --config fieldgate.json`, '/dev/null'], { cwd: work, env: { ...process.env, JOURNAL_STREAM: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
       let stdout = '';
       let stderr = '';
-      child.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
+      let interrupted = false;
+      child.stdout.on('data', (c: Buffer) => {
+        stdout += c.toString();
+        const pid = /"pid":(\d+)/.exec(stdout)?.[1];
+        if (!interrupted && pid && stdout.includes('MQTT broker listening on')) {
+          interrupted = true;
+          process.kill(Number(pid), 'SIGINT');
+        }
+      });
       child.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
-      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+      const timer = setTimeout(() => child.kill('SIGKILL'), 50_000);
       child.once('close', () => { clearTimeout(timer); resolve({ stdout, stderr }); });
     });
     const listening = result.stdout.split(/\r?\n/).find((l) => l.includes('MQTT broker listening on'));

@@ -1,6 +1,7 @@
 // A broker in its own process, for tests that kill -9 it:
 //   node --import tsx test/helpers/broker-process.ts <dataDir> <port> [optionsJson]
 // Prints one line `{"port":N}` on stdout once it listens. SIGTERM closes it gracefully.
+import v8 from 'node:v8';
 import { Broker } from '../../src/broker/broker.js';
 import { silentLogger } from '../../src/log.js';
 
@@ -35,9 +36,29 @@ async function main(): Promise<void> {
     const gc = (globalThis as { gc?: () => void }).gc;
     gc?.();
     gc?.();
-    const { rss, heapUsed, external, arrayBuffers } = process.memoryUsage();
-    process.stdout.write(`${JSON.stringify({ memory: { rss, heapUsed, external, arrayBuffers } })}\n`);
+    const { rss, heapUsed, heapTotal, external, arrayBuffers } = process.memoryUsage();
+    // "memory-detail": where the RSS is (the fuzzer's memory probes): V8's spaces as committed, the sessions and queues.
+    const detail = text.includes('memory-detail') ? memoryDetail(broker) : undefined;
+    process.stdout.write(`${JSON.stringify({ memory: { rss, heapUsed, heapTotal, external, arrayBuffers, detail } })}\n`);
   });
+}
+
+function memoryDetail(broker: Broker): Record<string, number> {
+  const detail: Record<string, number> = {};
+  for (const space of v8.getHeapSpaceStatistics()) detail[`v8.${space.space_name}`] = space.physical_space_size;
+  const stats = broker.snapshotStats();
+  detail.sessions = stats.sessions;
+  detail.queuedMessages = stats.queuedMessages;
+  detail.retainedMessages = stats.retainedMessages;
+  detail.retainedBytes = broker.retained.totalBytes;
+  detail.connections = broker.connections.size;
+  let queuedBytes = 0;
+  for (const session of broker.sessions.values()) {
+    queuedBytes += session.queuedBytes;
+    if (session.queue.length >= 1000) detail[`queue:${session.clientId}`] = session.queue.length;
+  }
+  detail.queuedBytes = queuedBytes;
+  return detail;
 }
 
 main().catch((err: unknown) => {

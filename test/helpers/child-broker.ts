@@ -20,14 +20,16 @@ export interface ChildBroker {
   /** Resident set size in bytes, from /proc. */
   rss(): number;
   /** Memory of the broker process after a full garbage collection. */
-  memory(): Promise<ProcessMemory>;
+  memory(detail?: boolean): Promise<ProcessMemory>;
 }
 
 export interface ProcessMemory {
   rss: number;
   heapUsed: number;
+  heapTotal?: number;
   external: number;
   arrayBuffers: number;
+  detail?: Record<string, number>;
 }
 
 /** The node options fieldgate ships with: those on the `#!/usr/bin/env -S node …` line of bin/fieldgate.js. */
@@ -85,14 +87,14 @@ export function spawnBroker(dataDir: string, options: Partial<BrokerOptions> = {
           if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
           await exited;
         },
-        memory() {
+        memory(detail = false) {
           return new Promise<ProcessMemory>((resolveMemory, rejectMemory) => {
             const timer = setTimeout(() => rejectMemory(new Error('broker process did not report memory')), 10_000);
             memoryWaiters.push((m) => {
               clearTimeout(timer);
               resolveMemory(m);
             });
-            child.stdin!.write('memory\n');
+            child.stdin!.write(detail ? 'memory-detail\n' : 'memory\n');
           });
         },
         rss() {

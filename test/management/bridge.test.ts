@@ -70,4 +70,17 @@ describe('management API through a bridge', () => {
     // The state topics go up too (info is retained on the gateway and forwarded).
     await waitFor(() => answers.find((a) => a.topic === `${NS}/state/devices`), 'state/devices in the cloud', 10_000);
   });
+
+  it('answers a console action (device, with its points and bus state) from the cloud through the bridge', async () => {
+    const answers: { body: any; correlationData?: Buffer }[] = [];
+    tool.on('message', (_topic, payload, packet) => answers.push({ body: JSON.parse(payload.toString()), correlationData: packet.properties?.correlationData }));
+    const answer = await waitFor(async () => {
+      const correlationData = Buffer.from(`fleet-device-${Math.random()}`);
+      await tool.publishAsync(`${NS}/request/device`, JSON.stringify({ id: 'demo-meter' }), { qos: 1, properties: { responseTopic: 'fleet/replies/tool', correlationData } });
+      const got = await waitFor(() => answers.find((a) => a.correlationData?.equals(correlationData)), 'an answer', 2_000).catch(() => undefined);
+      return got?.body.data?.points?.[0]?.quality === 'good' ? got : undefined;
+    }, 'the device answer through the bridge', 20_000);
+    expect(answer.body.data).toMatchObject({ id: 'demo-meter', availability: 'online', bus: { id: 'demo', state: 'open' } });
+    expect(answer.body.data.points[0]).toMatchObject({ name: 'voltage', unit: 'V', quality: 'good' });
+  });
 });

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { toolInPath } from '../helpers/peers.js';
+import { editorSchemaCheck, requireJsonschema, toolInPath } from '../helpers/peers.js';
 import { ensureBuilt, ROOT, tempDir } from '../gateway/helpers.js';
 
 const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { name: string; version: string; bin: Record<string, string> };
@@ -71,6 +71,21 @@ describe('the Pi install (README "Install on a Raspberry Pi (systemd)")', () => 
     for (const f of built) expect(files).toContain(`dist/${f}`);
   });
 
+  it('a password file or data made next to the examples in the checkout (README "Configuration") is not packed', () => {
+    const copy = path.join(dir, 'checkout');
+    fs.mkdirSync(copy);
+    fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(copy, 'package.json'));
+    fs.cpSync(path.join(ROOT, 'examples'), path.join(copy, 'examples'), { recursive: true });
+    fs.writeFileSync(path.join(copy, 'examples/passwd'), 'alice:$7$101$x$y\n');
+    fs.mkdirSync(path.join(copy, 'examples/data'));
+    fs.writeFileSync(path.join(copy, 'examples/data/fieldgate.db'), '');
+    const out = execFileSync('npm', ['pack', '--dry-run', '--ignore-scripts', '--json'], { cwd: copy, encoding: 'utf8', timeout: 120_000 });
+    const packed = (JSON.parse(out) as Array<{ files: Array<{ path: string }> }>)[0]!.files.map((f) => f.path);
+    expect(packed).toContain('examples/pi-rs485-sdm120.json');
+    expect(packed).toContain('examples/schemas/gateway.schema.json');
+    expect(packed.filter((f) => /passwd$|^examples\/data\//.test(f))).toEqual([]);
+  }, 120_000);
+
   it('the README\'s commands, run against a temporary /usr/local and /etc, install a working fieldgate', async () => {
     const [block] = shellBlocks('## Install on a Raspberry Pi (systemd)').filter((b) => b.includes('npm pack'));
     expect(block, 'the install block').toBeDefined();
@@ -115,11 +130,15 @@ describe('the Pi install (README "Install on a Raspberry Pi (systemd)")', () => 
     const check = ran.find((r) => r.startsWith('fieldgate check'));
     expect(check).toMatch(/fieldgate\.json: OK/);
     expect(check).toMatch(/meter unit 1: \d+ points/);
-    // The example's "$schema" resolves in the installed package.
-    for (const file of ['fieldgate/fieldgate.json', 'fieldgate/devices/sdm120-rs485.json']) {
-      const ref = (JSON.parse(fs.readFileSync(path.join(etc, file), 'utf8')) as { $schema: string }).$schema;
-      expect(ref.startsWith(`${installPrefix}/lib/node_modules/${pkg.name}/schemas/`), `${file}: ${ref}`).toBe(true);
-      expect(fs.existsSync(prefix + ref.slice(installPrefix.length)), ref).toBe(true);
+    // The copied examples' "$schema" resolve, as an editor resolves them (relative to the file), to the
+    // schemas the installed fieldgate wrote into /etc/fieldgate/schemas, and the files are valid against them.
+    expect(ran.some((r) => r.startsWith('fieldgate schema --out /etc/fieldgate/schemas'))).toBe(true);
+    if (requireJsonschema()) {
+      const results = editorSchemaCheck(['fieldgate/fieldgate.json', 'fieldgate/devices/sdm120-rs485.json'].map((file) => path.join(etc, file)));
+      expect(results.map((r) => [r.schema, r.errors])).toEqual([
+        [path.join(etc, 'fieldgate/schemas/gateway.schema.json'), []],
+        [path.join(etc, 'fieldgate/schemas/device-mapping.schema.json'), []],
+      ]);
     }
   }, 120_000);
 

@@ -23,7 +23,14 @@ export function handlePublish(broker: Broker, connection: Connection, packet: mq
       if (known === undefined) return protocolError(broker, connection, `topic alias ${alias} used before it was set`, 0x82);
       topic = known;
     } else {
-      (connection.inboundAliases ??= new Map()).set(alias, topic);
+      const aliases = (connection.inboundAliases ??= new Map());
+      const previous = aliases.get(alias);
+      const bytes = connection.inboundAliasBytes - (previous === undefined ? 0 : Buffer.byteLength(previous)) + Buffer.byteLength(topic);
+      if (bytes > broker.options.maxTopicAliasBytes) {
+        return protocolError(broker, connection, `topic aliases would hold ${bytes} bytes of topic names, above the limit of ${broker.options.maxTopicAliasBytes}`, QUOTA_EXCEEDED);
+      }
+      aliases.set(alias, topic);
+      connection.inboundAliasBytes = bytes;
     }
   }
   // The decoder (decode/publish.ts) checked the topic name (UTF-8, no U+0000, no wildcards) and that a
@@ -61,8 +68,13 @@ export function handlePublish(broker: Broker, connection: Connection, packet: mq
     holdable: qos === 0,
   };
   broker.currentPublisher = connection;
-  const accepted = broker.route(message);
-  broker.currentPublisher = null;
+  let accepted: boolean;
+  try {
+    accepted = broker.route(message);
+  } finally {
+    // Also when routing throws (that client is then closed): flow control must not go on pausing it, or keep it alive.
+    broker.currentPublisher = null;
+  }
   if (qos === 0) return;
   connection.incomingUnacked++;
   if (qos === 2) {

@@ -15,6 +15,8 @@ export interface HomeAssistantDiscovery {
   republish(): Promise<void>;
   /** Topics of the configs currently announced. */
   topics(): string[];
+  /** The configs currently announced: topic and payload (JSON text). */
+  configs(): Array<{ topic: string; payload: string }>;
   stop(): void;
 }
 
@@ -75,6 +77,9 @@ export async function startHomeAssistantDiscovery(client: LocalClient, options: 
     },
     topics() {
       return [...current.keys()];
+    },
+    configs() {
+      return [...current].map(([topic, payload]) => ({ topic, payload }));
     },
     stop() {
       stopped = true;

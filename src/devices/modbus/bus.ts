@@ -34,10 +34,16 @@ interface Lane {
   wake?: () => void;
 }
 
+/** `open`; `retrying`: an attempt to open the port or connection is under way; `backing-off`: waiting before the next one. */
+export type BusState = 'open' | 'retrying' | 'backing-off' | 'stopped';
+
 export interface BusStatus {
   id: string;
   type: ModbusBus['type'];
   online: boolean;
+  state: BusState;
+  /** While backing off: ms until the next attempt to open. */
+  retryInMs?: number;
   lastError?: string;
   requests: number;
   timeouts: number;
@@ -68,6 +74,8 @@ export class ModbusBusRunner {
   private counters = { requests: 0, timeouts: 0, strayBytes: 0, reconnects: 0 };
   private lastError: string | undefined;
   private firstAttemptSettled = false;
+  private phase: BusState = 'retrying';
+  private retryAt = 0;
   private settleFirstAttemptPromise!: () => void;
   /** Resolves once the first open attempt has succeeded or failed, so devices do not start by flapping offline. */
   readonly firstAttempt = new Promise<void>((resolve) => (this.settleFirstAttemptPromise = resolve));
@@ -126,6 +134,8 @@ export class ModbusBusRunner {
       id: this.bus.id,
       type: this.bus.type,
       online: this.online,
+      state: this.stopped ? 'stopped' : this.online ? 'open' : this.phase === 'open' ? 'retrying' : this.phase,
+      ...(this.phase === 'backing-off' && !this.stopped ? { retryInMs: Math.max(0, this.retryAt - Date.now()) } : {}),
       lastError: this.lastError,
       requests: this.counters.requests + (live?.requests ?? 0),
       timeouts: this.counters.timeouts + (live?.timeouts ?? 0),
@@ -220,6 +230,7 @@ export class ModbusBusRunner {
     let everConnected = false;
     while (!this.stopped) {
       let link: ModbusLink;
+      this.phase = 'retrying';
       try {
         link = await openLink(this.bus, undefined, this.stopping.signal);
       } catch (err) {
@@ -244,6 +255,7 @@ export class ModbusBusRunner {
       const openedAt = Date.now();
       this.lastError = undefined;
       this.link = link;
+      this.phase = 'open';
       this.logger.info('modbus bus open');
       const closed = new Promise<string>((resolve) => link.onClose(resolve));
       this.settleFirstAttempt();
@@ -277,6 +289,8 @@ export class ModbusBusRunner {
   }
 
   private pause(ms: number): Promise<void> {
+    this.phase = 'backing-off';
+    this.retryAt = Date.now() + ms;
     return new Promise((resolve) => {
       const timer = setTimeout(done, ms);
       function done() {

@@ -4,7 +4,7 @@ import { answerUnknownCommands } from '../unknown-command.js';
 import type { Logger } from '../../log.js';
 import type { LocalClient, Message } from '../../broker/types.js';
 import { DevicePublisher } from '../publisher.js';
-import type { ModbusBusRunner } from './bus.js';
+import type { BusStatus, ModbusBusRunner } from './bus.js';
 import { decodeRegisters, encodeRegisters, setBit, type RawValue } from './codec.js';
 import { isBitTable, type ModbusDevice, type ModbusPoint } from './model.js';
 import {
@@ -35,6 +35,24 @@ export interface DeviceStatus {
   pointErrors: Record<string, string>;
 }
 
+/** What the last reads of one point gave: the value and when, or why the last read failed. */
+export interface PointReading {
+  value?: PointValue;
+  /** Epoch ms of the last successful read. */
+  readAt?: number;
+  error?: string;
+  errorAt?: number;
+}
+
+/** A device as the management API's `device` action shows it: its status, model and every point's last reading. */
+export interface DeviceDetail {
+  status: DeviceStatus;
+  /** Duration of the last poll in ms (every read of it, bus queueing included). */
+  pollLatencyMs?: number;
+  lastErrorAt?: number;
+  modbus?: { device: ModbusDevice; readings: ReadonlyMap<string, PointReading>; bus: BusStatus };
+}
+
 interface PollGroup {
   intervalMs: number;
   points: ModbusPoint[];
@@ -61,7 +79,9 @@ export class ModbusDeviceRunner {
   private backoffMs: number;
   private writes: Promise<void> = Promise.resolve();
   private stopUnknownCommands: () => void = () => undefined;
-  private stats = { polls: 0, failedPolls: 0, lastError: undefined as string | undefined, lastPollAt: undefined as number | undefined };
+  private stats = { polls: 0, failedPolls: 0, lastError: undefined as string | undefined, lastPollAt: undefined as number | undefined, lastPollMs: undefined as number | undefined, lastErrorAt: undefined as number | undefined };
+  /** Point name → its last reading: one Map entry written per point read, read only when someone asks. */
+  private readonly readings = new Map<string, PointReading>();
 
   constructor(
     readonly device: ModbusDevice,
@@ -146,6 +166,15 @@ export class ModbusDeviceRunner {
     };
   }
 
+  detail(): DeviceDetail {
+    return {
+      status: this.status(),
+      pollLatencyMs: this.stats.lastPollMs,
+      lastErrorAt: this.stats.lastErrorAt,
+      modbus: { device: this.device, readings: this.readings, bus: this.bus.status() },
+    };
+  }
+
   /** The reads one poll of every group issues, for tests, `fieldgate check` and the benchmark. */
   plannedReads(): ReadBlock[] {
     return this.groups.flatMap((g) => g.blocks);
@@ -199,6 +228,7 @@ export class ModbusDeviceRunner {
       ok = false;
       this.stats.failedPolls++;
       this.stats.lastError = (err as Error).message;
+      this.stats.lastErrorAt = Date.now();
       if (err instanceof LinkDown) {
         this.publisher.setAvailability(false);
       } else {
@@ -210,7 +240,9 @@ export class ModbusDeviceRunner {
       group.running = false;
     }
     if (this.stopped) return;
-    this.reportPoll(Number(process.hrtime.bigint() - startedHr) / 1e9, ok);
+    const seconds = Number(process.hrtime.bigint() - startedHr) / 1e9;
+    this.stats.lastPollMs = Math.round(seconds * 10_000) / 10;
+    this.reportPoll(seconds, ok);
     if (!ok && this.unresponsive) {
       const delay = this.backoffMs;
       this.backoffMs = Math.min(this.backoffMs * 2, this.device.offlinePollIntervalMs);
@@ -267,7 +299,7 @@ export class ModbusDeviceRunner {
           return;
         }
       }
-      for (const p of block.points) this.publisher.pointError(p.name, p.topic, err.message);
+      for (const p of block.points) this.pointFailed(p, err.message);
       return;
     }
     // The device answered: say so before its values, so a subscriber never sees readings of a device
@@ -276,8 +308,19 @@ export class ModbusDeviceRunner {
     const now = Date.now();
     for (const p of block.points) {
       const value = this.decodePoint(p, block, reply);
-      if (value !== undefined) this.publisher.offer(p, value, now);
+      if (value !== undefined) this.pointRead(p, value, now);
     }
+  }
+
+  private pointRead(p: ModbusPoint, value: PointValue, now: number, force = false): void {
+    this.readings.set(p.name, { value, readAt: now });
+    this.publisher.offer(p, value, now, force);
+  }
+
+  private pointFailed(p: ModbusPoint, message: string): void {
+    const last = this.readings.get(p.name);
+    this.readings.set(p.name, { value: last?.value, readAt: last?.readAt, error: message, errorAt: Date.now() });
+    this.publisher.pointError(p.name, p.topic, message);
   }
 
   private decodePoint(p: ModbusPoint, block: Pick<ReadBlock, 'address'>, reply: Reply): PointValue | undefined {
@@ -288,7 +331,7 @@ export class ModbusDeviceRunner {
       else raw = decodeRegisters((reply.registers ?? []).slice(offset, offset + p.count), p.type, p.byteOrder, p.bit);
       return toEngineering(p, raw);
     } catch (err) {
-      this.publisher.pointError(p.name, p.topic, (err as Error).message);
+      this.pointFailed(p, (err as Error).message);
       return undefined;
     }
   }
@@ -307,7 +350,7 @@ export class ModbusDeviceRunner {
       const reply = await this.read(single, this.device.retries, true);
       const value = this.decodePoint(p, single, reply);
       if (value === undefined) throw new Error('read-back could not be decoded');
-      this.publisher.offer(p, value, Date.now(), true);
+      this.pointRead(p, value, Date.now(), true);
       this.publisher.flushState();
       result = { ok: true, value };
     } catch (err) {

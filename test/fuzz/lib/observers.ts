@@ -73,34 +73,42 @@ class Observer {
 
 export class Observers {
   readonly problems: string[] = [];
-  private readonly list: Observer[];
+  private list: Observer[] = [];
+  /** Observers of earlier connections (close, then start again): what they saw still counts. */
+  private readonly retired: Observer[] = [];
 
-  constructor(readonly tag: string) {
+  constructor(readonly tag: string) {}
+
+  /** Connects a new set of observers (with fresh oracles: each connection is judged on its own). */
+  async start(port: number): Promise<void> {
     const problem = (m: string) => { if (this.problems.length < 50) this.problems.push(m); };
     this.list = [
       new Observer({ name: 'v5-small-limits-no-acks', version: 5, acks: false, properties: OBSERVER_LIMITS }, problem),
       new Observer({ name: 'v5-acking', version: 5, acks: true }, problem),
       new Observer({ name: 'v4-acking', version: 4, acks: true }, problem),
     ];
+    await Promise.all(this.list.map((o) => o.start(port, this.tag)));
   }
 
-  async start(port: number): Promise<void> {
-    await Promise.all(this.list.map((o) => o.start(port, this.tag)));
+  private get all(): Observer[] {
+    return [...this.retired, ...this.list];
   }
 
   /** What the oracle found in what the observers received. */
   violations(): string[] {
-    return this.list.flatMap((o) => o.oracle.violations.map((v) => `observer ${o.spec.name}: ${v}`));
+    return this.all.flatMap((o) => o.oracle.violations.map((v) => `observer ${o.spec.name}: ${v}`));
   }
 
   received(): number {
-    return this.list.reduce((n, o) => n + o.oracle.received.length, 0);
+    return this.all.reduce((n, o) => n + o.oracle.received.length, 0);
   }
 
+  /** Closes their connections: their clean sessions end, and with them what the broker queued for them. */
   close(): void {
     for (const o of this.list) {
       o.stopping = true;
-      o.socket.destroy();
+      o.socket?.destroy();
     }
+    this.retired.push(...this.list.splice(0));
   }
 }
