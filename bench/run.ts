@@ -12,6 +12,7 @@ const suites: Record<string, { file: string; what: string }> = {
   bridge: { file: 'bridge/run.ts', what: 'upstream bridge' },
   devices: { file: 'devices/poll.ts', what: 'device polling' },
   console: { file: 'console/run.ts', what: 'web console: the gateway\'s CPU with no browser and with one open console; asset size' },
+  footprint: { file: 'footprint/run.ts', what: 'RSS at idle, per idle connection, CPU per connect, idle CPU and wakeups, vs Mosquitto' },
   storage: { file: 'storage/run.ts', what: 'storage writes per forwarded message (steady, outage), RSS at idle, vs Mosquitto' },
 };
 

@@ -41,6 +41,19 @@ function track(child: ChildProcess): ChildProcess {
   return child;
 }
 
+/**
+ * Small board: every broker process pinned to CPU 0 (`taskset -c 0`) and fieldgate's heap capped at
+ * SMALL_BOARD_OLD_SPACE_MIB, as on a Pi-class board with one core to spare. The load generator is not pinned.
+ */
+export const SMALL_BOARD_OLD_SPACE_MIB = 64;
+let smallBoard = false;
+export function setSmallBoard(on: boolean): void {
+  smallBoard = on;
+}
+function pinned(command: string, args: string[]): [string, string[]] {
+  return smallBoard ? ['taskset', ['-c', '0', command, ...args]] : [command, args];
+}
+
 /** `fieldgateNodeArgs`: extra `node` options for fieldgate's process only (e.g. V8 heap flags the CLI may ship with). */
 export async function prepareBroker(name: BrokerName, fieldgateNodeArgs: string[] = []): Promise<BrokerUnderTest> {
   switch (name) {
@@ -86,7 +99,7 @@ async function prepareFieldgate(extraNodeArgs: string[]): Promise<BrokerUnderTes
     name: 'fieldgate',
     version: `${packageJson.version} (${commit})`,
     how,
-    launch: () => launchNodeServer([...nodeArgs, ...args]),
+    launch: () => launchNodeServer([...nodeArgs, ...(smallBoard ? [`--max-old-space-size=${SMALL_BOARD_OLD_SPACE_MIB}`] : []), ...args]),
   };
 }
 
@@ -99,7 +112,9 @@ async function prepareAedes(): Promise<BrokerUnderTest> {
 }
 
 async function launchNodeServer(args: string[]): Promise<RunningBroker> {
-  const child = track(spawn(process.execPath, args, { cwd: repoDir, stdio: ['ignore', 'pipe', 'inherit'] }));
+  // With taskset the pid stays the same: taskset execs the broker.
+  const [command, commandArgs] = pinned(process.execPath, args);
+  const child = track(spawn(command, commandArgs, { cwd: repoDir, stdio: ['ignore', 'pipe', 'inherit'] }));
   const port = await new Promise<number>((resolve, reject) => {
     let output = '';
     const timer = setTimeout(() => fail(new Error(`broker did not report its port within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
@@ -167,7 +182,8 @@ async function launchMosquitto(): Promise<RunningBroker> {
     'connection_messages false',
     '',
   ].join('\n'));
-  const child = track(spawn('mosquitto', ['-c', config], { stdio: ['ignore', 'ignore', 'inherit'] }));
+  const [command, commandArgs] = pinned('mosquitto', ['-c', config]);
+  const child = track(spawn(command, commandArgs, { stdio: ['ignore', 'ignore', 'inherit'] }));
   try {
     await waitForListener(port, child);
   } catch (error) {

@@ -7,7 +7,7 @@ import { writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { benchDir, nodeCommandFor } from '../lib/child-scripts.js';
 import { loadAverage, machineInfo } from '../lib/proc.js';
-import { brokerNames, prepareBroker, type BrokerName, type BrokerUnderTest } from './brokers.js';
+import { brokerNames, prepareBroker, setSmallBoard, SMALL_BOARD_OLD_SPACE_MIB, type BrokerName, type BrokerUnderTest } from './brokers.js';
 import { renderReport, renderTable } from './report.js';
 import { combineRounds } from './rounds.js';
 import { runScenario, scenarioNames, scenarioTitles, type ScenarioName, type ScenarioResult, type Timing } from './scenario.js';
@@ -18,6 +18,8 @@ interface Options {
   timing: Timing;
   write: boolean | null;
   fieldgateNodeArgs: string[];
+  /** Brokers pinned to CPU 0, fieldgate with a small-board heap cap (brokers.ts). */
+  smallBoard: boolean;
   rounds: number;
 }
 
@@ -31,7 +33,7 @@ function listOption<T extends string>(value: string | undefined, allowed: readon
 }
 
 function parseOptions(args: string[]): Options {
-  const options: Options = { brokers: [...brokerNames], scenarios: [...scenarioNames], timing: { warmupMs: 1000, measureMs: 3000, publishBatch: null, idleClients: 1000 }, write: null, fieldgateNodeArgs: [], rounds: 2 };
+  const options: Options = { brokers: [...brokerNames], scenarios: [...scenarioNames], timing: { warmupMs: 1000, measureMs: 3000, publishBatch: null, idleClients: 1000 }, write: null, fieldgateNodeArgs: [], rounds: 2, smallBoard: false };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     switch (arg) {
@@ -43,9 +45,10 @@ function parseOptions(args: string[]): Options {
       case '--idle-clients': options.timing.idleClients = Number(args[++i]); break;
       case '--fieldgate-node-args': options.fieldgateNodeArgs = (args[++i] ?? '').split(/\s+/).filter(Boolean); break;
       case '--rounds': options.rounds = Number(args[++i]); break;
+      case '--small-board': options.smallBoard = true; break;
       case '--write': options.write = true; break;
       case '--no-write': options.write = false; break;
-      default: throw new Error(`unknown option ${arg} (options: --brokers, --scenarios, --measure-ms, --warmup-ms, --batch, --idle-clients, --fieldgate-node-args, --rounds, --write, --no-write)`);
+      default: throw new Error(`unknown option ${arg} (options: --brokers, --scenarios, --measure-ms, --warmup-ms, --batch, --idle-clients, --fieldgate-node-args, --rounds, --small-board, --write, --no-write)`);
     }
   }
   if (!(options.timing.measureMs >= 500 && options.timing.measureMs <= 30_000)) throw new Error('--measure-ms must be between 500 and 30000');
@@ -63,7 +66,7 @@ function isStandardRun(options: Options): boolean {
   const { timing } = options;
   return options.brokers.length === brokerNames.length && options.scenarios.length === scenarioNames.length
     && timing.measureMs === 3000 && timing.warmupMs === 1000 && timing.publishBatch === null && timing.idleClients === 1000
-    && options.fieldgateNodeArgs.length === 0;
+    && options.fieldgateNodeArgs.length === 0 && !options.smallBoard;
 }
 
 async function runOne(scenario: ScenarioName, broker: BrokerUnderTest, timing: Timing): Promise<ScenarioResult> {
@@ -85,9 +88,11 @@ export async function run(args: string[]): Promise<void> {
   const startedAt = new Date();
   const loadBefore = loadAverage();
   const generator = await nodeCommandFor('broker/load/worker.ts');
+  setSmallBoard(options.smallBoard);
   const brokers: BrokerUnderTest[] = [];
   for (const name of options.brokers) brokers.push(await prepareBroker(name, options.fieldgateNodeArgs));
   for (const broker of brokers) process.stdout.write(`${broker.name} ${broker.version}: ${broker.how}\n`);
+  if (options.smallBoard) process.stdout.write(`small board: brokers pinned to CPU 0 (taskset -c 0), fieldgate with --max-old-space-size=${SMALL_BOARD_OLD_SPACE_MIB}\n`);
   process.stdout.write(`load generator: ${generator.how}; load average ${loadBefore}\n\n`);
 
   // Rounds are interleaved (fieldgate, Mosquitto, Aedes, fieldgate, ...) so that a burst of other
@@ -113,7 +118,7 @@ export async function run(args: string[]): Promise<void> {
   if (options.write ?? isStandardRun(options)) {
     const dir = path.join(benchDir, 'results');
     mkdirSync(dir, { recursive: true });
-    const file = path.join(dir, `${startedAt.toISOString().slice(0, 10)}-broker.md`);
+    const file = path.join(dir, `${startedAt.toISOString().slice(0, 10)}-broker${options.smallBoard ? '-small-board' : ''}.md`);
     writeFileSync(file, renderReport(results, context));
     process.stdout.write(`written to ${path.relative(process.cwd(), file)}\n`);
   } else {

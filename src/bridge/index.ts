@@ -1,5 +1,6 @@
 // One upstream bridge: local `out` messages → SQLite outbox → remote (QoS 1), remote `in` messages → local broker.
-import mqtt, { type MqttClient, type IConnackPacket } from 'mqtt';
+import type { MqttClient, IConnackPacket } from 'mqtt';
+import { connectRemote } from './remote-client.js';
 import type { Database } from 'better-sqlite3';
 import type { LocalClient, Message } from '../broker/types.js';
 import type { Logger } from '../log.js';
@@ -369,7 +370,7 @@ class Bridge {
     }
     let client: MqttClient;
     try {
-      client = mqtt.connect(this.config.url, options);
+      client = connectRemote(this.config.url, options);
     } catch (err) {
       this.noteFailure(describeConnectError(err, this.config.protocolVersion, transportOf(this.config)));
       this.scheduleReconnect();

@@ -133,8 +133,6 @@ export class Broker implements ConnectionHost, OutboundHost {
       this.store, this.logger, { maxMessages: this.options.maxRetainedMessages, maxBytes: this.options.maxRetainedBytes }, this.options.retainedWriteIntervalMs,
     );
     this.restoreSessions();
-    this.sweepTimer = setInterval(() => this.guarded('housekeeping', () => this.sweep()), SWEEP_INTERVAL_MS);
-    this.sweepTimer.unref();
     if (this.options.sysIntervalMs > 0) {
       this.sys = new SysTopics(this, this.options.sysIntervalMs);
       this.sys.start();
@@ -165,6 +163,7 @@ export class Broker implements ConnectionHost, OutboundHost {
     if (meta.listener !== undefined) connection.listener = meta.listener;
     this.connections.add(connection);
     this.stats.connectionsTotal++;
+    this.startSweep();
     return connection;
   }
 
@@ -695,7 +694,19 @@ export class Broker implements ConnectionHost, OutboundHost {
 
   // ---- Housekeeping
 
+  /** The sweep runs only while there are sockets to look after: a gateway without clients is not woken twice a second. */
+  private startSweep(): void {
+    if (this.sweepTimer || this.shuttingDown) return;
+    this.sweepTimer = setInterval(() => this.guarded('housekeeping', () => this.sweep()), SWEEP_INTERVAL_MS);
+    this.sweepTimer.unref();
+  }
+
   private sweep(): void {
+    if (this.connections.size === 0 && this.sweepTimer) {
+      clearInterval(this.sweepTimer);
+      this.sweepTimer = null;
+      return;
+    }
     const now = Date.now();
     for (const connection of this.connections) {
       try {

@@ -2,9 +2,8 @@
 // big-endian ABCD), so the demo mapping shows real readings without hardware. Its day runs sped up:
 // household load peaks in the morning and evening, and the energy registers integrate that power.
 // Coil 0 is a relay: switching it off drops the load to zero, which demonstrates `…/set`.
-import { createServer } from 'node:net';
-import { ServerTCP } from 'modbus-serial';
 import type { Logger } from '../log.js';
+import { ModbusServerException, startModbusTcpServer, type ModbusDataModel, type ModbusTcpServer } from './modbus-tcp-server.js';
 
 /** SDM120 input-register addresses (0-based wire addresses; each value is two registers). */
 export const sdm120Registers = {
@@ -24,7 +23,6 @@ export const RELAY_COIL = 0;
 
 /** Input registers the meter answers for; unused addresses in this range read as 0 (as merged reads need). */
 const INPUT_REGISTER_END = 0x0200;
-const MAX_REGISTERS_PER_READ = 125;
 
 export interface MeterReadings {
   voltage: number;
@@ -184,107 +182,50 @@ function registerImage(readings: MeterReadings): Map<number, number> {
   return image;
 }
 
-function modbusException(code: number, message: string): { modbusErrorCode: number; msg: string } {
-  return { modbusErrorCode: code, msg: message };
-}
-
-async function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, host, () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
-function listen(vector: ConstructorParameters<typeof ServerTCP>[0], host: string, port: number, unitId: number, logger?: Logger): Promise<ServerTCP> {
-  return new Promise((resolve, reject) => {
-    const server = new ServerTCP(vector, { host, port, unitID: unitId });
-    // Without listeners these events would throw and take the gateway down.
-    server.on('socketError', (err) => logger?.debug({ err }, 'simulated meter: client socket error'));
-    server.on('error', (err) => logger?.warn({ err }, 'simulated meter: request error'));
-    server.once('initialized', () => {
-      server.removeAllListeners('serverError');
-      server.on('serverError', (err) => logger?.error({ err }, 'simulated meter: server error'));
-      resolve(server);
-    });
-    server.once('serverError', (err: NodeJS.ErrnoException) => {
-      server.close(() => undefined);
-      reject(err);
-    });
-  });
-}
-
 /** Starts the simulated SDM120 on a loopback port. */
 export async function startSimulatedMeter(options: SimulatedMeterOptions = {}): Promise<SimulatedMeter> {
   const host = options.host ?? '127.0.0.1';
   const unitId = options.unitId ?? 1;
   const model = new MeterModel(options, options.now ?? Date.now);
 
-  const readRegisters = (address: number, length: number): number[] => {
-    if (length < 1 || length > MAX_REGISTERS_PER_READ) throw modbusException(0x03, `cannot read ${length} registers (1…${MAX_REGISTERS_PER_READ})`);
-    if (address + length > INPUT_REGISTER_END) throw modbusException(0x02, `input registers end at 0x${INPUT_REGISTER_END.toString(16)}`);
-    const image = registerImage(model.sample());
-    return Array.from({ length }, (_, i) => image.get(address + i) ?? 0);
-  };
-
-  const vector = {
-    getInputRegister: (address: number) => readRegisters(address, 1)[0]!,
-    getMultipleInputRegisters: (address: number, length: number) => readRegisters(address, length),
-    getHoldingRegister: (address: number): number => {
-      throw modbusException(0x02, `no holding register ${address}`);
+  const model_: ModbusDataModel = {
+    readInputRegisters: (address, length) => {
+      if (address + length > INPUT_REGISTER_END) throw new ModbusServerException(0x02, `input registers end at 0x${INPUT_REGISTER_END.toString(16)}`);
+      const image = registerImage(model.sample());
+      return Array.from({ length }, (_, i) => image.get(address + i) ?? 0);
     },
-    getCoil: (address: number): boolean => {
-      if (address !== RELAY_COIL) throw modbusException(0x02, `no coil ${address} (the relay is coil ${RELAY_COIL})`);
-      return model.relayOn;
+    readCoils: (address, count) => {
+      if (address !== RELAY_COIL || count !== 1) throw new ModbusServerException(0x02, `no coil ${address} (the relay is coil ${RELAY_COIL})`);
+      return [model.relayOn];
     },
-    setCoil: (address: number, value: boolean): void => {
-      if (address !== RELAY_COIL) throw modbusException(0x02, `no coil ${address} (the relay is coil ${RELAY_COIL})`);
+    writeCoil: (address, value) => {
+      if (address !== RELAY_COIL) throw new ModbusServerException(0x02, `no coil ${address} (the relay is coil ${RELAY_COIL})`);
       model.setRelay(value);
       options.logger?.info({ relay: value ? 'on' : 'off' }, 'simulated meter: relay switched');
     },
-    setRegister: (address: number): void => {
-      throw modbusException(0x02, `no writable register ${address}`);
-    },
   };
 
-  let server: ServerTCP | undefined;
-  let port = options.port ?? 0;
-  if (port !== 0) {
-    try {
-      server = await listen(vector, host, port, unitId, options.logger);
-    } catch (err) {
-      throw new Error(`simulated meter cannot listen on ${host}:${port}: ${(err as Error).message}`);
-    }
-  } else {
-    // ServerTCP treats port 0 as "use 502", so find a free port first; retry if another process takes it meanwhile.
-    for (let attempt = 1; !server; attempt++) {
-      port = await freePort(host);
-      try {
-        server = await listen(vector, host, port, unitId, options.logger);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 5) {
-          throw new Error(`simulated meter cannot listen on ${host}: ${(err as Error).message}`);
-        }
-      }
-    }
+  let server: ModbusTcpServer;
+  try {
+    server = await startModbusTcpServer({
+      host,
+      port: options.port ?? 0,
+      unitId,
+      model: model_,
+      onError: (err) => options.logger?.warn({ err }, 'simulated meter: request error'),
+    });
+  } catch (err) {
+    throw new Error(`simulated meter cannot listen on ${host}${options.port ? `:${options.port}` : ''}: ${(err as Error).message}`);
   }
 
-  const running = server;
-  let stopped: Promise<void> | undefined;
   return {
     host,
-    port,
+    port: server.port,
     unitId,
     readings: () => model.sample(),
     get relayOn() {
       return model.relayOn;
     },
-    stop() {
-      stopped ??= new Promise<void>((resolve) => running.close(() => resolve()));
-      return stopped;
-    },
+    stop: () => server.close(),
   };
 }

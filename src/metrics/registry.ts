@@ -73,7 +73,8 @@ export interface MetricsOptions {
   processMetrics?: boolean;
   /**
    * How often the event-loop lag is sampled, ms. prom-client's default (10 ms) wakes an idle gateway
-   * ~100 times a second (idle CPU 0.3% → 1% on a Pi); 250 ms keeps it near the gateway's own timers.
+   * ~100 times a second (idle CPU 0.3% → 1% on a Pi); once a second is one wakeup of the ~10 an idle
+   * gateway with the demo and a bridge has (250 ms was four).
    */
   eventLoopSampleMs?: number;
   logger?: Logger;
@@ -82,7 +83,7 @@ export interface MetricsOptions {
 /** Seconds; a Modbus TCP poll takes milliseconds, an RTU poll of a slow meter up to a second or more. */
 const pollLatencyBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
-export const DEFAULT_EVENT_LOOP_SAMPLE_MS = 250;
+export const DEFAULT_EVENT_LOOP_SAMPLE_MS = 1000;
 const PARKED_MS = 2_147_483_647;
 
 export function createMetrics(options: MetricsOptions = {}): FieldgateMetrics {

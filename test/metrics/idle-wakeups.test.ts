@@ -5,6 +5,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt, freePort, GatewayProcess, tempDir, waitFor } from '../gateway/helpers.js';
+import { MosquittoRemote } from '../bridge/helpers.js';
+import { requireTool } from '../helpers/peers.js';
 
 function voluntarySwitches(pid: number): number {
   let total = 0;
@@ -49,9 +51,43 @@ describe.skipIf(!fs.existsSync('/proc/self/task'))('idle wakeups with metrics on
       return body.includes('nodejs_eventloop_lag_p99_seconds') ? body : undefined;
     }, 'a scrape');
     const p99 = Number(/^nodejs_eventloop_lag_p99_seconds (\S+)$/m.exec(text)?.[1]);
-    // The sampling interval (250 ms) is not counted as lag: an idle loop is late by milliseconds, not a quarter second.
+    // The sampling interval (1 s) is not counted as lag: an idle loop is late by milliseconds, not a second.
     expect(p99).toBeGreaterThanOrEqual(0);
     expect(p99).toBeLessThan(0.2);
     expect(text).toMatch(/^nodejs_eventloop_lag_seconds \S+$/m);
+  }, 60_000);
+
+  // Issue 11: ≤ 15 wakeups/s for the gateway users start first: the demo meter (polled every 2 s), one bridge to
+  // a cloud and metrics on. Before the sweep stopped running without sockets and the lag was sampled once a
+  // second (was 250 ms), main measured 14 voluntary switches/s here (17.5 with involuntary ones); now 9-11/s.
+  // 12 keeps a margin under the goal and fails on the old timers.
+  it.skipIf(!requireTool('mosquitto'))('with the demo meter and a bridge stay under the goal of 15 wakeups a second', async () => {
+    const cloud = new MosquittoRemote();
+    const cloudPort = await cloud.start();
+    const demoDir = tempDir('fieldgate-idle-demo-');
+    let demoGateway: GatewayProcess | undefined;
+    try {
+      const metricsPort = await freePort();
+      fs.writeFileSync(path.join(demoDir, 'fieldgate.json'), JSON.stringify({
+        demo: true,
+        broker: { host: '127.0.0.1', port: await freePort(), dataDir: 'data' },
+        metrics: { host: '127.0.0.1', port: metricsPort },
+        bridges: [{ name: 'cloud', url: `mqtt://127.0.0.1:${cloudPort}`, clientId: 'idle-gw', rules: [{ direction: 'out', filter: 'fieldgate/#', remotePrefix: 'gw/' }] }],
+      }));
+      demoGateway = new GatewayProcess(['--config', path.join(demoDir, 'fieldgate.json')], demoDir);
+      await demoGateway.waitForLog((l) => l.msg.startsWith('metrics on '), 'the metrics endpoint');
+      // Start-up work done: discovery, first readings, and V8's background compilation of the code that runs them
+      // (its worker threads' switches count too; at 3 s they doubled the figure).
+      await new Promise((r) => setTimeout(r, 15_000));
+      const before = voluntarySwitches(demoGateway.pid);
+      const windowMs = 8000;
+      await new Promise((r) => setTimeout(r, windowMs));
+      const perSecond = (voluntarySwitches(demoGateway.pid) - before) / (windowMs / 1000);
+      expect(perSecond, `voluntary context switches per second: ${perSecond}`).toBeLessThanOrEqual(12);
+    } finally {
+      await demoGateway?.stop();
+      await cloud.dispose();
+      fs.rmSync(demoDir, { recursive: true, force: true });
+    }
   }, 60_000);
 });

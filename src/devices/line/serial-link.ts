@@ -1,6 +1,7 @@
 // Keeps one serial port open: opens it, notices when it is lost (USB unplugged, pty gone), and reopens
 // it with exponential backoff until stopped. Never throws into the caller's event loop.
-import { SerialPort } from 'serialport';
+import type { SerialPort } from 'serialport';
+import { loadSerialPort, serialPortIfLoaded } from '../serialport-module.js';
 import type { Logger } from '../../log.js';
 import { describeSerialOpenError } from '../serial-open-error.js';
 import type { LineBus } from './schema.js';
@@ -74,6 +75,14 @@ export function openSerialLink(bus: PortSettings, handlers: SerialLinkHandlers, 
 
   const tryOpen = () => {
     if (stopped) return;
+    const SerialPort = serialPortIfLoaded();
+    if (!SerialPort) {
+      loadSerialPort().then(tryOpen, (err: Error) => {
+        logger.error({ err, path: bus.path }, 'cannot load the serialport module');
+        scheduleOpen();
+      });
+      return;
+    }
     const candidate = new SerialPort({
       path: bus.path,
       baudRate: bus.baudRate,

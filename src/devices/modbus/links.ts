@@ -3,7 +3,8 @@
 // pacing and reconnecting belong to the bus.
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { SerialPort } from 'serialport';
+import type { SerialPort } from 'serialport';
+import { loadSerialPort } from '../serialport-module.js';
 import { describeSerialOpenError } from '../serial-open-error.js';
 import { LinkDown, ModbusTimeout, crc16, expectedReplyLength } from './pdu.js';
 import type { ModbusBus } from './schema.js';
@@ -270,7 +271,8 @@ function connectSocket(host: string, port: number, timeoutMs: number, signal?: A
   });
 }
 
-function openSerial(bus: Extract<ModbusBus, { type: 'modbus-rtu' }>): Promise<SerialPort> {
+async function openSerial(bus: Extract<ModbusBus, { type: 'modbus-rtu' }>): Promise<SerialPort> {
+  const SerialPort = await loadSerialPort();
   return new Promise((resolve, reject) => {
     const port = new SerialPort({ path: bus.path, baudRate: bus.baudRate, dataBits: bus.dataBits, stopBits: bus.stopBits, parity: bus.parity, autoOpen: false });
     port.open((err) => {
