@@ -14,7 +14,7 @@ import { messageProblem, subscriptionIdsProblem } from './message-check.js';
 import { defaultBrokerOptions, type BrokerOptions } from './options.js';
 import { deliver, deliverQos0Live, pump, restoreDeliveries, SharedEncoding, type OutboundHost } from './outbound.js';
 import { RetainedStore } from './retained-store.js';
-import { NEVER_EXPIRES, Session, SessionTable, type Will } from './session.js';
+import { NEVER_EXPIRES, NO_DELIVERIES, Session, SessionTable, type Will } from './session.js';
 import { SubscriptionTree, type Subscriber, type Subscription } from './subscription-tree.js';
 import { SysTopics } from './sys-topics.js';
 import { parseSharedFilter } from './topics.js';
@@ -618,7 +618,7 @@ export class Broker implements ConnectionHost, OutboundHost {
       : [...session.inflight.values(), ...session.queue].filter((d) => d.shareKey !== undefined && !d.released);
     session.subscriptions.clear();
     session.inflight.clear();
-    session.queue = [];
+    session.queue = NO_DELIVERIES;
     session.queuedBytes = 0;
     if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
     if (session.persistent) this.store.dropSession(session.clientId);

@@ -102,16 +102,37 @@ function endTurn(): void {
   turnStartedAt = 0;
 }
 
+/**
+ * Framers of connections with no partial packet: an idle connection holds none. A connection takes one
+ * when bytes arrive and gives it back once they are all handled (the usual case, one read at a time).
+ */
+const spareFramers: PacketFramer[] = [];
+const SPARE_FRAMERS = 8;
+/** No packets queued: shared by every connection until its first write of a turn. */
+const NOTHING_PENDING: Buffer[] = Object.freeze([]) as unknown as Buffer[];
+
+// Boolean state of a connection, one bit each in `flags` (a field per boolean cost 8 bytes per connection).
+const CONNECTED = 1 << 0;
+const CLOSING = 1 << 1;
+const CLEAN_DISCONNECT = 1 << 2;
+const FLUSH_SCHEDULED = 1 << 3;
+const CLOSE_NOTIFIED = 1 << 4;
+const GONE_NOTIFIED = 1 << 5;
+const FAILED = 1 << 6;
+const FIRST_BYTE_SEEN = 1 << 7;
+const TURN_YIELDED = 1 << 8;
+const STREAM_PAUSED = 1 << 9;
+const PLAIN_TCP = 1 << 10;
+const ALLOW_ANONYMOUS = 1 << 11;
+
 export class Connection {
   session: Session | null = null;
   /** 3 (3.1), 4 (3.1.1) or 5; known once CONNECT is parsed. */
   protocolVersion = 4;
-  connected = false;
-  closing = false;
+  /** The booleans below (CONNECTED, CLOSING, …), one bit each. */
+  private flags = 0;
   /** Why the broker closed the connection, for the disconnect log line. */
   closeReason: string | null = null;
-  /** A DISCONNECT was received: no will unless a v5 reason 0x04 asked for it. */
-  cleanDisconnect = false;
   keepAliveMs = 0;
   lastActivity: number;
   readonly openedAt: number;
@@ -133,21 +154,12 @@ export class Connection {
   incomingUnacked = 0;
   /** Since when a write has been waiting for the socket to drain (0: not blocked): a client that reads nothing. */
   writeBlockedSince = 0;
-  private pending: Buffer[] = [];
+  private pending: Buffer[] = NOTHING_PENDING;
   private pendingBytes = 0;
-  flushScheduled = false;
-  private closeNotified = false;
-  private goneNotified = false;
-  private failed = false;
-  private firstByteSeen = false;
-  private readonly framer: PacketFramer;
+  /** Bytes received and not yet handled; null when there are none (then taken from spareFramers as bytes come). */
+  private framer: PacketFramer | null = null;
   /** Reasons reading is held (flow control towards a publisher whose subscribers are backlogged). */
   private readHolds = 0;
-  /** The per-turn budget ran out: reading resumes on the next turn. */
-  private turnYielded = false;
-  private streamPaused = false;
-  /** A plain TCP socket: a write it completes at once has copied our bytes into the kernel. */
-  private readonly plainTcp: boolean;
 
   constructor(
     readonly host: ConnectionHost,
@@ -155,13 +167,13 @@ export class Connection {
     readonly address: string,
     readonly certificateUser?: string,
     /** False on listeners where clients must present a user name (or a client certificate). */
-    readonly allowAnonymous = true,
+    allowAnonymous = true,
   ) {
     this.openedAt = this.lastActivity = Date.now();
     this.identity = { clientId: '', address, local: false };
-    this.plainTcp = stream instanceof net.Socket && !(stream instanceof tls.TLSSocket);
-    // Until CONNECT is accepted, a client may make us hold only a small packet [defect: unauthenticated exposure].
-    this.framer = new PacketFramer(Math.min(host.maxPreConnectBytes, host.maximumPacketSize));
+    // A plain TCP socket: a write it completes at once has copied our bytes into the kernel.
+    if (stream instanceof net.Socket && !(stream instanceof tls.TLSSocket)) this.flags |= PLAIN_TCP;
+    if (allowAnonymous) this.flags |= ALLOW_ANONYMOUS;
     (stream as OwnedStream)[owner] = this;
     stream.on('data', onStreamData);
     stream.on('drain', onStreamDrain);
@@ -169,18 +181,65 @@ export class Connection {
     stream.on('close', onStreamGone);
   }
 
+  get connected(): boolean { return (this.flags & CONNECTED) !== 0; }
+  set connected(value: boolean) { this.setFlag(CONNECTED, value); }
+  get closing(): boolean { return (this.flags & CLOSING) !== 0; }
+  /** A DISCONNECT was received: no will unless a v5 reason 0x04 asked for it. */
+  get cleanDisconnect(): boolean { return (this.flags & CLEAN_DISCONNECT) !== 0; }
+  set cleanDisconnect(value: boolean) { this.setFlag(CLEAN_DISCONNECT, value); }
+  get flushScheduled(): boolean { return (this.flags & FLUSH_SCHEDULED) !== 0; }
+  /** False on listeners where clients must present a user name (or a client certificate). */
+  get allowAnonymous(): boolean { return (this.flags & ALLOW_ANONYMOUS) !== 0; }
+  private get turnYielded(): boolean { return (this.flags & TURN_YIELDED) !== 0; }
+  private set turnYielded(value: boolean) { this.setFlag(TURN_YIELDED, value); }
+  private get plainTcp(): boolean { return (this.flags & PLAIN_TCP) !== 0; }
+
+  private setFlag(flag: number, value: boolean): void {
+    if (value) this.flags |= flag;
+    else this.flags &= ~flag;
+  }
+
+  /**
+   * The largest packet taken from this client now: until CONNECT is accepted, a client may make us hold
+   * only a small one [defect: unauthenticated exposure].
+   */
+  private get packetLimit(): number {
+    return this.connected ? this.host.maximumPacketSize : Math.min(this.host.maxPreConnectBytes, this.host.maximumPacketSize);
+  }
+
+  private takeFramer(): PacketFramer {
+    const framer = spareFramers.pop();
+    if (framer === undefined) return (this.framer = new PacketFramer(this.packetLimit));
+    framer.maximumPacketSize = this.packetLimit;
+    return (this.framer = framer);
+  }
+
+  /** All received bytes are handled: the framer goes back to the spares. */
+  private giveBackFramer(framer: PacketFramer): void {
+    this.framer = null;
+    if (spareFramers.length < SPARE_FRAMERS && framer.bufferedBytes === 0) spareFramers.push(framer);
+  }
+
+  /** Drops what was received and not handled (the connection is closing). */
+  private dropInput(): void {
+    const framer = this.framer;
+    if (framer === null) return;
+    framer.clear();
+    this.giveBackFramer(framer);
+  }
+
   onData(chunk: Buffer): void {
     if (this.closing) return;
     try {
-      if (!this.firstByteSeen && chunk.length > 0) {
-        this.firstByteSeen = true;
+      if ((this.flags & FIRST_BYTE_SEEN) === 0 && chunk.length > 0) {
+        this.flags |= FIRST_BYTE_SEEN;
         // The first packet must be CONNECT [MQTT-3.1.0-1]: refuse garbage before waiting for a body.
         if (chunk[0] !== 0x10) {
           this.host.onProtocolError(this, Object.assign(new Error('first packet is not CONNECT'), { reasonCode: 0x82 }));
           return;
         }
       }
-      this.framer.push(chunk);
+      (this.framer ?? this.takeFramer()).push(chunk);
       if (this.readHolds === 0 && !this.turnYielded) this.readFrames();
     } catch (error) {
       this.readFailed(error);
@@ -198,6 +257,8 @@ export class Connection {
    * [MQTT-3.1.2-24]: a packet dribbled a byte at a time does not keep the connection alive.
    */
   private readFrames(): void {
+    const framer = this.framer;
+    if (framer === null) return;
     const started = Date.now();
     const now = performance.now();
     if (turnStartedAt === 0) {
@@ -212,12 +273,15 @@ export class Connection {
         this.yieldTurn();
         return;
       }
-      const frame = this.framer.next();
-      if (frame === null) return;
+      const frame = framer.next();
+      if (frame === null) {
+        if (framer.bufferedBytes === 0) this.giveBackFramer(framer);
+        return;
+      }
       handled++;
       this.lastActivity = started;
-      this.onFrame(frame, this.framer.headerLength);
-      if (this.connected && this.framer.maximumPacketSize !== this.host.maximumPacketSize) this.framer.maximumPacketSize = this.host.maximumPacketSize;
+      this.onFrame(frame, framer.headerLength);
+      if (this.connected && framer.maximumPacketSize !== this.host.maximumPacketSize) framer.maximumPacketSize = this.host.maximumPacketSize;
     }
   }
 
@@ -262,16 +326,16 @@ export class Connection {
 
   private updateFlow(): void {
     const pause = !this.closing && (this.readHolds > 0 || this.turnYielded);
-    if (pause === this.streamPaused) return;
-    this.streamPaused = pause;
+    if (pause === ((this.flags & STREAM_PAUSED) !== 0)) return;
+    this.setFlag(STREAM_PAUSED, pause);
     if (pause) this.stream.pause();
     else this.stream.resume();
   }
 
   /** An exception escaped the handling of this client: it alone is closed, and it is logged once. */
   fail(error: unknown, where: string): void {
-    if (this.failed) return;
-    this.failed = true;
+    if ((this.flags & FAILED) !== 0) return;
+    this.flags |= FAILED;
     try {
       this.host.onInternalError(this, error, where);
     } catch {
@@ -300,10 +364,11 @@ export class Connection {
   /** Queues encoded bytes; they leave in one write per event-loop turn. */
   write(bytes: Buffer): void {
     if (this.closing && !this.stream.writable) return;
-    this.pending.push(bytes);
+    if (this.pending === NOTHING_PENDING) this.pending = [bytes];
+    else this.pending.push(bytes);
     this.pendingBytes += bytes.length;
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
+    if ((this.flags & FLUSH_SCHEDULED) === 0) {
+      this.flags |= FLUSH_SCHEDULED;
       this.host.scheduleFlush(this);
     }
   }
@@ -374,11 +439,11 @@ export class Connection {
   }
 
   flush(): void {
-    this.flushScheduled = false;
+    this.flags &= ~FLUSH_SCHEDULED;
     if (this.pending.length === 0) return;
     const pending = this.pending;
     const bytes = this.pendingBytes;
-    this.pending = [];
+    this.pending = NOTHING_PENDING;
     this.pendingBytes = 0;
     if (!this.stream.writable) return;
     if (pending.length === 1) {
@@ -413,9 +478,9 @@ export class Connection {
       else this.write(encodeDisconnect(reasonCode));
     }
     this.flush();
-    this.closing = true;
+    this.flags |= CLOSING;
     this.closingSince = Date.now();
-    this.framer.clear();
+    this.dropInput();
     // Keep reading (and discarding) so unread input does not turn our close into a reset.
     this.updateFlow();
     this.stream.end();
@@ -439,13 +504,13 @@ export class Connection {
    * cleanly after half a packet. Graceful ends go through close().
    */
   destroy(): void {
-    this.closing = true;
+    this.flags |= CLOSING;
     if (!this.stream.destroyed) {
       if (this.plainTcp && this.stream.writableLength > 0) (this.stream as net.Socket).resetAndDestroy();
       else this.stream.destroy();
     }
-    this.framer.clear();
-    this.pending = [];
+    this.dropInput();
+    this.pending = NOTHING_PENDING;
     this.pendingBytes = 0;
     if (this.accountedOutput !== 0) {
       this.host.accountOutput(this.accountedOutput, 0);
@@ -454,16 +519,16 @@ export class Connection {
     try {
       this.notifyClosed();
     } finally {
-      if (!this.goneNotified) {
-        this.goneNotified = true;
+      if ((this.flags & GONE_NOTIFIED) === 0) {
+        this.flags |= GONE_NOTIFIED;
         this.host.onSocketGone(this);
       }
     }
   }
 
   private notifyClosed(): void {
-    if (this.closeNotified) return;
-    this.closeNotified = true;
+    if ((this.flags & CLOSE_NOTIFIED) !== 0) return;
+    this.flags |= CLOSE_NOTIFIED;
     this.host.onClose(this);
   }
 }

@@ -6,7 +6,7 @@ import type { Connection } from './connection.js';
 import type { Delivery } from './delivery.js';
 import type { QueuePolicy } from './options.js';
 import { encodeAck, encodePublish, withDup } from './packet-writer.js';
-import type { Session } from './session.js';
+import { NO_DELIVERIES, type Session } from './session.js';
 import type { Message } from './types.js';
 import type { Store } from '../persistence/store.js';
 
@@ -190,7 +190,7 @@ function enqueue(host: OutboundHost, session: Session, delivery: Delivery): bool
     if (oldest.seq !== 0) host.store.completeDelivery(oldest.seq);
     host.countDropped(session, 'queue full, dropped the oldest message');
   }
-  session.queue.push(delivery);
+  session.queueDelivery(delivery);
   session.queuedBytes += size;
   return true;
 }
@@ -272,7 +272,7 @@ export function pump(host: OutboundHost, session: Session): void {
     sendNew(host, session, connection, delivery, null);
   }
   if (i === 0) return;
-  const rest = i === queue.length ? [] : queue.slice(i);
+  const rest = i === queue.length ? NO_DELIVERIES : queue.slice(i);
   session.queue = kept === null ? rest : kept.concat(rest);
 }
 
@@ -286,7 +286,7 @@ export function resume(host: OutboundHost, session: Session): void {
   if (connection === null) return;
   const now = Date.now();
   session.qos2Unreleased = null;
-  session.unsent = [];
+  session.unsent = NO_DELIVERIES;
   let inWindow = 0;
   for (const delivery of session.inflight.values()) {
     inWindow++;
@@ -294,7 +294,7 @@ export function resume(host: OutboundHost, session: Session): void {
       connection.write(encodeAck('pubrel', delivery.packetId, 0, connection.protocolVersion === 5));
       continue;
     }
-    if (inWindow > connection.inflightWindow) session.unsent.push(delivery);
+    if (inWindow > connection.inflightWindow) session.keepUnsent(delivery);
     else resend(session, connection, delivery, now);
   }
   pump(host, session);
@@ -312,7 +312,7 @@ export function restoreDeliveries(session: Session, deliveries: Delivery[]): voi
     if (delivery.packetId !== 0 && !session.inflight.has(delivery.packetId)) session.addInflight(delivery);
     else {
       delivery.packetId = 0;
-      session.queue.push(delivery);
+      session.queueDelivery(delivery);
       session.queuedBytes += delivery.message.payload.length + delivery.message.topic.length;
     }
   }

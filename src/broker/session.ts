@@ -27,6 +27,8 @@ class SharedEmptySet<T> extends Set<T> {
 const noSubscriptions = new SharedEmptyMap<string, Subscription<Session>>();
 const nothingInflight = new SharedEmptyMap<number, Delivery>();
 const noIncomingQos2 = new SharedEmptySet<number>();
+/** No deliveries queued or unsent: frozen, so a push that skipped Session.queueDelivery/keepUnsent throws instead of sharing. */
+export const NO_DELIVERIES: Delivery[] = Object.freeze([]) as unknown as Delivery[];
 
 export interface Will {
   message: Message;
@@ -54,15 +56,23 @@ export class Session implements Subscriber {
    * Receive Maximum may be smaller than what was in flight [MQTT-3.3.4-9]. They keep their packet ids
    * (a QoS 2 message must not come back under a new one) and go first as the window frees.
    */
-  unsent: Delivery[] = [];
+  unsent: Delivery[] = NO_DELIVERIES;
   /** `delivery` was acknowledged before it was resent on this connection. */
   dropUnsent(delivery: Delivery): void {
     if (this.unsent.length === 0) return;
     const i = this.unsent.indexOf(delivery);
     if (i >= 0) this.unsent.splice(i, 1);
   }
+  keepUnsent(delivery: Delivery): void {
+    if (this.unsent === NO_DELIVERIES) this.unsent = [delivery];
+    else this.unsent.push(delivery);
+  }
   /** Waiting for the client's receive window (or for the client to come back). */
-  queue: Delivery[] = [];
+  queue: Delivery[] = NO_DELIVERIES;
+  queueDelivery(delivery: Delivery): void {
+    if (this.queue === NO_DELIVERIES) this.queue = [delivery];
+    else this.queue.push(delivery);
+  }
   queuedBytes = 0;
   /**
    * QoS 2 PUBLISHes sent whose PUBREC has not come yet, counted by publisher (Message.origin): nothing
