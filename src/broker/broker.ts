@@ -9,6 +9,7 @@ import { Connection, type ConnectionHost, type Packet } from './connection.js';
 import type { ConnackRefusal } from './decode/errors.js';
 import type { Delivery } from './delivery.js';
 import { dispatchPacket } from './handlers/dispatch.js';
+import { IdleCollector } from './idle-collector.js';
 import { LocalEndpoint } from './local-client.js';
 import { messageProblem, subscriptionIdsProblem } from './message-check.js';
 import { defaultBrokerOptions, type BrokerOptions } from './options.js';
@@ -100,6 +101,11 @@ export class Broker implements ConnectionHost, OutboundHost {
   private readonly withheld = new Set<Connection>();
   /** QoS 1/2 PUBLISHes refused or left unacknowledged because they could not be stored. */
   refusedUnstored = 0;
+  /** One full GC once the broker is quiet after a burst of connections, so the memory of the burst returns. */
+  private readonly idleCollector = new IdleCollector({
+    activity: () => this.stats.messagesReceived,
+    collected: (pauseMs, events) => this.logger.debug({ pauseMs: Math.round(pauseMs * 10) / 10, connectionEvents: events }, 'heap collected after a burst of connections'),
+  });
 
   constructor(options: Partial<BrokerOptions> = {}) {
     this.options = { ...defaultBrokerOptions, logger: silentLogger, ...options };
@@ -163,6 +169,7 @@ export class Broker implements ConnectionHost, OutboundHost {
     if (meta.listener !== undefined) connection.listener = meta.listener;
     this.connections.add(connection);
     this.stats.connectionsTotal++;
+    this.idleCollector.noteConnection();
     this.startSweep();
     return connection;
   }
@@ -249,6 +256,7 @@ export class Broker implements ConnectionHost, OutboundHost {
 
   onSocketGone(connection: Connection): void {
     this.connections.delete(connection);
+    this.idleCollector.noteConnection();
     this.pausedPublishers.delete(connection);
     this.withheld.delete(connection);
   }
@@ -768,6 +776,7 @@ export class Broker implements ConnectionHost, OutboundHost {
     if (this.shuttingDown) return;
     this.shuttingDown = true;
     this.sys?.stop();
+    this.idleCollector.stop();
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     if (this.resumeTimer) clearTimeout(this.resumeTimer);
     for (const connection of [...this.connections]) {
