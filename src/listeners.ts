@@ -7,6 +7,7 @@ import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Broker } from './broker/broker.js';
+import { peerAddress } from './broker/connection.js';
 import type { ListenerConfig } from './config/gateway-config.js';
 import { answerNonMqttHttp } from './websocket-answers.js';
 
@@ -60,14 +61,14 @@ export async function openListener(broker: Broker, config: ListenerConfig, allow
   switch (config.type) {
     case 'mqtt':
       server = net.createServer({ noDelay: true }, (socket) => {
-        broker.handle(socket, { address: `${socket.remoteAddress}:${socket.remotePort}`, allowAnonymous, listener: listenerName });
+        broker.handle(socket, { address: peerAddress(socket), allowAnonymous, listener: listenerName });
       });
       break;
     case 'mqtts':
       server = secureServer = tls.createServer(tlsOptions(config.tls!), (socket) => {
         socket.setNoDelay(true);
         broker.handle(socket, {
-          address: `${socket.remoteAddress}:${socket.remotePort}`, allowAnonymous, listener: listenerName,
+          address: peerAddress(socket), allowAnonymous, listener: listenerName,
           certificateUser: certificateIdentity(socket, useIdentity),
         });
       });

@@ -5,7 +5,7 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { silentLogger, type Logger } from '../log.js';
 import { Store, type StoreState } from '../persistence/store.js';
-import { Connection, type ConnectionHost, type Packet } from './connection.js';
+import { Connection, peerAddress, type ConnectionHost, type Packet } from './connection.js';
 import type { ConnackRefusal } from './decode/errors.js';
 import type { Delivery } from './delivery.js';
 import { dispatchPacket } from './handlers/dispatch.js';
@@ -149,7 +149,7 @@ export class Broker implements ConnectionHost, OutboundHost {
   listen(options: ListenOptions): Promise<{ port: number; host: string; server: net.Server }> {
     const server = net.createServer({ noDelay: true }, (socket) => {
       socket.setNoDelay(true);
-      this.handle(socket, { address: `${socket.remoteAddress}:${socket.remotePort}` });
+      this.handle(socket, { address: peerAddress(socket) });
     });
     this.servers.add(server);
     return new Promise((resolve, reject) => {
@@ -620,7 +620,7 @@ export class Broker implements ConnectionHost, OutboundHost {
   /** Ends a session: its subscriptions go, its messages are discarded. */
   endSession(session: Session): void {
     session.clearTimers();
-    for (const [filter, sub] of session.subscriptions) this.tree.remove(session, filter, sub.matchFilter);
+    if (session.subscriptions.size > 0) for (const [filter, sub] of session.subscriptions) this.tree.remove(session, filter, sub.matchFilter);
     const orphans = session.inflight.size + session.queue.length === 0
       ? []
       : [...session.inflight.values(), ...session.queue].filter((d) => d.shareKey !== undefined && !d.released);

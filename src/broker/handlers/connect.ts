@@ -18,6 +18,8 @@ const V5_SESSION_TAKEN_OVER = 0x8e;
 // 3.1/3.1.1 CONNACK accepting the connection (§3.2), encoded once: written as they are, never modified.
 const V3_CONNACK_ACCEPTED = Buffer.from([0x20, 0x02, 0x00, 0x00]);
 const V3_CONNACK_ACCEPTED_SESSION_PRESENT = Buffer.from([0x20, 0x02, 0x01, 0x00]);
+/** The CONNECT properties of a 3.1/3.1.1 client: none (shared, read only). */
+const NO_PROPERTIES: NonNullable<mqttPacket.IConnectPacket['properties']> = Object.freeze({});
 
 /** CONNECT (MQTT 3.1.1 §3.1, 5.0 §3.1): validate, authenticate, take over or resume the session, CONNACK. */
 export function handleConnect(broker: Broker, connection: Connection, packet: mqttPacket.IConnectPacket): void {
@@ -28,7 +30,7 @@ export function handleConnect(broker: Broker, connection: Connection, packet: mq
   let clientId = packet.clientId ?? '';
   let assignedClientId: string | undefined;
 
-  const properties = v5 ? packet.properties ?? {} : {};
+  const properties = v5 ? packet.properties ?? NO_PROPERTIES : NO_PROPERTIES;
   // Known before any answer, so that even a refusing CONNACK respects it [MQTT-3.1.2-24].
   connection.clientMaximumPacketSize = properties.maximumPacketSize ?? 0;
   // The decoder (decode/connect.ts) checked the flags, every length, the UTF-8 of every string and
