@@ -289,7 +289,7 @@ async function perConnectionRss(pid: number, port: number, clients: number, metr
 async function oldSpaceUsed(metricsPort: number): Promise<number> {
   try {
     const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-    return Number(/^nodejs_heap_space_size_used_bytes\{space="old_space"\} (\S+)$/m.exec(text)?.[1]);
+    return Number(/^nodejs_heap_space_size_used_bytes\{space="old"\} (\S+)$/m.exec(text)?.[1]);
   } catch {
     return NaN;
   }
