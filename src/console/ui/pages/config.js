@@ -31,8 +31,10 @@ export function Config() {
   return html`<section aria-labelledby="h-config"><h2 id="h-config">Config</h2>
     <h3>Check of the running config</h3>
     ${c ? html`<div class=${c.valid ? 'ok' : 'error'} role="status" data-testid="check-result"><strong>${c.file}: ${c.valid ? 'OK' : 'errors'}</strong>
-      ${c.valid && html` — ${c.devices} device${c.devices === 1 ? '' : 's'}`}
-      <ul>${[...(c.errors ?? []), ...(c.warnings ?? [])].map((e) => html`<li>${e}</li>`)}</ul></div>` : html`<p class="muted">checking…</p>`}
+      ${c.valid && html` — <span data-testid="check-devices">${c.devices} device${c.devices === 1 ? '' : 's'}</span>`}
+      ${(c.errors ?? []).length > 0 && html`<ul>${c.errors.map((e) => html`<li>${e}</li>`)}</ul>`}
+      ${(c.warnings ?? []).length > 0 && html`<ul>${c.warnings.map((e) => html`<li>warning: ${e}</li>`)}</ul>`}
+      ${(c.lines ?? []).length > 0 && html`<ul class="plain check-lines">${c.lines.map((l) => html`<li>${l}</li>`)}</ul>`}</div>` : html`<p class="muted">checking…</p>`}
     <h3>Edit a device mapping</h3>
     <${ErrorBox} answer=${mapping} title="Mapping" />
     ${mapping?.status === 'ok' && html`<div>
