@@ -40,6 +40,7 @@ export function Config() {
     ${mapping?.status === 'ok' && html`<div>
       <label for="mapping-file">File</label>
       <select id="mapping-file" value=${mapping.data.file} onChange=${(e) => setFile(e.currentTarget.value)}>${mapping.data.files.map((f) => html`<option>${f}</option>`)}</select>
+      ${/[\\/]demo[\\/]demo-meter\.json$/.test(mapping.data.file) && html`<p class="muted">This is the demo meter's mapping: the gateway writes it again at every start, so a change here lasts until the next restart. Your own mappings go in a config file's "devices".</p>`}
       <label for="mapping-text" class="block">Mapping JSON (checked against its JSON Schema as you type)</label>
       <textarea id="mapping-text" spellcheck="false" rows="22" value=${text} onInput=${(e) => setText(e.currentTarget.value)}
         aria-describedby="mapping-errors" aria-invalid=${errors.length > 0}></textarea>
