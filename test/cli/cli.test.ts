@@ -111,6 +111,18 @@ describe('exit codes and per-command help', () => {
     const file = write('exit/plain-file', 'x');
     expect((await runCli(['schema', '--out', path.join(file, 'sub')], { timeoutMs: 10_000 })).stderr).toMatch(/ENOTDIR|EEXIST/);
   });
+
+  it('run --data in a directory that cannot exist exits 1 with the reason instead of spinning (found by the 2nd README walkthrough)', async () => {
+    // Node 20's mkdirSync({ recursive: true }) loops for ever on /proc/x at 100% CPU, deaf to SIGTERM:
+    // the data directory and the demo mapping under it went through it.
+    const result = await runCli(['run', '--port', '0', '--console-port', '0', '--data', '/proc/fieldgate-data'], { timeoutMs: 30_000 });
+    expect(result.code, result.stdout + result.stderr).toBe(1);
+    expect(result.stdout).toContain('cannot create the data directory /proc/fieldgate-data (ENOENT)');
+    const file = write('exit/data-is-a-file', 'x');
+    const under = await runCli(['run', '--port', '0', '--console-port', '0', '--data', path.join(file, 'data')], { timeoutMs: 30_000 });
+    expect(under.code, under.stdout + under.stderr).toBe(1);
+    expect(under.stdout).toContain('(ENOTDIR)');
+  });
 });
 
 describe('check', () => {
