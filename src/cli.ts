@@ -11,7 +11,7 @@ import { addOrUpdateUser, deleteUser } from './auth/password-file.js';
 import { ConfigError, embeddedDefaultConfig, gatewayConfigSchema, loadGatewayConfig, type GatewayConfig } from './config/gateway-config.js';
 import { checkGatewayConfig } from './config/check.js';
 import { checkHosts } from './config/check-hosts.js';
-import { describeDiscovery, describePoints, listenerAccess } from './cli/check-output.js';
+import { describeDiscovery, describePoints, listenerAccess, loadDemoMapping } from './cli/check-output.js';
 import { describeMapping, deviceMappingJsonSchema } from './devices/index.js';
 import type { ModbusBus } from './devices/modbus/schema.js';
 import { listenerConfigs, startGateway, type Gateway } from './gateway.js';
@@ -266,6 +266,10 @@ async function check(args: string[]): Promise<number> {
     if (config.demo) out.push('  demo: simulated SDM120 energy meter under fieldgate/demo-meter/');
     if (mapping) for (const line of describeMapping(mapping)) out.push(`  ${line}`);
     if (mapping && values.points) out.push(...describePoints(mapping));
+    if (config.demo && values.points) {
+      const demo = loadDemoMapping();
+      if (demo) out.push(...describePoints(demo));
+    }
     for (const b of config.bridges) out.push(`  bridge ${b.name} → ${b.url}: ${b.rules.map((r) => `${r.direction} ${r.localPrefix}${r.filter}`).join(', ')}`);
     if (config.metrics) out.push(`  metrics on http://${config.metrics.host}:${config.metrics.port}/metrics, health on /healthz`);
     if (config.console.enabled) out.push(`  web console on http://${config.console.host}:${config.console.port}/ (${consoleLoginRequired(config) ? 'login: a user of the password file' : 'no login: loopback only'})`);

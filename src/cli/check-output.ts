@@ -33,17 +33,20 @@ export function listenerAccess(config: GatewayConfig, listener: ListenerConfig):
 export function discoveryEntities(config: GatewayConfig, mapping: DeviceMapping | null): { total: number; gateway: number; mappings: number; demo: number } {
   const options = homeAssistantDiscoveryOptions(config);
   const mappings = mapping ? buildDiscoveryConfigs(mapping, options).length : 0;
-  let demo = 0;
-  if (config.demo) {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fieldgate-check-demo-'));
-    try {
-      const result = loadDeviceMappings([writeDemoMapping(dir, 1)]);
-      if (result.ok) demo = buildDiscoveryConfigs(result.mapping, options).length;
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  }
+  const demoMapping = config.demo ? loadDemoMapping() : null;
+  const demo = demoMapping ? buildDiscoveryConfigs(demoMapping, options).length : 0;
   return { total: 1 + mappings + demo, gateway: 1, mappings, demo };
+}
+
+/** The demo meter's mapping as `run` writes and loads it at start (its port a placeholder here). */
+export function loadDemoMapping(): DeviceMapping | null {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fieldgate-check-demo-'));
+  try {
+    const result = loadDeviceMappings([writeDemoMapping(dir, 1)]);
+    return result.ok ? result.mapping : null;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 export function describeDiscovery(config: GatewayConfig, mapping: DeviceMapping | null): string {

@@ -167,6 +167,16 @@ describe('check', () => {
     expect(withPoints.stdout).toMatch(/^ {4}voltage +float32 ABCD +input 0 +1 decimals V +every \d+ ms +→ home\/kitchen\/voltage$/m);
   });
 
+  it('check --points of the embedded default lists the demo meter\'s points (found by the 2nd README walkthrough: it listed none)', async () => {
+    const result = await runCli(['check', '--points'], { cwd: tempDir('fieldgate-check-demo-points-') });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain('points of demo-meter (0-based wire addresses):');
+    expect(result.stdout).toMatch(/^ {4}voltage +float32 ABCD +input 0 +1 decimals V +every 2000 ms +→ fieldgate\/demo-meter\/voltage$/m);
+    expect(result.stdout).toMatch(/^ {4}relay +bool +coil 0 +every 2000 ms +→ fieldgate\/demo-meter\/relay \(write: fieldgate\/demo-meter\/relay\/set\)$/m);
+    // Without --points, no point lines.
+    expect((await runCli(['check'], { cwd: tempDir('fieldgate-check-demo-points-') })).stdout).not.toContain('points of demo-meter');
+  });
+
   it('lists every error at once, config and device mappings, with JSON path, expected and got; exit 78', async () => {
     write('bad/devices/meter.json', {
       buses: [{ id: 'rs485', type: 'modbus-rtu', path: '/dev/ttyUSB0', baudRate: 9600 }],
