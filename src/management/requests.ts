@@ -120,6 +120,15 @@ export function parseRequest<A extends Action>(action: A, payload: Buffer, sourc
   return { ok: false, errors, transaction: echoable(input) };
 }
 
+/** The transaction of a request for an unknown action, echoed in its error answer when it is valid. */
+export function requestTransaction(payload: Buffer): string | number | undefined {
+  try {
+    return echoable(JSON.parse(payload.toString('utf8')));
+  } catch {
+    return undefined;
+  }
+}
+
 /** The transaction of a body that failed validation, when it is itself valid. */
 function echoable(input: unknown): string | number | undefined {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) return undefined;

@@ -128,6 +128,14 @@ describe('management API', () => {
     expect(parts.answer.data.map((p: any) => p.name)).toEqual(['core', 'bridges', 'devices', 'home-assistant', 'metrics', 'management', 'listeners', 'console']);
     const states = Object.fromEntries(parts.answer.data.map((p: any) => [p.name, p.state]));
     expect(states).toMatchObject({ core: 'running', devices: 'running', management: 'running', listeners: 'running', metrics: 'stopped' });
+
+    // An unknown action is answered on response/error, with its transaction (found by the 2nd README
+    // walkthrough: the transaction was not echoed, so a 3.1.1 client could not tell whose error it was).
+    await client.publishAsync(`${NS}/request/reboot`, JSON.stringify({ transaction: 'r1' }), { qos: 1 });
+    const unknown = await waitFor(() => answers.find((a) => a.answer.transaction === 'r1'), 'the unknown action\'s answer');
+    expect(unknown.topic).toBe(`${NS}/response/error`);
+    expect(unknown.answer.status).toBe('error');
+    expect(unknown.answer.error).toContain('unknown action "reboot"');
   });
 
   it('validates each request body and answers in the shape of fieldgate check, and survives malformed JSON', async () => {
