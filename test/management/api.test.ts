@@ -162,6 +162,10 @@ describe('management API', () => {
     expect(unknown.error).toContain('unknown action "reboot"');
     for (const action of ['info', 'parts', 'devices', 'bridges', 'clients', 'sessions', 'check', 'client/disconnect', 'session/remove']) expect(unknown.error).toContain(action);
 
+    // A syntax error is told as `fieldgate check` tells it, not in V8's words (2nd README walkthrough).
+    const syntax = (await request(client, 'info', undefined, 'not json')).answer;
+    expect(syntax.errors?.[0]?.message).toBe('not valid JSON at line 1, column 1: expected a value (a string, number, object, array, true, false or null) (got "n"); a request body is a JSON object, or nothing');
+
     // Still answering after all that.
     expect((await request(client, 'info')).answer.status).toBe('ok');
   });
