@@ -1,6 +1,6 @@
 # fieldgate container image.
 #   docker build -t fieldgate .
-#   mkdir config && cp docker/fieldgate.json config/ && mosquitto_passwd -c config/passwd alice   # or: npx fieldgate passwd config/passwd alice
+#   mkdir config && cp docker/fieldgate.json config/ && mosquitto_passwd -c config/passwd alice   # or: node bin/fieldgate.js passwd -c config/passwd alice
 #   chmod 0644 config/passwd          # readable by the container's fieldgate user (the hashes are PBKDF2-SHA512)
 #   docker run -d --name fieldgate --init \
 #     -p 1883:1883 -p 9883:9883 \

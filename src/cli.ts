@@ -19,7 +19,7 @@ import { chooseLogOutput, createLogger, writeStderrLines, type LogLevel } from '
 import { VERSION } from './version.js';
 import { EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './cli/exit-codes.js';
 import { COMMANDS, HELP, commandHelp, wantsHelp, type Command } from './cli/help.js';
-import { makeDirectory } from './cli/make-directory.js';
+import { makeDirectory } from './make-directory.js';
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

@@ -35,17 +35,20 @@ export function listenerAccess(config: GatewayConfig, listener: ListenerConfig):
 export function discoveryEntities(config: GatewayConfig, mapping: DeviceMapping | null): { total: number; gateway: number; mappings: number; demo: number } {
   const options = homeAssistantDiscoveryOptions(config);
   const mappings = mapping ? buildDiscoveryConfigs(mapping, options).length : 0;
-  let demo = 0;
-  if (config.demo) {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fieldgate-check-demo-'));
-    try {
-      const result = loadDeviceMappings([writeDemoMapping(dir, 1)]);
-      if (result.ok) demo = buildDiscoveryConfigs(result.mapping, options).length;
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  }
+  const demoMapping = config.demo ? loadDemoMapping() : null;
+  const demo = demoMapping ? buildDiscoveryConfigs(demoMapping, options).length : 0;
   return { total: 1 + mappings + demo, gateway: 1, mappings, demo };
+}
+
+/** The demo meter's mapping as `run` writes and loads it at start (its port a placeholder here). */
+export function loadDemoMapping(): DeviceMapping | null {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fieldgate-check-demo-'));
+  try {
+    const result = loadDeviceMappings([writeDemoMapping(dir, 1)]);
+    return result.ok ? result.mapping : null;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 export function describeDiscovery(config: GatewayConfig, mapping: DeviceMapping | null): string {
@@ -77,6 +80,10 @@ export function describeCheckedConfig(config: GatewayConfig, mapping: DeviceMapp
   if (config.demo) out.push('  demo: simulated SDM120 energy meter under fieldgate/demo-meter/');
   if (mapping) for (const line of describeMapping(mapping)) out.push(`  ${line}`);
   if (mapping && options.points) out.push(...describePoints(mapping));
+  if (config.demo && options.points) {
+    const demo = loadDemoMapping();
+    if (demo) out.push(...describePoints(demo));
+  }
   for (const b of config.bridges) out.push(`  bridge ${b.name} → ${b.url}: ${b.rules.map((r) => `${r.direction} ${r.localPrefix}${r.filter}`).join(', ')}`);
   if (config.metrics) out.push(`  metrics on http://${config.metrics.host}:${config.metrics.port}/metrics, health on /healthz`);
   if (config.console.enabled) out.push(`  web console on http://${config.console.host}:${config.console.port}/ (${consoleLoginRequired(config) ? 'login: a user of the password file' : 'no login: loopback only'})`);
