@@ -295,6 +295,7 @@ export class SpillLog {
 
   /** The next record to send (not consumed), in order; undefined when every record has been taken. */
   peek(): SpillRow | undefined {
+    if (this.live === 0) return undefined;
     for (;;) {
       if (this.sendPending !== undefined) {
         if (!this.isAcked(this.sendPending.id - SPILL_ID_BASE)) return this.sendPending;
