@@ -288,8 +288,8 @@ export class Sender {
   }
 
   /**
-   * Held messages were written to the outbox (not sent within the hold time, memory full, disconnected, stopping):
-   * they are read from the outbox like any row. None is in flight (the hold stage writes only unsent messages while
+   * Held messages were written to the spill log or the outbox (not sent within the hold time, memory full,
+   * disconnected, stopping): they are read from there like any row. None is in flight (the hold stage writes only unsent messages while
    * connected); one sent on an earlier connection carries DUP.
    */
   onSpilled(spilled: readonly SpilledMessage[]): void {
