@@ -2,11 +2,13 @@
 //
 //   frame  = u32le bodyLength, u32le crc32(body), body
 //   body   = u8 version (1), varint count, varint baseCreatedAt, varint watermark, record × count
-//   record = u8 flags, topic, zigzag (createdAt - baseCreatedAt), [zigzag (expiresAt - createdAt)], [varint n, n bytes
-//            properties JSON], varint n, n bytes payload
+//   record = u8 flags, topic, zigzag (createdAt - baseCreatedAt), [zigzag (expiresAt - createdAt)], [props],
+//            varint n, n bytes payload
 //   topic  = flags & NEW_TOPIC: varint n, n bytes (becomes the segment's next topic index);
-//            flags & INLINE_TOPIC: varint n, n bytes (not indexed: the segment's dictionary is full);
+//            flags & INLINE_TOPIC: varint n, n bytes (not indexed: the segment's table is full);
 //            otherwise: varint index of a topic defined earlier in the same segment
+//   props  = (flags & HAS_PROPS) the MQTT 5 properties as JSON, indexed the same way (NEW_PROPS, INLINE_PROPS): a
+//            device's readings repeat theirs ({"userProperties":{"unit":"V"}}) with every value
 //
 // A frame whose length or CRC does not check (a write torn by a power cut, or damage) ends the segment: it and
 // everything after it are not read. `watermark` is the outbox's last row id when the batch was written, so the
@@ -23,7 +25,9 @@ const HAS_PROPS = 2;
 const HAS_EXPIRY = 4;
 const NEW_TOPIC = 8;
 const INLINE_TOPIC = 16;
-/** Topics one segment indexes; more are written out in full in each record. */
+const NEW_PROPS = 32;
+const INLINE_PROPS = 64;
+/** Topics (and property sets) one segment indexes; more are written out in full in each record. */
 export const MAX_TOPICS_PER_SEGMENT = 4096;
 
 export interface SpillMessage {
@@ -45,8 +49,8 @@ export interface DecodedFrame {
   records: DecodedRecord[];
 }
 
-/** The dictionary of one segment's topics, as the writer builds it and as a reader rebuilds it from the start. */
-export class TopicTable {
+/** One segment's table of repeated strings, as the writer builds it and as a reader rebuilds it from the start. */
+export class StringTable {
   private readonly indexOf = new Map<string, number>();
   readonly topics: string[] = [];
 
@@ -62,6 +66,19 @@ export class TopicTable {
   get full(): boolean {
     return this.topics.length >= MAX_TOPICS_PER_SEGMENT;
   }
+}
+
+/** The tables of one segment: topics and property sets. */
+export class TopicTable {
+  readonly topics = new StringTable();
+  readonly props = new StringTable();
+}
+
+/** Writes `value` as an index into `table` when it is there, else in full (and adds it unless the table is full). */
+function tableFlags(table: StringTable, value: string, newFlag: number, inlineFlag: number): { flags: number; index: number | undefined } {
+  const index = table.lookup(value);
+  if (index !== undefined) return { flags: 0, index };
+  return { flags: table.full ? inlineFlag : newFlag, index: undefined };
 }
 
 /** The size the outbox counts for a message (payload + topic + properties JSON). */
@@ -158,18 +175,23 @@ export function encodeFrame(messages: readonly SpillMessage[], watermark: number
   const sizes: number[] = [];
   for (const m of messages) {
     const props = encodeProps(m.properties);
-    let flags = (m.retain ? RETAIN : 0) | (props !== null ? HAS_PROPS : 0) | (m.expiresAt !== null ? HAS_EXPIRY : 0);
-    const index = table.lookup(m.topic);
-    if (index === undefined) flags |= table.full ? INLINE_TOPIC : NEW_TOPIC;
-    w.byte(flags);
-    if (index !== undefined) w.varint(index);
+    const topic = tableFlags(table.topics, m.topic, NEW_TOPIC, INLINE_TOPIC);
+    const prop = props === null ? undefined : tableFlags(table.props, props, NEW_PROPS, INLINE_PROPS);
+    w.byte((m.retain ? RETAIN : 0) | (m.expiresAt !== null ? HAS_EXPIRY : 0) | topic.flags | (prop === undefined ? 0 : HAS_PROPS | prop.flags));
+    if (topic.index !== undefined) w.varint(topic.index);
     else {
       w.text(m.topic);
-      if (!table.full) table.add(m.topic);
+      if (topic.flags === NEW_TOPIC) table.topics.add(m.topic);
     }
     w.zigzag(m.createdAt - base);
     if (m.expiresAt !== null) w.zigzag(m.expiresAt - m.createdAt);
-    if (props !== null) w.text(props);
+    if (prop !== undefined) {
+      if (prop.index !== undefined) w.varint(prop.index);
+      else {
+        w.text(props!);
+        if (prop.flags === NEW_PROPS) table.props.add(props!);
+      }
+    }
     w.bytes(m.payload);
     sizes.push(messageSize(m.topic, m.payload, props));
   }
@@ -226,6 +248,13 @@ class Reader {
   }
 }
 
+function readString(r: Reader, table: StringTable, flags: number, newFlag: number, inlineFlag: number): string | undefined {
+  if ((flags & (newFlag | inlineFlag)) === 0) return table.topics[r.varint()];
+  const value = r.text();
+  if ((flags & newFlag) !== 0) table.add(value);
+  return value;
+}
+
 /**
  * Decodes a frame's body whose CRC has been checked against `crc`; undefined when it does not check or does not
  * parse (the caller treats the rest of the segment as gone). New topics are added to `table`.
@@ -241,18 +270,12 @@ export function decodeFrame(body: Buffer, crc: number, table: TopicTable): Decod
     const records: DecodedRecord[] = [];
     for (let i = 0; i < count; i++) {
       const flags = r.byte();
-      let topic: string;
-      if ((flags & (NEW_TOPIC | INLINE_TOPIC)) !== 0) {
-        topic = r.text();
-        if ((flags & NEW_TOPIC) !== 0) table.add(topic);
-      } else {
-        const t = table.topics[r.varint()];
-        if (t === undefined) return undefined;
-        topic = t;
-      }
+      const topic = readString(r, table.topics, flags, NEW_TOPIC, INLINE_TOPIC);
+      if (topic === undefined) return undefined;
       const createdAt = base + r.zigzag();
       const expiresAt = (flags & HAS_EXPIRY) !== 0 ? createdAt + r.zigzag() : null;
-      const propsJson = (flags & HAS_PROPS) !== 0 ? r.text() : null;
+      const propsJson = (flags & HAS_PROPS) !== 0 ? readString(r, table.props, flags, NEW_PROPS, INLINE_PROPS) : null;
+      if (propsJson === undefined) return undefined;
       // A view: each frame's body is a buffer of its own (see SegmentCursor), owned by its records from here on.
       const payload = r.bytes();
       records.push({

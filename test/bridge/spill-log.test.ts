@@ -92,6 +92,15 @@ describe('spill log', () => {
     // topic (known: 1 byte) + flags + time + payload length + ~4-byte payload: ≈ 10 bytes a record
     expect(second).toBeLessThan(100 * 16 + 32);
     expect(log.stats().fileBytesWritten).toBe(first + second);
+    // A device's readings repeat their properties ({"userProperties":{"unit":"V"}}): written once per segment too.
+    const withUnit = (n: number) => messages(n).map((m) => ({ ...m, properties: { userProperties: { unit: 'V' } } }));
+    log.append(withUnit(1), 0);
+    const before = fs.statSync(path.join(dir, segments(dir)[0]!)).size;
+    log.append(withUnit(100), 0);
+    expect(fs.statSync(path.join(dir, segments(dir)[0]!)).size - before).toBeLessThan(100 * 17 + 32);
+    const rows = drain(log);
+    expect(rows.slice(-101).every((r) => (r.properties?.userProperties as Record<string, string> | undefined)?.unit === 'V')).toBe(true);
+    expect(rows.slice(0, 200).every((r) => r.properties === undefined)).toBe(true);
   });
 
   it('a torn tail (power cut during a write) is detected and dropped; what came before is kept; the next start writes a new segment', () => {
