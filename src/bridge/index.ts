@@ -396,7 +396,7 @@ class Bridge {
       this.lastSpillErrorLog = now;
       this.logger.error(
         { err: describeError(err), failures: this.spillErrors, held: this.hold?.size },
-        'bridge: cannot write held messages to the outbox (disk full or database unwritable?); they stay in memory and it is tried again',
+        'bridge: cannot write held messages (disk full, or the spill log or database unwritable?); they stay in memory and it is tried again',
       );
     }
   }
