@@ -40,8 +40,12 @@ export interface SpillMessage {
 }
 
 export interface DecodedRecord extends SpillMessage {
+  /** Set by the reader: the id the sender knows it by (SPILL_ID_BASE + its sequence number). */
+  id: number;
   /** What the record counts towards the outbox's maxBytes (as OutboxRow.size). */
   size: number;
+  /** The batch's watermark. */
+  watermark: number;
 }
 
 export interface DecodedFrame {
@@ -279,7 +283,7 @@ export function decodeFrame(body: Buffer, crc: number, table: TopicTable): Decod
       // A view: each frame's body is a buffer of its own (see SegmentCursor), owned by its records from here on.
       const payload = r.bytes();
       records.push({
-        topic, payload, retain: (flags & RETAIN) !== 0,
+        id: 0, watermark, topic, payload, retain: (flags & RETAIN) !== 0,
         properties: propsJson === null ? undefined : decodeProps(propsJson),
         expiresAt, createdAt, size: messageSize(topic, payload, propsJson),
       });

@@ -21,11 +21,11 @@ export const SPILL_ID_BASE = 2 ** 48;
 export const DEFAULT_SEGMENT_BYTES = 1024 * 1024;
 const SEGMENT_NAME = /^(\d{12})\.spill$/;
 
-/** A record as the sender takes it: an OutboxRow with id SPILL_ID_BASE + seq, and where its batch belongs. */
-export interface SpillRow extends OutboxRow {
-  /** The outbox's last row id when the record's batch was written: outbox rows up to it go first. */
-  watermark: number;
-}
+/**
+ * A record as the sender takes it: an OutboxRow with id SPILL_ID_BASE + seq, and `watermark`, the outbox's last row id
+ * when its batch was written (outbox rows up to it go first).
+ */
+export type SpillRow = OutboxRow & DecodedRecord;
 
 export interface SpillLogOptions {
   dir: string;
@@ -79,7 +79,6 @@ class Cursor {
   private readonly table = new TopicTable();
   private records: DecodedRecord[] = [];
   private index = 0;
-  private watermark = 0;
   /** Sequence number of the next record next() returns. */
   nextSeq: number;
 
@@ -88,13 +87,14 @@ class Cursor {
   }
 
   /** The next record, 'end' past the segment's last one (more may come to the active segment), 'damaged' when unreadable. */
-  next(): { seq: number; record: DecodedRecord; watermark: number } | 'end' | 'damaged' {
+  next(): DecodedRecord | 'end' | 'damaged' {
     if (this.index >= this.records.length) {
       if (this.offset >= this.segment.fileBytes) return 'end';
       if (!this.readFrame()) return 'damaged';
     }
     const record = this.records[this.index++]!;
-    return { seq: this.nextSeq++, record, watermark: this.watermark };
+    record.id = SPILL_ID_BASE + this.nextSeq++;
+    return record;
   }
 
   private readFrame(): boolean {
@@ -110,7 +110,6 @@ class Cursor {
     this.offset += FRAME_HEADER_BYTES + h.bodyLength;
     this.records = frame.records;
     this.index = 0;
-    this.watermark = frame.watermark;
     return true;
   }
 
@@ -137,7 +136,8 @@ export class SpillLog {
   private send: Cursor | undefined;
   private sendPending: SpillRow | undefined;
   private head: Cursor | undefined;
-  private headPending: { seq: number; record: DecodedRecord; watermark: number } | undefined;
+  /** The oldest record not acknowledged, as the head cursor found it (its own object: the send cursor has another). */
+  private headPending: DecodedRecord | undefined;
   private readonly counters = { batchesWritten: 0, recordsWritten: 0, fileBytesWritten: 0, lost: 0 };
 
   constructor(private readonly options: SpillLogOptions) {
@@ -303,9 +303,8 @@ export class SpillLog {
       }
       const next = this.advance('send');
       if (next === undefined) return undefined;
-      const { seq, record, watermark } = next;
-      if (this.isAcked(seq)) continue;
-      this.sendPending = { ...record, id: SPILL_ID_BASE + seq, watermark };
+      if (this.isAcked(next.id - SPILL_ID_BASE)) continue;
+      this.sendPending = next;
     }
   }
 
@@ -342,26 +341,26 @@ export class SpillLog {
     const head = this.oldest();
     if (head === undefined) return undefined;
     this.headPending = undefined;
-    this.acknowledge(SPILL_ID_BASE + head.seq, head.record.size);
-    return { size: head.record.size, createdAt: head.record.createdAt };
+    this.acknowledge(head.id, head.size);
+    return { size: head.size, createdAt: head.createdAt };
   }
 
   /** The oldest record not yet acknowledged: its watermark (where it belongs among outbox rows) and age. */
   oldestInfo(): { watermark: number; createdAt: number } | undefined {
     const head = this.oldest();
-    return head === undefined ? undefined : { watermark: head.watermark, createdAt: head.record.createdAt };
+    return head === undefined ? undefined : { watermark: head.watermark, createdAt: head.createdAt };
   }
 
-  private oldest(): { seq: number; record: DecodedRecord; watermark: number } | undefined {
+  private oldest(): DecodedRecord | undefined {
     if (this.live === 0) return undefined;
     for (;;) {
       if (this.headPending !== undefined) {
-        if (!this.isAcked(this.headPending.seq)) return this.headPending;
+        if (!this.isAcked(this.headPending.id - SPILL_ID_BASE)) return this.headPending;
         this.headPending = undefined;
       }
       const next = this.advance('head');
       if (next === undefined) return undefined;
-      if (!this.isAcked(next.seq)) this.headPending = next;
+      if (!this.isAcked(next.id - SPILL_ID_BASE)) this.headPending = next;
     }
   }
 
@@ -370,7 +369,7 @@ export class SpillLog {
   }
 
   /** The next record of one of the two cursors, opening segments as needed. */
-  private advance(which: 'send' | 'head'): { seq: number; record: DecodedRecord; watermark: number } | undefined {
+  private advance(which: 'send' | 'head'): DecodedRecord | undefined {
     for (;;) {
       let cursor = which === 'send' ? this.send : this.head;
       if (cursor !== undefined && cursor.segment.deleted) {
