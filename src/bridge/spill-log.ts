@@ -432,6 +432,15 @@ export class SpillLog {
 
   private removeSegment(segment: Segment): void {
     segment.deleted = true;
+    // A reader's descriptor would keep the unlinked file's space until its next read: close it now.
+    if (this.send?.segment === segment) {
+      this.send.close();
+      this.send = undefined;
+    }
+    if (this.head?.segment === segment) {
+      this.head.close();
+      this.head = undefined;
+    }
     const i = this.segments.indexOf(segment);
     if (i >= 0) this.segments.splice(i, 1);
     // Bytes of records given up unread (sizes unknown) are settled here.
