@@ -4,6 +4,7 @@
 // then the cloud comes up and the drain is timed at the cloud subscriber. Gateway write_bytes (/proc/PID/io) are
 // counted for the outage and for the drain.
 // Run: node --import tsx bench/bridge/spill-drain.ts [--count 100000] [--rounds 3] [--root DIR ...]
+//   env GATEWAY_NODE_ARGS: node options for the gateway process (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
 //   --root: a checkout whose bench/bridge/gateway.ts (and src/) to run; several are run interleaved per round
 //   (default: this checkout). E.g. --root /tmp/base --root . for before/after in the same run.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -55,7 +56,8 @@ async function stopProc(proc: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'):
 interface Gw { proc: ChildProcess; port: number; state(): Promise<{ outboxDepth: number; held: number; connected: boolean }> }
 
 async function startGateway(root: string, dataDir: string, cloudPort: number): Promise<Gw> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', join(root, 'bench', 'bridge', 'gateway.ts'), JSON.stringify({ dataDir, remoteUrl: `mqtt://127.0.0.1:${cloudPort}` })], {
+  const nodeArgs = (process.env.GATEWAY_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+  const proc = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', join(root, 'bench', 'bridge', 'gateway.ts'), JSON.stringify({ dataDir, remoteUrl: `mqtt://127.0.0.1:${cloudPort}` })], {
     stdio: ['pipe', 'pipe', 'inherit'], cwd: root,
   });
   children.add(proc);

@@ -135,9 +135,13 @@ export class SpillLog {
   private liveBytes = 0;
   private send: Cursor | undefined;
   private sendPending: SpillRow | undefined;
-  private head: Cursor | undefined;
-  /** The oldest record not acknowledged, as the head cursor found it (its own object: the send cursor has another). */
-  private headPending: DecodedRecord | undefined;
+  /**
+   * Records taken (sent) and not yet known to be acknowledged, in order: the first unacknowledged one is the oldest
+   * record of all (everything before the send cursor is taken or acknowledged), so the limits and the age need no
+   * second reader. At most the sender's window is unacknowledged; acknowledged ones are trimmed from the front.
+   */
+  private taken: DecodedRecord[] = [];
+  private takenHead = 0;
   private readonly counters = { batchesWritten: 0, recordsWritten: 0, fileBytesWritten: 0, lost: 0 };
 
   constructor(private readonly options: SpillLogOptions) {
@@ -301,7 +305,7 @@ export class SpillLog {
         if (!this.isAcked(this.sendPending.id - SPILL_ID_BASE)) return this.sendPending;
         this.sendPending = undefined;
       }
-      const next = this.advance('send');
+      const next = this.advance();
       if (next === undefined) return undefined;
       if (this.isAcked(next.id - SPILL_ID_BASE)) continue;
       this.sendPending = next;
@@ -312,6 +316,7 @@ export class SpillLog {
   take(): SpillRow | undefined {
     const row = this.peek();
     this.sendPending = undefined;
+    if (row !== undefined) this.taken.push(row);
     return row;
   }
 
@@ -320,6 +325,8 @@ export class SpillLog {
     this.send?.close();
     this.send = undefined;
     this.sendPending = undefined;
+    this.taken = [];
+    this.takenHead = 0;
   }
 
   /** The remote acknowledged a record (or it was given up): false if it already was. */
@@ -332,15 +339,26 @@ export class SpillLog {
     } else this.ackedAbove.add(seq);
     this.live -= 1;
     this.liveBytes -= size;
+    this.trimTaken();
     this.collect();
     return true;
+  }
+
+  private trimTaken(): void {
+    while (this.takenHead < this.taken.length && this.isAcked(this.taken[this.takenHead]!.id - SPILL_ID_BASE)) this.takenHead++;
+    if (this.takenHead === this.taken.length) {
+      this.taken = [];
+      this.takenHead = 0;
+    } else if (this.takenHead > 1024 && this.takenHead * 2 > this.taken.length) {
+      this.taken = this.taken.slice(this.takenHead);
+      this.takenHead = 0;
+    }
   }
 
   /** Drops the oldest record not yet acknowledged (the outbox's limits); returns its size, or undefined when none. */
   dropOldest(): { size: number; createdAt: number } | undefined {
     const head = this.oldest();
     if (head === undefined) return undefined;
-    this.headPending = undefined;
     this.acknowledge(head.id, head.size);
     return { size: head.size, createdAt: head.createdAt };
   }
@@ -353,25 +371,19 @@ export class SpillLog {
 
   private oldest(): DecodedRecord | undefined {
     if (this.live === 0) return undefined;
-    for (;;) {
-      if (this.headPending !== undefined) {
-        if (!this.isAcked(this.headPending.id - SPILL_ID_BASE)) return this.headPending;
-        this.headPending = undefined;
-      }
-      const next = this.advance('head');
-      if (next === undefined) return undefined;
-      if (!this.isAcked(next.id - SPILL_ID_BASE)) this.headPending = next;
-    }
+    this.trimTaken();
+    if (this.takenHead < this.taken.length) return this.taken[this.takenHead];
+    return this.peek();
   }
 
   private isAcked(seq: number): boolean {
     return seq < this.ackedPrefix || this.ackedAbove.has(seq);
   }
 
-  /** The next record of one of the two cursors, opening segments as needed. */
-  private advance(which: 'send' | 'head'): DecodedRecord | undefined {
+  /** The send cursor's next record, opening segments as needed. */
+  private advance(): DecodedRecord | undefined {
     for (;;) {
-      let cursor = which === 'send' ? this.send : this.head;
+      let cursor = this.send;
       if (cursor !== undefined && cursor.segment.deleted) {
         cursor.close();
         cursor = undefined;
@@ -380,8 +392,7 @@ export class SpillLog {
         const segment = this.segments.find((s) => s.firstSeq + s.count > this.ackedPrefix);
         if (segment === undefined) return undefined;
         cursor = new Cursor(segment, this.io);
-        if (which === 'send') this.send = cursor;
-        else this.head = cursor;
+        this.send = cursor;
       }
       const next = cursor.next();
       if (next !== 'end' && next !== 'damaged') return next;
@@ -390,9 +401,7 @@ export class SpillLog {
       const following = i >= 0 ? this.segments[i + 1] : this.segments.find((s) => s.firstSeq >= cursor!.nextSeq);
       if (following === undefined) return undefined;
       cursor.close();
-      const moved = new Cursor(following, this.io);
-      if (which === 'send') this.send = moved;
-      else this.head = moved;
+      this.send = new Cursor(following, this.io);
     }
   }
 
@@ -437,10 +446,6 @@ export class SpillLog {
       this.send.close();
       this.send = undefined;
     }
-    if (this.head?.segment === segment) {
-      this.head.close();
-      this.head = undefined;
-    }
     const i = this.segments.indexOf(segment);
     if (i >= 0) this.segments.splice(i, 1);
     // Bytes of records given up unread (sizes unknown) are settled here.
@@ -464,11 +469,10 @@ export class SpillLog {
 
   close(): void {
     this.send?.close();
-    this.head?.close();
     this.send = undefined;
-    this.head = undefined;
     this.sendPending = undefined;
-    this.headPending = undefined;
+    this.taken = [];
+    this.takenHead = 0;
     if (this.active !== undefined) {
       try {
         this.io.closeSync(this.active.fd);
