@@ -72,6 +72,11 @@ export class Sender {
   private topicBytes = new Map<string, Buffer>();
   private ackTimer: NodeJS.Timeout | undefined;
   private acked: number[] = [];
+  /**
+   * Spill log records acknowledged since the last flush: nothing to delete, but they count against the window like
+   * `acked` until then, so the window refills in bursts (one socket write per half window), as with outbox rows.
+   */
+  private settledAcks = 0;
   /** Sum of the acknowledged rows' sizes (as the outbox counts them). */
   private ackedBytes = 0;
   private page: OutboxRow[] = [];
@@ -226,7 +231,7 @@ export class Sender {
     try {
       while (
         this.inflight.size + this.reserved < this.remoteWindow &&
-        this.inflight.size + this.acked.length + this.reserved < this.options.window &&
+        this.inflight.size + this.acked.length + this.settledAcks + this.reserved < this.options.window &&
         (this.inflight.size === 0 || this.inflightBytes < this.maxInflightBytes)
       ) {
         if (!this.takeToken()) return;
@@ -370,9 +375,17 @@ export class Sender {
     this.inflightBytes -= row.payload.length;
     if (reasonCode === undefined || reasonCode < 0x80) {
       this.counters.acked += 1;
-      if (row.id < 0 || row.id >= SPILL_ID_BASE) {
-        // Held in memory and never written (nothing to delete), or in the spill log (its segment goes when all are).
-        this.settleElsewhere(row);
+      if (row.id < 0) {
+        // Held in memory and never written: nothing to delete.
+        this.hold!.acknowledge(row.id);
+        this.schedulePump();
+        return;
+      }
+      if (row.id >= SPILL_ID_BASE) {
+        // In the spill log: its segment goes when all of its records are acknowledged.
+        this.spill!.acknowledge(row.id, row.size);
+        this.settledAcks += 1;
+        this.scheduleAckFlush();
         this.schedulePump();
         return;
       }
@@ -448,7 +461,7 @@ export class Sender {
 
   private scheduleAckFlush(): void {
     if (this.ackFlushRetrying) return;
-    if (this.acked.length >= this.flushBatch) {
+    if (this.acked.length + this.settledAcks >= this.flushBatch) {
       this.flushAcks();
       return;
     }
@@ -464,6 +477,7 @@ export class Sender {
   private flushAcks(): void {
     if (this.ackFlushTimer !== undefined) clearTimeout(this.ackFlushTimer);
     this.ackFlushTimer = undefined;
+    this.settledAcks = 0;
     if (this.acked.length === 0) return;
     const ids = this.acked;
     try {
