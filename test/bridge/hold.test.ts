@@ -215,6 +215,31 @@ describe.skipIf(!haveMosquitto)('spill log left by a run with the hold on', () =
   }, 30_000);
 });
 
+describe('outbox limits over the spill log and the outbox table together', () => {
+  it('maxRows with drop-oldest drops the oldest of both stores; what is kept arrives in order', async () => {
+    const remote = new AedesRemote();
+    const port = await remote.start();
+    await remote.stop();
+    cleanups.push(() => remote.stop());
+    const gw = await startGateway({ url: `mqtt://${HOST}:${port}`, hold: { ms: 100 }, outbox: { maxRows: 10, policy: 'drop-oldest' } });
+    const device = gw.broker.createLocalClient('meter');
+    // 8 readings spilled, then 4 QoS 1 rows (12 > 10: the two oldest readings go), then 6 more readings spilled
+    for (let i = 0; i < 8; i++) void device.publish('sensors/meter/power', `r${i}`, { qos: 0 });
+    await waitFor(() => gw.bridge.state().spilled === 8, 5000, '8 spilled');
+    for (let i = 0; i < 4; i++) await device.publish('sensors/q1', `q${i}`, { qos: 1 });
+    expect(gw.bridge.state()).toMatchObject({ outboxDepth: 10, spilled: 6, dropped: 2 });
+    for (let i = 8; i < 14; i++) void device.publish('sensors/meter/power', `r${i}`, { qos: 0 });
+    await waitFor(() => gw.bridge.state().held === 0, 5000, 'all spilled');
+    // 6 more: the 6 oldest of both go (r2..r7 were spilled before the QoS 1 rows)
+    expect(gw.bridge.state()).toMatchObject({ outboxDepth: 10, dropped: 8 });
+    await remote.start(port);
+    await waitFor(() => gw.bridge.state().outboxDepth === 0, 15_000, 'backlog sent');
+    // Everything the bridge sent, in order: the kept ten, the QoS 1 rows before the readings spilled after them.
+    expect([...new Set(remote.payloads('fleet/gw/'))]).toEqual(['q0', 'q1', 'q2', 'q3', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13']);
+    await waitFor(() => segmentFiles(gw.dataDir!).length === 0, 5000, 'segments deleted');
+  }, 30_000);
+});
+
 describe('hold stage on a full disk, without a data directory (held messages go to the outbox table)', () => {
   it('keeps what it cannot write in memory, retries about once a second (no busy loop), writes it when space returns', async () => {
     const remote = new AedesRemote();
