@@ -127,6 +127,8 @@ export class SpillLog {
   private nextNumber = 1;
   private nextSeq = 0;
   private dirReady = false;
+  /** open() ran: before it, the segments a previous run left are not known and nothing may be appended. */
+  private opened = false;
   /** Every record below this sequence number is acknowledged (or dropped). */
   private ackedPrefix = 0;
   /** Acknowledged records at or above ackedPrefix (PUBACKs out of order; usually empty). */
@@ -151,12 +153,16 @@ export class SpillLog {
 
   /** Finds the segments a previous run left (their unacknowledged records are sent again). Reads, never writes. */
   open(): void {
+    if (this.opened) return;
     let names: string[];
     try {
       names = this.io.readdirSync(this.options.dir) as string[];
       this.dirReady = true;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        this.opened = true;
+        return;
+      }
       throw err;
     }
     const numbers = names.map((n) => SEGMENT_NAME.exec(n)).filter((m) => m !== null).map((m) => Number(m[1])).sort((a, b) => a - b);
@@ -179,6 +185,7 @@ export class SpillLog {
         );
       }
     }
+    this.opened = true;
   }
 
   private scan(file: string): { count: number; bytes: number; validBytes: number; fileBytes: number } {
@@ -217,6 +224,7 @@ export class SpillLog {
    * batch counts as written, the file is cut back to its last whole frame, and the next batch goes to a new segment.
    */
   append(messages: readonly SpillMessage[], watermark: number): number[] {
+    if (!this.opened) throw new Error('the spill log is not open yet (the outbox could not be opened)');
     if (messages.length === 0) return [];
     if (this.active !== undefined && this.active.segment.fileBytes >= this.segmentBytes) this.seal();
     const active = this.active ?? this.startSegment();

@@ -209,6 +209,20 @@ describe('spill log', () => {
     expect(drain(log)).toHaveLength(1);
   });
 
+  it('appends nothing before open() has found what a previous run left', () => {
+    const dir = newDir();
+    const { log } = open(dir);
+    log.append(messages(2), 0);
+    log.close();
+    const { logger } = captureLogger();
+    const early = new SpillLog({ dir, sync: true, logger });
+    cleanups.push(() => early.close());
+    expect(() => early.append(messages(1), 0)).toThrow(/not open/);
+    early.open();
+    early.append(messages(1), 0);
+    expect(drain(early)).toHaveLength(3);
+  });
+
   it('drops the oldest for the limits and tells where its batch belongs among outbox rows', () => {
     const dir = newDir();
     const { log } = open(dir);
