@@ -21,6 +21,7 @@ import { EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './cli/exit-codes
 import { COMMANDS, HELP, commandHelp, wantsHelp, type Command } from './cli/help.js';
 import { makeDirectory } from './cli/make-directory.js';
 import { consoleLoginRequired } from './gateway/console.js';
+import { scheduleSettleGc } from './gateway/settle-gc.js';
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -243,6 +244,7 @@ async function run(args: string[]): Promise<number> {
     return EXIT_FAILURE;
   }
   if (pendingStop) shutdown(pendingStop);
+  else scheduleSettleGc();
   return finished;
 }
 
