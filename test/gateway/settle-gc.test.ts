@@ -45,10 +45,22 @@ describe('settle gc', () => {
     expect(calls).toBe(1);
   });
 
-  it('does nothing without the collector', () => {
-    expect((globalThis as Record<string, unknown>)[GC_GLOBAL]).toBeUndefined();
-    const cancel = scheduleSettleGc({ intervalMs: 1 });
-    expect(typeof cancel).toBe('function');
-    cancel();
+  it('uses the global that --expose-gc installs, and does nothing without it', async () => {
+    const global = globalThis as Record<string, unknown>;
+    const saved = global[GC_GLOBAL];
+    let calls = 0;
+    try {
+      delete global[GC_GLOBAL];
+      cancels.push(scheduleSettleGc({ intervalMs: 10, maxUtilization: 1 })); // no collector: nothing scheduled
+      global[GC_GLOBAL] = () => calls++;
+      cancels.push(scheduleSettleGc({ intervalMs: 10, maxUtilization: 1 }));
+      const deadline = Date.now() + 5000;
+      while (calls === 0 && Date.now() < deadline) await sleep(20);
+      await sleep(100);
+      expect(calls).toBe(1); // the second schedule's one collection; the first found no collector
+    } finally {
+      if (saved === undefined) delete global[GC_GLOBAL];
+      else global[GC_GLOBAL] = saved;
+    }
   });
 });
