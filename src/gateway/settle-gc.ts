@@ -1,11 +1,10 @@
-// One memory-reducing garbage collection once the gateway has started and gone quiet. V8 hands memory
-// back to the system (shrinks the young generation, releases emptied old-space pages) in the seconds
-// after a full collection, and an idle gateway allocates so little that its first one can come minutes
-// after start-up: until then it keeps the garbage of start-up (sources read, config parsed, code
-// compiled), 3-6 MiB of RSS (bench/results/2026-12-04-footprint-rss.md). The "last-resort" flavour of
-// V8's gc() (Node 20's V8 11.3 and later; others run a plain full collection) reduces memory at once
-// instead of leaving it to V8's memory reducer later. It costs tens of ms of the main thread once; it
-// waits for a quiet event loop and gives up when there is none within `attempts` checks. V8 exposes its gc function only with a flag: bin/fieldgate.js passes
+// One full garbage collection once the gateway has started and gone quiet. V8's memory reducer hands
+// memory back to the system (shrinks the young generation, releases emptied old-space pages) only in
+// the seconds after a full collection, and an idle gateway allocates so little that its first one can
+// come minutes after start-up: until then it keeps the garbage of start-up (sources read, config
+// parsed, code compiled), 3-6 MiB of RSS (bench/results/2026-12-04-footprint-rss.md). The collection
+// costs 40-50 ms of the main thread once; it waits for a quiet event loop and gives up when there is
+// none within `attempts` checks. V8 exposes its gc function only with a flag: bin/fieldgate.js passes
 // --expose-gc; without it this does nothing. (Not --expose-gc-as=NAME: with both flags V8 installs the
 // function under NAME only, and the test helpers that add --expose-gc to the shipped options would lose gc().)
 import { performance } from 'node:perf_hooks';
@@ -19,7 +18,7 @@ export interface SettleGcOptions {
   maxUtilization?: number;
   attempts?: number;
   /** The collector; default: the global V8 gives it under GC_GLOBAL. */
-  gc?: (options?: object) => void;
+  gc?: () => void;
 }
 
 /** Schedules the collection; returns a function that cancels it. */
@@ -36,7 +35,7 @@ export function scheduleSettleGc(options: SettleGcOptions = {}): () => void {
     attemptsLeft--;
     if (busy <= maxUtilization) {
       clearInterval(timer);
-      (gc as (options?: object) => void)({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+      (gc as () => void)();
     } else if (attemptsLeft <= 0) clearInterval(timer);
   }, options.intervalMs ?? 5000);
   timer.unref();
