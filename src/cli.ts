@@ -20,6 +20,7 @@ import { VERSION } from './version.js';
 import { EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './cli/exit-codes.js';
 import { COMMANDS, HELP, commandHelp, wantsHelp, type Command } from './cli/help.js';
 import { makeDirectory } from './make-directory.js';
+import { scheduleSettleGc } from './gateway/settle-gc.js';
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -242,6 +243,7 @@ async function run(args: string[]): Promise<number> {
     return EXIT_FAILURE;
   }
   if (pendingStop) shutdown(pendingStop);
+  else scheduleSettleGc();
   return finished;
 }
 
