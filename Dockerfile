@@ -1,6 +1,6 @@
 # fieldgate container image.
 #   docker build -t fieldgate .
-#   mkdir config && cp docker/fieldgate.json config/ && mosquitto_passwd -c config/passwd alice   # or: npx fieldgate passwd config/passwd alice
+#   mkdir config && cp docker/fieldgate.json config/ && mosquitto_passwd -c config/passwd alice   # or: node bin/fieldgate.js passwd -c config/passwd alice
 #   chmod 0644 config/passwd          # readable by the container's fieldgate user (the hashes are PBKDF2-SHA512)
 #   docker run -d --name fieldgate --init \
 #     -p 1883:1883 -p 9883:9883 \
@@ -61,5 +61,5 @@ EXPOSE 1883 9883
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch(process.env.FIELDGATE_HEALTHCHECK_URL,{signal:AbortSignal.timeout(4000)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["node", "--max-semi-space-size=2", "bin/fieldgate.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=2", "--v8-pool-size=1", "--expose-gc", "bin/fieldgate.js"]
 CMD ["run", "--config", "/etc/fieldgate/fieldgate.json"]

@@ -11,16 +11,16 @@ import { addOrUpdateUser, deleteUser } from './auth/password-file.js';
 import { ConfigError, embeddedDefaultConfig, gatewayConfigSchema, loadGatewayConfig, type GatewayConfig } from './config/gateway-config.js';
 import { checkGatewayConfig } from './config/check.js';
 import { checkHosts } from './config/check-hosts.js';
-import { describeDiscovery, describePoints, listenerAccess } from './cli/check-output.js';
-import { describeMapping, deviceMappingJsonSchema } from './devices/index.js';
+import { describeCheckedConfig } from './cli/check-output.js';
+import { deviceMappingJsonSchema } from './devices/index.js';
 import type { ModbusBus } from './devices/modbus/schema.js';
-import { listenerConfigs, startGateway, type Gateway } from './gateway.js';
+import { startGateway, type Gateway } from './gateway.js';
 import { chooseLogOutput, createLogger, writeStderrLines, type LogLevel } from './log.js';
 import { VERSION } from './version.js';
 import { EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './cli/exit-codes.js';
 import { COMMANDS, HELP, commandHelp, wantsHelp, type Command } from './cli/help.js';
-import { makeDirectory } from './cli/make-directory.js';
-import { consoleLoginRequired } from './gateway/console.js';
+import { makeDirectory } from './make-directory.js';
+import { scheduleSettleGc } from './gateway/settle-gc.js';
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -243,6 +243,7 @@ async function run(args: string[]): Promise<number> {
     return EXIT_FAILURE;
   }
   if (pendingStop) shutdown(pendingStop);
+  else scheduleSettleGc();
   return finished;
 }
 
@@ -257,19 +258,7 @@ async function check(args: string[]): Promise<number> {
     const warnings = [...checked.warnings, ...hosts.warnings];
     if (hosts.errors.length > 0) throw new ConfigError(hosts.errors, warnings);
     const out: string[] = [`${file ?? '(embedded default)'}: OK${warnings.length > 0 ? ` (${warnings.length} warning${warnings.length > 1 ? 's' : ''}, on stderr)` : ''}`];
-    for (const l of listenerConfigs(config)) {
-      out.push(`  listener ${l.type}://${l.host}:${l.port}${l.type.startsWith('ws') ? l.path : ''} (${listenerAccess(config, l)})`);
-    }
-    out.push(`  data in ${config.broker.dataDir} (durability ${config.broker.durability})`);
-    if (config.auth.passwordFile) out.push(`  password file ${config.auth.passwordFile}`);
-    if (config.auth.aclFile) out.push(`  ACL file ${config.auth.aclFile}`);
-    if (config.demo) out.push('  demo: simulated SDM120 energy meter under fieldgate/demo-meter/');
-    if (mapping) for (const line of describeMapping(mapping)) out.push(`  ${line}`);
-    if (mapping && values.points) out.push(...describePoints(mapping));
-    for (const b of config.bridges) out.push(`  bridge ${b.name} → ${b.url}: ${b.rules.map((r) => `${r.direction} ${r.localPrefix}${r.filter}`).join(', ')}`);
-    if (config.metrics) out.push(`  metrics on http://${config.metrics.host}:${config.metrics.port}/metrics, health on /healthz`);
-    if (config.console.enabled) out.push(`  web console on http://${config.console.host}:${config.console.port}/ (${consoleLoginRequired(config) ? 'login: a user of the password file' : 'no login: loopback only'})`);
-    if (config.homeAssistant.discovery) out.push(`  ${describeDiscovery(config, mapping)}`);
+    out.push(...describeCheckedConfig(config, mapping, { points: values.points === true }));
     process.stdout.write(out.join('\n') + '\n');
     printWarnings(warnings);
     return EXIT_OK;

@@ -55,7 +55,7 @@ export function createLogger(level: LogLevel = 'info', options: Omit<LoggerOptio
   // `createLogger(level, pretty)` was the old signature.
   const opts = typeof options === 'boolean' ? { output: options ? ('pretty' as const) : ('json' as const) } : options;
   const output = opts.output ?? chooseLogOutput();
-  const write = opts.write ?? ((line: string) => process.stdout.write(line));
+  const write = opts.write ?? stdoutWrite();
   const ring = opts.ring;
   if (output === 'json') {
     if (ring === undefined) return opts.write ? pino({ level, base: undefined }, { write }) : pino({ level, base: undefined });
@@ -66,10 +66,35 @@ export function createLogger(level: LogLevel = 'info', options: Omit<LoggerOptio
   return pino({ level, base: undefined }, { write: (line: string) => { ring?.push(line); write(format(line)); } });
 }
 
-/** pino's own stdout destination (as `pino()` uses), written through so a tee does not change how lines leave. */
+/**
+ * A failed write of the log to stdout ends the lines there, never the gateway: EIO once the terminal
+ * hung up (the SSH session dropped, the window closed: the SIGHUP that came with it reloads, as in
+ * Mosquitto, and the gateway goes on), EPIPE once a pipe's reader exited. The ring keeps the lines
+ * for the management API. Without this, Node's unhandled 'error' event killed the gateway at its
+ * next log line after the terminal closed.
+ */
+let stdoutGone = false;
+let stdoutGuarded = false;
+function stdoutWrite(): (line: string) => void {
+  if (!stdoutGuarded) {
+    stdoutGuarded = true;
+    process.stdout.on('error', () => { stdoutGone = true; });
+  }
+  return (line) => { if (!stdoutGone) process.stdout.write(line); };
+}
+
+/** pino's own stdout destination (as `pino()` uses), written through so a tee does not change how lines leave; its write errors end the lines as above (pino's own filter stops at EPIPE only). */
 function destinationWrite(): (line: string) => void {
   const destination = pino.destination(1);
-  return (line) => destination.write(line);
+  let gone = false;
+  destination.on('error', () => {
+    gone = true;
+    // sonic-boom's flushSync (pino calls it at exit) retries a failed write for ever, 100 ms at a
+    // time, whatever the error: with EIO the process never exited and no signal could stop it.
+    const noop = () => undefined;
+    Object.assign(destination, { write: () => true, flush: noop, flushSync: noop, end: noop });
+  });
+  return (line) => { if (!gone) destination.write(line); };
 }
 
 const levelNames: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO ', 40: 'WARN ', 50: 'ERROR', 60: 'FATAL' };

@@ -1,6 +1,6 @@
 // Reads what the kernel knows about a process: CPU time and memory, from /proc (Linux only).
 
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { execFileSync } from 'node:child_process';
 
@@ -48,4 +48,15 @@ export function machineInfo(): MachineInfo {
 
 export function loadAverage(): string {
   return os.loadavg().map((value) => value.toFixed(2)).join(' ');
+}
+
+/** Voluntary context switches of all a process's threads (each is the process going to sleep: a wakeup follows). */
+export function voluntarySwitches(pid: number): number {
+  let total = 0;
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      total += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/task/${task}/status`, 'utf8'))?.[1] ?? 0);
+    } catch { /* a thread that ended meanwhile */ }
+  }
+  return total;
 }

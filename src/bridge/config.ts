@@ -40,7 +40,8 @@ export const holdLimitsSchema = z
   .object({
     /**
      * How long a message nobody waits for (device readings, QoS 0) may wait in memory for the remote's PUBACK before
-     * it is written to the outbox. 0 writes every message first (as a QoS 1 publisher's). A power cut loses at most
+     * it is written (to the spill log in the data directory, one batch per hold time). 0 writes every message first
+     * (to the outbox, as a QoS 1 publisher's). A power cut loses at most
      * the last `ms` of such messages (and, on a kill -9, those in flight on a connection that stopped answering, for at
      * most ackTimeoutSeconds); a SIGTERM loses none. Acknowledged QoS 1/2 messages are never held.
      */

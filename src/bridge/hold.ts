@@ -1,6 +1,6 @@
 // The ack-first stage in front of the outbox: messages nobody waits for (device readings, QoS 0; Message.holdable)
-// wait here in memory for the remote's PUBACK and are written to the outbox only when that takes longer than the hold
-// time, when memory fills, or when the bridge stops. With the cloud connected and keeping up they are never written.
+// wait here in memory for the remote's PUBACK and are written (HoldHost.spill: the spill log, or without a data
+// directory the outbox table) only when that takes longer than the hold time, when memory fills, or when the bridge stops. With the cloud connected and keeping up they are never written.
 // A power cut (or kill -9) loses at most what is held: the last `ms` of such messages, bounded by maxMessages/maxBytes.
 import type { OutboxRow } from './outbox.js';
 
@@ -27,8 +27,9 @@ export interface SpilledMessage {
 export interface HoldHost {
   connected(): boolean;
   /**
-   * Writes the messages to the outbox in one transaction, in order; returns their row ids (0 for one the outbox's
-   * limits dropped). Throws when nothing could be written (disk full): they stay held and it is tried again.
+   * Writes the messages in one batch (one spill log frame, or one outbox transaction), in order; returns their ids
+   * (0 for one the outbox's limits dropped). Throws when nothing could be written (disk full): they stay held and it
+   * is tried again.
    */
   spill(messages: HeldMessage[]): number[];
   /** After a spill: the sender re-keys the ones in flight and reads the others from the outbox. */

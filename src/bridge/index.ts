@@ -9,6 +9,9 @@ import { Outbox, describeError } from './outbox.js';
 import { DeadLetters, type DeadChoice, type DeadLetter } from './dead-letters.js';
 import { Sender } from './sender.js';
 import { HoldStage, type HeldMessage } from './hold.js';
+import { SpillLog } from './spill-log.js';
+import type { SpillMessage } from './spill-codec.js';
+import path from 'node:path';
 import { PubackFramer, filterPubacks } from './puback-filter.js';
 import { Inbound } from './inbound.js';
 import { StatusPublisher, type BridgeState } from './status.js';
@@ -25,6 +28,13 @@ export type { DeadChoice, DeadLetter } from './dead-letters.js';
 export interface BridgeHost {
   readonly db: Database;
   createLocalClient(id: string): LocalClient;
+  /**
+   * The broker's data directory: held messages the remote did not acknowledge in time go to a spill log there
+   * (spill-log.ts). Without one (an in-memory database) they go to the outbox table.
+   */
+  readonly dataDir?: string | null;
+  /** fdatasync each spill batch unless 'off'. */
+  readonly durability?: 'full' | 'normal' | 'off';
 }
 
 export interface BridgeHandle {
@@ -60,6 +70,7 @@ class Bridge {
   private readonly outbox: Outbox;
   private readonly sender: Sender;
   private readonly hold: HoldStage | undefined;
+  private spillLog: SpillLog | undefined;
   private spillErrors = 0;
   private lastSpillErrorLog = 0;
   private readonly inbound: Inbound;
@@ -102,6 +113,10 @@ class Bridge {
       logger,
       (reason) => this.dropConnection(reason),
     );
+    if (typeof host.dataDir === 'string') {
+      // Also with hold.ms 0: what an earlier run with the hold on left there is still sent.
+      this.spillLog = new SpillLog({ dir: path.join(host.dataDir, `spill-${config.name}`), sync: host.durability !== 'off', logger });
+    }
     if (config.hold.ms > 0) {
       this.hold = new HoldStage(config.hold, {
         connected: () => this.connected,
@@ -162,6 +177,7 @@ class Bridge {
       client.on('error', () => undefined);
     }
     this.hold?.close();
+    this.spillLog?.close();
     try {
       this.sender.flush();
     } catch (err) {
@@ -175,17 +191,19 @@ class Bridge {
   }
 
   state(): BridgeState {
-    let depth = 0;
-    let bytes = 0;
+    let depth = this.spillLog?.records ?? 0;
+    let bytes = this.spillLog?.bytes ?? 0;
     let oldest: number | null = null;
     let dropped = 0;
     let dead = 0;
     if (this.outboxOpen) {
       try {
         const s = this.outbox.stats();
-        depth = s.rows;
-        bytes = s.bytes;
+        depth += s.rows;
+        bytes += s.bytes;
         oldest = s.oldestCreatedAt;
+        const spilled = this.spillLog?.oldestInfo()?.createdAt;
+        if (spilled !== undefined && (oldest === null || spilled < oldest)) oldest = spilled;
         dropped = s.dropped;
         dead = s.dead;
       } catch (err) {
@@ -199,6 +217,8 @@ class Bridge {
       outboxDepth: depth + (this.hold?.size ?? 0),
       outboxBytes: bytes + (this.hold?.bytes ?? 0),
       held: this.hold?.size ?? 0,
+      spilled: this.spillLog?.records ?? 0,
+      spillWrites: spillWrites(this.spillLog),
       oldestAgeSeconds: oldest === null ? null : Math.max(0, Math.round((Date.now() - oldest) / 1000)),
       inflight: this.sender.inflightCount,
       sent: this.sender.counters.sent,
@@ -231,10 +251,24 @@ class Bridge {
       this.outboxRetryTimer.unref();
       return;
     }
+    if (this.spillLog !== undefined) {
+      try {
+        this.spillLog.open();
+        this.outbox.attachCompanion(this.spillLog);
+        this.sender.useSpillLog(this.spillLog);
+      } catch (err) {
+        this.logger.error({ err: describeError(err) }, 'bridge: spill log unreadable; held messages are written to the outbox table instead');
+        this.spillLog = undefined;
+      }
+    }
     this.outboxOpen = true;
     this.outboxError = null;
     const s = this.outbox.stats();
     if (s.rows > 0) this.logger.info({ rows: s.rows, bytes: s.bytes }, 'bridge: outbox backlog found, will drain it');
+    const spilled = this.spillLog?.stats();
+    if (spilled !== undefined && spilled.records > 0) {
+      this.logger.info({ records: spilled.records, bytes: spilled.bytes, segments: spilled.segments }, 'bridge: spill log backlog found, will drain it');
+    }
     for (const rule of this.outRules) {
       this.local.subscribe(localFilter(rule), (m) => this.onLocalMessage(rule, m), {
         durable: true, noLocal: true, qos: 1,
@@ -301,14 +335,18 @@ class Bridge {
     this.sender.notify();
   }
 
-  /** Writes held messages to the outbox in one transaction; returns their row ids (0 where a limit dropped one). */
+  /**
+   * Writes held messages to the spill log in one frame (one write, one fdatasync), or without a data directory to the
+   * outbox in one transaction; returns their ids (0 where a limit dropped one).
+   */
   private spill(messages: HeldMessage[]): number[] {
     // Inside someone else's transaction a rollback could take these rows back after their ids were handed out
-    // (and reuse the ids for other rows): write only in a transaction of our own.
+    // (and reuse the ids for other rows; the spill log's watermark is such an id): write only outside.
     if (this.host.db.inTransaction) {
       this.logger.warn({ held: messages.length }, 'bridge: hold stage asked to write inside an open transaction; deferred');
       throw new Error('the database is inside another transaction');
     }
+    if (this.spillLog !== undefined) return this.spillToLog(messages);
     const ids: number[] = [];
     try {
       this.host.db.transaction(() => {
@@ -331,6 +369,25 @@ class Bridge {
     return ids;
   }
 
+  private spillToLog(messages: HeldMessage[]): number[] {
+    const log = this.spillLog!;
+    // The outbox's limits cover both stores (drop-oldest drops the older head, drop-newest these).
+    const kept: SpillMessage[] = [];
+    const keptAt: number[] = [];
+    let pendingBytes = 0;
+    messages.forEach((m, i) => {
+      if (!this.outbox.admit(m.size, kept.length, pendingBytes)) return;
+      kept.push(m);
+      keptAt.push(i);
+      pendingBytes += m.size;
+    });
+    const ids = new Array<number>(messages.length).fill(0);
+    const written = log.append(kept, this.outbox.lastAppendedId);
+    written.forEach((id, j) => (ids[keptAt[j]!] = id));
+    if (this.outboxError !== null) this.outboxError = null;
+    return ids;
+  }
+
   private onSpillError(err: unknown): void {
     this.spillErrors += 1;
     this.outboxError = `outbox write failed: ${describeError(err)}`;
@@ -339,7 +396,7 @@ class Bridge {
       this.lastSpillErrorLog = now;
       this.logger.error(
         { err: describeError(err), failures: this.spillErrors, held: this.hold?.size },
-        'bridge: cannot write held messages to the outbox (disk full or database unwritable?); they stay in memory and it is tried again',
+        'bridge: cannot write held messages (disk full, or the spill log or database unwritable?); they stay in memory and it is tried again',
       );
     }
   }
@@ -348,12 +405,27 @@ class Bridge {
     if (this.outboxOpen) {
       try {
         this.outbox.expireOld();
+        this.expireSpilled();
         if (this.outbox.suspect) this.outbox.resync();
       } catch (err) {
         this.logger.error({ err: describeError(err) }, 'bridge: outbox maintenance failed');
       }
     }
     this.status.publishCounters(this.state());
+  }
+
+  /** maxAgeSeconds for the spill log: its oldest records go, a bounded number per tick. */
+  private expireSpilled(now = Date.now()): void {
+    const log = this.spillLog;
+    if (log === undefined) return;
+    const cutoff = now - this.config.outbox.maxAgeSeconds * 1000;
+    let n = 0;
+    for (; n < 100_000; n++) {
+      const oldest = log.oldestInfo();
+      if (oldest === undefined || oldest.createdAt >= cutoff) break;
+      log.dropOldest();
+    }
+    this.outbox.countDrops('max-age', n);
   }
 
   // --- remote connection ---
@@ -459,4 +531,9 @@ class Bridge {
     this.logger.debug({ delayMs: delay }, 'bridge: reconnecting later');
     this.reconnectTimer = setTimeout(() => this.connect(), delay);
   }
+}
+
+function spillWrites(log: SpillLog | undefined): BridgeState['spillWrites'] {
+  const s = log?.stats();
+  return { batches: s?.batchesWritten ?? 0, messages: s?.recordsWritten ?? 0, fileBytes: s?.fileBytesWritten ?? 0 };
 }

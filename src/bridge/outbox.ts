@@ -29,6 +29,17 @@ export interface OutboxStats {
 
 export type DropReason = 'max-rows' | 'max-bytes' | 'max-age' | 'expired';
 
+/**
+ * Another store of the same bridge's queue (the spill log of held messages): the outbox's limits cover both, and
+ * drop-oldest drops whichever head is older (a spilled batch comes after the outbox rows up to its watermark).
+ */
+export interface OutboxCompanion {
+  readonly records: number;
+  readonly bytes: number;
+  oldestInfo(): { watermark: number; createdAt: number } | undefined;
+  dropOldest(): { size: number } | undefined;
+}
+
 /** A page row as returned by the raw statement: id, topic, payload, retain, props, expires_at, created_at, size. */
 type RawRow = [number, string, Buffer, number, string | null, number | null, number, number];
 
@@ -52,6 +63,7 @@ export class Outbox {
   private countersSuspect = false;
   /** Highest id this process inserted; AUTOINCREMENT ids only grow, so seeing one again means a rollback. */
   private lastInsertId = 0;
+  private companion: OutboxCompanion | undefined;
   /** Limits and expiry delete from the head of the queue: every row with an id up to this one may be gone. */
   private headDeletedUpTo = 0;
 
@@ -186,16 +198,43 @@ export class Outbox {
     return true;
   }
 
-  private makeRoomFor(size: number): boolean {
+  /** The spill log of held messages: counted against maxRows/maxBytes with the rows. */
+  attachCompanion(companion: OutboxCompanion): void {
+    this.companion = companion;
+  }
+
+  /**
+   * Makes room (per the limits and policy) for a message of `size` about to go to the companion, which is about to
+   * take `pendingRows` / `pendingBytes` more already admitted. False when the message is to be dropped (counted).
+   */
+  admit(size: number, pendingRows = 0, pendingBytes = 0): boolean {
+    return this.makeRoomFor(size, pendingRows, pendingBytes);
+  }
+
+  private makeRoomFor(size: number, pendingRows = 0, pendingBytes = 0): boolean {
     const { maxRows, maxBytes, policy } = this.limits;
-    const fits = (): boolean => this.rows + 1 <= maxRows && this.bytes + size <= maxBytes;
+    const c = this.companion;
+    const rows = (): number => this.rows + (c?.records ?? 0) + pendingRows;
+    const bytes = (): number => this.bytes + (c?.bytes ?? 0) + pendingBytes;
+    const fits = (): boolean => rows() + 1 <= maxRows && bytes() + size <= maxBytes;
     if (fits()) return true;
     if (policy === 'drop-newest' || size > maxBytes) {
-      this.countDrop(this.rows + 1 > maxRows ? 'max-rows' : 'max-bytes', 1);
+      this.countDrop(rows() + 1 > maxRows ? 'max-rows' : 'max-bytes', 1);
       return false;
     }
-    while (!fits() && this.rows > 0) {
-      const reason: DropReason = this.rows + 1 > maxRows ? 'max-rows' : 'max-bytes';
+    while (!fits()) {
+      const reason: DropReason = rows() + 1 > maxRows ? 'max-rows' : 'max-bytes';
+      // The older head goes: a spilled batch belongs after the outbox rows up to its watermark.
+      const spilled = c !== undefined && c.records > 0 ? c.oldestInfo() : undefined;
+      if (spilled !== undefined) {
+        const head = this.rows > 0 ? (this.headStmt.get() as { id: number } | undefined) : undefined;
+        if (head === undefined || head.id > spilled.watermark) {
+          if (c!.dropOldest() === undefined) break;
+          this.countDrop(reason, 1);
+          continue;
+        }
+      }
+      if (this.rows <= 0) break;
       const dropped = this.dropHeadStmt.get() as { id: number; size: number } | undefined;
       if (dropped === undefined) {
         this.rows = 0;
@@ -323,6 +362,11 @@ export class Outbox {
     }
     if (total > 0) this.countDrop('max-age', total);
     return total;
+  }
+
+  /** Counts messages of the companion store dropped for a reason (its limits, its age). */
+  countDrops(reason: DropReason, n: number): void {
+    if (n > 0) this.countDrop(reason, n);
   }
 
   /** Counts rows the sender found expired (MQTT 5 message expiry) and removed. */

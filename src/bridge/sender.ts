@@ -11,6 +11,7 @@ import { describeError } from './outbox.js';
 import { permanentPubackCodes, SENDER_PACKET_IDS } from './connection.js';
 import { PublishBatch } from './publish-batch.js';
 import type { HoldStage, SpilledMessage } from './hold.js';
+import { SPILL_ID_BASE, type SpillLog } from './spill-log.js';
 import { publishPacketSize } from '../broker/packet-writer.js';
 
 export interface SenderOptions {
@@ -71,6 +72,11 @@ export class Sender {
   private topicBytes = new Map<string, Buffer>();
   private ackTimer: NodeJS.Timeout | undefined;
   private acked: number[] = [];
+  /**
+   * Spill log records acknowledged since the last flush: nothing to delete, but they count against the window like
+   * `acked` until then, so the window refills in bursts (one socket write per half window), as with outbox rows.
+   */
+  private settledAcks = 0;
   /** Sum of the acknowledged rows' sizes (as the outbox counts them). */
   private ackedBytes = 0;
   private page: OutboxRow[] = [];
@@ -79,6 +85,9 @@ export class Sender {
   private exhausted = false;
   /** Ids that were in flight when the last connection dropped: resent with DUP. */
   private sentBefore = new Set<number>();
+  /** The same for records of the spill log. */
+  private spillSentBefore = new Set<number>();
+  private spill: SpillLog | undefined;
   private pumpScheduled = false;
   private ackFlushTimer: NodeJS.Timeout | undefined;
   private ackFlushRetrying = false;
@@ -105,6 +114,14 @@ export class Sender {
   /** Messages held in memory (negative ids) are sent after the outbox's rows, acknowledged without a write. */
   useHoldStage(hold: HoldStage): void {
     this.hold = hold;
+  }
+
+  /**
+   * Held messages written to the spill log (ids from SPILL_ID_BASE) are sent merged with the outbox's rows: each
+   * spilled batch after the rows up to its watermark, where the outbox would have put its rows.
+   */
+  useSpillLog(spill: SpillLog): void {
+    this.spill = spill;
   }
 
   attach(client: MqttClient, limits: RemoteLimits): void {
@@ -138,7 +155,10 @@ export class Sender {
     this.client = undefined;
     clearInterval(this.ackTimer);
     this.ackTimer = undefined;
-    for (const id of this.inflight.keys()) if (id > 0) this.sentBefore.add(id);
+    for (const id of this.inflight.keys()) {
+      if (id >= SPILL_ID_BASE) this.spillSentBefore.add(id);
+      else if (id > 0) this.sentBefore.add(id);
+    }
     this.inflight.clear();
     this.hold?.disconnected();
     this.inflightBytes = 0;
@@ -185,6 +205,7 @@ export class Sender {
     this.pageIndex = 0;
     this.cursor = 0;
     this.exhausted = false;
+    this.spill?.rewind();
   }
 
   private schedulePump(): void {
@@ -210,7 +231,7 @@ export class Sender {
     try {
       while (
         this.inflight.size + this.reserved < this.remoteWindow &&
-        this.inflight.size + this.acked.length + this.reserved < this.options.window &&
+        this.inflight.size + this.acked.length + this.settledAcks + this.reserved < this.options.window &&
         (this.inflight.size === 0 || this.inflightBytes < this.maxInflightBytes)
       ) {
         if (!this.takeToken()) return;
@@ -219,13 +240,14 @@ export class Sender {
         if (row === undefined) return;
         if (row.expiresAt !== null && row.expiresAt <= Date.now()) {
           if (row.id < 0) this.hold!.acknowledge(row.id);
+          else if (row.id >= SPILL_ID_BASE) this.spill!.acknowledge(row.id, row.size);
           else this.outbox.remove([row.id]);
           this.outbox.countExpired(1);
           continue;
         }
         if (this.maxPacket !== undefined && this.packetSize(row) > this.maxPacket) {
           this.outbox.moveToDead(row, `larger than the remote's maximum packet size ${this.maxPacket}`);
-          if (row.id < 0) this.hold!.acknowledge(row.id);
+          this.settleElsewhere(row);
           continue;
         }
         this.encode(row, packets);
@@ -240,7 +262,18 @@ export class Sender {
     }
   }
 
+  /** The next outbox row or spill log record, in the order the outbox alone would have had them. */
   private nextRow(): OutboxRow | undefined {
+    const row = this.peekOutbox();
+    const spilled = this.spill?.peek();
+    if (spilled !== undefined && (row === undefined || row.id > spilled.watermark)) return this.spill!.take();
+    if (row === undefined) return undefined;
+    this.pageIndex++;
+    this.cursor = row.id;
+    return row;
+  }
+
+  private peekOutbox(): OutboxRow | undefined {
     if (this.pageIndex >= this.page.length) {
       if (this.exhausted) return undefined;
       this.page = this.outbox.readAfter(this.cursor, this.pageSize);
@@ -250,18 +283,22 @@ export class Sender {
         return undefined;
       }
     }
-    const row = this.page[this.pageIndex++]!;
-    this.cursor = row.id;
-    return row;
+    return this.page[this.pageIndex];
+  }
+
+  /** A held or spilled message that went to bridge_dead (or cannot be sent) is done where it was kept. */
+  private settleElsewhere(row: OutboxRow): void {
+    if (row.id < 0) this.hold!.acknowledge(row.id);
+    else if (row.id >= SPILL_ID_BASE) this.spill!.acknowledge(row.id, row.size);
   }
 
   /**
-   * Held messages were written to the outbox (not sent within the hold time, memory full, disconnected, stopping):
-   * they are read from the outbox like any row. None is in flight (the hold stage writes only unsent messages while
+   * Held messages were written to the spill log or the outbox (not sent within the hold time, memory full,
+   * disconnected, stopping): they are read from there like any row. None is in flight (the hold stage writes only unsent messages while
    * connected); one sent on an earlier connection carries DUP.
    */
   onSpilled(spilled: readonly SpilledMessage[]): void {
-    for (const { message, rowId } of spilled) if (message.sent) this.sentBefore.add(rowId);
+    for (const { message, rowId } of spilled) if (message.sent) (rowId >= SPILL_ID_BASE ? this.spillSentBefore : this.sentBefore).add(rowId);
     this.notify();
   }
 
@@ -272,12 +309,13 @@ export class Sender {
       const held = row as OutboxRow & { sent: boolean };
       dup = held.sent;
       held.sent = true;
-    } else dup = this.sentBefore.delete(row.id);
-    if (dup) this.counters.resent += 1;
-    if (this.sentBefore.size > 0 && row.id > 0) {
-      // Rows are sent in id order: smaller remembered ids were dropped from the outbox meanwhile.
-      for (const id of this.sentBefore) if (id < row.id) this.sentBefore.delete(id);
+    } else {
+      const remembered = row.id >= SPILL_ID_BASE ? this.spillSentBefore : this.sentBefore;
+      dup = remembered.delete(row.id);
+      // Each store is sent in id order: smaller remembered ids of the same store were dropped meanwhile.
+      if (remembered.size > 0) for (const id of remembered) if (id < row.id) remembered.delete(id);
     }
+    if (dup) this.counters.resent += 1;
     const packetId = this.allocatePacketId();
     const entry: InFlight = { row, packetId, sentAt: Date.now() };
     this.inflight.set(row.id, entry);
@@ -343,6 +381,14 @@ export class Sender {
         this.schedulePump();
         return;
       }
+      if (row.id >= SPILL_ID_BASE) {
+        // In the spill log: its segment goes when all of its records are acknowledged.
+        this.spill!.acknowledge(row.id, row.size);
+        this.settledAcks += 1;
+        this.scheduleAckFlush();
+        this.schedulePump();
+        return;
+      }
       this.acked.push(row.id);
       this.ackedBytes += row.size;
       this.scheduleAckFlush();
@@ -353,7 +399,7 @@ export class Sender {
     if (permanentPubackCodes.has(reasonCode)) {
       try {
         this.outbox.moveToDead(row, `remote refused it (${text})`);
-        if (row.id < 0) this.hold!.acknowledge(row.id);
+        this.settleElsewhere(row);
       } catch (deadErr) {
         // Left in the outbox: tried again after the next reconnect.
         this.outbox.markSuspect();
@@ -415,7 +461,7 @@ export class Sender {
 
   private scheduleAckFlush(): void {
     if (this.ackFlushRetrying) return;
-    if (this.acked.length >= this.flushBatch) {
+    if (this.acked.length + this.settledAcks >= this.flushBatch) {
       this.flushAcks();
       return;
     }
@@ -431,6 +477,7 @@ export class Sender {
   private flushAcks(): void {
     if (this.ackFlushTimer !== undefined) clearTimeout(this.ackFlushTimer);
     this.ackFlushTimer = undefined;
+    this.settledAcks = 0;
     if (this.acked.length === 0) return;
     const ids = this.acked;
     try {

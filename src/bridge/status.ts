@@ -7,11 +7,15 @@ export interface BridgeState {
   name: string;
   remote: string;
   connected: boolean;
-  /** Messages waiting for the remote's PUBACK: outbox rows plus messages held in memory (`held`). */
+  /** Messages waiting for the remote's PUBACK: outbox rows, spill log records (`spilled`) and messages held in memory (`held`). */
   outboxDepth: number;
   outboxBytes: number;
   /** Messages nobody waits for, held in memory for the remote's PUBACK and not written (see hold.ts). */
   held: number;
+  /** Of outboxDepth: held messages written to the spill log (spill-log.ts), not yet acknowledged. */
+  spilled: number;
+  /** Since start: spill batches and messages written to the spill log, and their bytes on file. */
+  spillWrites: { batches: number; messages: number; fileBytes: number };
   /** Age of the oldest queued message in seconds, null when the outbox is empty. */
   oldestAgeSeconds: number | null;
   inflight: number;

@@ -126,6 +126,9 @@ export class Broker implements ConnectionHost, OutboundHost {
   get queuePolicy() { return this.options.queuePolicy; }
   /** The SQLite database: extensions (the bridge outbox) keep their tables here, in the same commits. */
   get db() { return this.store.db; }
+  /** Where the database lives (null: in memory); the bridge keeps its spill log there. */
+  get dataDir(): string | null { return this.options.dataDir; }
+  get durability() { return this.options.durability; }
 
   async start(): Promise<void> {
     this.store = new Store({

@@ -251,7 +251,7 @@ export function pump(host: OutboundHost, session: Session): void {
   const connection = session.connection;
   if (connection === null) return;
   while (session.unsent.length > 0 && session.inflight.size - session.unsent.length < connection.inflightWindow && !connection.congested) {
-    resend(session, connection, session.unsent.shift()!, Date.now());
+    resend(host, session, connection, session.unsent.shift()!, Date.now());
   }
   const queue = session.queue;
   let kept: Delivery[] | null = null;
@@ -295,15 +295,19 @@ export function resume(host: OutboundHost, session: Session): void {
       continue;
     }
     if (inWindow > connection.inflightWindow) session.keepUnsent(delivery);
-    else resend(session, connection, delivery, now);
+    else resend(host, session, connection, delivery, now);
   }
   pump(host, session);
 }
 
-function resend(session: Session, connection: Connection, delivery: Delivery, now: number): void {
+/** A PUBLISH sent again with DUP: counted as sent, as it is written to the client again. */
+function resend(host: OutboundHost, session: Session, connection: Connection, delivery: Delivery, now: number): void {
   if (delivery.qos === 2) session.holdForQos2(delivery);
   const bytes = encodeFor(connection, delivery, true, null, now);
-  if (bytes !== null) connection.write(bytes);
+  if (bytes !== null) {
+    connection.write(bytes);
+    host.countSent();
+  }
 }
 
 /** A session's queue and in-flight messages, from SQLite after a restart, split by state. */

@@ -8,7 +8,9 @@ import { homeAssistantDiscoveryOptions } from '../config/gateway-config.js';
 import { writeDemoMapping } from '../demo/demo-mapping.js';
 import { buildDiscoveryConfigs, loadDeviceMappings, type DeviceMapping } from '../devices/index.js';
 import { lineDeviceTopicPrefix } from '../devices/line/schema.js';
-import { anonymousAllowed } from '../gateway.js';
+import { anonymousAllowed, listenerConfigs } from '../gateway.js';
+import { consoleLoginRequired } from '../gateway/console.js';
+import { describeMapping } from '../devices/index.js';
 
 /** Who gets in on a listener, as the broker decides it (handlers/connect.ts and auth/create-auth.ts). */
 export function listenerAccess(config: GatewayConfig, listener: ListenerConfig): string {
@@ -33,17 +35,20 @@ export function listenerAccess(config: GatewayConfig, listener: ListenerConfig):
 export function discoveryEntities(config: GatewayConfig, mapping: DeviceMapping | null): { total: number; gateway: number; mappings: number; demo: number } {
   const options = homeAssistantDiscoveryOptions(config);
   const mappings = mapping ? buildDiscoveryConfigs(mapping, options).length : 0;
-  let demo = 0;
-  if (config.demo) {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fieldgate-check-demo-'));
-    try {
-      const result = loadDeviceMappings([writeDemoMapping(dir, 1)]);
-      if (result.ok) demo = buildDiscoveryConfigs(result.mapping, options).length;
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  }
+  const demoMapping = config.demo ? loadDemoMapping() : null;
+  const demo = demoMapping ? buildDiscoveryConfigs(demoMapping, options).length : 0;
   return { total: 1 + mappings + demo, gateway: 1, mappings, demo };
+}
+
+/** The demo meter's mapping as `run` writes and loads it at start (its port a placeholder here). */
+export function loadDemoMapping(): DeviceMapping | null {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fieldgate-check-demo-'));
+  try {
+    const result = loadDeviceMappings([writeDemoMapping(dir, 1)]);
+    return result.ok ? result.mapping : null;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 export function describeDiscovery(config: GatewayConfig, mapping: DeviceMapping | null): string {
@@ -53,6 +58,37 @@ export function describeDiscovery(config: GatewayConfig, mapping: DeviceMapping 
   if (n.mappings > 0) parts.push(`${n.mappings} from the device mappings`);
   if (n.demo > 0) parts.push(`${n.demo} of the demo meter`);
   return `Home Assistant discovery under ${config.homeAssistant.prefix}/ (gateway id ${gatewayId}): ${n.total} entities (${parts.join(', ')})`;
+}
+
+/** Devices the config runs: those of its mappings, and the demo meter with "demo": true. */
+export function checkedDeviceCount(config: GatewayConfig, mapping: DeviceMapping | null): number {
+  return (mapping ? mapping.modbusDevices.length + mapping.lineDevices.length : 0) + (config.demo ? 1 : 0);
+}
+
+/**
+ * What `fieldgate check` prints under "<file>: OK" (and the console's Config page shows): listeners and
+ * who they let in, data, auth files, the demo, the devices, bridges, metrics, console and discovery.
+ */
+export function describeCheckedConfig(config: GatewayConfig, mapping: DeviceMapping | null, options: { points?: boolean } = {}): string[] {
+  const out: string[] = [];
+  for (const l of listenerConfigs(config)) {
+    out.push(`  listener ${l.type}://${l.host}:${l.port}${l.type.startsWith('ws') ? l.path : ''} (${listenerAccess(config, l)})`);
+  }
+  out.push(`  data in ${config.broker.dataDir} (durability ${config.broker.durability})`);
+  if (config.auth.passwordFile) out.push(`  password file ${config.auth.passwordFile}`);
+  if (config.auth.aclFile) out.push(`  ACL file ${config.auth.aclFile}`);
+  if (config.demo) out.push('  demo: simulated SDM120 energy meter under fieldgate/demo-meter/');
+  if (mapping) for (const line of describeMapping(mapping)) out.push(`  ${line}`);
+  if (mapping && options.points) out.push(...describePoints(mapping));
+  if (config.demo && options.points) {
+    const demo = loadDemoMapping();
+    if (demo) out.push(...describePoints(demo));
+  }
+  for (const b of config.bridges) out.push(`  bridge ${b.name} → ${b.url}: ${b.rules.map((r) => `${r.direction} ${r.localPrefix}${r.filter}`).join(', ')}`);
+  if (config.metrics) out.push(`  metrics on http://${config.metrics.host}:${config.metrics.port}/metrics, health on /healthz`);
+  if (config.console.enabled) out.push(`  web console on http://${config.console.host}:${config.console.port}/ (${consoleLoginRequired(config) ? 'login: a user of the password file' : 'no login: loopback only'})`);
+  if (config.homeAssistant.discovery) out.push(`  ${describeDiscovery(config, mapping)}`);
+  return out;
 }
 
 /** Rows of cells as lines with every column as wide as its widest cell. */

@@ -47,7 +47,7 @@ export function loadAssets(dir: string): Map<string, Asset> {
   return assets;
 }
 
-/** Bytes sent for the whole console, gzipped (the budget is 150 KB). */
+/** Bytes sent for the whole console, gzipped (the budget is 150,000 bytes). */
 export function gzippedTotal(assets: Map<string, Asset>): number {
   let total = 0;
   for (const asset of assets.values()) total += asset.gzip.length;

@@ -1,7 +1,8 @@
 // The demo device mapping with the simulated meter's real port filled in.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import template from './demo-mapping.json' with { type: 'json' };
+import { makeDirectory } from '../make-directory.js';
 
 export type DemoMapping = typeof template;
 
@@ -19,7 +20,7 @@ export function demoMapping(port: number, host = '127.0.0.1'): DemoMapping {
 
 /** Writes the demo mapping for `port` to <dir>/demo-meter.json (for loaders that read files) and returns the path. */
 export function writeDemoMapping(dir: string, port: number, host = '127.0.0.1'): string {
-  mkdirSync(dir, { recursive: true });
+  makeDirectory(dir);
   const file = join(dir, 'demo-meter.json');
   writeFileSync(file, JSON.stringify(demoMapping(port, host), null, 2) + '\n');
   return file;

@@ -5,6 +5,8 @@ import path from 'node:path';
 import type { Broker } from '../broker/broker.js';
 import type { BridgeState } from '../bridge/index.js';
 import { checkGatewayConfig } from '../config/check.js';
+import { checkHosts } from '../config/check-hosts.js';
+import { checkedDeviceCount, describeCheckedConfig } from '../cli/check-output.js';
 import { ConfigError, type GatewayConfig } from '../config/gateway-config.js';
 import type { DeviceStatus } from '../devices/index.js';
 import type { PartStatus } from '../gateway/part.js';
@@ -103,13 +105,23 @@ function sessionsOf(broker: Broker) {
   }));
 }
 
-function checkRunningConfig(file: string | undefined) {
+/**
+ * `check` as `fieldgate check` makes it on the running config's file (the embedded default when there is
+ * none): its errors and warnings, host names that do not resolve, and the lines it prints — about the
+ * running config, so a port given on the command line shows as the gateway uses it — with the devices
+ * counted as the gateway runs them (the demo meter included).
+ */
+async function checkRunningConfig(file: string | undefined, running: GatewayConfig) {
+  const source = file ?? '(embedded default)';
   try {
-    const { mapping, warnings } = checkGatewayConfig(file);
-    return { file: file ?? '(embedded default)', valid: true, errors: [] as string[], warnings, devices: mapping ? mapping.modbusDevices.length + mapping.lineDevices.length : 0 };
+    const { config, mapping, warnings } = checkGatewayConfig(file);
+    const hosts = await checkHosts(config, mapping, source);
+    const allWarnings = [...warnings, ...hosts.warnings];
+    if (hosts.errors.length > 0) return { file: source, valid: false, errors: hosts.errors, warnings: allWarnings };
+    return { file: source, valid: true, errors: [] as string[], warnings: allWarnings, devices: checkedDeviceCount(config, mapping), lines: describeCheckedConfig(running, mapping).map((l) => l.trim()) };
   } catch (error) {
     const errors = error instanceof ConfigError ? error.errors : [(error as Error).message];
-    return { file: file ?? '(embedded default)', valid: false, errors };
+    return { file: source, valid: false, errors, warnings: error instanceof ConfigError ? error.warnings : [] };
   }
 }
 
@@ -136,7 +148,7 @@ export function createHandlers(s: ManagementSources): Handlers {
     bridges: () => ({ ok: true, data: bridgesOf(s) }),
     clients: () => ({ ok: true, data: clientsOf(broker) }),
     sessions: () => ({ ok: true, data: sessionsOf(broker) }),
-    check: () => ({ ok: true, data: checkRunningConfig(s.configFile) }),
+    check: async () => ({ ok: true, data: await checkRunningConfig(s.configFile, s.config) }),
     'client/disconnect': (body, source) => {
       const connection = [...broker.connections].find((c) => c.connected && !c.closing && c.identity.clientId === body.clientId);
       if (!connection) return { ok: false, errors: [requestError(source, 'clientId', `no connected client has this id (got ${JSON.stringify(body.clientId)})`)] };

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { formatMappingError, issuesToErrors, type MappingError } from '../devices/mapping-errors.js';
 import { byteOrders } from '../devices/modbus/codec.js';
+import { describeJsonError, parseJsonText } from '../config/json-text.js';
 
 /** Every request may carry a `transaction`, echoed in the answer (for clients without a v5 Correlation Data). */
 const transaction = z.union([z.string().max(256), z.number()]).optional();
@@ -106,11 +107,10 @@ export type Parsed<A extends Action> = { ok: true; body: RequestBody<A> } | { ok
 export function parseRequest<A extends Action>(action: A, payload: Buffer, source: string): Parsed<A> {
   let input: unknown = {};
   if (payload.length > 0) {
-    try {
-      input = JSON.parse(payload.toString('utf8'));
-    } catch (error) {
-      return { ok: false, errors: [requestError(source, '', `not valid JSON: ${(error as Error).message} (expected a JSON object, or nothing)`)] };
-    }
+    // Line and column as `fieldgate check` says them, not V8's wording of JSON.parse's error.
+    const parsed = parseJsonText(payload.toString('utf8'));
+    if (!parsed.ok) return { ok: false, errors: [requestError(source, '', `${describeJsonError(parsed)}; a request body is a JSON object, or nothing`)] };
+    input = parsed.value;
   }
   const schema = requestSchemas[action] as unknown as z.ZodType<RequestBody<A>>;
   const result = schema.safeParse(input, { reportInput: true });
@@ -118,6 +118,15 @@ export function parseRequest<A extends Action>(action: A, payload: Buffer, sourc
   const errors = issuesToErrors(source, '', result.error.issues, () => knownKeys(requestSchemas[action]))
     .map((e) => ({ path: e.path, message: e.message, text: formatMappingError(e) }));
   return { ok: false, errors, transaction: echoable(input) };
+}
+
+/** The transaction of a request for an unknown action, echoed in its error answer when it is valid. */
+export function requestTransaction(payload: Buffer): string | number | undefined {
+  try {
+    return echoable(JSON.parse(payload.toString('utf8')));
+  } catch {
+    return undefined;
+  }
 }
 
 /** The transaction of a body that failed validation, when it is itself valid. */

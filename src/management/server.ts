@@ -9,7 +9,7 @@ import type { Broker } from '../broker/broker.js';
 import type { ClientIdentity, LocalClient, Message, MessageProperties } from '../broker/types.js';
 import type { Logger } from '../log.js';
 import { createHandlers, type ActionResult, type ManagementSources } from './actions.js';
-import { ACTIONS, isAction, parseRequest, requestError, type RequestError } from './requests.js';
+import { ACTIONS, isAction, parseRequest, requestError, requestTransaction, type RequestError } from './requests.js';
 import type { ManagementTopics } from './topics.js';
 
 export interface Answer {
@@ -75,7 +75,7 @@ export class ManagementServer {
       .catch((error: unknown): Answer => {
         this.logger.error({ err: error, action }, 'management action failed');
         const e = requestError(source, '', `the action failed: ${(error as Error)?.message ?? String(error)}`);
-        return { status: 'error', error: e.text, errors: [e] };
+        return withTransaction({ status: 'error', error: e.text, errors: [e] }, requestTransaction(message.payload));
       })
       .then((answer) => {
         if (this.stopped) return;
@@ -91,7 +91,7 @@ export class ManagementServer {
   private async answer(action: string, payload: Buffer, source: string): Promise<Answer> {
     if (!isAction(action)) {
       const e = requestError(source, '', `unknown action ${JSON.stringify(action)} (expected one of ${ACTIONS.join(', ')})`);
-      return { status: 'error', error: e.text, errors: [e] };
+      return withTransaction({ status: 'error', error: e.text, errors: [e] }, requestTransaction(payload));
     }
     const parsed = parseRequest(action, payload, source);
     if (!parsed.ok) return withTransaction({ status: 'error', error: parsed.errors.map((e) => e.text).join('; '), errors: parsed.errors }, parsed.transaction);

@@ -4,10 +4,10 @@
 // Callers that must not act before the commit (acknowledging a publisher) use afterCommit.
 
 import Database from 'better-sqlite3';
-import fs from 'node:fs';
 import path from 'node:path';
 import type { Delivery } from '../broker/delivery.js';
 import type { Message, MessageHandler, MessageProperties, QoS } from '../broker/types.js';
+import { makeDirectory } from '../make-directory.js';
 
 export type Durability = 'full' | 'normal' | 'off';
 
@@ -143,7 +143,12 @@ export class Store {
   constructor(private readonly options: StoreOptions) {
     let file = ':memory:';
     if (options.dataDir !== null) {
-      fs.mkdirSync(options.dataDir, { recursive: true });
+      try {
+        makeDirectory(options.dataDir);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+        throw new Error(`cannot create the data directory ${path.resolve(options.dataDir)} (${code}): choose another (--data, or "dataDir" in the config)`);
+      }
       file = path.join(options.dataDir, 'fieldgate.db');
     }
     this.db = new Database(file);

@@ -79,6 +79,6 @@ export function mosquittoPub(port: number, username: string, password: string, t
     child.stdout.on('data', (c: Buffer) => { output += c.toString(); });
     child.stderr.on('data', (c: Buffer) => { output += c.toString(); });
     const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    child.once('exit', (code) => { clearTimeout(timer); resolve({ code, output }); });
+    child.once('close', (code) => { clearTimeout(timer); resolve({ code, output }); }); // close: all output read
   });
 }

@@ -1,7 +1,10 @@
 // The hold stage (src/bridge/hold.ts): messages nobody waits for wait in memory for the cloud's PUBACK and are written
-// to the outbox only when the hold time passes, memory fills or the bridge stops. What reaches SQLite is counted from
-// the outbox table's AUTOINCREMENT counter (sqlite_sequence), which every insert raises and nothing lowers.
+// only when the hold time passes, memory fills or the bridge stops: to the spill log in the data directory
+// (src/bridge/spill-log.ts; counted by the bridge's spillWrites and by its files), or, without a data directory, to
+// the outbox table. What reaches SQLite is counted from the outbox table's AUTOINCREMENT counter (sqlite_sequence),
+// which every insert raises and nothing lowers.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -21,10 +24,10 @@ afterEach(async () => {
   }
 });
 
-interface Gateway { broker: Broker; url: string; bridge: BridgeHandle; dataDir: string }
+interface Gateway { broker: Broker; url: string; bridge: BridgeHandle; dataDir: string | null }
 
-async function startGateway(bridgeConfig: Partial<BridgeConfigInput> & { url: string }, dataDir?: string): Promise<Gateway> {
-  const dir = dataDir ?? tempDir().path;
+async function startGateway(bridgeConfig: Partial<BridgeConfigInput> & { url: string }, dataDir?: string | null): Promise<Gateway> {
+  const dir = dataDir === undefined ? tempDir().path : dataDir;
   const { logger } = captureLogger();
   const broker = new Broker({ dataDir: dir, logger, sysIntervalMs: 0, durability: 'normal' });
   await broker.start();
@@ -44,6 +47,17 @@ async function startGateway(bridgeConfig: Partial<BridgeConfigInput> & { url: st
 function rowsEverWritten(broker: Broker): number {
   const r = broker.db.prepare(`SELECT seq FROM sqlite_sequence WHERE name = 'bridge_outbox_cloud'`).get() as { seq: number } | undefined;
   return r?.seq ?? 0;
+}
+
+/** Messages the hold stage wrote to the spill log since the bridge started. */
+function spilledEver(gw: { bridge: BridgeHandle }): number {
+  return gw.bridge.state().spillWrites.messages;
+}
+
+/** Segment files of the spill log on disk. */
+function segmentFiles(dataDir: string): string[] {
+  const dir = join(dataDir, 'spill-cloud');
+  return existsSync(dir) ? readdirSync(dir).filter((n) => n.endsWith('.spill')) : [];
 }
 
 function rowsNow(broker: Broker): number {
@@ -80,9 +94,11 @@ describe.skipIf(!haveMosquitto)('hold stage against Mosquitto', () => {
     await waitFor(() => gw.bridge.state().held === 0, 5000, 'nothing held');
     expect(gw.bridge.state()).toMatchObject({ acked: 500, outboxDepth: 0, held: 0 });
     expect(rowsEverWritten(gw.broker)).toBe(0);
+    expect(spilledEver(gw)).toBe(0);
+    expect(segmentFiles(gw.dataDir!)).toEqual([]);
   }, 30_000);
 
-  it('readings that outlive the hold time (cloud down) are written once, in few transactions, then all arrive', async () => {
+  it('readings that outlive the hold time (cloud down) are written once, in few batches, then all arrive', async () => {
     const cloud = new MosquittoRemote();
     cleanups.push(() => cloud.dispose());
     const port = await cloud.start();
@@ -90,11 +106,15 @@ describe.skipIf(!haveMosquitto)('hold stage against Mosquitto', () => {
     const gw = await startGateway({ url: `mqtt://${HOST}:${port}`, hold: { ms: 300 } });
     const device = gw.broker.createLocalClient('meter');
     for (let i = 0; i < 40; i++) void device.publish('sensors/meter/power', String(i), { qos: 0 });
-    expect(rowsEverWritten(gw.broker)).toBe(0);
+    expect(spilledEver(gw)).toBe(0);
     expect(gw.bridge.state()).toMatchObject({ held: 40, outboxDepth: 40 });
-    await waitFor(() => rowsNow(gw.broker) === 40, 5000, 'the 40 readings in the outbox');
-    expect(rowsEverWritten(gw.broker)).toBe(40);
-    expect(gw.bridge.state().held).toBe(0);
+    await waitFor(() => gw.bridge.state().spilled === 40, 5000, 'the 40 readings in the spill log');
+    expect(spilledEver(gw)).toBe(40);
+    // one batch per hold time (the connection attempts may add one): few writes, not one per reading
+    expect(gw.bridge.state().spillWrites.batches).toBeLessThanOrEqual(3);
+    expect(segmentFiles(gw.dataDir!)).toHaveLength(1);
+    expect(rowsEverWritten(gw.broker)).toBe(0);
+    expect(gw.bridge.state()).toMatchObject({ held: 0, outboxDepth: 40 });
     await cloud.start(port);
     const got = await cloudSubscriber(port);
     // Published before the subscriber was there: look at the bridge's count, then at a second batch end to end.
@@ -104,9 +124,11 @@ describe.skipIf(!haveMosquitto)('hold stage against Mosquitto', () => {
     // (the subscriber may have been in time for some of the backlog too)
     expect(got.slice(-20)).toEqual(Array.from({ length: 20 }, (_, i) => String(40 + i)));
     expect(checkSequence(got, 60)).toMatchObject({ outOfOrder: 0, duplicates: 0 });
-    await waitFor(() => rowsNow(gw.broker) === 0, 5000, 'outbox empty');
-    // written once each: the 40 of the outage, none of the 20 sent while connected
-    expect(rowsEverWritten(gw.broker)).toBe(40);
+    await waitFor(() => gw.bridge.state().outboxDepth === 0, 5000, 'backlog empty');
+    // written once each: the 40 of the outage, none of the 20 sent while connected; the acknowledged segment is gone
+    expect(spilledEver(gw)).toBe(40);
+    expect(rowsEverWritten(gw.broker)).toBe(0);
+    await waitFor(() => segmentFiles(gw.dataDir!).length === 0, 5000, 'segment deleted');
   }, 30_000);
 
   it('a QoS 1 PUBLISH from a socket client is still written before its PUBACK (never held)', async () => {
@@ -118,7 +140,8 @@ describe.skipIf(!haveMosquitto)('hold stage against Mosquitto', () => {
     await publishMany(gw.url, 'sensors/q1', 25);
     // every PUBACK came after its row was committed
     expect(rowsEverWritten(gw.broker)).toBe(25);
-    expect(gw.bridge.state().held).toBe(0);
+    expect(gw.bridge.state()).toMatchObject({ held: 0, spilled: 0 });
+    expect(spilledEver(gw)).toBe(0);
   }, 20_000);
 
   it('memory full: the oldest held messages are written at once', async () => {
@@ -131,8 +154,10 @@ describe.skipIf(!haveMosquitto)('hold stage against Mosquitto', () => {
     for (let i = 0; i < 25; i++) void device.publish('sensors/meter/power', String(i), { qos: 0 });
     const state = gw.bridge.state();
     expect(state.held).toBeLessThanOrEqual(10);
-    expect(rowsEverWritten(gw.broker)).toBe(25 - state.held);
+    expect(spilledEver(gw)).toBe(25 - state.held);
+    expect(state.spilled).toBe(25 - state.held);
     expect(state.outboxDepth).toBe(25);
+    expect(rowsEverWritten(gw.broker)).toBe(0);
   }, 20_000);
 
   it('a graceful stop writes what is held; the next start sends it', async () => {
@@ -145,28 +170,84 @@ describe.skipIf(!haveMosquitto)('hold stage against Mosquitto', () => {
     const gw = await startGateway({ url: `mqtt://${HOST}:${port}`, hold: { ms: 60_000 } }, dir.path);
     const device = gw.broker.createLocalClient('meter');
     for (let i = 0; i < 7; i++) void device.publish('sensors/meter/power', String(i), { qos: 0 });
-    expect(rowsEverWritten(gw.broker)).toBe(0);
+    expect(spilledEver(gw)).toBe(0);
     await gw.bridge.stop();
-    expect(rowsNow(gw.broker)).toBe(7);
+    expect(spilledEver(gw)).toBe(7);
+    expect(segmentFiles(dir.path)).toHaveLength(1);
     await gw.broker.close();
     await cloud.start(port);
     const got = await cloudSubscriber(port);
     const again = await startGateway({ url: `mqtt://${HOST}:${port}`, hold: { ms: 60_000 } }, dir.path);
+    expect(again.bridge.state()).toMatchObject({ spilled: 7 });
     await waitFor(() => got.length >= 7, 10_000, 'the 7 at the cloud');
     expect(got).toEqual(['0', '1', '2', '3', '4', '5', '6']);
-    await waitFor(() => rowsNow(again.broker) === 0, 5000, 'outbox empty');
+    await waitFor(() => again.bridge.state().outboxDepth === 0, 5000, 'backlog empty');
+    await waitFor(() => segmentFiles(dir.path).length === 0, 5000, 'segment deleted');
+    expect(rowsEverWritten(again.broker)).toBe(0);
   }, 30_000);
 });
 
-describe('hold stage on a full disk', () => {
+describe.skipIf(!haveMosquitto)('spill log left by a run with the hold on', () => {
+  it('is still sent after a restart with hold.ms 0 (everything else written first), then deleted', async () => {
+    const cloud = new MosquittoRemote();
+    cleanups.push(() => cloud.dispose());
+    const port = await cloud.start();
+    await cloud.stop();
+    const dir = tempDir();
+    cleanups.push(() => dir.remove());
+    const gw = await startGateway({ url: `mqtt://${HOST}:${port}`, hold: { ms: 60_000 } }, dir.path);
+    const device = gw.broker.createLocalClient('meter');
+    for (let i = 0; i < 5; i++) void device.publish('sensors/meter/power', String(i), { qos: 0 });
+    await gw.bridge.stop();
+    await gw.broker.close();
+    expect(segmentFiles(dir.path)).toHaveLength(1);
+    await cloud.start(port);
+    const got = await cloudSubscriber(port);
+    const again = await startGateway({ url: `mqtt://${HOST}:${port}`, hold: { ms: 0 } }, dir.path);
+    const device2 = again.broker.createLocalClient('meter');
+    await waitFor(() => again.bridge.state().connected, 10_000, 'connected');
+    for (let i = 5; i < 8; i++) await device2.publish('sensors/meter/power', String(i), { qos: 0 });
+    await waitFor(() => got.length >= 8, 10_000, 'the 8 at the cloud');
+    expect(got).toEqual(['0', '1', '2', '3', '4', '5', '6', '7']);
+    // hold.ms 0: the new ones went to the outbox table first; the old log is gone once acknowledged
+    expect(rowsEverWritten(again.broker)).toBe(3);
+    await waitFor(() => segmentFiles(dir.path).length === 0, 5000, 'segment deleted');
+  }, 30_000);
+});
+
+describe('outbox limits over the spill log and the outbox table together', () => {
+  it('maxRows with drop-oldest drops the oldest of both stores; what is kept arrives in order', async () => {
+    const remote = new AedesRemote();
+    const port = await remote.start();
+    await remote.stop();
+    cleanups.push(() => remote.stop());
+    const gw = await startGateway({ url: `mqtt://${HOST}:${port}`, hold: { ms: 100 }, outbox: { maxRows: 10, policy: 'drop-oldest' } });
+    const device = gw.broker.createLocalClient('meter');
+    // 8 readings spilled, then 4 QoS 1 rows (12 > 10: the two oldest readings go), then 6 more readings spilled
+    for (let i = 0; i < 8; i++) void device.publish('sensors/meter/power', `r${i}`, { qos: 0 });
+    await waitFor(() => gw.bridge.state().spilled === 8, 5000, '8 spilled');
+    for (let i = 0; i < 4; i++) await device.publish('sensors/q1', `q${i}`, { qos: 1 });
+    expect(gw.bridge.state()).toMatchObject({ outboxDepth: 10, spilled: 6, dropped: 2 });
+    for (let i = 8; i < 14; i++) void device.publish('sensors/meter/power', `r${i}`, { qos: 0 });
+    await waitFor(() => gw.bridge.state().held === 0, 5000, 'all spilled');
+    // 6 more: the 6 oldest of both go (r2..r7 were spilled before the QoS 1 rows)
+    expect(gw.bridge.state()).toMatchObject({ outboxDepth: 10, dropped: 8 });
+    await remote.start(port);
+    await waitFor(() => gw.bridge.state().outboxDepth === 0, 15_000, 'backlog sent');
+    // Everything the bridge sent, in order: the kept ten, the QoS 1 rows before the readings spilled after them.
+    expect([...new Set(remote.payloads('fleet/gw/'))]).toEqual(['q0', 'q1', 'q2', 'q3', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13']);
+    await waitFor(() => segmentFiles(gw.dataDir!).length === 0, 5000, 'segments deleted');
+  }, 30_000);
+});
+
+describe('hold stage on a full disk, without a data directory (held messages go to the outbox table)', () => {
   it('keeps what it cannot write in memory, retries about once a second (no busy loop), writes it when space returns', async () => {
     const remote = new AedesRemote();
     const port = await remote.start();
     await remote.stop();
     cleanups.push(() => remote.stop());
-    const dir = tempDir().path;
     const { logger, entries } = captureLogger();
-    const broker = new Broker({ dataDir: dir, logger, sysIntervalMs: 0, durability: 'normal' });
+    const broker = new Broker({ dataDir: null, logger, sysIntervalMs: 0, durability: 'normal' });
     await broker.start();
     cleanups.push(() => broker.close());
     const bridge = await startBridge(broker, {
@@ -218,16 +299,18 @@ describe('hold stage with a remote that does not acknowledge', () => {
     await waitFor(() => remote.arrivals.length >= 5, 5000, 'the 5 sent');
     // Past the hold time, still in flight on the same connection: neither written nor sent a second time.
     await new Promise((r) => setTimeout(r, 600));
-    expect(rowsEverWritten(gw.broker)).toBe(0);
+    expect(spilledEver(gw)).toBe(0);
     expect(remote.arrivals.length).toBe(5);
     expect(gw.bridge.state()).toMatchObject({ held: 5, inflight: 5 });
-    // The ack timeout drops the connection: the 5 are written (once), then resent from the outbox with DUP.
-    await waitFor(() => rowsEverWritten(gw.broker) === 5, 10_000, 'written when the connection dropped');
+    // The ack timeout drops the connection: the 5 are written (once), then resent from the spill log with DUP.
+    await waitFor(() => spilledEver(gw) === 5, 10_000, 'written when the connection dropped');
     stuck = false;
-    await waitFor(() => rowsNow(gw.broker) === 0, 15_000, 'rows deleted after the PUBACKs');
+    await waitFor(() => gw.bridge.state().outboxDepth === 0, 15_000, 'acknowledged after the PUBACKs');
+    await waitFor(() => segmentFiles(gw.dataDir!).length === 0, 5000, 'segment deleted');
     expect(remote.arrivals.slice(5).every((a) => a.dup)).toBe(true);
     expect(new Set(remote.payloads('fleet/gw/')).size).toBe(5);
-    expect(rowsEverWritten(gw.broker)).toBe(5);
+    expect(spilledEver(gw)).toBe(5);
+    expect(rowsEverWritten(gw.broker)).toBe(0);
     expect(gw.bridge.state().held).toBe(0);
   }, 30_000);
 });

@@ -26,7 +26,8 @@ function run(h: Harness, command: string, args: string[], stdin?: string | Buffe
     lines.push(...parts);
   });
   proc.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  // 'close', not 'exit': after the last output has been read.
+  const exited = new Promise<number | null>((resolve) => proc.once('close', (code) => resolve(code)));
   if (stdin !== undefined) proc.stdin!.end(stdin);
   else proc.stdin!.end();
   h.defer(async () => {

@@ -111,6 +111,18 @@ describe('exit codes and per-command help', () => {
     const file = write('exit/plain-file', 'x');
     expect((await runCli(['schema', '--out', path.join(file, 'sub')], { timeoutMs: 10_000 })).stderr).toMatch(/ENOTDIR|EEXIST/);
   });
+
+  it('run --data in a directory that cannot exist exits 1 with the reason instead of spinning (found by the 2nd README walkthrough)', async () => {
+    // Node 20's mkdirSync({ recursive: true }) loops for ever on /proc/x at 100% CPU, deaf to SIGTERM:
+    // the data directory and the demo mapping under it went through it.
+    const result = await runCli(['run', '--port', '0', '--console-port', '0', '--data', '/proc/fieldgate-data'], { timeoutMs: 30_000 });
+    expect(result.code, result.stdout + result.stderr).toBe(1);
+    expect(result.stdout).toContain('cannot create the data directory /proc/fieldgate-data (ENOENT)');
+    const file = write('exit/data-is-a-file', 'x');
+    const under = await runCli(['run', '--port', '0', '--console-port', '0', '--data', path.join(file, 'data')], { timeoutMs: 30_000 });
+    expect(under.code, under.stdout + under.stderr).toBe(1);
+    expect(under.stdout).toContain('(ENOTDIR)');
+  });
 });
 
 describe('check', () => {
@@ -153,6 +165,16 @@ describe('check', () => {
     expect(withPoints.stdout).toContain('points of kitchen (0-based wire addresses):');
     // The SDM120 profile's voltage is 30001 in the data sheet: input register 0 on the wire.
     expect(withPoints.stdout).toMatch(/^ {4}voltage +float32 ABCD +input 0 +1 decimals V +every \d+ ms +→ home\/kitchen\/voltage$/m);
+  });
+
+  it('check --points of the embedded default lists the demo meter\'s points (found by the 2nd README walkthrough: it listed none)', async () => {
+    const result = await runCli(['check', '--points'], { cwd: tempDir('fieldgate-check-demo-points-') });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain('points of demo-meter (0-based wire addresses):');
+    expect(result.stdout).toMatch(/^ {4}voltage +float32 ABCD +input 0 +1 decimals V +every 2000 ms +→ fieldgate\/demo-meter\/voltage$/m);
+    expect(result.stdout).toMatch(/^ {4}relay +bool +coil 0 +every 2000 ms +→ fieldgate\/demo-meter\/relay \(write: fieldgate\/demo-meter\/relay\/set\)$/m);
+    // Without --points, no point lines.
+    expect((await runCli(['check'], { cwd: tempDir('fieldgate-check-demo-points-') })).stdout).not.toContain('points of demo-meter');
   });
 
   it('lists every error at once, config and device mappings, with JSON path, expected and got; exit 78', async () => {

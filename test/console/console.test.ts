@@ -86,6 +86,16 @@ describe.skipIf(!haveChromium)('web console, embedded default', () => {
     await shot(page, 'overview');
   });
 
+  it('the overview\'s out rate counts what this console is sent', async () => {
+    // The gateway's only client is this browser: state topics, $SYS and the answers to its requests go
+    // out to it. The history was asked for once at page load, when no bucket had a browser yet (all
+    // out rates 0): the page must ask again as buckets close (one per 10 s) and show a rate above 0.
+    await page.getByRole('link', { name: 'Overview' }).click();
+    const out = await waitForText(page, '[data-testid=rate-out]', (t) => Number(t) > 0, 'an out rate above 0', 60_000);
+    expect(Number(out)).toBeGreaterThan(0);
+    expect(Number(await textOf(page, '[data-testid=rate-in]'))).toBeGreaterThan(0);
+  });
+
   it('a voltage value changes on screen', async () => {
     await page.getByRole('link', { name: 'Devices', exact: true }).click();
     await page.getByRole('link', { name: 'Simulated Eastron SDM120' }).click();
@@ -101,7 +111,10 @@ describe.skipIf(!haveChromium)('web console, embedded default', () => {
     await waitForText(page, '[data-testid=set-result-relay]', (t) => t.startsWith('answer: '), 'the …/set/result answer');
     await waitForText(page, '[data-testid=value-relay]', (t) => t === 'false', 'relay false');
     await waitForText(page, '[data-testid=value-power]', (t) => t === '0', 'power 0 W', 30_000);
-    expect(await textOf(page, '[data-testid=set-result-relay]')).toMatch(/answer: .*(ok|true|false)/i);
+    expect(await textOf(page, '[data-testid=set-result-relay]')).toBe('answer: ok, now false');
+    // The switch shows which way it is.
+    await waitFor(async () => (await page.getByRole('button', { name: 'Switch relay off' }).getAttribute('aria-pressed')) === 'true', 'Off shown pressed');
+    expect(await page.getByRole('button', { name: 'Switch relay on' }).getAttribute('aria-pressed')).toBe('false');
     await shot(page, 'relay-off');
     await page.getByRole('button', { name: 'Switch relay on' }).click();
     await waitForText(page, '[data-testid=value-power]', (t) => Number(t) > 0, 'power back above 0 W', 30_000);
@@ -151,7 +164,11 @@ describe.skipIf(!haveChromium)('web console, embedded default', () => {
 
   it('a mapping edited with an error is refused, with its JSON path shown as you type and by the gateway', async (ctx) => {
     await page.getByRole('link', { name: 'Config' }).click();
-    await waitForText(page, '[data-testid=check-result]', (t) => /OK/.test(t), 'the check of the running config');
+    const check = await waitForText(page, '[data-testid=check-result]', (t) => /OK/.test(t), 'the check of the running config');
+    // As `fieldgate check` says it for the embedded default: the demo meter is its one device.
+    expect(await textOf(page, '[data-testid=check-devices]')).toBe('1 device');
+    expect(check).toContain('demo: simulated SDM120 energy meter under fieldgate/demo-meter/');
+    expect(check).toContain('(embedded default): OK');
     await waitFor(async () => (await page.locator('#mapping-text').count()) > 0 || (await unknownAction(page, '[role=alert]')), 'the mapping editor', 20_000);
     if (await unknownAction(page, '[role=alert]')) ctx.skip(); // mapping/get is console-api's: not on this branch yet
     const editor = page.locator('#mapping-text');

@@ -19,7 +19,8 @@ function run(command: string, args: string[], timeoutMs = 10_000): Promise<{ cod
     child.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
     child.stderr.on('data', (c: Buffer) => { stdout += c.toString(); });
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('exit', (code) => { clearTimeout(timer); resolve({ code, stdout }); });
+    // 'close', not 'exit': the exit can come before the last of stdout has been read (an empty answer, seen in CI).
+    child.once('close', (code) => { clearTimeout(timer); resolve({ code, stdout }); });
   });
 }
 

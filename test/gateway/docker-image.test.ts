@@ -65,8 +65,11 @@ describe('the Dockerfile agrees with the CLI and docker/fieldgate.json', () => {
     expect(dockerfile.entrypoint[0]).toBe('node');
     expect(dockerfile.entrypoint.at(-1)).toBe('bin/fieldgate.js');
     expect(dockerfile.workdir).toBe('/app');
-    // bin/fieldgate.js imports ../dist/cli.js; version.ts reads ../package.json; profiles come from devices/.
-    expect(fs.readFileSync(path.join(ROOT, 'bin/fieldgate.js'), 'utf8')).toContain("from '../dist/cli.js'");
+    // bin/fieldgate.js imports ../dist/bundle/cli.js or ../dist/cli.js; version.ts reads the package.json
+    // above it; profiles come from devices/.
+    const launcher = fs.readFileSync(path.join(ROOT, 'bin/fieldgate.js'), 'utf8');
+    expect(launcher).toContain("'../dist/bundle/cli.js'");
+    expect(launcher).toContain("'../dist/cli.js'");
     const copied = dockerfile.copies.map(([, to]) => to);
     for (const needed of ['./bin', './devices']) expect(copied).toContain(needed);
     const fromBuild = fs.readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');

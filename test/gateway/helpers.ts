@@ -11,7 +11,7 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 export const BIN = path.join(ROOT, 'bin/fieldgate.js');
 
 /**
- * bin/fieldgate.js runs dist/: rebuild it when a source file is newer (as after editing src/ without
+ * bin/fieldgate.js runs dist/ (bundled into dist/bundle/): rebuild both when a source file is newer (as after editing src/ without
  * `npm install`). The check and the build run under one lock, so parallel test files never start
  * the CLI while another one is rewriting dist/.
  */
@@ -27,7 +27,10 @@ export function ensureBuilt(): void {
       // tsc emits even with type errors (someone else's file in progress): warn, run what was emitted.
       try { require('child_process').execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { stdio: 'inherit' }); }
       catch { console.error('ensureBuilt: tsc reported errors; the CLI tests run the JavaScript it emitted'); }
-    }`;
+    }
+    // bin/fieldgate.js runs dist/bundle/ when it is not older than dist/cli.js (scripts/build-bundle.mjs).
+    let bundled = -1; try { bundled = fs.statSync('dist/bundle/cli.js').mtimeMs; } catch {}
+    if (bundled < fs.statSync('dist/cli.js').mtimeMs) require('child_process').execFileSync(process.execPath, ['scripts/build-bundle.mjs'], { stdio: 'inherit' });`;
   execFileSync('flock', [path.join(os.tmpdir(), 'fieldgate-test-build.lock'), process.execPath, '-e', script], {
     cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'], timeout: 120_000,
   });

@@ -128,6 +128,14 @@ describe('management API', () => {
     expect(parts.answer.data.map((p: any) => p.name)).toEqual(['core', 'bridges', 'devices', 'home-assistant', 'metrics', 'management', 'listeners', 'console']);
     const states = Object.fromEntries(parts.answer.data.map((p: any) => [p.name, p.state]));
     expect(states).toMatchObject({ core: 'running', devices: 'running', management: 'running', listeners: 'running', metrics: 'stopped' });
+
+    // An unknown action is answered on response/error, with its transaction (found by the 2nd README
+    // walkthrough: the transaction was not echoed, so a 3.1.1 client could not tell whose error it was).
+    await client.publishAsync(`${NS}/request/reboot`, JSON.stringify({ transaction: 'r1' }), { qos: 1 });
+    const unknown = await waitFor(() => answers.find((a) => a.answer.transaction === 'r1'), 'the unknown action\'s answer');
+    expect(unknown.topic).toBe(`${NS}/response/error`);
+    expect(unknown.answer.status).toBe('error');
+    expect(unknown.answer.error).toContain('unknown action "reboot"');
   });
 
   it('validates each request body and answers in the shape of fieldgate check, and survives malformed JSON', async () => {
@@ -153,6 +161,10 @@ describe('management API', () => {
     expect(unknown.status).toBe('error');
     expect(unknown.error).toContain('unknown action "reboot"');
     for (const action of ['info', 'parts', 'devices', 'bridges', 'clients', 'sessions', 'check', 'client/disconnect', 'session/remove']) expect(unknown.error).toContain(action);
+
+    // A syntax error is told as `fieldgate check` tells it, not in V8's words (2nd README walkthrough).
+    const syntax = (await request(client, 'info', undefined, 'not json')).answer;
+    expect(syntax.errors?.[0]?.message).toBe('not valid JSON at line 1, column 1: expected a value (a string, number, object, array, true, false or null) (got "n"); a request body is a JSON object, or nothing');
 
     // Still answering after all that.
     expect((await request(client, 'info')).answer.status).toBe('ok');

@@ -14,7 +14,7 @@ import { loadDeviceMapping } from '../../src/devices/index.js';
 import { startGateway, type Gateway } from '../../src/gateway.js';
 import { createLogger } from '../../src/log.js';
 import { LogRing } from '../../src/log-ring.js';
-import { tempDir, waitFor } from '../gateway/helpers.js';
+import { ensureBuilt, runCli, tempDir, waitFor } from '../gateway/helpers.js';
 import { ask, connectClient, silent } from './helpers.js';
 
 const run = promisify(execFile);
@@ -27,6 +27,7 @@ const CONSOLE_ACTIONS = [
 
 describe('management API: the console actions', () => {
   let dir: string;
+  let configFile: string;
   let gateway: Gateway;
   let url: string;
   let port: number;
@@ -35,6 +36,7 @@ describe('management API: the console actions', () => {
   const admin = (clientId: string) => connectClient(url, { clientId, username: 'admin', password: 'admin-pw' }, clients);
 
   beforeAll(async () => {
+    ensureBuilt(); // for `fieldgate check`
     dir = tempDir('fieldgate-console-');
     for (const user of ['admin', 'viewer', 'blind']) addOrUpdateUser(path.join(dir, 'passwd'), user, `${user}-pw`, { iterations: 1000 });
     fs.writeFileSync(path.join(dir, 'acl'), [
@@ -44,7 +46,7 @@ describe('management API: the console actions', () => {
       // "blind" may ask anything but read no answer: what changes something must not be done.
       'user blind', `topic write ${NS}/request/#`, 'topic write blind/#', '',
     ].join('\n'));
-    const configFile = path.join(dir, 'fieldgate.json');
+    configFile = path.join(dir, 'fieldgate.json');
     fs.writeFileSync(configFile, JSON.stringify({
       gatewayId: GW, demo: true, homeAssistant: { discovery: true },
       broker: { port: 0, dataDir: 'data', sysIntervalSeconds: 0, durability: 'normal' },
@@ -136,6 +138,17 @@ describe('management API: the console actions', () => {
     for (const l of errorsOnly.data.lines) expect(['error', 'fatal']).toContain(l.level);
     const bad = await ask(client, NS, 'logs', { level: 'loud' });
     expect(bad.errors![0].path).toBe('level');
+  });
+
+  it('check: the running config as `fieldgate check` prints it, the demo meter counted as a device', async () => {
+    const client = await admin('admin-check');
+    const answer = await ask(client, NS, 'check', {});
+    expect(answer).toMatchObject({ status: 'ok', data: { file: configFile, valid: true, errors: [], devices: 1 } });
+    const cli = await runCli(['check', '-c', configFile], { cwd: dir });
+    expect(cli.code).toBe(0);
+    const printed = cli.stdout.trim().split('\n').slice(1).map((l) => l.trim());
+    expect(printed).toContain('demo: simulated SDM120 energy meter under fieldgate/demo-meter/');
+    expect(answer.data.lines).toEqual(printed);
   });
 
   it('homeassistant/entities: what was announced', async () => {

@@ -12,7 +12,7 @@ export function Chart({ title, labels, data, height = 160 }) {
   useEffect(() => {
     const width = Math.max(200, box.current.clientWidth);
     plot.current = new uPlot({
-      width, height, legend: { show: true },
+      width, height, legend: { show: true, live: false },
       scales: { x: { time: true } },
       axes: [{ stroke: '#444' }, { stroke: '#444', size: 60 }],
       series: [{}, ...labels.map((label, i) => ({ label, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: true }))],

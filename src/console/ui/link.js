@@ -1,6 +1,6 @@
 // The console's one connection: MQTT over WebSocket to the console's own /mqtt, as one client of the
 // management API (requests on fieldgate/<id>/request/<action>, answers on a response topic of its own).
-import mqtt from 'mqtt/dist/mqtt.esm.js';
+import { connectWebSocket } from './mqtt/client.js';
 
 /** MQTT topic filter matching ('+' one level, '#' the rest). */
 export function topicMatches(filter, topic) {
@@ -22,8 +22,7 @@ export function createLink({ gatewayId, path }) {
   const base = `fieldgate/${gatewayId}`;
   const clientId = `fieldgate-console-${Math.random().toString(16).slice(2, 10)}`;
   const replyTopic = `${base}/response/${clientId}`;
-  const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${path}`;
-  const client = mqtt.connect(url, { protocolVersion: 5, clientId, clean: true, reconnectPeriod: 3000, keepalive: 60, connectTimeout: 10_000 });
+  const client = connectWebSocket(path, { protocolVersion: 5, clientId, clean: true, reconnectPeriod: 3000, keepalive: 60, connectTimeout: 10_000 });
   const pending = new Map();
   const handlers = new Map(); // filter → Set of callbacks
   const statusListeners = new Set();

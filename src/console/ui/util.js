@@ -113,7 +113,8 @@ export function toneOf(state) {
 }
 
 export function Table({ caption, head, rows, empty = 'nothing' }) {
-  return html`<div class="scroll"><table>
+  // Chromium makes a box that scrolls a stop for the keyboard (arrow keys scroll it): named after its table.
+  return html`<div class="scroll" role="region" aria-label=${caption}><table>
     <caption>${caption}</caption>
     <thead><tr>${head.map((c) => html`<th scope="col">${c}</th>`)}</tr></thead>
     <tbody>${rows.length === 0 ? html`<tr><td colspan=${head.length} class="muted">${empty}</td></tr>` : rows}</tbody>

@@ -21,9 +21,9 @@ export function Clients() {
         <td>${c.username ?? '—'}</td><td>${c.listener ?? ''}<br/><span class="muted">${c.address}</span></td><td>${c.protocol}</td>
         <td>${sinceIso(c.connectedSince, now)}</td><td>${c.subscriptions}</td><td>${c.queued}</td>
         <td>${c.clientId !== link.clientId && html`<button type="button" class="danger" onClick=${() => act('client/disconnect', c.clientId)} aria-label=${`Disconnect ${c.clientId}`}>Disconnect</button>`}</td></tr>`)} />
-    <${Table} caption="Sessions" head=${['Client id', 'Connected', 'Persistent', 'Protocol', 'Expiry (s)', 'Offline since', 'Subscriptions', 'Queued', '']}
+    <${Table} caption="Sessions" head=${['Client id', 'Connected', 'Persistent', 'Protocol', 'Expiry (s)', 'Offline for', 'Subscriptions', 'Queued', '']}
       rows=${(sessions?.data ?? []).map((s) => html`<tr><th scope="row">${s.clientId}</th><td>${s.connected ? 'yes' : 'no'}</td><td>${s.persistent ? 'yes' : 'no'}</td>
-        <td>${s.protocol}</td><td>${s.expiryIntervalSeconds ?? 'never'}</td><td>${s.disconnectedAt ?? ''}</td><td>${s.subscriptions}</td><td>${s.queued}</td>
+        <td>${s.protocol}</td><td>${s.expiryIntervalSeconds ?? 'never'}</td><td title=${s.disconnectedAt ?? ''}>${s.disconnectedAt ? sinceIso(s.disconnectedAt, now) : ''}</td><td>${s.subscriptions}</td><td>${s.queued}</td>
         <td>${!s.connected && html`<button type="button" class="danger" onClick=${() => act('session/remove', s.clientId)} aria-label=${`Remove session ${s.clientId}`}>Remove</button>`}</td></tr>`)} />
   </section>`;
 }

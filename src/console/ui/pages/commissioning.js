@@ -17,6 +17,20 @@ export function Commissioning({ devices }) {
   const [point, setPoint] = useState(null);
   const [busy, setBusy] = useState('');
   const [near, setNear] = useState('');
+  const [copied, setCopied] = useState('');
+  const copy = async (text) => {
+    try {
+      await navigator.clipboard.writeText(text);
+      setCopied('copied');
+    } catch {
+      // The clipboard is only for https pages and localhost: over plain http on the LAN, select it.
+      const range = document.createRange();
+      range.selectNodeContents(document.querySelector('[data-testid=point-json]'));
+      getSelection().removeAllRanges();
+      getSelection().addRange(range);
+      setCopied('selected: press Ctrl+C (this browser allows the clipboard only on https or localhost)');
+    }
+  };
   const doScan = async (e) => {
     e.preventDefault();
     const v = formValues(e.currentTarget);
@@ -41,6 +55,7 @@ export function Commissioning({ devices }) {
     const body = { name, table: read.data.table, address: d.address, type: d.type, scale: d.scale ?? 1 };
     if (d.byteOrder) body.byteOrder = d.byteOrder;
     if (unit) body.unit = unit;
+    setCopied('');
     setPoint(await link.request('bus/point', body));
   };
   const busField = (id) => html`<label for=${id}>Bus</label>
@@ -53,7 +68,7 @@ export function Commissioning({ devices }) {
       <label for="scan-to">To unit</label><input id="scan-to" name="to" type="number" min="1" max="247" value="10" />
       <label for="scan-table">Table</label><select id="scan-table" name="table">${TABLES.map((t) => html`<option>${t}</option>`)}</select>
       <button type="submit">Scan</button></form>
-    ${scan?.status === 'ok' && html`<p data-testid="scan-result">${scan.data.answered.length} answered (${scan.data.answered.map((a) => a.unitId).join(', ') || 'none'}), ${scan.data.silent} silent, ${scan.data.ms} ms</p>`}
+    ${scan?.status === 'ok' && html`<p data-testid="scan-result">${scan.data.answered.length} answered (${scan.data.answered.map((a) => a.unitId).join(', ') || 'none'}), ${scan.data.silent} silent, in ${scan.data.ms} ms</p>`}
     <${ErrorBox} answer=${scan} />
     <form class="grid" onSubmit=${doRead} aria-labelledby="h-read"><h3 id="h-read">Read registers</h3>
       ${busField('read-bus')}
@@ -78,6 +93,7 @@ export function Commissioning({ devices }) {
     ${point?.status === 'ok' && html`<div><h3>Point JSON ${point.data.valid ? '(valid)' : '(has errors)'}</h3>
       <pre data-testid="point-json">${JSON.stringify(point.data.point, null, 2)}</pre>
       ${!point.data.valid && html`<ul class="error">${point.data.errors.map((e) => html`<li>${typeof e === 'string' ? e : e.text ?? e.message}</li>`)}</ul>`}
-      <button type="button" onClick=${() => navigator.clipboard?.writeText(JSON.stringify(point.data.point, null, 2))}>Copy</button></div>`}
+      <button type="button" onClick=${() => copy(JSON.stringify(point.data.point, null, 2))}>Copy</button> <span aria-live="polite" class="muted">${copied}</span>
+      <p class="muted">Add it to the device's "points" in its mapping (the Config page edits the running mappings).</p></div>`}
   </section>`;
 }

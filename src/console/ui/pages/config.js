@@ -31,13 +31,16 @@ export function Config() {
   return html`<section aria-labelledby="h-config"><h2 id="h-config">Config</h2>
     <h3>Check of the running config</h3>
     ${c ? html`<div class=${c.valid ? 'ok' : 'error'} role="status" data-testid="check-result"><strong>${c.file}: ${c.valid ? 'OK' : 'errors'}</strong>
-      ${c.valid && html` — ${c.devices} device${c.devices === 1 ? '' : 's'}`}
-      <ul>${[...(c.errors ?? []), ...(c.warnings ?? [])].map((e) => html`<li>${e}</li>`)}</ul></div>` : html`<p class="muted">checking…</p>`}
+      ${c.valid && html` — <span data-testid="check-devices">${c.devices} device${c.devices === 1 ? '' : 's'}</span>`}
+      ${(c.errors ?? []).length > 0 && html`<ul>${c.errors.map((e) => html`<li>${e}</li>`)}</ul>`}
+      ${(c.warnings ?? []).length > 0 && html`<ul>${c.warnings.map((e) => html`<li>warning: ${e}</li>`)}</ul>`}
+      ${(c.lines ?? []).length > 0 && html`<ul class="plain check-lines">${c.lines.map((l) => html`<li>${l}</li>`)}</ul>`}</div>` : html`<p class="muted">checking…</p>`}
     <h3>Edit a device mapping</h3>
     <${ErrorBox} answer=${mapping} title="Mapping" />
     ${mapping?.status === 'ok' && html`<div>
       <label for="mapping-file">File</label>
       <select id="mapping-file" value=${mapping.data.file} onChange=${(e) => setFile(e.currentTarget.value)}>${mapping.data.files.map((f) => html`<option>${f}</option>`)}</select>
+      ${/[\\/]demo[\\/]demo-meter\.json$/.test(mapping.data.file) && html`<p class="muted">This is the demo meter's mapping: the gateway writes it again at every start, so a change here lasts until the next restart. Your own mappings go in a config file's "devices".</p>`}
       <label for="mapping-text" class="block">Mapping JSON (checked against its JSON Schema as you type)</label>
       <textarea id="mapping-text" spellcheck="false" rows="22" value=${text} onInput=${(e) => setText(e.currentTarget.value)}
         aria-describedby="mapping-errors" aria-invalid=${errors.length > 0}></textarea>

@@ -29,6 +29,16 @@ function pointsOf(detail, id, messages) {
   return out.sort((a, b) => a.name.localeCompare(b.name));
 }
 
+/** A …/set/result answer in words: what the device reads back, or why it refused. */
+function resultText(text) {
+  try {
+    const r = JSON.parse(text);
+    if (r.ok === true) return `answer: ok, now ${JSON.stringify(r.value)}`;
+    if (r.ok === false) return `answer: refused: ${r.error}`;
+  } catch { /* not JSON: shown as it came */ }
+  return `answer: ${text}`;
+}
+
 function WriteControl({ point }) {
   const link = useLink();
   const results = useTopics(`${point.topic}/set/result`);
@@ -36,14 +46,16 @@ function WriteControl({ point }) {
   const [sent, setSent] = useState(null);
   const set = (value) => { setSent(value); link.publish(`${point.topic}/set`, value); };
   const shown = result && !result.retained ? result.text : null;
+  const on = point.value === true || point.value === 'true';
   return html`<div class="control">
     ${point.type === 'bool' || point.type === 'bit' || point.value === true || point.value === false || point.value === 'true' || point.value === 'false'
-      ? html`<button type="button" onClick=${() => set('true')} aria-label=${`Switch ${point.name} on`}>On</button>
-             <button type="button" onClick=${() => set('false')} aria-label=${`Switch ${point.name} off`}>Off</button>`
+      ? html`<div class="toggle" role="group" aria-label=${`${point.name}: ${on ? 'on' : 'off'}`}>
+             <button type="button" class=${on ? '' : 'off'} aria-pressed=${on} onClick=${() => set('true')} aria-label=${`Switch ${point.name} on`}>On</button>
+             <button type="button" class=${on ? 'off' : ''} aria-pressed=${!on} onClick=${() => set('false')} aria-label=${`Switch ${point.name} off`}>Off</button></div>`
       : html`<form onSubmit=${(e) => { e.preventDefault(); set(e.currentTarget.elements.value.value); }}>
           <label class="sr-only" for=${`set-${point.name}`}>New value for ${point.name}</label>
           <input id=${`set-${point.name}`} name="value" size="8" /><button type="submit">Set</button></form>`}
-    <output aria-live="polite" data-testid=${`set-result-${point.name}`}>${shown ? `answer: ${shown}` : sent !== null ? `sent ${sent}…` : ''}</output>
+    <output aria-live="polite" data-testid=${`set-result-${point.name}`}>${shown ? resultText(shown) : sent !== null ? `sent ${sent}…` : ''}</output>
   </div>`;
 }
 
@@ -80,14 +92,14 @@ export function Device({ id }) {
     <h2 id="h-device">${detail?.name ?? id} <${Badge} tone=${toneOf(availability)}>${availability ?? '…'}<//></h2>
     ${detail && html`<p class="muted">bus ${detail.bus?.id ?? detail.bus} (${detail.bus?.state ?? '?'}${detail.bus?.lastError ? `: ${detail.bus.lastError}` : ''}), unit ${detail.unitId ?? '—'}, poll every ${detail.pollIntervalMs ?? '?'} ms, last poll took ${detail.pollLatencyMs ?? '?'} ms, ${detail.errorCount} errors${detail.lastError ? `, last: ${detail.lastError}` : ''}</p>`}
     <${ErrorBox} answer=${detailAnswer?.status === 'error' && !/unknown action/.test(detailAnswer.error) ? detailAnswer : undefined} title="Device" />
-    <${Table} caption="Points" head=${['Point', 'Value', 'Unit', 'Age', 'Quality', 'Control']} empty="no reading yet" rows=${points.map((p) => {
+    <${Table} caption="Points" head=${['Point', 'Value', 'Age', 'Quality', 'Control']} empty="no reading yet" rows=${points.map((p) => {
       const live = messages.get(p.topic);
       const value = live ? live.text : p.value === undefined || p.value === null ? '—' : String(p.value);
       const age = live?.at ? (now - live.at) / 1000 : p.ageSeconds;
       const quality = p.quality ?? (availability === 'online' ? (live?.at ? 'good' : 'none') : 'stale');
       return html`<tr data-point=${p.name}>
         <th scope="row"><button type="button" class="link" onClick=${() => setChosen(p.name)} aria-label=${`Chart ${p.name}`}>${p.name}</button></th>
-        <td class="num" data-testid=${`value-${p.name}`}>${value}</td><td>${p.unit ?? live?.unit ?? ''}</td>
+        <td class="num"><span data-testid=${`value-${p.name}`}>${value}</span> <span class="unit">${p.unit ?? live?.unit ?? ''}</span></td>
         <td>${age === undefined || age === null ? (live?.retained ? 'retained, age unknown' : '—') : ago(age)}</td>
         <td><${Badge} tone=${toneOf(quality)}>${quality}<//>${p.error ? html` <span class="muted">${p.error}</span>` : ''}</td>
         <td>${p.writable ? html`<${WriteControl} point=${{ ...p, value }} />` : ''}</td></tr>`;

@@ -3,9 +3,13 @@ import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { Chart, Ring } from '../chart.js';
 import { ago, Badge, bytes, html, Table, toneOf, useAction, useLink, useNow, useTopics } from '../util.js';
 
-/** Message rates: the gateway's history when it has one, else computed here from $SYS counters. */
+/**
+ * Message rates: the gateway's history (one bucket per 10 s, asked again every bucket, so the buckets
+ * from before this browser connected, when nobody was sent anything, do not stand for "out" for long),
+ * else computed here from the $SYS counters.
+ */
 function useRates() {
-  const [history] = useAction('history', { points: [] }, 30_000);
+  const [history] = useAction('history', { points: [] }, 10_000);
   const sys = useTopics('$SYS/broker/messages/+');
   const ring = useRef({ in: new Ring(360), out: new Ring(360), last: null });
   const [, setTick] = useState(0);
@@ -23,11 +27,16 @@ function useRates() {
     if (!last || now - last.t > 0.5) ring.current.last = { t: now, rx, tx };
   }, [sys]);
   if (history?.status === 'ok' && history.data.messages) {
-    const { start, bucketSeconds, messages } = history.data;
-    const t = messages.in.map((_, i) => start / 1000 + i * bucketSeconds);
-    return [t, messages.in, messages.out];
+    const { times, messages } = history.data;
+    return [times.map((t) => t / 1000), messages.in, messages.out];
   }
   return [ring.current.in.t, ring.current.in.v, ring.current.out.v];
+}
+
+/** The newest value of a series, one decimal, or "…". */
+function newest(series) {
+  for (let i = series.length - 1; i >= 0; i--) if (series[i] !== null && series[i] !== undefined) return String(Math.round(series[i] * 10) / 10);
+  return '…';
 }
 
 export function Overview({ info, devices, bridges, parts, session }) {
@@ -66,7 +75,8 @@ export function Overview({ info, devices, bridges, parts, session }) {
         <ul class="plain">${(devices ?? []).map((d) => html`<li><a href=${`#/device/${encodeURIComponent(d.id)}`}>${d.name || d.id}</a> <${Badge} tone=${toneOf(d.availability)}>${d.availability}<//></li>`)}</ul></div>
       <div class="card"><h3>Bridges</h3>${(bridges ?? []).length === 0 ? html`<p class="muted">no bridge configured</p>` : html`<ul class="plain">${bridges.map((b) => html`<li>${b.name} <${Badge} tone=${toneOf(b.state)}>${b.state}<//> <span class="muted">outbox ${b.outboxDepth}</span></li>`)}</ul>`}</div>
     </div>
-    <${Chart} title="Messages per second (in, out)" labels=${['in', 'out']} data=${rates} />
+    <${Chart} title="Messages per second" labels=${['in', 'out']} data=${rates} />
+    <p class="muted rates" data-testid="rates">Latest: <strong data-testid="rate-in">${newest(rates[1])}</strong> in per second (published to the broker by clients and by the gateway's own devices and state), <strong data-testid="rate-out">${newest(rates[2])}</strong> out (sent to clients, this console included).</p>
     <${Table} caption="Listeners" head=${['URL', 'Type', 'Auth', 'Clients']} rows=${(info?.listeners ?? []).map((l) => html`<tr>
       <td>${l.url}</td><td>${l.type}</td><td>${l.allowAnonymous ? 'anonymous allowed' : 'user and password'}</td><td>${perListener.get(l.url) ?? 0}</td></tr>`).concat(
       [...perListener].filter(([name]) => name?.startsWith('console ')).map(([name, n]) => html`<tr>

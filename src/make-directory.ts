@@ -1,4 +1,4 @@
-// mkdir -p without fs.mkdirSync's `recursive`: on Node 20 that loops for ever on paths such as
+// mkdir -p (the data directory, the demo mapping, `schema --out`) without fs.mkdirSync's `recursive`: on Node 20 that loops for ever on paths such as
 // /proc/x (ENOENT for the child of a directory that exists), at 100% CPU.
 import fs from 'node:fs';
 import path from 'node:path';
