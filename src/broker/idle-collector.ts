@@ -7,7 +7,7 @@
 // few readings a second all the time: waiting for no message at all would wait for ever).
 
 import v8 from 'node:v8';
-import vm from 'node:vm';
+import { garbageCollector } from '../gc.js';
 
 /** Connections opened and gone since the last collection that make a burst. */
 const BURST_EVENTS = 256;
@@ -24,27 +24,6 @@ export interface IdleCollectorHost {
   activity(): number;
   /** The collection ran: how long it paused the process. */
   collected(pauseMs: number, events: number): void;
-}
-
-type Collect = () => void;
-let collectGarbage: Collect | null | undefined;
-
-/**
- * V8's gc(), without starting node with --expose-gc: the flag is set now and a context made after it
- * has gc() as a global (~140 KiB of heap, made once, on the first burst). null when that is refused.
- */
-function garbageCollector(): Collect | null {
-  if (collectGarbage !== undefined) return collectGarbage;
-  const exposed = (globalThis as { gc?: Collect }).gc;
-  if (typeof exposed === 'function') return (collectGarbage = exposed);
-  try {
-    v8.setFlagsFromString('--expose-gc');
-    const gc: unknown = vm.runInNewContext('gc');
-    collectGarbage = typeof gc === 'function' ? (gc as Collect) : null;
-  } catch {
-    collectGarbage = null;
-  }
-  return collectGarbage;
 }
 
 export class IdleCollector {

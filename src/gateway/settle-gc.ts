@@ -8,8 +8,9 @@
 // --expose-gc; without it this does nothing. (Not --expose-gc-as=NAME: with both flags V8 installs the
 // function under NAME only, and the test helpers that add --expose-gc to the shipped options would lose gc().)
 import { performance } from 'node:perf_hooks';
+import { exposedGc } from '../gc.js';
 
-export const GC_GLOBAL = 'gc';
+export { GC_GLOBAL } from '../gc.js';
 
 export interface SettleGcOptions {
   /** Between checks of the event loop, ms. */
@@ -23,8 +24,8 @@ export interface SettleGcOptions {
 
 /** Schedules the collection; returns a function that cancels it. */
 export function scheduleSettleGc(options: SettleGcOptions = {}): () => void {
-  const gc = options.gc ?? (globalThis as Record<string, unknown>)[GC_GLOBAL];
-  if (typeof gc !== 'function') return () => {};
+  const gc = options.gc ?? exposedGc();
+  if (gc === null) return () => {};
   const maxUtilization = options.maxUtilization ?? 0.2;
   let attemptsLeft = options.attempts ?? 12;
   let last = performance.eventLoopUtilization();
@@ -35,7 +36,7 @@ export function scheduleSettleGc(options: SettleGcOptions = {}): () => void {
     attemptsLeft--;
     if (busy <= maxUtilization) {
       clearInterval(timer);
-      (gc as () => void)();
+      gc();
     } else if (attemptsLeft <= 0) clearInterval(timer);
   }, options.intervalMs ?? 5000);
   timer.unref();
