@@ -103,7 +103,7 @@ export class Broker implements ConnectionHost, OutboundHost {
   refusedUnstored = 0;
   /** One full GC once the broker is quiet after a burst of connections, so the memory of the burst returns. */
   private readonly idleCollector = new IdleCollector({
-    activity: () => this.stats.messagesReceived,
+    activity: () => this.stats.messagesReceived + this.stats.messagesSent,
     collected: (pauseMs, events) => this.logger.debug({ pauseMs: Math.round(pauseMs * 10) / 10, connectionEvents: events }, 'heap collected after a burst of connections'),
   });
 

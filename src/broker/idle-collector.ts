@@ -20,7 +20,7 @@ const QUIET_MS = 5000;
 const QUIET_MESSAGES_PER_SECOND = 100;
 
 export interface IdleCollectorHost {
-  /** Messages routed so far (a count that only grows). */
+  /** Messages received and sent so far (a count that only grows): a fan-out counts by its deliveries. */
   activity(): number;
   /** The collection ran: how long it paused the process. */
   collected(pauseMs: number, events: number): void;

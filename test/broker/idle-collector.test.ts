@@ -1,7 +1,10 @@
 // The broker's collection after a burst of connections (src/broker/idle-collector.ts): once per burst,
 // only after the broker has been quiet, never while connections keep coming.
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import net from 'node:net';
+import mqtt, { type MqttClient } from 'mqtt';
 import { IdleCollector } from '../../src/broker/idle-collector.js';
+import { captureLogger, startBroker } from '../helpers/broker.js';
 
 function collector(messages: { count: number }) {
   const runs: { pauseMs: number; events: number }[] = [];
@@ -66,5 +69,43 @@ describe('idle collector', () => {
     c.stop();
     vi.advanceTimersByTime(60_000);
     expect(runs).toHaveLength(0);
+  });
+});
+
+describe('idle collector in the broker', () => {
+  it('a fan-out counts as traffic: no collection while 5 messages/s reach 40 subscribers, one once it stops', { timeout: 60_000 }, async () => {
+    const { logger, entries } = captureLogger();
+    const started = await startBroker({ sysIntervalMs: 0, logger });
+    const clients: MqttClient[] = [];
+    try {
+      const collections = () => entries.filter((e) => e.msg === 'heap collected after a burst of connections').length;
+      // A burst: 260 connections opened and closed.
+      for (let i = 0; i < 260; i++) {
+        await new Promise<void>((resolve) => {
+          const s = net.connect(started.port, '127.0.0.1', () => { s.destroy(); resolve(); });
+          s.on('error', () => resolve());
+        });
+      }
+      for (let i = 0; i < 40; i++) {
+        const c = await mqtt.connectAsync({ host: '127.0.0.1', port: started.port, reconnectPeriod: 0 });
+        await c.subscribeAsync('fan/out');
+        clients.push(c);
+      }
+      const publisher = await mqtt.connectAsync({ host: '127.0.0.1', port: started.port, reconnectPeriod: 0 });
+      clients.push(publisher);
+      // 5 messages/s in, 200 deliveries/s out, for 12 s: past the 5–10 s quiet window, but not quiet.
+      const until = Date.now() + 12_000;
+      while (Date.now() < until) {
+        publisher.publish('fan/out', 'x', { qos: 0 });
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      expect(collections(), 'collected during the fan-out').toBe(0);
+      const deadline = Date.now() + 20_000;
+      while (collections() === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+      expect(collections(), 'collected once the fan-out stopped').toBe(1);
+    } finally {
+      for (const c of clients) await c.endAsync().catch(() => undefined);
+      await started.close();
+    }
   });
 });
