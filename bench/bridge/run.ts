@@ -14,7 +14,7 @@ import { cpuSeconds, statusKiB } from '../lib/proc.js';
 import { canConnect, freePort, scratch, sleep, waitFor } from '../lib/scratch.js';
 import { CountingSubscriber, publishFlood } from './loadgen.js';
 
-const { dir: work, children } = scratch('fieldgate-bench-bridge-');
+const { dir: work, children, stop: stopProc } = scratch('fieldgate-bench-bridge-');
 
 let DRAIN = Number(process.env.BENCH_DRAIN ?? 100_000);
 let BACKLOG = Number(process.env.BENCH_BACKLOG ?? 1_000_000);
@@ -44,14 +44,6 @@ async function startMosquitto(name: string, port: number, extra: string[]): Prom
 }
 
 
-async function stopProc(proc: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return;
-  await new Promise<void>((r) => {
-    proc.once('exit', () => r());
-    proc.kill(signal);
-  });
-  children.delete(proc);
-}
 
 interface GatewayProc {
   proc: ChildProcess;

@@ -17,7 +17,7 @@ import { cpuSeconds, loadAverage } from '../lib/proc.js';
 import { canConnect, freePort, scratch, sleep, waitFor } from '../lib/scratch.js';
 import { CountingSubscriber } from './loadgen.js';
 
-const { dir: work, children } = scratch('fieldgate-bench-spill-drain-');
+const { dir: work, children, stop: stopProc } = scratch('fieldgate-bench-spill-drain-');
 const args = process.argv.slice(2);
 const opt = (name: string): string[] => args.flatMap((a, i) => (a === name && args[i + 1] !== undefined ? [args[i + 1]!] : []));
 const COUNT = Number(opt('--count')[0] ?? 100_000);
@@ -44,14 +44,6 @@ async function startMosquitto(name: string, port: number): Promise<ChildProcess>
   return proc;
 }
 
-async function stopProc(proc: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return;
-  await new Promise<void>((r) => {
-    proc.once('exit', () => r());
-    proc.kill(signal);
-  });
-  children.delete(proc);
-}
 
 interface Gw { proc: ChildProcess; port: number; state(): Promise<{ outboxDepth: number; held: number; connected: boolean }> }
 

@@ -9,17 +9,17 @@
 //   --small-board: the gateway and Mosquitto pinned to CPU 0 (taskset) and the gateway with --max-old-space-size=64
 //   (what a 512 MiB board would give it); the load generator is not pinned.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { execFileSync } from 'node:child_process';
 import { cpuSeconds, loadAverage, machineInfo, statusKiB } from '../lib/proc.js';
 import { DISCONNECT, encodeConnect } from '../lib/mqtt-wire.js';
+import { ensureGatewayBuilt } from '../lib/build.js';
 import { canConnect, freePort, scratch, sleep, waitFor } from '../lib/scratch.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const { dir: work, children } = scratch('fieldgate-bench-footprint-');
+const { dir: work, children, stop: stopProc } = scratch('fieldgate-bench-footprint-');
 
 interface Options { seconds: number; clients: number; connects: number; smallBoard: boolean; write: boolean; settleSeconds: number }
 
@@ -111,28 +111,7 @@ async function startMosquitto(name: string, port: number, extra: string[], small
   return proc;
 }
 
-async function stopProc(proc: ChildProcess): Promise<void> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return;
-  await new Promise<void>((r) => {
-    proc.once('exit', () => r());
-    proc.kill('SIGTERM');
-  });
-  children.delete(proc);
-}
 
-function ensureBuilt(): void {
-  const dist = join(root, 'dist', 'cli.js');
-  const newest = (dir: string): number => Math.max(...readdirSync(dir, { withFileTypes: true }).map((e) => (e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs)));
-  const bundle = join(root, 'dist', 'bundle', 'cli.js');
-  if (!existsSync(dist) || statSync(dist).mtimeMs < newest(join(root, 'src'))) {
-    process.stdout.write('building dist/ (npx tsc -p tsconfig.build.json)\n');
-    execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
-  }
-  // bin/fieldgate.js runs the bundle of dist/ when it is up to date (scripts/build-bundle.mjs).
-  if (existsSync(bundle) && statSync(bundle).mtimeMs >= statSync(dist).mtimeMs) return;
-  process.stdout.write('bundling dist/ into dist/bundle/ (node scripts/build-bundle.mjs)\n');
-  execFileSync(process.execPath, [join(root, 'scripts', 'build-bundle.mjs')], { cwd: root, stdio: 'inherit' });
-}
 
 /** The node options fieldgate ships with: the `#!/usr/bin/env -S [VAR=value…] node …` line of bin/fieldgate.js. */
 export function launcherSettings(): { env: Record<string, string>; nodeArgs: string[] } {
@@ -346,7 +325,7 @@ const ratio = (a: number, b: number) => (b > 0 && Number.isFinite(a) ? `${(a / b
 
 export async function run(args: string[]): Promise<void> {
   const o = parseArgs(args);
-  ensureBuilt();
+  ensureGatewayBuilt(root);
   const load0 = loadAverage();
 
   process.stdout.write('gateway (demo, one bridge, metrics) …\n');

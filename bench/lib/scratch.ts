@@ -12,6 +12,8 @@ export interface Scratch {
   dir: string;
   /** Child processes killed on exit. */
   children: Set<ChildProcess>;
+  /** Stops a child with `signal` and waits for its exit (at once if it is gone already). */
+  stop(proc: ChildProcess, signal?: NodeJS.Signals): Promise<void>;
 }
 
 export function scratch(prefix: string): Scratch {
@@ -22,7 +24,15 @@ export function scratch(prefix: string): Scratch {
     for (const child of children) child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   });
-  return { dir, children };
+  async function stop(proc: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      proc.once('exit', () => resolve());
+      proc.kill(signal);
+    });
+    children.delete(proc);
+  }
+  return { dir, children, stop };
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

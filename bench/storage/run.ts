@@ -7,17 +7,17 @@
 //   [--no-mosquitto | --mosquitto-only DEMO_RATE,HUNDRED_RATE]
 //   --small-board: every measured process pinned to CPU 0 (taskset) and the gateway run with --max-old-space-size=96.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { execFileSync } from 'node:child_process';
 import mqtt, { type MqttClient } from 'mqtt';
 import { loadAverage, machineInfo } from '../lib/proc.js';
+import { ensureGatewayBuilt } from '../lib/build.js';
 import { canConnect, freePort, scratch, sleep, waitFor } from '../lib/scratch.js';
 import { startSimulatedMeter } from '../../src/demo/simulated-meter.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const { dir: work, children } = scratch('fieldgate-bench-storage-');
+const { dir: work, children, stop: stopProc } = scratch('fieldgate-bench-storage-');
 
 interface Io { writeBytes: number; syscw: number }
 
@@ -110,28 +110,7 @@ async function startMosquitto(name: string, port: number, extra: string[], small
   return proc;
 }
 
-async function stopProc(proc: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return;
-  await new Promise<void>((r) => {
-    proc.once('exit', () => r());
-    proc.kill(signal);
-  });
-  children.delete(proc);
-}
 
-function ensureBuilt(): void {
-  const dist = join(root, 'dist', 'cli.js');
-  const newest = (dir: string): number => Math.max(...readdirSync(dir, { withFileTypes: true }).map((e) => (e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs)));
-  const bundle = join(root, 'dist', 'bundle', 'cli.js');
-  if (!existsSync(dist) || statSync(dist).mtimeMs < newest(join(root, 'src'))) {
-    process.stdout.write('building dist/ (npx tsc -p tsconfig.build.json)\n');
-    execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
-  }
-  // bin/fieldgate.js runs the bundle of dist/ when it is up to date (scripts/build-bundle.mjs).
-  if (existsSync(bundle) && statSync(bundle).mtimeMs >= statSync(dist).mtimeMs) return;
-  process.stdout.write('bundling dist/ into dist/bundle/ (node scripts/build-bundle.mjs)\n');
-  execFileSync(process.execPath, [join(root, 'scripts', 'build-bundle.mjs')], { cwd: root, stdio: 'inherit' });
-}
 
 /** The gateway as `fieldgate run` with a config file, from dist/ (no tsx cache writes inside the measured process). */
 async function startGateway(name: string, config: object, smallBoard: boolean): Promise<{ proc: ChildProcess; port: number }> {
@@ -340,7 +319,7 @@ function fmt(n: number, digits = 0): string {
 
 export async function run(args: string[]): Promise<void> {
   const o = parseArgs(args);
-  ensureBuilt();
+  ensureGatewayBuilt(root);
   const load0 = loadAverage();
   const rows: Row[] = [];
   let gatewayRss: ReturnType<typeof rssSplit> | undefined;
