@@ -535,5 +535,5 @@ class Bridge {
 
 function spillWrites(log: SpillLog | undefined): BridgeState['spillWrites'] {
   const s = log?.stats();
-  return { batches: s?.batchesWritten ?? 0, messages: s?.recordsWritten ?? 0, fileBytes: s?.fileBytesWritten ?? 0 };
+  return { batches: s?.batchesWritten ?? 0, messages: s?.recordsWritten ?? 0, fileBytes: s?.fileBytesWritten ?? 0, lost: s?.lost ?? 0 };
 }

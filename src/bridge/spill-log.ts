@@ -33,9 +33,15 @@ export interface SpillLogOptions {
   sync: boolean;
   segmentBytes?: number;
   logger: Logger;
-  /** The file operations, for tests that make them fail (ENOSPC); node:fs by default. */
+  /** The file operations, for tests that make them fail (ENOSPC, EIO); node:fs by default. */
   fs?: SpillFs;
+  /** The clock for read retries (tests); Date.now by default. */
+  now?: () => number;
 }
+
+/** A segment that cannot be read (EIO, EMFILE...) is tried this many times, READ_RETRY_MS apart, then given up. */
+export const READ_ATTEMPTS = 3;
+export const READ_RETRY_MS = 1000;
 
 export type SpillFs = Pick<typeof fs,
   'openSync' | 'closeSync' | 'writeSync' | 'fdatasyncSync' | 'fsyncSync' | 'ftruncateSync' | 'readSync' | 'unlinkSync' | 'readdirSync' |
@@ -51,6 +57,9 @@ interface Segment {
   /** Length of the valid frames in the file. */
   fileBytes: number;
   deleted: boolean;
+  /** Failed reads in a row (I/O errors), and when the last one was. */
+  readErrors: number;
+  lastReadError: number;
 }
 
 interface Active {
@@ -86,11 +95,21 @@ class Cursor {
     this.nextSeq = segment.firstSeq;
   }
 
-  /** The next record, 'end' past the segment's last one (more may come to the active segment), 'damaged' when unreadable. */
-  next(): DecodedRecord | 'end' | 'damaged' {
+  /**
+   * The next record, 'end' past the segment's last one (more may come to the active segment), 'damaged' when a frame
+   * does not check, or the I/O error that stopped the read (the cursor is where it was: the read can be tried again).
+   */
+  next(): DecodedRecord | 'end' | 'damaged' | { error: unknown } {
     if (this.index >= this.records.length) {
       if (this.offset >= this.segment.fileBytes) return 'end';
-      if (!this.readFrame()) return 'damaged';
+      let ok: boolean;
+      try {
+        ok = this.readFrame();
+      } catch (error) {
+        this.close();
+        return { error };
+      }
+      if (!ok) return 'damaged';
     }
     const record = this.records[this.index++]!;
     record.id = SPILL_ID_BASE + this.nextSeq++;
@@ -114,8 +133,14 @@ class Cursor {
   }
 
   close(): void {
-    if (this.fd !== undefined) this.io.closeSync(this.fd);
+    const fd = this.fd;
     this.fd = undefined;
+    if (fd === undefined) return;
+    try {
+      this.io.closeSync(fd);
+    } catch {
+      // closing only
+    }
   }
 }
 
@@ -146,8 +171,11 @@ export class SpillLog {
   private takenHead = 0;
   private readonly counters = { batchesWritten: 0, recordsWritten: 0, fileBytesWritten: 0, lost: 0 };
 
+  private readonly now: () => number;
+
   constructor(private readonly options: SpillLogOptions) {
     this.io = options.fs ?? fs;
+    this.now = options.now ?? Date.now;
     this.segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
   }
 
@@ -174,7 +202,7 @@ export class SpillLog {
         this.unlink(file);
         continue;
       }
-      this.segments.push({ number, file, firstSeq: this.nextSeq, count: scanned.count, bytes: scanned.bytes, fileBytes: scanned.validBytes, deleted: false });
+      this.segments.push({ number, file, firstSeq: this.nextSeq, count: scanned.count, bytes: scanned.bytes, fileBytes: scanned.validBytes, deleted: false, readErrors: 0, lastReadError: 0 });
       this.nextSeq += scanned.count;
       this.live += scanned.count;
       this.liveBytes += scanned.bytes;
@@ -276,7 +304,7 @@ export class SpillLog {
       this.unlink(file);
       throw err;
     }
-    const segment: Segment = { number, file, firstSeq: this.nextSeq, count: 0, bytes: 0, fileBytes: 0, deleted: false };
+    const segment: Segment = { number, file, firstSeq: this.nextSeq, count: 0, bytes: 0, fileBytes: 0, deleted: false, readErrors: 0, lastReadError: 0 };
     this.segments.push(segment);
     this.active = { segment, fd, table: new TopicTable() };
     return this.active;
@@ -305,8 +333,22 @@ export class SpillLog {
     else this.collect();
   }
 
-  /** The next record to send (not consumed), in order; undefined when every record has been taken. */
+  /**
+   * The next record to send (not consumed), in order; undefined when every record has been taken, or while the next
+   * segment cannot be read (it is tried again READ_RETRY_MS later). Never throws: the sender and the outbox's limits
+   * call it on their way to the outbox rows.
+   */
   peek(): SpillRow | undefined {
+    try {
+      return this.peekRecord();
+    } catch (err) {
+      // Nothing below is expected to throw (read errors are handled in advance()); if it does, the outbox goes on.
+      this.options.logger.error({ err: (err as Error).message }, 'bridge: spill log read failed unexpectedly');
+      return undefined;
+    }
+  }
+
+  private peekRecord(): SpillRow | undefined {
     if (this.live === 0) return undefined;
     for (;;) {
       if (this.sendPending !== undefined) {
@@ -402,9 +444,18 @@ export class SpillLog {
         cursor = new Cursor(segment, this.io);
         this.send = cursor;
       }
+      const segment = cursor.segment;
+      if (segment.readErrors > 0 && this.now() - segment.lastReadError < READ_RETRY_MS) return undefined;
       const next = cursor.next();
-      if (next !== 'end' && next !== 'damaged') return next;
-      if (next === 'damaged') this.giveUp(cursor);
+      if (typeof next === 'object' && 'error' in next) {
+        segment.readErrors += 1;
+        segment.lastReadError = this.now();
+        if (segment.readErrors < READ_ATTEMPTS) return undefined;
+        this.giveUp(cursor, next.error);
+      } else if (next !== 'end' && next !== 'damaged') {
+        segment.readErrors = 0;
+        return next;
+      } else if (next === 'damaged') this.giveUp(cursor);
       const i = this.segments.indexOf(cursor.segment);
       const following = i >= 0 ? this.segments[i + 1] : this.segments.find((s) => s.firstSeq >= cursor!.nextSeq);
       if (following === undefined) return undefined;
@@ -413,8 +464,11 @@ export class SpillLog {
     }
   }
 
-  /** A frame that read well before cannot be read now (the file was damaged): its records and the rest are lost. */
-  private giveUp(cursor: Cursor): void {
+  /**
+   * A frame that read well before cannot be read now (the file was damaged, or reads fail with an I/O error
+   * READ_ATTEMPTS times): its records and the rest of the segment are lost.
+   */
+  private giveUp(cursor: Cursor, error?: unknown): void {
     const segment = cursor.segment;
     const end = segment.firstSeq + segment.count;
     let lost = 0;
@@ -425,7 +479,11 @@ export class SpillLog {
       lost++;
     }
     this.counters.lost += lost;
-    this.options.logger.error({ file: segment.file, lost }, 'bridge: spill log segment unreadable; its remaining records are lost');
+    segment.readErrors = 0;
+    this.options.logger.error(
+      { file: segment.file, lost, ...(error === undefined ? {} : { err: (error as Error).message ?? String(error), attempts: READ_ATTEMPTS }) },
+      'bridge: spill log segment unreadable; its remaining records are lost',
+    );
   }
 
   /** Deletes segments whose records are all acknowledged. */

@@ -7,6 +7,9 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SPILL_ID_BASE, SpillLog, type SpillFs, type SpillRow } from '../../src/bridge/spill-log.js';
 import type { SpillMessage } from '../../src/bridge/spill-codec.js';
+import Database from 'better-sqlite3';
+import { Outbox } from '../../src/bridge/outbox.js';
+import { outboxLimitsSchema } from '../../src/bridge/config.js';
 import { captureLogger, tempDir } from './helpers.js';
 
 const cleanups: Array<() => void> = [];
@@ -334,5 +337,94 @@ describe('spill log on a full disk', () => {
     expect(replayed).toEqual([...replayed].sort((a, b) => a - b));
     expect(replayed.length).toBe(new Set(replayed).size);
     expect(replayed.length).toBeGreaterThanOrEqual(unacknowledged.length + 10);
+  });
+});
+
+describe('spill log read errors (EIO, EMFILE)', () => {
+  /** node:fs, with readSync failing (EIO) for one file while `failing` is set. */
+  function eioFs(state: { failFile: string | undefined; reads: number }): SpillFs {
+    const fdFile = new Map<number, string>();
+    return {
+      ...fs,
+      openSync: ((file: string, flags: string) => {
+        const fd = fs.openSync(file, flags);
+        fdFile.set(fd, file);
+        return fd;
+      }) as SpillFs['openSync'],
+      readSync: ((fd: number, ...rest: Parameters<typeof fs.readSync> extends [number, ...infer R] ? R : never) => {
+        if (state.failFile !== undefined && fdFile.get(fd) === state.failFile) {
+          state.reads++;
+          throw Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' });
+        }
+        return (fs.readSync as (fd: number, ...a: unknown[]) => number)(fd, ...rest);
+      }) as SpillFs['readSync'],
+    };
+  }
+
+  it('a segment whose reads fail is retried, then given up like a damaged one (logged, counted lost); the next segments and peek go on without throwing', () => {
+    const dir = newDir();
+    const first = open(dir, { segmentBytes: 1 });
+    first.log.append(messages(3), 0);
+    first.log.append(messages(2), 0);
+    first.log.close();
+    const files = segments(dir);
+    expect(files).toHaveLength(2);
+    const state = { failFile: path.join(dir, files[0]!) as string | undefined, reads: 0 };
+    let now = 1_000_000;
+    const { log, entries } = open(dir, { fs: eioFs(state), now: () => now });
+    expect(log.records).toBe(5);
+    // First attempt fails: nothing to send from the log for now, and no exception (the outbox rows go on).
+    expect(log.peek()).toBeUndefined();
+    expect(log.oldestInfo()).toBeUndefined();
+    expect(state.reads).toBe(1);
+    // Within the retry interval it is not read again.
+    expect(log.peek()).toBeUndefined();
+    expect(state.reads).toBe(1);
+    now += 1000;
+    expect(log.peek()).toBeUndefined();
+    expect(state.reads).toBe(2);
+    now += 1000;
+    const rest = drain(log);
+    expect(state.reads).toBe(3);
+    expect(payloads(rest)).toHaveLength(2);
+    expect(log.stats().lost).toBe(3);
+    const errors = entries.filter((e) => String(e.msg).includes('unreadable'));
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ file: path.join(dir, files[0]!), lost: 3, err: expect.stringContaining('EIO') });
+    for (const r of rest) log.acknowledge(r.id, r.size);
+    expect(log.records).toBe(0);
+    expect(segments(dir)).toEqual([]);
+  });
+
+  it('a read that fails once and then succeeds loses nothing', () => {
+    const dir = newDir();
+    const first = open(dir);
+    first.log.append(messages(4), 0);
+    first.log.close();
+    const state = { failFile: path.join(dir, segments(dir)[0]!) as string | undefined, reads: 0 };
+    let now = 5_000;
+    const { log } = open(dir, { fs: eioFs(state), now: () => now });
+    expect(log.peek()).toBeUndefined();
+    state.failFile = undefined;
+    now += 1000;
+    expect(drain(log)).toHaveLength(4);
+    expect(log.stats().lost).toBe(0);
+  });
+
+  it('the outbox at its limits with an unreadable spill log still commits (the error does not reach enqueue)', () => {
+    const dir = newDir();
+    const first = open(dir);
+    first.log.append(messages(2), 0);
+    first.log.close();
+    const state = { failFile: path.join(dir, segments(dir)[0]!) as string | undefined, reads: 0 };
+    const { log } = open(dir, { fs: eioFs(state), now: () => 0 });
+    const db = new Database(':memory:');
+    cleanups.push(() => db.close());
+    const outbox = new Outbox(db, 'cloud', outboxLimitsSchema.parse({ maxRows: 3, policy: 'drop-oldest' }), captureLogger().logger);
+    outbox.open();
+    outbox.attachCompanion(log);
+    for (let i = 0; i < 5; i++) expect(outbox.enqueue(`t/${i}`, Buffer.from(`m${i}`), false)).toBe(true);
+    expect(state.reads).toBeGreaterThan(0);
+    expect(outbox.stats().rows + log.records).toBeLessThanOrEqual(3);
   });
 });
