@@ -79,6 +79,8 @@ export interface SpillStats {
   fileBytesWritten: number;
   /** Records found unreadable (a torn tail or damage) and given up. */
   lost: number;
+  /** Segment files open() could not read (skipped in this run, left on disk). */
+  unreadableSegments: number;
 }
 
 /** Reads one segment's records in order, frame by frame, from its start (the topic table is built on the way). */
@@ -169,7 +171,7 @@ export class SpillLog {
    */
   private taken: DecodedRecord[] = [];
   private takenHead = 0;
-  private readonly counters = { batchesWritten: 0, recordsWritten: 0, fileBytesWritten: 0, lost: 0 };
+  private readonly counters = { batchesWritten: 0, recordsWritten: 0, fileBytesWritten: 0, lost: 0, unreadableSegments: 0 };
 
   private readonly now: () => number;
 
@@ -179,7 +181,10 @@ export class SpillLog {
     this.segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
   }
 
-  /** Finds the segments a previous run left (their unacknowledged records are sent again). Reads, never writes. */
+  /**
+   * Finds the segments a previous run left (their unacknowledged records are sent again). Reads, never writes. A
+   * segment that cannot be read is skipped (logged); throws only when the directory itself cannot be listed.
+   */
   open(): void {
     if (this.opened) return;
     let names: string[];
@@ -197,7 +202,19 @@ export class SpillLog {
     for (const number of numbers) {
       const file = this.fileOf(number);
       this.nextNumber = number + 1;
-      const scanned = this.scan(file);
+      let scanned: ReturnType<SpillLog['scan']>;
+      try {
+        scanned = this.scan(file);
+      } catch (err) {
+        // One unreadable file (EIO, EACCES, not a file) must not keep the others from being replayed. It is left where
+        // it is (a later start reads it if it has become readable) and no new segment takes its number.
+        this.counters.unreadableSegments += 1;
+        this.options.logger.error(
+          { file, err: (err as Error).message },
+          'bridge: spill log segment cannot be read; skipped in this run (left on disk), the other segments are replayed',
+        );
+        continue;
+      }
       if (scanned.count === 0) {
         this.unlink(file);
         continue;

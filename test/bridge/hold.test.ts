@@ -3,8 +3,8 @@
 // (src/bridge/spill-log.ts; counted by the bridge's spillWrites and by its files), or, without a data directory, to
 // the outbox table. What reaches SQLite is counted from the outbox table's AUTOINCREMENT counter (sqlite_sequence),
 // which every insert raises and nothing lowers.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -381,3 +381,39 @@ async function spawnGateway(args: Record<string, unknown>): Promise<{ proc: Chil
   return { proc, port, lastReading: () => last };
 }
 
+
+const isRoot = process.getuid?.() === 0;
+
+describe.skipIf(!haveMosquitto)('hold stage with a spill directory that cannot be used', () => {
+  async function outageThenDrain(dataDir: string): Promise<void> {
+    const cloud = new MosquittoRemote();
+    cleanups.push(() => cloud.dispose());
+    const port = await cloud.start();
+    await cloud.stop();
+    const gw = await startGateway({ url: `mqtt://${HOST}:${port}`, hold: { ms: 300 } }, dataDir);
+    const device = gw.broker.createLocalClient('meter');
+    for (let i = 0; i < 40; i++) void device.publish('sensors/meter/power', String(i), { qos: 0 });
+    // Written to the outbox table (as without a data directory), not kept in memory or dropped.
+    await waitFor(() => rowsEverWritten(gw.broker) === 40, 10_000, 'the 40 readings in the outbox table');
+    expect(gw.bridge.state()).toMatchObject({ held: 0, outboxDepth: 40, spilled: 0 });
+    expect(spilledEver(gw)).toBe(0);
+    await cloud.start(port);
+    await waitFor(() => gw.bridge.state().acked === 40, 15_000, 'the backlog acknowledged');
+    await waitFor(() => rowsNow(gw.broker) === 0, 5000, 'the outbox table empty');
+  }
+
+  it('a file where the spill directory should be: held messages go to the outbox table and arrive', async () => {
+    const dataDir = tempDir().path;
+    writeFileSync(join(dataDir, 'spill-cloud'), 'not a directory');
+    await outageThenDrain(dataDir);
+  }, 30_000);
+
+  it.skipIf(!isRoot)('a read-only spill directory (a read-only tmpfs): held messages go to the outbox table and arrive', async () => {
+    const dataDir = tempDir().path;
+    const spillDir = join(dataDir, 'spill-cloud');
+    mkdirSync(spillDir);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=64k', 'tmpfs', spillDir]);
+    cleanups.unshift(() => execFileSync('umount', [spillDir]));
+    await outageThenDrain(dataDir);
+  }, 30_000);
+});

@@ -428,3 +428,31 @@ describe('spill log read errors (EIO, EMFILE)', () => {
     expect(outbox.stats().rows + log.records).toBeLessThanOrEqual(3);
   });
 });
+
+describe('spill log start with an unreadable segment', () => {
+  it('skips (and logs) only the segment that cannot be read; the readable ones are replayed; new segments do not take its number', () => {
+    const dir = newDir();
+    const first = open(dir, { segmentBytes: 1 });
+    first.log.append(messages(2), 0);
+    first.log.append(messages(3), 0);
+    first.log.append(messages(4), 0);
+    first.log.close();
+    const files = segments(dir);
+    expect(files).toHaveLength(3);
+    // The middle segment unreadable: a directory in its place (EISDIR on read, also for root).
+    const middle = path.join(dir, files[1]!);
+    fs.renameSync(middle, `${middle}.moved`);
+    fs.mkdirSync(middle);
+    const { log, entries } = open(dir);
+    expect(log.records).toBe(6);
+    expect(log.stats().unreadableSegments).toBe(1);
+    const errors = entries.filter((e) => String(e.msg).includes('cannot be read'));
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ file: middle });
+    const rows = drain(log);
+    expect(rows).toHaveLength(6);
+    log.append(messages(1), 0);
+    expect(segments(dir)).toHaveLength(4);
+    expect(fs.statSync(middle).isDirectory()).toBe(true);
+  });
+});
