@@ -411,6 +411,23 @@ export class SpillLog {
     return true;
   }
 
+  /**
+   * A taken record that cannot be settled now (its move to bridge_dead failed): written again at the log's end (one
+   * frame, synced) and the original acknowledged, so it no longer pins the oldest end of the log (the segments behind
+   * it can go, `taken` can be trimmed) and is still on disk. Returns the copy's id; throws when it cannot be written,
+   * then the original stays as it was.
+   */
+  requeue(row: SpillRow): number {
+    const seq = row.id - SPILL_ID_BASE;
+    if (seq < 0 || seq >= this.nextSeq || this.isAcked(seq)) throw new Error('not a record of this log waiting for settlement');
+    const message: SpillMessage = {
+      topic: row.topic, payload: row.payload, retain: row.retain, properties: row.properties, expiresAt: row.expiresAt, createdAt: row.createdAt,
+    };
+    const [id] = this.append([message], row.watermark);
+    this.acknowledge(row.id, row.size);
+    return id!;
+  }
+
   private trimTaken(): void {
     while (this.takenHead < this.taken.length && this.isAcked(this.taken[this.takenHead]!.id - SPILL_ID_BASE)) this.takenHead++;
     if (this.takenHead === this.taken.length) {

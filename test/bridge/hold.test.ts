@@ -417,3 +417,43 @@ describe.skipIf(!haveMosquitto)('hold stage with a spill directory that cannot b
     await outageThenDrain(dataDir);
   }, 30_000);
 });
+
+describe.skipIf(!haveMosquitto)('a spilled message that cannot be moved to bridge_dead (SQLITE_FULL)', () => {
+  it('does not pin the spill log: the backlog behind it drains and its segments go; it is kept and moved once the database has room', async () => {
+    const cloud = new MosquittoRemote(['max_packet_size 2000']);
+    cleanups.push(() => cloud.dispose());
+    const port = await cloud.start();
+    await cloud.stop();
+    const gw = await startGateway({ url: `mqtt://${HOST}:${port}`, protocolVersion: 5, hold: { ms: 300 } });
+    const device = gw.broker.createLocalClient('meter');
+    // First a reading larger than the cloud's maximum packet size (for bridge_dead), then ~2.5 MB behind it (10 batches, 2 segments).
+    void device.publish('sensors/meter/blob', Buffer.alloc(6000, 7), { qos: 0 });
+    const n = 2500;
+    for (let i = 0; i < n; i++) {
+      void device.publish('sensors/meter/power', `${i}:${'x'.repeat(1000)}`, { qos: 0 });
+      // bursts one hold time apart: one batch each, several segments
+      if (i % 250 === 249) await waitFor(() => gw.bridge.state().spilled === i + 2, 10_000, 'a batch written');
+    }
+    await waitFor(() => gw.bridge.state().spilled === n + 1, 15_000, 'everything in the spill log');
+    const segmentsBefore = segmentFiles(gw.dataDir!).length;
+    expect(segmentsBefore).toBeGreaterThanOrEqual(2);
+    // The database cannot grow: the move to bridge_dead fails with SQLITE_FULL.
+    const pages = (gw.broker.db.pragma('page_count', { simple: true }) as number);
+    gw.broker.db.pragma(`max_page_count = ${pages}`);
+    const got = await (async () => {
+      await cloud.start(port);
+      return cloudSubscriber(port);
+    })();
+    void got;
+    await waitFor(() => gw.bridge.state().acked === n, 30_000, 'the readings behind it acknowledged');
+    // The log advanced past it: the drained segments are deleted (before, all stayed until a reconnect).
+    await waitFor(() => segmentFiles(gw.dataDir!).length < segmentsBefore, 10_000, 'drained segments deleted');
+    expect(gw.bridge.state()).toMatchObject({ spilled: 1, dead: 0 });
+    // Room again: the kept copy is moved to bridge_dead; nothing is left.
+    gw.broker.db.pragma('max_page_count = 1073741823');
+    await waitFor(() => gw.bridge.state().dead === 1 && gw.bridge.state().spilled === 0, 15_000, 'moved to bridge_dead');
+    const dead = gw.broker.db.prepare('SELECT topic, length(payload) AS n, reason FROM bridge_dead').all() as { topic: string; n: number; reason: string }[];
+    expect(dead).toEqual([{ topic: 'fleet/gw/sensors/meter/blob', n: 6000, reason: expect.stringMatching(/maximum packet size 2000/) }]);
+    await waitFor(() => segmentFiles(gw.dataDir!).length === 0, 10_000, 'spill log empty on disk');
+  }, 90_000);
+});
