@@ -57,6 +57,8 @@ interface Segment {
   /** Length of the valid frames in the file. */
   fileBytes: number;
   deleted: boolean;
+  /** Sum of the sizes of its records acknowledged (or given up) so far. */
+  ackedBytes: number;
   /** Failed reads in a row (I/O errors), and when the last one was. */
   readErrors: number;
   lastReadError: number;
@@ -219,7 +221,7 @@ export class SpillLog {
         this.unlink(file);
         continue;
       }
-      this.segments.push({ number, file, firstSeq: this.nextSeq, count: scanned.count, bytes: scanned.bytes, fileBytes: scanned.validBytes, deleted: false, readErrors: 0, lastReadError: 0 });
+      this.segments.push({ number, file, firstSeq: this.nextSeq, count: scanned.count, bytes: scanned.bytes, fileBytes: scanned.validBytes, deleted: false, ackedBytes: 0, readErrors: 0, lastReadError: 0 });
       this.nextSeq += scanned.count;
       this.live += scanned.count;
       this.liveBytes += scanned.bytes;
@@ -321,7 +323,7 @@ export class SpillLog {
       this.unlink(file);
       throw err;
     }
-    const segment: Segment = { number, file, firstSeq: this.nextSeq, count: 0, bytes: 0, fileBytes: 0, deleted: false, readErrors: 0, lastReadError: 0 };
+    const segment: Segment = { number, file, firstSeq: this.nextSeq, count: 0, bytes: 0, fileBytes: 0, deleted: false, ackedBytes: 0, readErrors: 0, lastReadError: 0 };
     this.segments.push(segment);
     this.active = { segment, fd, table: new TopicTable() };
     return this.active;
@@ -406,6 +408,8 @@ export class SpillLog {
     } else this.ackedAbove.add(seq);
     this.live -= 1;
     this.liveBytes -= size;
+    const segment = this.segmentOf(seq);
+    if (segment !== undefined) segment.ackedBytes += size;
     this.trimTaken();
     this.collect();
     return true;
@@ -460,6 +464,20 @@ export class SpillLog {
     return this.peek();
   }
 
+  /** The segment holding record `seq` (segments are in sequence order). */
+  private segmentOf(seq: number): Segment | undefined {
+    let lo = 0;
+    let hi = this.segments.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const s = this.segments[mid]!;
+      if (seq < s.firstSeq) hi = mid - 1;
+      else if (seq >= s.firstSeq + s.count) lo = mid + 1;
+      else return s;
+    }
+    return undefined;
+  }
+
   private isAcked(seq: number): boolean {
     return seq < this.ackedPrefix || this.ackedAbove.has(seq);
   }
@@ -504,18 +522,32 @@ export class SpillLog {
    */
   private giveUp(cursor: Cursor, error?: unknown): void {
     const segment = cursor.segment;
+    // No more appends behind the damage: a later record there would be given up with it at the next read.
+    if (this.active?.segment === segment) this.seal();
     const end = segment.firstSeq + segment.count;
+    // The sizes of the records lost are not known without their frames, but their sum is: the segment's bytes less
+    // those acknowledged and those before the cursor still waiting (taken since the cursor started at the segment's
+    // start, so all of them are in `taken`).
+    let waiting = 0;
+    for (let i = this.takenHead; i < this.taken.length; i++) {
+      const seq = this.taken[i]!.id - SPILL_ID_BASE;
+      if (seq >= segment.firstSeq && seq < cursor.nextSeq && !this.isAcked(seq)) waiting += this.taken[i]!.size;
+    }
+    const lostBytes = Math.max(0, segment.bytes - segment.ackedBytes - waiting);
     let lost = 0;
     for (let seq = cursor.nextSeq; seq < end; seq++) {
       if (this.isAcked(seq)) continue;
-      // Sizes are not known without the frames: the byte count is corrected when the segment goes.
       this.acknowledge(SPILL_ID_BASE + seq, 0);
       lost++;
     }
-    this.counters.lost += lost;
     segment.readErrors = 0;
+    // Read again after a rewind (records before the damage not yet acknowledged): nothing more is lost, nothing to say.
+    if (lost === 0) return;
+    this.liveBytes = Math.max(0, this.liveBytes - lostBytes);
+    segment.ackedBytes += lostBytes;
+    this.counters.lost += lost;
     this.options.logger.error(
-      { file: segment.file, lost, ...(error === undefined ? {} : { err: (error as Error).message ?? String(error), attempts: READ_ATTEMPTS }) },
+      { file: segment.file, lost, lostBytes, ...(error === undefined ? {} : { err: (error as Error).message ?? String(error), attempts: READ_ATTEMPTS }) },
       'bridge: spill log segment unreadable; its remaining records are lost',
     );
   }
@@ -548,7 +580,7 @@ export class SpillLog {
     }
     const i = this.segments.indexOf(segment);
     if (i >= 0) this.segments.splice(i, 1);
-    // Bytes of records given up unread (sizes unknown) are settled here.
+    // (a guard only: given-up records' bytes are settled in giveUp)
     if (this.segments.length === 0 && this.live === 0) this.liveBytes = 0;
     this.unlink(segment.file);
   }

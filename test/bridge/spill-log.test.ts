@@ -456,3 +456,41 @@ describe('spill log start with an unreadable segment', () => {
     expect(fs.statSync(middle).isDirectory()).toBe(true);
   });
 });
+
+describe('spill log damaged while running', () => {
+  it('gives up a damaged frame with its bytes (not phantom bytes until the log is empty), once; later batches are not lost with it', () => {
+    const dir = newDir();
+    const { log, entries } = open(dir);
+    log.append(messages(3), 0);
+    const file = path.join(dir, segments(dir)[0]!);
+    const oneFrame = fs.statSync(file).size;
+    log.append(messages(4), 0);
+    // Damage in the active segment, behind the first frame (a bad sector, or someone wrote to the file).
+    const fd = fs.openSync(file, 'r+');
+    const b = Buffer.alloc(1);
+    fs.readSync(fd, b, 0, 1, oneFrame + 12);
+    b[0]! ^= 0x40;
+    fs.writeSync(fd, b, 0, 1, oneFrame + 12);
+    fs.closeSync(fd);
+    const first = drain(log);
+    expect(first).toHaveLength(3);
+    expect(log.stats().lost).toBe(4);
+    // What counts now is exactly the three taken and not acknowledged.
+    expect(log.records).toBe(3);
+    expect(log.bytes).toBe(first.reduce((n, r) => n + r.size, 0));
+    // A batch written after the damage is read, not given up with it.
+    log.append(messages(2), 0);
+    const later = drain(log);
+    expect(later).toHaveLength(2);
+    expect(log.stats().lost).toBe(4);
+    expect(log.bytes).toBe([...first, ...later].reduce((n, r) => n + r.size, 0));
+    // A rewind reads the damaged segment again: nothing more is lost or logged.
+    log.rewind();
+    expect(drain(log)).toHaveLength(5);
+    expect(log.stats().lost).toBe(4);
+    expect(entries.filter((e) => String(e.msg).includes('unreadable'))).toHaveLength(1);
+    for (const r of [...first, ...later]) log.acknowledge(r.id, r.size);
+    expect(log.stats()).toMatchObject({ records: 0, bytes: 0 });
+    expect(segments(dir)).toEqual([]);
+  });
+});
