@@ -13,12 +13,14 @@ import path from 'node:path';
 import type { Logger } from '../log.js';
 import type { OutboxRow } from './outbox.js';
 import {
-  decodeFrame, encodeFrame, FRAME_HEADER_BYTES, readFrameHeader, TopicTable, type DecodedRecord, type SpillMessage,
+  decodeFrame, encodeFrame, FRAME_HEADER_BYTES, MAX_FRAME_BYTES, readFrameHeader, TopicTable, type DecodedRecord, type SpillMessage,
 } from './spill-codec.js';
 
 /** Record ids the sender sees are SPILL_ID_BASE + the record's sequence number: far above any outbox row id. */
 export const SPILL_ID_BASE = 2 ** 48;
 export const DEFAULT_SEGMENT_BYTES = 1024 * 1024;
+/** Far below MAX_FRAME_BYTES, so that the estimate in splitBatch() can be off by a factor of 16 and still fit. */
+export const DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024;
 const SEGMENT_NAME = /^(\d{12})\.spill$/;
 
 /**
@@ -35,6 +37,11 @@ export interface SpillLogOptions {
   logger: Logger;
   /** The file operations, for tests that make them fail (ENOSPC, EIO); node:fs by default. */
   fs?: SpillFs;
+  /**
+   * A batch is cut into frames of about this many bytes at most (DEFAULT_MAX_FRAME_BYTES), all written with one write
+   * and one fdatasync: a reader takes a frame over MAX_FRAME_BYTES for damage, and hold.maxBytes has no such bound.
+   */
+  maxFrameBytes?: number;
   /** The clock for read retries (tests); Date.now by default. */
   now?: () => number;
 }
@@ -275,7 +282,14 @@ export class SpillLog {
     if (messages.length === 0) return [];
     if (this.active !== undefined && this.active.segment.fileBytes >= this.segmentBytes) this.seal();
     const active = this.active ?? this.startSegment();
-    const { frame, sizes } = encodeFrame(messages, watermark, active.table);
+    const frames: Buffer[] = [];
+    const sizes: number[] = [];
+    for (const chunk of splitBatch(messages, Math.min(this.options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES, MAX_FRAME_BYTES / 16))) {
+      const encoded = encodeFrame(chunk, watermark, active.table);
+      frames.push(encoded.frame);
+      for (const size of encoded.sizes) sizes.push(size);
+    }
+    const frame = frames.length === 1 ? frames[0]! : Buffer.concat(frames);
     const segment = active.segment;
     try {
       let written = 0;
@@ -614,4 +628,27 @@ export class SpillLog {
       this.active = undefined;
     }
   }
+}
+
+/**
+ * Cuts a batch into runs whose frames stay below about `limit` bytes, by an estimate that is never below a record's
+ * encoded size (payload, topic, properties as JSON (a Buffer's JSON is larger than the Buffer), and 32 bytes of
+ * flags, times and lengths). A single record larger than the limit gets a frame of its own.
+ */
+function splitBatch(messages: readonly SpillMessage[], limit: number): SpillMessage[][] {
+  const out: SpillMessage[][] = [];
+  let run: SpillMessage[] = [];
+  let bytes = 64;
+  for (const m of messages) {
+    const est = m.payload.length + Buffer.byteLength(m.topic) + (m.properties === undefined ? 0 : Buffer.byteLength(JSON.stringify(m.properties))) + 32;
+    if (run.length > 0 && bytes + est > limit) {
+      out.push(run);
+      run = [];
+      bytes = 64;
+    }
+    run.push(m);
+    bytes += est;
+  }
+  if (run.length > 0) out.push(run);
+  return out;
 }

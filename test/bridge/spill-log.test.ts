@@ -494,3 +494,37 @@ describe('spill log damaged while running', () => {
     expect(segments(dir)).toEqual([]);
   });
 });
+
+describe('spill log: a batch larger than a frame may be', () => {
+  it('is written as several frames of bounded size (one write, one sync) and read back whole, also after a restart', () => {
+    const dir = newDir();
+    const { log } = open(dir, { maxFrameBytes: 4096 });
+    const batch = messages(100).map((m, i) => ({ ...m, payload: Buffer.alloc(200, i) }));
+    const ids = log.append(batch, 7);
+    expect(ids).toHaveLength(100);
+    expect(log.stats().batchesWritten).toBe(1);
+    const file = path.join(dir, segments(dir)[0]!);
+    const data = fs.readFileSync(file);
+    const frameLengths: number[] = [];
+    for (let offset = 0; offset < data.length; ) {
+      const length = data.readUInt32LE(offset);
+      frameLengths.push(length + 8);
+      offset += length + 8;
+    }
+    expect(frameLengths.reduce((a, b) => a + b, 0)).toBe(data.length);
+    expect(frameLengths.length).toBeGreaterThanOrEqual(5);
+    expect(Math.max(...frameLengths)).toBeLessThanOrEqual(4096);
+    const check = (rows: SpillRow[]) => {
+      expect(rows.map((r) => r.id)).toEqual(ids);
+      expect(rows.map((r) => r.payload[0])).toEqual(Array.from({ length: 100 }, (_, i) => i));
+      expect(rows.map((r) => r.topic)).toEqual(batch.map((m) => m.topic));
+      expect(rows.every((r) => r.watermark === 7)).toBe(true);
+    };
+    check(drain(log));
+    log.close();
+    const again = open(dir).log;
+    expect(again.records).toBe(100);
+    check(drain(again));
+    expect(again.stats().lost).toBe(0);
+  });
+});
