@@ -323,7 +323,17 @@ export class SpillLog {
 
   private startSegment(): Active {
     if (!this.dirReady) {
-      this.io.mkdirSync(this.options.dir, { recursive: true });
+      const created = this.io.mkdirSync(this.options.dir, { recursive: true });
+      // The new directory's name is an entry in its parent: synced like a segment's name, or a power cut can take
+      // the directory and every segment in it. (`created` is the first directory mkdir made; undefined when it was
+      // there already, e.g. made by an attempt whose sync failed: its parent is synced again.)
+      if (this.options.sync) {
+        const top = path.dirname(created ?? this.options.dir);
+        for (let d = path.dirname(this.options.dir); ; d = path.dirname(d)) {
+          this.syncDir(d);
+          if (d === top || d === path.dirname(d)) break;
+        }
+      }
       this.dirReady = true;
     }
     const number = this.nextNumber++;
@@ -343,8 +353,8 @@ export class SpillLog {
     return this.active;
   }
 
-  private syncDir(): void {
-    const fd = this.io.openSync(this.options.dir, 'r');
+  private syncDir(dir = this.options.dir): void {
+    const fd = this.io.openSync(dir, 'r');
     try {
       this.io.fsyncSync(fd);
     } finally {

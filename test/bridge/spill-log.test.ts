@@ -528,3 +528,46 @@ describe('spill log: a batch larger than a frame may be', () => {
     expect(again.stats().lost).toBe(0);
   });
 });
+
+describe('spill log directory creation', () => {
+  function recordingFs(synced: string[]): SpillFs {
+    const fdPath = new Map<number, string>();
+    return {
+      ...fs,
+      openSync: ((file: string, flags: string) => {
+        const fd = fs.openSync(file, flags);
+        fdPath.set(fd, file);
+        return fd;
+      }) as SpillFs['openSync'],
+      fsyncSync: ((fd: number) => {
+        synced.push(fdPath.get(fd) ?? '?');
+        fs.fsyncSync(fd);
+      }) as SpillFs['fsyncSync'],
+    };
+  }
+
+  it('fsyncs the parent (data) directory after creating the spill directory, and every directory it created', () => {
+    const dir = newDir();
+    const synced: string[] = [];
+    const { log } = open(dir, { fs: recordingFs(synced) });
+    log.append(messages(1), 0);
+    expect(synced).toContain(path.dirname(dir));
+    expect(synced).toContain(dir);
+    expect(synced.indexOf(path.dirname(dir))).toBeLessThan(synced.indexOf(dir));
+    // Two levels made: both parents synced, nothing above the first one made.
+    const deep = path.join(newDir(), 'a', 'spill-cloud');
+    const syncedDeep: string[] = [];
+    const second = open(deep, { fs: recordingFs(syncedDeep) });
+    second.log.append(messages(1), 0);
+    expect(syncedDeep).toEqual(expect.arrayContaining([path.dirname(deep), path.dirname(path.dirname(deep)), deep]));
+    expect(syncedDeep).not.toContain(path.dirname(path.dirname(path.dirname(path.dirname(deep)))));
+  });
+
+  it('does not sync directories with sync off (durability off)', () => {
+    const dir = newDir();
+    const synced: string[] = [];
+    const { log } = open(dir, { fs: recordingFs(synced), sync: false });
+    log.append(messages(1), 0);
+    expect(synced).toEqual([]);
+  });
+});
