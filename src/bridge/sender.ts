@@ -93,6 +93,7 @@ export class Sender {
   private spill: SpillLog | undefined;
   /** After a failed move of a spill record to bridge_dead: no spill record is taken before this time. */
   private spillPausedUntil = 0;
+  private spillRetryTimer: NodeJS.Timeout | undefined;
   private pumpScheduled = false;
   private ackFlushTimer: NodeJS.Timeout | undefined;
   private ackFlushRetrying = false;
@@ -276,11 +277,23 @@ export class Sender {
   private nextRow(): OutboxRow | undefined {
     const row = this.peekOutbox();
     const spilled = this.spillPausedUntil > Date.now() ? undefined : this.spill?.peek();
+    if (spilled === undefined) this.scheduleSpillRetry();
     if (spilled !== undefined && (row === undefined || row.id > spilled.watermark)) return this.spill!.take();
     if (row === undefined) return undefined;
     this.pageIndex++;
     this.cursor = row.id;
     return row;
+  }
+
+  /** The spill log waits to read a segment again (an I/O error): pump again then, as nothing else may. */
+  private scheduleSpillRetry(): void {
+    const at = this.spill?.readRetryAt();
+    if (at === undefined || this.spillRetryTimer !== undefined) return;
+    this.spillRetryTimer = setTimeout(() => {
+      this.spillRetryTimer = undefined;
+      this.schedulePump();
+    }, Math.max(0, at - Date.now()) + 10);
+    this.spillRetryTimer.unref();
   }
 
   private peekOutbox(): OutboxRow | undefined {

@@ -405,6 +405,12 @@ export class SpillLog {
     }
   }
 
+  /** When peek() tries an unreadable segment again (ms since the epoch), or undefined when it is not waiting to. */
+  readRetryAt(): number | undefined {
+    const segment = this.send?.segment;
+    return segment !== undefined && segment.readErrors > 0 && !segment.deleted ? segment.lastReadError + READ_RETRY_MS : undefined;
+  }
+
   /** Consumes what peek() returned. */
   take(): SpillRow | undefined {
     const row = this.peek();

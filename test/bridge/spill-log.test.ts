@@ -377,6 +377,8 @@ describe('spill log read errors (EIO, EMFILE)', () => {
     expect(log.peek()).toBeUndefined();
     expect(log.oldestInfo()).toBeUndefined();
     expect(state.reads).toBe(1);
+    // The sender is told when to look again (nothing else may wake its pump).
+    expect(log.readRetryAt()).toBe(now + 1000);
     // Within the retry interval it is not read again.
     expect(log.peek()).toBeUndefined();
     expect(state.reads).toBe(1);
@@ -386,6 +388,7 @@ describe('spill log read errors (EIO, EMFILE)', () => {
     now += 1000;
     const rest = drain(log);
     expect(state.reads).toBe(3);
+    expect(log.readRetryAt()).toBeUndefined();
     expect(payloads(rest)).toHaveLength(2);
     expect(log.stats().lost).toBe(3);
     const errors = entries.filter((e) => String(e.msg).includes('unreadable'));
