@@ -73,6 +73,8 @@ class Bridge {
   private spillLog: SpillLog | undefined;
   private spillErrors = 0;
   private lastSpillErrorLog = 0;
+  private spillFallbacks = 0;
+  private lastSpillFallbackLog = 0;
   private readonly inbound: Inbound;
   private readonly status: StatusPublisher;
   private readonly local: LocalClient;
@@ -346,7 +348,23 @@ class Bridge {
       this.logger.warn({ held: messages.length }, 'bridge: hold stage asked to write inside an open transaction; deferred');
       throw new Error('the database is inside another transaction');
     }
-    if (this.spillLog !== undefined) return this.spillToLog(messages);
+    if (this.spillLog !== undefined) {
+      try {
+        return this.spillToLog(messages);
+      } catch (err) {
+        // The spill directory cannot be created or written (read-only, not a directory, a full disk): the messages
+        // go to the outbox table as without a data directory, not dropped and not only kept in memory.
+        this.spillFallbacks += 1;
+        const now = Date.now();
+        if (now - this.lastSpillFallbackLog >= ERROR_LOG_INTERVAL_MS) {
+          this.lastSpillFallbackLog = now;
+          this.logger.warn(
+            { err: describeError(err), held: messages.length, fallbacks: this.spillFallbacks },
+            'bridge: cannot write the spill log; held messages are written to the outbox table instead',
+          );
+        }
+      }
+    }
     const ids: number[] = [];
     try {
       this.host.db.transaction(() => {
@@ -535,5 +553,5 @@ class Bridge {
 
 function spillWrites(log: SpillLog | undefined): BridgeState['spillWrites'] {
   const s = log?.stats();
-  return { batches: s?.batchesWritten ?? 0, messages: s?.recordsWritten ?? 0, fileBytes: s?.fileBytesWritten ?? 0 };
+  return { batches: s?.batchesWritten ?? 0, messages: s?.recordsWritten ?? 0, fileBytes: s?.fileBytesWritten ?? 0, lost: s?.lost ?? 0 };
 }

@@ -225,11 +225,11 @@ export class Outbox {
     while (!fits()) {
       const reason: DropReason = rows() + 1 > maxRows ? 'max-rows' : 'max-bytes';
       // The older head goes: a spilled batch belongs after the outbox rows up to its watermark.
-      const spilled = c !== undefined && c.records > 0 ? c.oldestInfo() : undefined;
+      const spilled = c !== undefined && c.records > 0 ? companionOldest(c) : undefined;
       if (spilled !== undefined) {
         const head = this.rows > 0 ? (this.headStmt.get() as { id: number } | undefined) : undefined;
         if (head === undefined || head.id > spilled.watermark) {
-          if (c!.dropOldest() === undefined) break;
+          if (companionDrop(c!) === undefined) break;
           this.countDrop(reason, 1);
           continue;
         }
@@ -445,4 +445,21 @@ export function describeError(err: unknown): string {
     return code !== undefined ? `${err.message} (${String(code)})` : err.message;
   }
   return String(err);
+}
+
+/** The companion's oldest record; a companion that fails (its files unreadable) must not fail the outbox's commit. */
+function companionOldest(c: OutboxCompanion): { watermark: number; createdAt: number } | undefined {
+  try {
+    return c.oldestInfo();
+  } catch {
+    return undefined;
+  }
+}
+
+function companionDrop(c: OutboxCompanion): { size: number } | undefined {
+  try {
+    return c.dropOldest();
+  } catch {
+    return undefined;
+  }
 }

@@ -11,7 +11,10 @@ import { describeError } from './outbox.js';
 import { permanentPubackCodes, SENDER_PACKET_IDS } from './connection.js';
 import { PublishBatch } from './publish-batch.js';
 import type { HoldStage, SpilledMessage } from './hold.js';
-import { SPILL_ID_BASE, type SpillLog } from './spill-log.js';
+import { SPILL_ID_BASE, type SpillLog, type SpillRow } from './spill-log.js';
+
+/** How long spill records are not taken after a failed move to bridge_dead. */
+const DEAD_RETRY_MS = 1000;
 import { publishPacketSize } from '../broker/packet-writer.js';
 
 export interface SenderOptions {
@@ -88,6 +91,9 @@ export class Sender {
   /** The same for records of the spill log. */
   private spillSentBefore = new Set<number>();
   private spill: SpillLog | undefined;
+  /** After a failed move of a spill record to bridge_dead: no spill record is taken before this time. */
+  private spillPausedUntil = 0;
+  private spillRetryTimer: NodeJS.Timeout | undefined;
   private pumpScheduled = false;
   private ackFlushTimer: NodeJS.Timeout | undefined;
   private ackFlushRetrying = false;
@@ -246,7 +252,12 @@ export class Sender {
           continue;
         }
         if (this.maxPacket !== undefined && this.packetSize(row) > this.maxPacket) {
-          this.outbox.moveToDead(row, `larger than the remote's maximum packet size ${this.maxPacket}`);
+          const reason = `larger than the remote's maximum packet size ${this.maxPacket}`;
+          if (row.id >= SPILL_ID_BASE) {
+            this.deadSpilled(row as SpillRow, reason);
+            continue;
+          }
+          this.outbox.moveToDead(row, reason);
           this.settleElsewhere(row);
           continue;
         }
@@ -265,12 +276,24 @@ export class Sender {
   /** The next outbox row or spill log record, in the order the outbox alone would have had them. */
   private nextRow(): OutboxRow | undefined {
     const row = this.peekOutbox();
-    const spilled = this.spill?.peek();
+    const spilled = this.spillPausedUntil > Date.now() ? undefined : this.spill?.peek();
+    if (spilled === undefined) this.scheduleSpillRetry();
     if (spilled !== undefined && (row === undefined || row.id > spilled.watermark)) return this.spill!.take();
     if (row === undefined) return undefined;
     this.pageIndex++;
     this.cursor = row.id;
     return row;
+  }
+
+  /** The spill log waits to read a segment again (an I/O error): pump again then, as nothing else may. */
+  private scheduleSpillRetry(): void {
+    const at = this.spill?.readRetryAt();
+    if (at === undefined || this.spillRetryTimer !== undefined) return;
+    this.spillRetryTimer = setTimeout(() => {
+      this.spillRetryTimer = undefined;
+      this.schedulePump();
+    }, Math.max(0, at - Date.now()) + 10);
+    this.spillRetryTimer.unref();
   }
 
   private peekOutbox(): OutboxRow | undefined {
@@ -284,6 +307,42 @@ export class Sender {
       }
     }
     return this.page[this.pageIndex];
+  }
+
+  /**
+   * A spill log record for bridge_dead. When the move fails (SQLITE_FULL, I/O error) the record is not left taken and
+   * unsettled (that pinned the log's oldest end: nothing behind it was trimmed or deleted until a reconnect, memory and
+   * disk grew with the whole drained backlog): it is written again at the log's end and the original acknowledged, so
+   * it stays on disk, the log keeps advancing, and the move is tried again when the copy comes up. Spill records are
+   * not taken for DEAD_RETRY_MS after a failure (no busy loop while the cause lasts). If even the copy cannot be
+   * written, the record stays taken and is sent again after the next reconnect, as before.
+   */
+  private deadSpilled(row: SpillRow, reason: string): void {
+    try {
+      this.outbox.moveToDead(row, reason);
+      this.spill!.acknowledge(row.id, row.size);
+      return;
+    } catch (deadErr) {
+      this.outbox.markSuspect();
+      this.spillPausedUntil = Date.now() + DEAD_RETRY_MS;
+      setTimeout(() => this.schedulePump(), DEAD_RETRY_MS).unref();
+      let requeued: number | undefined;
+      let requeueErr: unknown;
+      try {
+        requeued = this.spill!.requeue(row);
+      } catch (err) {
+        requeueErr = err;
+      }
+      this.logger.error(
+        {
+          bridge: this.outbox.bridgeName, err: describeError(deadErr), reason,
+          ...(requeued === undefined ? { requeueErr: describeError(requeueErr) } : {}),
+        },
+        requeued === undefined
+          ? 'bridge: cannot move a spilled message to bridge_dead nor write it again; it is sent again after the next reconnect'
+          : 'bridge: cannot move a spilled message to bridge_dead; written again at the end of the spill log, tried again then',
+      );
+    }
   }
 
   /** A held or spilled message that went to bridge_dead (or cannot be sent) is done where it was kept. */
@@ -397,6 +456,11 @@ export class Sender {
     }
     const text = `PUBACK reason code 0x${reasonCode.toString(16)}`;
     if (permanentPubackCodes.has(reasonCode)) {
+      if (row.id >= SPILL_ID_BASE) {
+        this.deadSpilled(row as SpillRow, `remote refused it (${text})`);
+        this.schedulePump();
+        return;
+      }
       try {
         this.outbox.moveToDead(row, `remote refused it (${text})`);
         this.settleElsewhere(row);

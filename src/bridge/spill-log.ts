@@ -13,12 +13,14 @@ import path from 'node:path';
 import type { Logger } from '../log.js';
 import type { OutboxRow } from './outbox.js';
 import {
-  decodeFrame, encodeFrame, FRAME_HEADER_BYTES, readFrameHeader, TopicTable, type DecodedRecord, type SpillMessage,
+  decodeFrame, encodeFrame, FRAME_HEADER_BYTES, MAX_FRAME_BYTES, readFrameHeader, TopicTable, type DecodedRecord, type SpillMessage,
 } from './spill-codec.js';
 
 /** Record ids the sender sees are SPILL_ID_BASE + the record's sequence number: far above any outbox row id. */
 export const SPILL_ID_BASE = 2 ** 48;
 export const DEFAULT_SEGMENT_BYTES = 1024 * 1024;
+/** Far below MAX_FRAME_BYTES, so that the estimate in splitBatch() can be off by a factor of 16 and still fit. */
+export const DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024;
 const SEGMENT_NAME = /^(\d{12})\.spill$/;
 
 /**
@@ -33,9 +35,20 @@ export interface SpillLogOptions {
   sync: boolean;
   segmentBytes?: number;
   logger: Logger;
-  /** The file operations, for tests that make them fail (ENOSPC); node:fs by default. */
+  /** The file operations, for tests that make them fail (ENOSPC, EIO); node:fs by default. */
   fs?: SpillFs;
+  /**
+   * A batch is cut into frames of about this many bytes at most (DEFAULT_MAX_FRAME_BYTES), all written with one write
+   * and one fdatasync: a reader takes a frame over MAX_FRAME_BYTES for damage, and hold.maxBytes has no such bound.
+   */
+  maxFrameBytes?: number;
+  /** The clock for read retries (tests); Date.now by default. */
+  now?: () => number;
 }
+
+/** A segment that cannot be read (EIO, EMFILE...) is tried this many times, READ_RETRY_MS apart, then given up. */
+export const READ_ATTEMPTS = 3;
+export const READ_RETRY_MS = 1000;
 
 export type SpillFs = Pick<typeof fs,
   'openSync' | 'closeSync' | 'writeSync' | 'fdatasyncSync' | 'fsyncSync' | 'ftruncateSync' | 'readSync' | 'unlinkSync' | 'readdirSync' |
@@ -51,6 +64,11 @@ interface Segment {
   /** Length of the valid frames in the file. */
   fileBytes: number;
   deleted: boolean;
+  /** Sum of the sizes of its records acknowledged (or given up) so far. */
+  ackedBytes: number;
+  /** Failed reads in a row (I/O errors), and when the last one was. */
+  readErrors: number;
+  lastReadError: number;
 }
 
 interface Active {
@@ -70,6 +88,8 @@ export interface SpillStats {
   fileBytesWritten: number;
   /** Records found unreadable (a torn tail or damage) and given up. */
   lost: number;
+  /** Segment files open() could not read (skipped in this run, left on disk). */
+  unreadableSegments: number;
 }
 
 /** Reads one segment's records in order, frame by frame, from its start (the topic table is built on the way). */
@@ -86,11 +106,21 @@ class Cursor {
     this.nextSeq = segment.firstSeq;
   }
 
-  /** The next record, 'end' past the segment's last one (more may come to the active segment), 'damaged' when unreadable. */
-  next(): DecodedRecord | 'end' | 'damaged' {
+  /**
+   * The next record, 'end' past the segment's last one (more may come to the active segment), 'damaged' when a frame
+   * does not check, or the I/O error that stopped the read (the cursor is where it was: the read can be tried again).
+   */
+  next(): DecodedRecord | 'end' | 'damaged' | { error: unknown } {
     if (this.index >= this.records.length) {
       if (this.offset >= this.segment.fileBytes) return 'end';
-      if (!this.readFrame()) return 'damaged';
+      let ok: boolean;
+      try {
+        ok = this.readFrame();
+      } catch (error) {
+        this.close();
+        return { error };
+      }
+      if (!ok) return 'damaged';
     }
     const record = this.records[this.index++]!;
     record.id = SPILL_ID_BASE + this.nextSeq++;
@@ -114,8 +144,14 @@ class Cursor {
   }
 
   close(): void {
-    if (this.fd !== undefined) this.io.closeSync(this.fd);
+    const fd = this.fd;
     this.fd = undefined;
+    if (fd === undefined) return;
+    try {
+      this.io.closeSync(fd);
+    } catch {
+      // closing only
+    }
   }
 }
 
@@ -144,14 +180,20 @@ export class SpillLog {
    */
   private taken: DecodedRecord[] = [];
   private takenHead = 0;
-  private readonly counters = { batchesWritten: 0, recordsWritten: 0, fileBytesWritten: 0, lost: 0 };
+  private readonly counters = { batchesWritten: 0, recordsWritten: 0, fileBytesWritten: 0, lost: 0, unreadableSegments: 0 };
+
+  private readonly now: () => number;
 
   constructor(private readonly options: SpillLogOptions) {
     this.io = options.fs ?? fs;
+    this.now = options.now ?? Date.now;
     this.segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
   }
 
-  /** Finds the segments a previous run left (their unacknowledged records are sent again). Reads, never writes. */
+  /**
+   * Finds the segments a previous run left (their unacknowledged records are sent again). Reads, never writes. A
+   * segment that cannot be read is skipped (logged); throws only when the directory itself cannot be listed.
+   */
   open(): void {
     if (this.opened) return;
     let names: string[];
@@ -169,12 +211,24 @@ export class SpillLog {
     for (const number of numbers) {
       const file = this.fileOf(number);
       this.nextNumber = number + 1;
-      const scanned = this.scan(file);
+      let scanned: ReturnType<SpillLog['scan']>;
+      try {
+        scanned = this.scan(file);
+      } catch (err) {
+        // One unreadable file (EIO, EACCES, not a file) must not keep the others from being replayed. It is left where
+        // it is (a later start reads it if it has become readable) and no new segment takes its number.
+        this.counters.unreadableSegments += 1;
+        this.options.logger.error(
+          { file, err: (err as Error).message },
+          'bridge: spill log segment cannot be read; skipped in this run (left on disk), the other segments are replayed',
+        );
+        continue;
+      }
       if (scanned.count === 0) {
         this.unlink(file);
         continue;
       }
-      this.segments.push({ number, file, firstSeq: this.nextSeq, count: scanned.count, bytes: scanned.bytes, fileBytes: scanned.validBytes, deleted: false });
+      this.segments.push({ number, file, firstSeq: this.nextSeq, count: scanned.count, bytes: scanned.bytes, fileBytes: scanned.validBytes, deleted: false, ackedBytes: 0, readErrors: 0, lastReadError: 0 });
       this.nextSeq += scanned.count;
       this.live += scanned.count;
       this.liveBytes += scanned.bytes;
@@ -228,7 +282,14 @@ export class SpillLog {
     if (messages.length === 0) return [];
     if (this.active !== undefined && this.active.segment.fileBytes >= this.segmentBytes) this.seal();
     const active = this.active ?? this.startSegment();
-    const { frame, sizes } = encodeFrame(messages, watermark, active.table);
+    const frames: Buffer[] = [];
+    const sizes: number[] = [];
+    for (const chunk of splitBatch(messages, Math.min(this.options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES, MAX_FRAME_BYTES / 16))) {
+      const encoded = encodeFrame(chunk, watermark, active.table);
+      frames.push(encoded.frame);
+      for (const size of encoded.sizes) sizes.push(size);
+    }
+    const frame = frames.length === 1 ? frames[0]! : Buffer.concat(frames);
     const segment = active.segment;
     try {
       let written = 0;
@@ -262,7 +323,17 @@ export class SpillLog {
 
   private startSegment(): Active {
     if (!this.dirReady) {
-      this.io.mkdirSync(this.options.dir, { recursive: true });
+      const created = this.io.mkdirSync(this.options.dir, { recursive: true });
+      // The new directory's name is an entry in its parent: synced like a segment's name, or a power cut can take
+      // the directory and every segment in it. (`created` is the first directory mkdir made; undefined when it was
+      // there already, e.g. made by an attempt whose sync failed: its parent is synced again.)
+      if (this.options.sync) {
+        const top = path.dirname(created ?? this.options.dir);
+        for (let d = path.dirname(this.options.dir); ; d = path.dirname(d)) {
+          this.syncDir(d);
+          if (d === top || d === path.dirname(d)) break;
+        }
+      }
       this.dirReady = true;
     }
     const number = this.nextNumber++;
@@ -276,14 +347,14 @@ export class SpillLog {
       this.unlink(file);
       throw err;
     }
-    const segment: Segment = { number, file, firstSeq: this.nextSeq, count: 0, bytes: 0, fileBytes: 0, deleted: false };
+    const segment: Segment = { number, file, firstSeq: this.nextSeq, count: 0, bytes: 0, fileBytes: 0, deleted: false, ackedBytes: 0, readErrors: 0, lastReadError: 0 };
     this.segments.push(segment);
     this.active = { segment, fd, table: new TopicTable() };
     return this.active;
   }
 
-  private syncDir(): void {
-    const fd = this.io.openSync(this.options.dir, 'r');
+  private syncDir(dir = this.options.dir): void {
+    const fd = this.io.openSync(dir, 'r');
     try {
       this.io.fsyncSync(fd);
     } finally {
@@ -305,8 +376,22 @@ export class SpillLog {
     else this.collect();
   }
 
-  /** The next record to send (not consumed), in order; undefined when every record has been taken. */
+  /**
+   * The next record to send (not consumed), in order; undefined when every record has been taken, or while the next
+   * segment cannot be read (it is tried again READ_RETRY_MS later). Never throws: the sender and the outbox's limits
+   * call it on their way to the outbox rows.
+   */
   peek(): SpillRow | undefined {
+    try {
+      return this.peekRecord();
+    } catch (err) {
+      // Nothing below is expected to throw (read errors are handled in advance()); if it does, the outbox goes on.
+      this.options.logger.error({ err: (err as Error).message }, 'bridge: spill log read failed unexpectedly');
+      return undefined;
+    }
+  }
+
+  private peekRecord(): SpillRow | undefined {
     if (this.live === 0) return undefined;
     for (;;) {
       if (this.sendPending !== undefined) {
@@ -318,6 +403,12 @@ export class SpillLog {
       if (this.isAcked(next.id - SPILL_ID_BASE)) continue;
       this.sendPending = next;
     }
+  }
+
+  /** When peek() tries an unreadable segment again (ms since the epoch), or undefined when it is not waiting to. */
+  readRetryAt(): number | undefined {
+    const segment = this.send?.segment;
+    return segment !== undefined && segment.readErrors > 0 && !segment.deleted ? segment.lastReadError + READ_RETRY_MS : undefined;
   }
 
   /** Consumes what peek() returned. */
@@ -347,9 +438,28 @@ export class SpillLog {
     } else this.ackedAbove.add(seq);
     this.live -= 1;
     this.liveBytes -= size;
+    const segment = this.segmentOf(seq);
+    if (segment !== undefined) segment.ackedBytes += size;
     this.trimTaken();
     this.collect();
     return true;
+  }
+
+  /**
+   * A taken record that cannot be settled now (its move to bridge_dead failed): written again at the log's end (one
+   * frame, synced) and the original acknowledged, so it no longer pins the oldest end of the log (the segments behind
+   * it can go, `taken` can be trimmed) and is still on disk. Returns the copy's id; throws when it cannot be written,
+   * then the original stays as it was.
+   */
+  requeue(row: SpillRow): number {
+    const seq = row.id - SPILL_ID_BASE;
+    if (seq < 0 || seq >= this.nextSeq || this.isAcked(seq)) throw new Error('not a record of this log waiting for settlement');
+    const message: SpillMessage = {
+      topic: row.topic, payload: row.payload, retain: row.retain, properties: row.properties, expiresAt: row.expiresAt, createdAt: row.createdAt,
+    };
+    const [id] = this.append([message], row.watermark);
+    this.acknowledge(row.id, row.size);
+    return id!;
   }
 
   private trimTaken(): void {
@@ -384,6 +494,20 @@ export class SpillLog {
     return this.peek();
   }
 
+  /** The segment holding record `seq` (segments are in sequence order). */
+  private segmentOf(seq: number): Segment | undefined {
+    let lo = 0;
+    let hi = this.segments.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const s = this.segments[mid]!;
+      if (seq < s.firstSeq) hi = mid - 1;
+      else if (seq >= s.firstSeq + s.count) lo = mid + 1;
+      else return s;
+    }
+    return undefined;
+  }
+
   private isAcked(seq: number): boolean {
     return seq < this.ackedPrefix || this.ackedAbove.has(seq);
   }
@@ -402,9 +526,18 @@ export class SpillLog {
         cursor = new Cursor(segment, this.io);
         this.send = cursor;
       }
+      const segment = cursor.segment;
+      if (segment.readErrors > 0 && this.now() - segment.lastReadError < READ_RETRY_MS) return undefined;
       const next = cursor.next();
-      if (next !== 'end' && next !== 'damaged') return next;
-      if (next === 'damaged') this.giveUp(cursor);
+      if (typeof next === 'object' && 'error' in next) {
+        segment.readErrors += 1;
+        segment.lastReadError = this.now();
+        if (segment.readErrors < READ_ATTEMPTS) return undefined;
+        this.giveUp(cursor, next.error);
+      } else if (next !== 'end' && next !== 'damaged') {
+        segment.readErrors = 0;
+        return next;
+      } else if (next === 'damaged') this.giveUp(cursor);
       const i = this.segments.indexOf(cursor.segment);
       const following = i >= 0 ? this.segments[i + 1] : this.segments.find((s) => s.firstSeq >= cursor!.nextSeq);
       if (following === undefined) return undefined;
@@ -413,19 +546,40 @@ export class SpillLog {
     }
   }
 
-  /** A frame that read well before cannot be read now (the file was damaged): its records and the rest are lost. */
-  private giveUp(cursor: Cursor): void {
+  /**
+   * A frame that read well before cannot be read now (the file was damaged, or reads fail with an I/O error
+   * READ_ATTEMPTS times): its records and the rest of the segment are lost.
+   */
+  private giveUp(cursor: Cursor, error?: unknown): void {
     const segment = cursor.segment;
+    // No more appends behind the damage: a later record there would be given up with it at the next read.
+    if (this.active?.segment === segment) this.seal();
     const end = segment.firstSeq + segment.count;
+    // The sizes of the records lost are not known without their frames, but their sum is: the segment's bytes less
+    // those acknowledged and those before the cursor still waiting (taken since the cursor started at the segment's
+    // start, so all of them are in `taken`).
+    let waiting = 0;
+    for (let i = this.takenHead; i < this.taken.length; i++) {
+      const seq = this.taken[i]!.id - SPILL_ID_BASE;
+      if (seq >= segment.firstSeq && seq < cursor.nextSeq && !this.isAcked(seq)) waiting += this.taken[i]!.size;
+    }
+    const lostBytes = Math.max(0, segment.bytes - segment.ackedBytes - waiting);
     let lost = 0;
     for (let seq = cursor.nextSeq; seq < end; seq++) {
       if (this.isAcked(seq)) continue;
-      // Sizes are not known without the frames: the byte count is corrected when the segment goes.
       this.acknowledge(SPILL_ID_BASE + seq, 0);
       lost++;
     }
+    segment.readErrors = 0;
+    // Read again after a rewind (records before the damage not yet acknowledged): nothing more is lost, nothing to say.
+    if (lost === 0) return;
+    this.liveBytes = Math.max(0, this.liveBytes - lostBytes);
+    segment.ackedBytes += lostBytes;
     this.counters.lost += lost;
-    this.options.logger.error({ file: segment.file, lost }, 'bridge: spill log segment unreadable; its remaining records are lost');
+    this.options.logger.error(
+      { file: segment.file, lost, lostBytes, ...(error === undefined ? {} : { err: (error as Error).message ?? String(error), attempts: READ_ATTEMPTS }) },
+      'bridge: spill log segment unreadable; its remaining records are lost',
+    );
   }
 
   /** Deletes segments whose records are all acknowledged. */
@@ -456,7 +610,7 @@ export class SpillLog {
     }
     const i = this.segments.indexOf(segment);
     if (i >= 0) this.segments.splice(i, 1);
-    // Bytes of records given up unread (sizes unknown) are settled here.
+    // (a guard only: given-up records' bytes are settled in giveUp)
     if (this.segments.length === 0 && this.live === 0) this.liveBytes = 0;
     this.unlink(segment.file);
   }
@@ -490,4 +644,27 @@ export class SpillLog {
       this.active = undefined;
     }
   }
+}
+
+/**
+ * Cuts a batch into runs whose frames stay below about `limit` bytes, by an estimate that is never below a record's
+ * encoded size (payload, topic, properties as JSON (a Buffer's JSON is larger than the Buffer), and 32 bytes of
+ * flags, times and lengths). A single record larger than the limit gets a frame of its own.
+ */
+function splitBatch(messages: readonly SpillMessage[], limit: number): SpillMessage[][] {
+  const out: SpillMessage[][] = [];
+  let run: SpillMessage[] = [];
+  let bytes = 64;
+  for (const m of messages) {
+    const est = m.payload.length + Buffer.byteLength(m.topic) + (m.properties === undefined ? 0 : Buffer.byteLength(JSON.stringify(m.properties))) + 32;
+    if (run.length > 0 && bytes + est > limit) {
+      out.push(run);
+      run = [];
+      bytes = 64;
+    }
+    run.push(m);
+    bytes += est;
+  }
+  if (run.length > 0) out.push(run);
+  return out;
 }

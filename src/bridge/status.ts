@@ -15,7 +15,8 @@ export interface BridgeState {
   /** Of outboxDepth: held messages written to the spill log (spill-log.ts), not yet acknowledged. */
   spilled: number;
   /** Since start: spill batches and messages written to the spill log, and their bytes on file. */
-  spillWrites: { batches: number; messages: number; fileBytes: number };
+  /** lost: spilled records found unreadable (damage, I/O errors) and given up. */
+  spillWrites: { batches: number; messages: number; fileBytes: number; lost: number };
   /** Age of the oldest queued message in seconds, null when the outbox is empty. */
   oldestAgeSeconds: number | null;
   inflight: number;

@@ -3,8 +3,8 @@
 // (src/bridge/spill-log.ts; counted by the bridge's spillWrites and by its files), or, without a data directory, to
 // the outbox table. What reaches SQLite is counted from the outbox table's AUTOINCREMENT counter (sqlite_sequence),
 // which every insert raises and nothing lowers.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -381,3 +381,79 @@ async function spawnGateway(args: Record<string, unknown>): Promise<{ proc: Chil
   return { proc, port, lastReading: () => last };
 }
 
+
+const isRoot = process.getuid?.() === 0;
+
+describe.skipIf(!haveMosquitto)('hold stage with a spill directory that cannot be used', () => {
+  async function outageThenDrain(dataDir: string): Promise<void> {
+    const cloud = new MosquittoRemote();
+    cleanups.push(() => cloud.dispose());
+    const port = await cloud.start();
+    await cloud.stop();
+    const gw = await startGateway({ url: `mqtt://${HOST}:${port}`, hold: { ms: 300 } }, dataDir);
+    const device = gw.broker.createLocalClient('meter');
+    for (let i = 0; i < 40; i++) void device.publish('sensors/meter/power', String(i), { qos: 0 });
+    // Written to the outbox table (as without a data directory), not kept in memory or dropped.
+    await waitFor(() => rowsEverWritten(gw.broker) === 40, 10_000, 'the 40 readings in the outbox table');
+    expect(gw.bridge.state()).toMatchObject({ held: 0, outboxDepth: 40, spilled: 0 });
+    expect(spilledEver(gw)).toBe(0);
+    await cloud.start(port);
+    await waitFor(() => gw.bridge.state().acked === 40, 15_000, 'the backlog acknowledged');
+    await waitFor(() => rowsNow(gw.broker) === 0, 5000, 'the outbox table empty');
+  }
+
+  it('a file where the spill directory should be: held messages go to the outbox table and arrive', async () => {
+    const dataDir = tempDir().path;
+    writeFileSync(join(dataDir, 'spill-cloud'), 'not a directory');
+    await outageThenDrain(dataDir);
+  }, 30_000);
+
+  it.skipIf(!isRoot)('a read-only spill directory (a read-only tmpfs): held messages go to the outbox table and arrive', async () => {
+    const dataDir = tempDir().path;
+    const spillDir = join(dataDir, 'spill-cloud');
+    mkdirSync(spillDir);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=64k', 'tmpfs', spillDir]);
+    cleanups.unshift(() => execFileSync('umount', [spillDir]));
+    await outageThenDrain(dataDir);
+  }, 30_000);
+});
+
+describe.skipIf(!haveMosquitto)('a spilled message that cannot be moved to bridge_dead (SQLITE_FULL)', () => {
+  it('does not pin the spill log: the backlog behind it drains and its segments go; it is kept and moved once the database has room', async () => {
+    const cloud = new MosquittoRemote(['max_packet_size 2000']);
+    cleanups.push(() => cloud.dispose());
+    const port = await cloud.start();
+    await cloud.stop();
+    const gw = await startGateway({ url: `mqtt://${HOST}:${port}`, protocolVersion: 5, hold: { ms: 300 } });
+    const device = gw.broker.createLocalClient('meter');
+    // First a reading larger than the cloud's maximum packet size (for bridge_dead), then ~2.5 MB behind it (10 batches, 2 segments).
+    void device.publish('sensors/meter/blob', Buffer.alloc(6000, 7), { qos: 0 });
+    const n = 2500;
+    for (let i = 0; i < n; i++) {
+      void device.publish('sensors/meter/power', `${i}:${'x'.repeat(1000)}`, { qos: 0 });
+      // bursts one hold time apart: one batch each, several segments
+      if (i % 250 === 249) await waitFor(() => gw.bridge.state().spilled === i + 2, 10_000, 'a batch written');
+    }
+    await waitFor(() => gw.bridge.state().spilled === n + 1, 15_000, 'everything in the spill log');
+    const segmentsBefore = segmentFiles(gw.dataDir!).length;
+    expect(segmentsBefore).toBeGreaterThanOrEqual(2);
+    // The database cannot grow: the move to bridge_dead fails with SQLITE_FULL.
+    const pages = (gw.broker.db.pragma('page_count', { simple: true }) as number);
+    gw.broker.db.pragma(`max_page_count = ${pages}`);
+    const got = await (async () => {
+      await cloud.start(port);
+      return cloudSubscriber(port);
+    })();
+    void got;
+    await waitFor(() => gw.bridge.state().acked === n, 30_000, 'the readings behind it acknowledged');
+    // The log advanced past it: the drained segments are deleted (before, all stayed until a reconnect).
+    await waitFor(() => segmentFiles(gw.dataDir!).length < segmentsBefore, 10_000, 'drained segments deleted');
+    expect(gw.bridge.state()).toMatchObject({ spilled: 1, dead: 0 });
+    // Room again: the kept copy is moved to bridge_dead; nothing is left.
+    gw.broker.db.pragma('max_page_count = 1073741823');
+    await waitFor(() => gw.bridge.state().dead === 1 && gw.bridge.state().spilled === 0, 15_000, 'moved to bridge_dead');
+    const dead = gw.broker.db.prepare('SELECT topic, length(payload) AS n, reason FROM bridge_dead').all() as { topic: string; n: number; reason: string }[];
+    expect(dead).toEqual([{ topic: 'fleet/gw/sensors/meter/blob', n: 6000, reason: expect.stringMatching(/maximum packet size 2000/) }]);
+    await waitFor(() => segmentFiles(gw.dataDir!).length === 0, 10_000, 'spill log empty on disk');
+  }, 90_000);
+});

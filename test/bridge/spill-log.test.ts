@@ -7,6 +7,9 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SPILL_ID_BASE, SpillLog, type SpillFs, type SpillRow } from '../../src/bridge/spill-log.js';
 import type { SpillMessage } from '../../src/bridge/spill-codec.js';
+import Database from 'better-sqlite3';
+import { Outbox } from '../../src/bridge/outbox.js';
+import { outboxLimitsSchema } from '../../src/bridge/config.js';
 import { captureLogger, tempDir } from './helpers.js';
 
 const cleanups: Array<() => void> = [];
@@ -334,5 +337,240 @@ describe('spill log on a full disk', () => {
     expect(replayed).toEqual([...replayed].sort((a, b) => a - b));
     expect(replayed.length).toBe(new Set(replayed).size);
     expect(replayed.length).toBeGreaterThanOrEqual(unacknowledged.length + 10);
+  });
+});
+
+describe('spill log read errors (EIO, EMFILE)', () => {
+  /** node:fs, with readSync failing (EIO) for one file while `failing` is set. */
+  function eioFs(state: { failFile: string | undefined; reads: number }): SpillFs {
+    const fdFile = new Map<number, string>();
+    return {
+      ...fs,
+      openSync: ((file: string, flags: string) => {
+        const fd = fs.openSync(file, flags);
+        fdFile.set(fd, file);
+        return fd;
+      }) as SpillFs['openSync'],
+      readSync: ((fd: number, ...rest: Parameters<typeof fs.readSync> extends [number, ...infer R] ? R : never) => {
+        if (state.failFile !== undefined && fdFile.get(fd) === state.failFile) {
+          state.reads++;
+          throw Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' });
+        }
+        return (fs.readSync as (fd: number, ...a: unknown[]) => number)(fd, ...rest);
+      }) as SpillFs['readSync'],
+    };
+  }
+
+  it('a segment whose reads fail is retried, then given up like a damaged one (logged, counted lost); the next segments and peek go on without throwing', () => {
+    const dir = newDir();
+    const first = open(dir, { segmentBytes: 1 });
+    first.log.append(messages(3), 0);
+    first.log.append(messages(2), 0);
+    first.log.close();
+    const files = segments(dir);
+    expect(files).toHaveLength(2);
+    const state = { failFile: path.join(dir, files[0]!) as string | undefined, reads: 0 };
+    let now = 1_000_000;
+    const { log, entries } = open(dir, { fs: eioFs(state), now: () => now });
+    expect(log.records).toBe(5);
+    // First attempt fails: nothing to send from the log for now, and no exception (the outbox rows go on).
+    expect(log.peek()).toBeUndefined();
+    expect(log.oldestInfo()).toBeUndefined();
+    expect(state.reads).toBe(1);
+    // The sender is told when to look again (nothing else may wake its pump).
+    expect(log.readRetryAt()).toBe(now + 1000);
+    // Within the retry interval it is not read again.
+    expect(log.peek()).toBeUndefined();
+    expect(state.reads).toBe(1);
+    now += 1000;
+    expect(log.peek()).toBeUndefined();
+    expect(state.reads).toBe(2);
+    now += 1000;
+    const rest = drain(log);
+    expect(state.reads).toBe(3);
+    expect(log.readRetryAt()).toBeUndefined();
+    expect(payloads(rest)).toHaveLength(2);
+    expect(log.stats().lost).toBe(3);
+    const errors = entries.filter((e) => String(e.msg).includes('unreadable'));
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ file: path.join(dir, files[0]!), lost: 3, err: expect.stringContaining('EIO') });
+    for (const r of rest) log.acknowledge(r.id, r.size);
+    expect(log.records).toBe(0);
+    expect(segments(dir)).toEqual([]);
+  });
+
+  it('a read that fails once and then succeeds loses nothing', () => {
+    const dir = newDir();
+    const first = open(dir);
+    first.log.append(messages(4), 0);
+    first.log.close();
+    const state = { failFile: path.join(dir, segments(dir)[0]!) as string | undefined, reads: 0 };
+    let now = 5_000;
+    const { log } = open(dir, { fs: eioFs(state), now: () => now });
+    expect(log.peek()).toBeUndefined();
+    state.failFile = undefined;
+    now += 1000;
+    expect(drain(log)).toHaveLength(4);
+    expect(log.stats().lost).toBe(0);
+  });
+
+  it('the outbox at its limits with an unreadable spill log still commits (the error does not reach enqueue)', () => {
+    const dir = newDir();
+    const first = open(dir);
+    first.log.append(messages(2), 0);
+    first.log.close();
+    const state = { failFile: path.join(dir, segments(dir)[0]!) as string | undefined, reads: 0 };
+    const { log } = open(dir, { fs: eioFs(state), now: () => 0 });
+    const db = new Database(':memory:');
+    cleanups.push(() => db.close());
+    const outbox = new Outbox(db, 'cloud', outboxLimitsSchema.parse({ maxRows: 3, policy: 'drop-oldest' }), captureLogger().logger);
+    outbox.open();
+    outbox.attachCompanion(log);
+    for (let i = 0; i < 5; i++) expect(outbox.enqueue(`t/${i}`, Buffer.from(`m${i}`), false)).toBe(true);
+    expect(state.reads).toBeGreaterThan(0);
+    expect(outbox.stats().rows + log.records).toBeLessThanOrEqual(3);
+  });
+});
+
+describe('spill log start with an unreadable segment', () => {
+  it('skips (and logs) only the segment that cannot be read; the readable ones are replayed; new segments do not take its number', () => {
+    const dir = newDir();
+    const first = open(dir, { segmentBytes: 1 });
+    first.log.append(messages(2), 0);
+    first.log.append(messages(3), 0);
+    first.log.append(messages(4), 0);
+    first.log.close();
+    const files = segments(dir);
+    expect(files).toHaveLength(3);
+    // The middle segment unreadable: a directory in its place (EISDIR on read, also for root).
+    const middle = path.join(dir, files[1]!);
+    fs.renameSync(middle, `${middle}.moved`);
+    fs.mkdirSync(middle);
+    const { log, entries } = open(dir);
+    expect(log.records).toBe(6);
+    expect(log.stats().unreadableSegments).toBe(1);
+    const errors = entries.filter((e) => String(e.msg).includes('cannot be read'));
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ file: middle });
+    const rows = drain(log);
+    expect(rows).toHaveLength(6);
+    log.append(messages(1), 0);
+    expect(segments(dir)).toHaveLength(4);
+    expect(fs.statSync(middle).isDirectory()).toBe(true);
+  });
+});
+
+describe('spill log damaged while running', () => {
+  it('gives up a damaged frame with its bytes (not phantom bytes until the log is empty), once; later batches are not lost with it', () => {
+    const dir = newDir();
+    const { log, entries } = open(dir);
+    log.append(messages(3), 0);
+    const file = path.join(dir, segments(dir)[0]!);
+    const oneFrame = fs.statSync(file).size;
+    log.append(messages(4), 0);
+    // Damage in the active segment, behind the first frame (a bad sector, or someone wrote to the file).
+    const fd = fs.openSync(file, 'r+');
+    const b = Buffer.alloc(1);
+    fs.readSync(fd, b, 0, 1, oneFrame + 12);
+    b[0]! ^= 0x40;
+    fs.writeSync(fd, b, 0, 1, oneFrame + 12);
+    fs.closeSync(fd);
+    const first = drain(log);
+    expect(first).toHaveLength(3);
+    expect(log.stats().lost).toBe(4);
+    // What counts now is exactly the three taken and not acknowledged.
+    expect(log.records).toBe(3);
+    expect(log.bytes).toBe(first.reduce((n, r) => n + r.size, 0));
+    // A batch written after the damage is read, not given up with it.
+    log.append(messages(2), 0);
+    const later = drain(log);
+    expect(later).toHaveLength(2);
+    expect(log.stats().lost).toBe(4);
+    expect(log.bytes).toBe([...first, ...later].reduce((n, r) => n + r.size, 0));
+    // A rewind reads the damaged segment again: nothing more is lost or logged.
+    log.rewind();
+    expect(drain(log)).toHaveLength(5);
+    expect(log.stats().lost).toBe(4);
+    expect(entries.filter((e) => String(e.msg).includes('unreadable'))).toHaveLength(1);
+    for (const r of [...first, ...later]) log.acknowledge(r.id, r.size);
+    expect(log.stats()).toMatchObject({ records: 0, bytes: 0 });
+    expect(segments(dir)).toEqual([]);
+  });
+});
+
+describe('spill log: a batch larger than a frame may be', () => {
+  it('is written as several frames of bounded size (one write, one sync) and read back whole, also after a restart', () => {
+    const dir = newDir();
+    const { log } = open(dir, { maxFrameBytes: 4096 });
+    const batch = messages(100).map((m, i) => ({ ...m, payload: Buffer.alloc(200, i) }));
+    const ids = log.append(batch, 7);
+    expect(ids).toHaveLength(100);
+    expect(log.stats().batchesWritten).toBe(1);
+    const file = path.join(dir, segments(dir)[0]!);
+    const data = fs.readFileSync(file);
+    const frameLengths: number[] = [];
+    for (let offset = 0; offset < data.length; ) {
+      const length = data.readUInt32LE(offset);
+      frameLengths.push(length + 8);
+      offset += length + 8;
+    }
+    expect(frameLengths.reduce((a, b) => a + b, 0)).toBe(data.length);
+    expect(frameLengths.length).toBeGreaterThanOrEqual(5);
+    expect(Math.max(...frameLengths)).toBeLessThanOrEqual(4096);
+    const check = (rows: SpillRow[]) => {
+      expect(rows.map((r) => r.id)).toEqual(ids);
+      expect(rows.map((r) => r.payload[0])).toEqual(Array.from({ length: 100 }, (_, i) => i));
+      expect(rows.map((r) => r.topic)).toEqual(batch.map((m) => m.topic));
+      expect(rows.every((r) => r.watermark === 7)).toBe(true);
+    };
+    check(drain(log));
+    log.close();
+    const again = open(dir).log;
+    expect(again.records).toBe(100);
+    check(drain(again));
+    expect(again.stats().lost).toBe(0);
+  });
+});
+
+describe('spill log directory creation', () => {
+  function recordingFs(synced: string[]): SpillFs {
+    const fdPath = new Map<number, string>();
+    return {
+      ...fs,
+      openSync: ((file: string, flags: string) => {
+        const fd = fs.openSync(file, flags);
+        fdPath.set(fd, file);
+        return fd;
+      }) as SpillFs['openSync'],
+      fsyncSync: ((fd: number) => {
+        synced.push(fdPath.get(fd) ?? '?');
+        fs.fsyncSync(fd);
+      }) as SpillFs['fsyncSync'],
+    };
+  }
+
+  it('fsyncs the parent (data) directory after creating the spill directory, and every directory it created', () => {
+    const dir = newDir();
+    const synced: string[] = [];
+    const { log } = open(dir, { fs: recordingFs(synced) });
+    log.append(messages(1), 0);
+    expect(synced).toContain(path.dirname(dir));
+    expect(synced).toContain(dir);
+    expect(synced.indexOf(path.dirname(dir))).toBeLessThan(synced.indexOf(dir));
+    // Two levels made: both parents synced, nothing above the first one made.
+    const deep = path.join(newDir(), 'a', 'spill-cloud');
+    const syncedDeep: string[] = [];
+    const second = open(deep, { fs: recordingFs(syncedDeep) });
+    second.log.append(messages(1), 0);
+    expect(syncedDeep).toEqual(expect.arrayContaining([path.dirname(deep), path.dirname(path.dirname(deep)), deep]));
+    expect(syncedDeep).not.toContain(path.dirname(path.dirname(path.dirname(path.dirname(deep)))));
+  });
+
+  it('does not sync directories with sync off (durability off)', () => {
+    const dir = newDir();
+    const synced: string[] = [];
+    const { log } = open(dir, { fs: recordingFs(synced), sync: false });
+    log.append(messages(1), 0);
+    expect(synced).toEqual([]);
   });
 });
