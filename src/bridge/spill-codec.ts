@@ -15,6 +15,7 @@
 // sender can put each batch where its rows would have been in the outbox (the order per topic is the outbox's).
 import { crc32 } from 'node:zlib';
 import type { MessageProperties } from '../broker/types.js';
+import type { OutboxRow } from './outbox.js';
 
 export const FRAME_HEADER_BYTES = 8;
 /** A frame larger than this is taken for damage (a batch is at most the hold stage's maxBytes plus overhead). */
@@ -30,14 +31,8 @@ const INLINE_PROPS = 64;
 /** Topics (and property sets) one segment indexes; more are written out in full in each record. */
 export const MAX_TOPICS_PER_SEGMENT = 4096;
 
-export interface SpillMessage {
-  topic: string;
-  payload: Buffer;
-  retain: boolean;
-  properties: MessageProperties | undefined;
-  expiresAt: number | null;
-  createdAt: number;
-}
+/** What a spill record keeps of a message: the outbox row's fields less its id and size. */
+export type SpillMessage = Pick<OutboxRow, 'topic' | 'payload' | 'retain' | 'properties' | 'expiresAt' | 'createdAt'>;
 
 export interface DecodedRecord extends SpillMessage {
   /** Set by the reader: the id the sender knows it by (SPILL_ID_BASE + its sequence number). */
